@@ -1,0 +1,25 @@
+{#- The run's business date D. Every model works as of D, never from the wall clock. -#}
+{% macro as_of_date() -%}
+    {%- set value = var('as_of_date', none) -%}
+    {%- if value is none and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "No business date: pass --vars '{as_of_date: YYYY-MM-DD}' (nightjar run does)."
+        ) }}
+    {%- endif -%}
+    cast('{{ value or "1970-01-01" }}' as date)
+{%- endmacro %}
+
+{#- The first instant after D, in UTC: data "as of D" has timestamps before it. -#}
+{% macro end_of_as_of_date() -%}
+    timezone('UTC', cast({{ as_of_date() }} as timestamp) + interval 1 day)
+{%- endmacro %}
+
+{#- A timestamp's UTC calendar date (CONTRACT §2), whatever the session time zone. -#}
+{% macro utc_date(column) -%}
+    cast(timezone('UTC', {{ column }}) as date)
+{%- endmacro %}
+
+{#- Whole days from a date to D. -#}
+{% macro days_before_as_of(column) -%}
+    date_diff('day', {{ column }}, {{ as_of_date() }})
+{%- endmacro %}

@@ -1,0 +1,39 @@
+-- Loyalty: mailable contacts who bought recently and spent a lot in two years. Its occasion
+-- is entering the cohort: entered_on carries over from the previous recorded membership, so
+-- a contact who stays in the cohort keeps its occasion and is messaged once.
+with members as (
+    select *
+    from {{ ref('customer_360') }}
+    where
+        is_mailable
+        and days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
+        and spend_730d > {{ var('loyalty_min_spend_730d') }}
+),
+
+memberships as (
+    select *
+    from {{ source('nightjar', 'cohort_membership') }}
+    where cohort = 'cohort_loyalty' and business_date < {{ as_of_date() }}
+),
+
+previous as (
+    select
+        contact_id,
+        entered_on
+    from memberships
+    where business_date = (select max(business_date) from memberships)
+)
+
+select
+    members.contact_id,
+    members.email,
+    members.first_name,
+    members.last_name,
+    members.timezone,
+    members.spend_730d,
+    members.last_purchase_date,
+    members.days_since_last_purchase,
+    coalesce(previous.entered_on, {{ as_of_date() }}) as entered_on,
+    members.as_of_date
+from members
+left join previous on members.contact_id = previous.contact_id

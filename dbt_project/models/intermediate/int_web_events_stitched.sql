@@ -1,0 +1,35 @@
+-- Web events as of D, each counted once, with the contact each visitor turned out to be: an
+-- anonymous_id ever seen logged in belongs, with all its events, to the contact_id of its
+-- latest event that carried one (CONTRACT §2).
+with events as (
+    select *
+    from {{ ref('stg_web__events') }}
+    where
+        business_date <= {{ as_of_date() }}
+        and event_timestamp < {{ end_of_as_of_date() }}
+    qualify row_number() over (
+        partition by event_id order by business_date, source_row
+    ) = 1
+),
+
+visitors as (
+    select
+        anonymous_id,
+        arg_max(contact_id, event_timestamp) as contact_id
+    from events
+    where contact_id is not null
+    group by anonymous_id
+)
+
+select
+    events.event_id,
+    events.event_timestamp,
+    events.event_date,
+    events.event_name,
+    events.anonymous_id,
+    events.page_url,
+    events.sku,
+    events.value,
+    visitors.contact_id
+from events
+left join visitors on events.anonymous_id = visitors.anonymous_id

@@ -1,0 +1,72 @@
+-- The single customer view: one row per non-erased contact known as of D.
+with contacts as (
+    select *
+    from {{ ref('int_contacts_resolved') }}
+    where not is_erased
+),
+
+suppressed as (
+    select distinct lower(trim(email)) as email
+    from {{ source('nightjar', 'suppressions') }}
+),
+
+purchases as (
+    select * from {{ ref('int_contacts_purchases_summarized') }}
+),
+
+rfm as (
+    select * from {{ ref('int_contacts_rfm_scored') }}
+),
+
+web as (
+    select * from {{ ref('int_contacts_web_activity_summarized') }}
+),
+
+profile as (
+    select
+        contacts.*,
+        contacts.birth_date is not null
+        and contacts.birth_date not between date '1900-01-01' and {{ as_of_date() }}
+            as is_birth_date_out_of_range,
+        suppressed.email is not null as is_suppressed
+    from contacts
+    left join suppressed on contacts.email = suppressed.email
+)
+
+select
+    profile.contact_id,
+    profile.email,
+    profile.is_email_valid,
+    profile.first_name,
+    profile.last_name,
+    profile.country,
+    coalesce(profile.timezone, '{{ var("default_timezone") }}') as timezone,
+    profile.email_opt_in,
+    profile.is_suppressed,
+    profile.is_email_valid and profile.email_opt_in and not profile.is_suppressed as is_mailable,
+    case when not profile.is_birth_date_out_of_range then profile.birth_date end as birth_date,
+    profile.is_birth_date_out_of_range,
+    profile.created_at,
+    profile.updated_at,
+    coalesce(purchases.total_spend, 0) as total_spend,
+    coalesce(purchases.spend_730d, 0) as spend_730d,
+    coalesce(purchases.order_count, 0) as order_count,
+    coalesce(purchases.order_count_730d, 0) as order_count_730d,
+    purchases.last_purchase_date,
+    {{ days_before_as_of('purchases.last_purchase_date') }} as days_since_last_purchase,
+    rfm.r_score,
+    rfm.f_score,
+    rfm.m_score,
+    case
+        when rfm.rfm_segment is not null then rfm.rfm_segment
+        when purchases.contact_id is not null then 'No Recent Purchase'
+        else 'Never Purchased'
+    end as rfm_segment,
+    web.last_seen_at,
+    coalesce(web.page_views_30d, 0) as page_views_30d,
+    coalesce(web.cart_adds_7d_without_purchase, 0) as cart_adds_7d_without_purchase,
+    {{ as_of_date() }} as as_of_date
+from profile
+left join purchases on profile.contact_id = purchases.contact_id
+left join rfm on profile.contact_id = rfm.contact_id
+left join web on profile.contact_id = web.contact_id

@@ -1,0 +1,15 @@
+select
+    business_date,
+    source_row,
+    contact_id,
+    first_name,
+    last_name,
+    birth_date,
+    upper(country) as country,
+    timezone,
+    email_opt_in,
+    created_at,
+    updated_at,
+    is_deleted,
+    {{ normalize_email('email') }} as email
+from {{ source('raw', 'crm_contacts') }}

@@ -1,0 +1,30 @@
+-- Every birthday member is mailable and has its birthday (or 29 February's stand-in) on D + offset,
+-- and every such contact is a member. Written independently of the model, by day of year.
+{{ config(meta={'dagster': {'ref': {'name': 'cohort_birthday'}}}) }}
+with target as (
+    select cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as day
+),
+
+expected as (
+    select members.contact_id
+    from {{ ref('customer_360') }} as members
+    cross join target
+    where
+        members.is_mailable
+        and (
+            strftime(members.birth_date, '%m-%d') = strftime(target.day, '%m-%d')
+            or (
+                strftime(members.birth_date, '%m-%d') = '02-29'
+                and strftime(target.day, '%m-%d') = '02-28'
+                and strftime(target.day + interval 1 day, '%m-%d') = '03-01'
+            )
+        )
+),
+
+actual as (
+    select contact_id from {{ ref('cohort_birthday') }}
+)
+
+select 'missing from cohort' as problem, contact_id from (select * from expected except select * from actual)
+union all
+select 'should not be in cohort' as problem, contact_id from (select * from actual except select * from expected)

@@ -1,0 +1,18 @@
+-- The loyalty cohort is exactly the mailable contacts that meet its rule (both directions).
+{{ config(meta={'dagster': {'ref': {'name': 'cohort_loyalty'}}}) }}
+with expected as (
+    select contact_id
+    from {{ ref('customer_360') }}
+    where
+        is_mailable
+        and days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
+        and spend_730d > {{ var('loyalty_min_spend_730d') }}
+),
+
+actual as (
+    select contact_id from {{ ref('cohort_loyalty') }}
+)
+
+select 'missing from cohort' as problem, contact_id from (select * from expected except select * from actual)
+union all
+select 'should not be in cohort' as problem, contact_id from (select * from actual except select * from expected)

@@ -1,0 +1,18 @@
+-- The reactivation cohort is exactly the mailable lapsed buyers (both directions).
+{{ config(meta={'dagster': {'ref': {'name': 'cohort_reactivation'}}}) }}
+with expected as (
+    select contact_id
+    from {{ ref('customer_360') }}
+    where
+        is_mailable
+        and order_count > 0
+        and days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
+),
+
+actual as (
+    select contact_id from {{ ref('cohort_reactivation') }}
+)
+
+select 'missing from cohort' as problem, contact_id from (select * from expected except select * from actual)
+union all
+select 'should not be in cohort' as problem, contact_id from (select * from actual except select * from expected)

@@ -1,0 +1,135 @@
+"""pandera data contracts of the three nightly extracts (CONTRACT §1), checked on their text.
+
+Every column arrives as text; each model states what that text must look like so that one
+lazy validation reports every problem (file, row, column, rule) before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from models.parsing import parse_bool, parse_date, parse_decimal, parse_timestamp
+
+ORDER_STATUSES = ("completed", "cancelled", "refunded")
+
+
+@cache
+def iana_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _parses(data: PolarsData, parser) -> pl.LazyFrame:
+    column = pl.col(data.key)
+    return data.lazyframe.select(column.is_null() | parser(column).is_not_null())
+
+
+def _unique_per_file(data: PolarsData, key: str) -> pl.LazyFrame:
+    # Keys must be unique within one file; across files a later version is an update.
+    return data.lazyframe.select(~pl.col(key).is_duplicated().over("source_file").alias(key))
+
+
+class _Extract(pa.DataFrameModel):
+    """Columns every loaded frame carries: where each row came from."""
+
+    source_file: str = pa.Field(description="Path of the extract file the row was read from.")
+    source_row: int = pa.Field(description="1-based data row number in that file (header excluded).")
+
+    class Config:
+        strict = "filter"  # columns outside the contract are ignored, as CONTRACT §1 allows
+        coerce = False
+
+
+class CrmContacts(_Extract):
+    """crm_contacts.csv: one version of a contact; upsert by contact_id, latest updated_at."""
+
+    contact_id: str = pa.Field(description="CRM identifier, compared exactly.")
+    email: str = pa.Field(nullable=True, description="Email address as the CRM holds it.")
+    first_name: str = pa.Field(nullable=True)
+    last_name: str = pa.Field(nullable=True)
+    birth_date: str = pa.Field(nullable=True, description="YYYY-MM-DD.")
+    country: str = pa.Field(
+        nullable=True, str_matches=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2."
+    )
+    timezone: str = pa.Field(nullable=True, description="IANA time zone name.")
+    email_opt_in: str = pa.Field(description="true/false (or 1/0): consent to marketing email.")
+    created_at: str = pa.Field(description="ISO 8601 timestamp.")
+    updated_at: str = pa.Field(description="ISO 8601 timestamp; the latest version wins.")
+    is_deleted: str = pa.Field(nullable=True, description="true = erasure request (optional).")
+
+    @pa.dataframe_check(name="contact_id unique within the file")
+    def _contact_id_unique(cls, data: PolarsData) -> pl.LazyFrame:
+        return _unique_per_file(data, "contact_id")
+
+    @pa.check("birth_date", name="a date YYYY-MM-DD")
+    def _birth_date(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_date)
+
+    @pa.check("timezone", name="an IANA time zone name")
+    def _timezone(cls, data: PolarsData) -> pl.LazyFrame:
+        column = pl.col(data.key)
+        return data.lazyframe.select(column.is_null() | column.is_in(list(iana_timezones())))
+
+    @pa.check("email_opt_in", "is_deleted", name="a boolean true/false/1/0")
+    def _booleans(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_bool)
+
+    @pa.check("created_at", "updated_at", name="an ISO 8601 timestamp")
+    def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_timestamp)
+
+
+class Orders(_Extract):
+    """orders.csv: one version of an order; a refund arrives later as a new status."""
+
+    order_id: str = pa.Field(description="Order identifier, compared exactly.")
+    contact_id: str = pa.Field(nullable=True, description="Empty for a guest checkout.")
+    email: str = pa.Field(nullable=True, description="Attaches guest orders to a contact.")
+    ordered_at: str = pa.Field(description="ISO 8601 timestamp of the purchase.")
+    updated_at: str = pa.Field(description="ISO 8601 timestamp; the latest version wins.")
+    status: str = pa.Field(isin=list(ORDER_STATUSES), description="Order status.")
+    currency: str = pa.Field(description="ISO 4217; must be the configured base currency.")
+    total_amount: str = pa.Field(description="Order total, a decimal ≥ 0.")
+
+    @pa.dataframe_check(name="order_id unique within the file")
+    def _order_id_unique(cls, data: PolarsData) -> pl.LazyFrame:
+        return _unique_per_file(data, "order_id")
+
+    @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp")
+    def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_timestamp)
+
+    @pa.check("total_amount", name="a decimal number ≥ 0")
+    def _amount(cls, data: PolarsData) -> pl.LazyFrame:
+        amount = parse_decimal(pl.col(data.key))
+        return data.lazyframe.select(amount.is_not_null() & (amount >= 0))
+
+
+class WebEvents(_Extract):
+    """web_events.csv: analytics events, appended and de-duplicated by event_id."""
+
+    event_id: str = pa.Field(description="Event identifier; a repeated id counts once.")
+    event_timestamp: str = pa.Field(description="ISO 8601 timestamp.")
+    event_name: str = pa.Field(description="GA4 event name (page_view, add_to_cart, ...).")
+    anonymous_id: str = pa.Field(description="Cookie id (GA4 user_pseudo_id).")
+    contact_id: str = pa.Field(nullable=True, description="Set while the visitor is logged in.")
+    page_url: str = pa.Field(nullable=True)
+    sku: str = pa.Field(nullable=True)
+    value: str = pa.Field(nullable=True, description="A decimal, may be empty.")
+
+    @pa.check("event_timestamp", name="an ISO 8601 timestamp")
+    def _timestamp(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_timestamp)
+
+    @pa.check("value", name="a decimal number")
+    def _value(cls, data: PolarsData) -> pl.LazyFrame:
+        return _parses(data, parse_decimal)
+
+
+def currency_check(base_currency: str) -> pa.Check:
+    """The base currency is a setting, so its check is built at run time."""
+    return pa.Check.isin([base_currency], name=f"equal to the base currency {base_currency}")

@@ -1,0 +1,63 @@
+"""Polars expressions that turn the extracts' text into typed values, one rule per type.
+
+The same expressions serve the pandera checks (is every value parseable?) and the load
+(parse it), so what validation accepts is exactly what the warehouse stores.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# Missing values: empty, whitespace-only and a literal "" (some exporters quote nothing).
+_MISSING = ["", '""']
+
+TRUE_TOKENS = ("true", "1")
+FALSE_TOKENS = ("false", "0")
+
+
+def clean_text(column: str) -> pl.Expr:
+    """Trimmed text, with empty, whitespace-only and `""` as null."""
+    trimmed = pl.col(column).str.strip_chars()
+    return pl.when(trimmed.is_in(_MISSING)).then(None).otherwise(trimmed).alias(column)
+
+
+def parse_timestamp(expr: pl.Expr) -> pl.Expr:
+    """ISO 8601 text to a UTC timestamp; no offset means UTC; unparseable gives null."""
+    text = (
+        expr.str.replace(r"(?i)^(\d{4}-\d{2}-\d{2})[ t]", "${1}T")
+        .str.replace(r"(?i)z$", "+00:00")
+        .str.replace(r"([+-]\d{2})(\d{2})$", "${1}:${2}")
+    )
+    with_offset = (
+        pl.when(text.str.contains(r"[+-]\d{2}:\d{2}$"))
+        .then(text)
+        .otherwise(pl.concat_str([text, pl.lit("+00:00")]))
+    )
+    # Minutes-only times ("T18:03+01:00") are valid ISO 8601; give them seconds.
+    with_seconds = with_offset.str.replace(r"T(\d{2}:\d{2})([+-])", "T${1}:00${2}")
+    return with_seconds.str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC", time_unit="us"
+    )
+
+
+def parse_date(expr: pl.Expr) -> pl.Expr:
+    """`YYYY-MM-DD` text to a date; anything else (or 30 February) gives null."""
+    return expr.str.to_date("%Y-%m-%d", strict=False)
+
+
+def parse_bool(expr: pl.Expr) -> pl.Expr:
+    """`true`/`false` in any case, or `1`/`0`; anything else gives null."""
+    lowered = expr.str.to_lowercase()
+    return (
+        pl.when(lowered.is_in(TRUE_TOKENS))
+        .then(True)
+        .when(lowered.is_in(FALSE_TOKENS))
+        .then(False)
+        .otherwise(None)
+    )
+
+
+def parse_decimal(expr: pl.Expr) -> pl.Expr:
+    """Plain decimal text (`12.50`, `-3`, `0`) to a two-place decimal; anything else gives null."""
+    valid = expr.str.contains(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+    return pl.when(valid).then(expr).otherwise(None).cast(pl.Decimal(18, 2), strict=False)

@@ -1,0 +1,46 @@
+"""Nightjar's settings, read from the environment (and a `.env` file) when asked for, never at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing: Path
+    warehouse: Path
+    outbox: Path
+    sendgrid_api_key: str | None
+    sendgrid_api_host: str
+    sendgrid_sandbox: bool
+    base_currency: str
+    default_timezone: str
+
+    @property
+    def uses_sendgrid(self) -> bool:
+        return bool(self.sendgrid_api_key)
+
+
+def _path(name: str, default: str) -> Path:
+    # Absolute, because dbt runs in its own folder and must see the same files.
+    return Path(os.environ.get(name) or default).expanduser().resolve()
+
+
+def load_settings() -> Settings:
+    load_dotenv(override=False)
+    return Settings(
+        landing=_path("NIGHTJAR_LANDING", "data/landing"),
+        warehouse=_path("NIGHTJAR_WAREHOUSE", "data/warehouse.duckdb"),
+        outbox=_path("NIGHTJAR_OUTBOX", "data/outbox"),
+        sendgrid_api_key=os.environ.get("SENDGRID_API_KEY") or None,
+        sendgrid_api_host=os.environ.get("SENDGRID_API_HOST") or "https://api.sendgrid.com",
+        sendgrid_sandbox=(os.environ.get("SENDGRID_SANDBOX", "").strip().lower() in TRUE_WORDS),
+        base_currency=(os.environ.get("NIGHTJAR_BASE_CURRENCY") or "USD").strip().upper(),
+        default_timezone=os.environ.get("NIGHTJAR_DEFAULT_TIMEZONE") or "UTC",
+    )

@@ -1,0 +1,81 @@
+"""The DuckDB warehouse: brief connections, and the tables Nightjar owns outside dbt.
+
+`raw.*` holds every loaded extract row with its business date and origin; `nightjar.*` holds
+state that must outlive any `dbt build --full-refresh`: the send ledger, cohort membership
+history and the suppression list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+RAW_DDL = """
+create schema if not exists raw;
+create table if not exists raw.crm_contacts (
+    business_date date not null, source_file varchar not null, source_row integer not null,
+    contact_id varchar not null, email varchar, first_name varchar, last_name varchar,
+    birth_date date, country varchar, timezone varchar, email_opt_in boolean not null,
+    created_at timestamptz not null, updated_at timestamptz not null, is_deleted boolean not null
+);
+create table if not exists raw.orders (
+    business_date date not null, source_file varchar not null, source_row integer not null,
+    order_id varchar not null, contact_id varchar, email varchar,
+    ordered_at timestamptz not null, updated_at timestamptz not null, status varchar not null,
+    currency varchar not null, total_amount decimal(18, 2) not null
+);
+create table if not exists raw.web_events (
+    business_date date not null, source_file varchar not null, source_row integer not null,
+    event_id varchar not null, event_timestamp timestamptz not null, event_name varchar not null,
+    anonymous_id varchar not null, contact_id varchar, page_url varchar, sku varchar,
+    value decimal(18, 2)
+);
+create table if not exists raw.loaded_files (
+    business_date date not null, extract varchar not null, source_file varchar not null,
+    row_count bigint not null, loaded_at timestamptz not null,
+    primary key (business_date, extract)
+);
+"""
+
+STATE_DDL = """
+create schema if not exists nightjar;
+create table if not exists nightjar.send_ledger (
+    send_id varchar primary key,
+    campaign varchar not null, contact_id varchar not null, occasion varchar not null,
+    business_date date not null, channel varchar not null,
+    status varchar not null,  -- pending, sent, failed, unknown
+    provider_message_id varchar, attempts integer not null default 0, error varchar,
+    created_at timestamptz not null, updated_at timestamptz not null,
+    unique (campaign, contact_id, occasion)
+);
+create table if not exists nightjar.cohort_membership (
+    cohort varchar not null, business_date date not null, contact_id varchar not null,
+    entered_on date not null,
+    primary key (cohort, business_date, contact_id)
+);
+create table if not exists nightjar.suppressions (
+    email varchar primary key,  -- normalized: trimmed, lower-cased
+    reason varchar not null, suppressed_at timestamptz not null
+);
+"""
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection; DuckDB allows one writing process per file, so never hold one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw and state tables if missing; dbt reads them as sources."""
+    con.execute(RAW_DDL)
+    con.execute(STATE_DDL)
