@@ -83,7 +83,7 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
-    """One file as text columns with its origin; raises ExtractError if unreadable or short of columns."""
+    """One file as text columns with its origin; ExtractError if unreadable or short of columns."""
     try:
         if path.suffix == ".parquet":
             frame = _as_text(pl.read_parquet(path))

@@ -37,7 +37,9 @@ class _Extract(pa.DataFrameModel):
     """Columns every loaded frame carries: where each row came from."""
 
     source_file: str = pa.Field(description="Path of the extract file the row was read from.")
-    source_row: int = pa.Field(description="1-based data row number in that file (header excluded).")
+    source_row: int = pa.Field(
+        description="1-based data row number in that file (header excluded)."
+    )
 
     class Config:
         strict = "filter"  # columns outside the contract are ignored, as CONTRACT §1 allows

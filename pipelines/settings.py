@@ -1,4 +1,4 @@
-"""Nightjar's settings, read from the environment (and a `.env` file) when asked for, never at import."""
+"""Nightjar's settings, read from the environment (and a `.env` file) when asked for."""
 
 from __future__ import annotations
 

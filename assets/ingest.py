@@ -1,0 +1,136 @@
+"""Ingest assets: one per extract, loading every complete landing folder up to the run's date."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.ingest_files import EXTRACTS, ExtractError, load_extract
+from pipelines.landing import (
+    LandingNotReady,
+    complete_folders_through,
+    incomplete_folders_through,
+    require_ready,
+)
+from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.resources import NightjarResource
+from pipelines.settings import Settings
+from pipelines.warehouse import connect, ensure_schema
+
+# Folders validated and inserted together: few enough to bound memory on a history load,
+# many enough that a catch-up is a handful of statements.
+FOLDERS_PER_CHUNK = 31
+
+DESCRIPTIONS = {
+    "crm_contacts": "CRM contacts as landed each night (crm_contacts.csv), checked against "
+    "the extract contract and kept with the date and file they came from.",
+    "orders": "Orders and their later refunds or cancellations (orders.csv), checked and kept "
+    "with the date and file they came from.",
+    "web_events": "Web analytics events (web_events.csv), checked and kept with the date and "
+    "file they came from; repeated events are removed downstream.",
+}
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    extract: str
+    rows: int
+    dates: list[date]
+    skipped_incomplete: list[date]
+
+
+def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:
+    """Load `extract` from every complete folder <= business_date not loaded yet, and from the
+    business date's own folder again; a reloaded date replaces its rows, never doubles them."""
+    require_ready(settings.landing, business_date)
+    spec = EXTRACTS[extract]
+    with connect(settings.warehouse) as con:
+        ensure_schema(con)
+        loaded = {
+            row[0]
+            for row in con.execute(
+                "select business_date from raw.loaded_files where extract = ?", [extract]
+            ).fetchall()
+        }
+        folders = [
+            folder
+            for folder in complete_folders_through(settings.landing, business_date)
+            if folder.business_date not in loaded or folder.business_date == business_date
+        ]
+        rows = 0
+        con.execute("begin")
+        try:
+            for start in range(0, len(folders), FOLDERS_PER_CHUNK):
+                chunk = folders[start : start + FOLDERS_PER_CHUNK]
+                frame = load_extract(chunk, spec, settings.base_currency)
+                dates = [folder.business_date for folder in chunk]
+                con.execute(
+                    f"delete from raw.{extract} where business_date in (select unnest(?::date[]))",
+                    [dates],
+                )
+                if frame.height:
+                    con.register("incoming", frame)
+                    con.execute(f"insert into raw.{extract} by name select * from incoming")
+                    con.unregister("incoming")
+                con.executemany(
+                    "insert or replace into raw.loaded_files values (?, ?, ?, ?, now())",
+                    [
+                        (folder.business_date, extract, str(folder.extract_file(extract)), count)
+                        for folder, count in _rows_per_folder(chunk, frame)
+                    ],
+                )
+                rows += frame.height
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    skipped = [f.business_date for f in incomplete_folders_through(settings.landing, business_date)]
+    return IngestSummary(extract, rows, [f.business_date for f in folders], skipped)
+
+
+def _rows_per_folder(chunk, frame):
+    counts = dict(frame.group_by("business_date").len().iter_rows()) if frame.height else {}
+    return [(folder, counts.get(folder.business_date, 0)) for folder in chunk]
+
+
+def build_ingest_asset(extract: str):
+    @asset(
+        key=AssetKey(["raw", extract]),
+        group_name="ingest",
+        partitions_def=nightly_partitions,
+        kinds={"polars", "pandera", "duckdb"},
+        pool=WAREHOUSE_POOL,
+        description=DESCRIPTIONS[extract],
+        metadata={"extract_file": f"{extract}.csv"},
+    )
+    def _ingest(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
+        business_date = date.fromisoformat(context.partition_key)
+        try:
+            summary = ingest_extract(nightjar.settings(), extract, business_date)
+        except (LandingNotReady, ExtractError) as error:
+            raise Failure(description=str(error)) from None
+        for skipped in summary.skipped_incomplete:
+            context.log.warning(f"Skipped {skipped}: its landing folder has no _SUCCESS yet.")
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": summary.rows,
+                "folders_loaded": len(summary.dates),
+                "first_date_loaded": str(min(summary.dates)),
+                "last_date_loaded": str(max(summary.dates)),
+                "incomplete_folders_skipped": MetadataValue.json(
+                    [str(d) for d in summary.skipped_incomplete]
+                ),
+            }
+        )
+
+    return _ingest
+
+
+ingest_assets = [build_ingest_asset(extract) for extract in EXTRACTS]

@@ -1,0 +1,273 @@
+"""Send assets: one per declared campaign, sending each cohort member its message once."""
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
+
+from assets.campaigns import Campaign
+from pipelines.landing import list_folders
+from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.resources import NightjarResource, make_sender
+from pipelines.settings import Settings
+from pipelines.warehouse import connect, ensure_schema
+from senders.base import Message, Sender, batches, mask_email
+from senders.ledger import BLOCKING_STATUSES, Ledger, send_id
+
+
+@dataclass
+class SendSummary:
+    campaign: str
+    business_date: str
+    channel: str
+    skipped_reason: str | None = None
+    cohort_size: int = 0
+    already_sent: int = 0
+    cooling_down: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.unknown)
+
+
+def past_date_reason(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: dt.date
+) -> str | None:
+    """Why `day` may not send: only the latest business date sends (CONTRACT §5)."""
+    later_sent = con.execute(
+        """
+        select max(business_date) from (
+            select business_date from nightjar.send_ledger
+            union all
+            select business_date from nightjar.cohort_membership
+        )
+        """
+    ).fetchone()[0]
+    if later_sent and later_sent > day:
+        return f"a later business date ({later_sent}) has already been sent"
+    later = [f.business_date for f in list_folders(settings.landing) if f.complete]
+    if later and max(later) > day:
+        return f"a later business date ({max(later)}) has landed; only the latest date sends"
+    return None
+
+
+def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date):
+    built_for = con.execute(f'select max(as_of_date) from main."{campaign.cohort}"').fetchone()[0]
+    if built_for is not None and built_for != day:
+        raise Failure(
+            description=f"{campaign.cohort} was built for {built_for}, not {day}: materialize "
+            f"the warehouse for {day} before sending {campaign.name}."
+        )
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> pl.DataFrame:
+    """The cohort with each member's decision: to_send, already_sent or cooling_down."""
+    statuses = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
+    return con.sql(
+        f"""
+        with cohort as (
+            select *, cast("{campaign.occasion_column}" as varchar) as nightjar_occasion
+            from main."{campaign.cohort}"
+        ),
+        ledger as (
+            select * from nightjar.send_ledger where campaign = $campaign
+        )
+        select
+            cohort.*,
+            case
+                when exists (
+                    select 1 from ledger
+                    where ledger.contact_id = cohort.contact_id
+                      and ledger.occasion = cohort.nightjar_occasion
+                      and ledger.status in ({statuses})
+                ) then 'already_sent'
+                when exists (
+                    select 1 from ledger
+                    where ledger.contact_id = cohort.contact_id
+                      and ledger.status = 'sent'
+                      and ledger.business_date > $day - to_days($cooldown)
+                ) then 'cooling_down'
+                else 'to_send'
+            end as nightjar_decision
+        from cohort
+        order by cohort.contact_id
+        """,
+        params={"campaign": campaign.name, "day": day, "cooldown": campaign.cooldown_days},
+    ).pl()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _display_name(row: dict[str, Any]) -> str | None:
+    # A header may not hold line breaks; personal data never gets to shape the message.
+    parts = [str(row.get(k) or "").strip() for k in ("first_name", "last_name")]
+    name = " ".join(" ".join(p for p in parts if p).split())
+    return name or None
+
+
+def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
+    occasion = row["nightjar_occasion"]
+    return Message(
+        send_id=send_id(campaign.name, row["contact_id"], occasion),
+        campaign=campaign.name,
+        contact_id=row["contact_id"],
+        occasion=occasion,
+        to_email=row["email"],
+        to_name=_display_name(row),
+        template_id=campaign.template_id,
+        subject=campaign.subject,
+        from_email=campaign.from_email,
+        from_name=campaign.from_name,
+        categories=campaign.categories,
+        data={column: _json_safe(row.get(column)) for column in campaign.template_data},
+    )
+
+
+def _settle_pending(ledger: Ledger, sender: Sender, campaign: Campaign) -> None:
+    """A run that died mid-send left `pending` rows: settle them before anything new goes."""
+    rows = ledger.con.execute(
+        "select send_id, business_date, channel from nightjar.send_ledger "
+        "where campaign = ? and status = 'pending'",
+        [campaign.name],
+    ).fetchall()
+    for business_date in sorted({row[1] for row in rows}):
+        ids = [r[0] for r in rows if r[1] == business_date and r[2] == sender.channel]
+        proof = sender.already_delivered(business_date.isoformat(), campaign.name)
+        if proof is None:
+            ledger.mark(ids, "unknown", error="run stopped while sending; fate unknown")
+            continue
+        ledger.mark([i for i in ids if i in proof], "sent")
+        ledger.mark([i for i in ids if i not in proof], "failed", error="never written")
+    other_channel = [r[0] for r in rows if r[2] != sender.channel]
+    ledger.mark(other_channel, "unknown", error="pending on another channel; fate unknown")
+
+
+def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> None:
+    """Keep who was in the cohort today, so tomorrow can tell who entered (CONTRACT §3)."""
+    params = {"cohort": campaign.cohort, "day": day}
+    con.execute("begin")
+    con.execute(
+        "delete from nightjar.cohort_membership where cohort = $cohort and business_date = $day",
+        params,
+    )
+    con.execute(
+        f"""
+        insert into nightjar.cohort_membership
+        select $cohort, $day, cohort.contact_id, coalesce(previous.entered_on, $day)
+        from main."{campaign.cohort}" as cohort
+        left join (
+            select contact_id, entered_on from nightjar.cohort_membership
+            where cohort = $cohort and business_date = (
+                select max(business_date) from nightjar.cohort_membership
+                where cohort = $cohort and business_date < $day
+            )
+        ) as previous on cohort.contact_id = previous.contact_id
+        """,
+        params,
+    )
+    con.execute("commit")
+
+
+def send_campaign(
+    campaign: Campaign, day: dt.date, settings: Settings, sender: Sender, log=None
+) -> SendSummary:
+    """Send `campaign` for business date `day`: exactly the members not yet sent this occasion."""
+    summary = SendSummary(campaign.name, day.isoformat(), sender.channel)
+    with connect(settings.warehouse) as con:
+        ensure_schema(con)
+        summary.skipped_reason = past_date_reason(con, settings, day)
+        if summary.skipped_reason:
+            return summary
+        _check_cohort_is_current(con, campaign, day)
+        ledger = Ledger(con)
+        _settle_pending(ledger, sender, campaign)
+        candidates = _candidates(con, campaign, day)
+        summary.cohort_size = candidates.height
+        counts = dict(candidates.group_by("nightjar_decision").len().iter_rows())
+        summary.already_sent = counts.get("already_sent", 0)
+        summary.cooling_down = counts.get("cooling_down", 0)
+        to_send = candidates.filter(pl.col("nightjar_decision") == "to_send")
+        messages = [build_message(campaign, row) for row in to_send.iter_rows(named=True)]
+        for batch in batches(messages, sender.max_batch_size):
+            _send_one_batch(ledger, sender, day, batch, summary, log)
+            if summary.unknown:
+                break  # the channel is not answering: stop rather than risk more unknowns
+        _record_membership(con, campaign, day)
+    return summary
+
+
+def _send_one_batch(ledger, sender, day, batch, summary, log) -> None:
+    ids = [m.send_id for m in batch]
+    ledger.claim(
+        ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in batch), day, sender.channel
+    )
+    outcome = sender.send_batch(day.isoformat(), batch)
+    if outcome.accepted:
+        ledger.mark(ids, "sent", provider_message_id=outcome.provider_message_id)
+        summary.sent += len(batch)
+        return
+    status = "unknown" if outcome.fate_unknown else "failed"
+    ledger.mark(ids, status, error=outcome.error)
+    summary.errors.append(f"{len(batch)} message(s) {status}: {outcome.error}")
+    if outcome.fate_unknown:
+        summary.unknown += len(batch)
+    else:
+        summary.failed += len(batch)
+    if log:
+        log.error(
+            f"{summary.campaign}: batch of {len(batch)} {status} (first recipient "
+            f"{mask_email(batch[0].to_email)}): {outcome.error}"
+        )
+
+
+def build_send_asset(campaign: Campaign):
+    @asset(
+        name=campaign.asset_name,
+        group_name="sends",
+        deps=[AssetKey([campaign.cohort])],
+        partitions_def=nightly_partitions,
+        kinds={"sendgrid"},
+        pool=WAREHOUSE_POOL,
+        description=campaign.describe(),
+        metadata={
+            "campaign": campaign.name,
+            "template_id": campaign.template_id,
+            "occasion_column": campaign.occasion_column,
+            "cooldown_days": campaign.cooldown_days,
+        },
+    )
+    def _send(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
+        settings = nightjar.settings()
+        day = dt.date.fromisoformat(context.partition_key)
+        summary = send_campaign(campaign, day, settings, make_sender(settings), context.log)
+        metadata = {k: v for k, v in asdict(summary).items() if k != "errors" and v is not None}
+        if summary.skipped_reason:
+            context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
+        if not summary.ok:
+            raise Failure(
+                description=(
+                    f"{campaign.name} for {day}: {summary.sent} sent, {summary.failed} failed, "
+                    f"{summary.unknown} of unknown fate. "
+                    + " | ".join(summary.errors[:3])
+                    + " Failed messages are retried by running the date again; messages of "
+                    "unknown fate are not re-sent (see the README)."
+                ),
+                metadata=metadata,
+            )
+        return MaterializeResult(metadata=metadata)
+
+    return _send

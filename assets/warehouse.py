@@ -1,0 +1,54 @@
+"""Warehouse assets: the dbt project (staging, intermediate, marts, cohorts) run as of the
+partition's business date, with dbt tests as Dagster asset checks."""
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from pipelines.dbt_setup import dbt_project
+from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.resources import NightjarResource
+
+
+class NightjarDbtTranslator(DagsterDbtTranslator):
+    """Cohort models form the `cohorts` group; every other model is the `warehouse`."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if "cohorts" in dbt_resource_props.get("fqn", []):
+            return "cohorts"
+        return "warehouse"
+
+
+translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def dbt_build_args(business_date: str, default_timezone: str) -> list[str]:
+    variables = {"as_of_date": business_date, "default_timezone": default_timezone}
+    # Unit tests prove the SQL, not the night's data: they run in `make test`, not nightly.
+    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    partitions_def=nightly_partitions,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+)
+def warehouse_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
+):
+    settings = nightjar.settings()
+    # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
+    os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
+    args = dbt_build_args(context.partition_key, settings.default_timezone)
+    yield from dbt.cli(args, context=context).stream()

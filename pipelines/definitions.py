@@ -1,0 +1,30 @@
+"""Nightjar's Dagster Definitions: what `dagster dev` shows and `nightjar run` executes."""
+
+from dagster import Definitions
+from dagster_dbt import DbtCliResource
+
+from assets.campaigns import campaigns_from_manifest
+from assets.ingest import ingest_assets
+from assets.sends import build_send_asset
+from assets.warehouse import warehouse_models
+from pipelines.dbt_setup import dbt_executable, dbt_project, load_manifest
+from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
+from pipelines.resources import NightjarResource
+
+
+def build_definitions() -> Definitions:
+    # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
+    send_assets = [build_send_asset(c) for c in campaigns_from_manifest(load_manifest())]
+    return Definitions(
+        assets=[*ingest_assets, warehouse_models, *send_assets],
+        jobs=[nightly_job],
+        schedules=[nightly_schedule],
+        sensors=[landing_sensor],
+        resources={
+            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),
+            "nightjar": NightjarResource(),
+        },
+    )
+
+
+defs = build_definitions()

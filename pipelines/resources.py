@@ -1,0 +1,47 @@
+"""Dagster resources: Nightjar's settings and the sender they choose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from pipelines.settings import Settings, load_settings
+from senders.base import Sender
+from senders.outbox import OutboxSender
+from senders.sendgrid import SendGridSender
+
+
+class NightjarResource(ConfigurableResource):
+    """Paths and switches, read from the environment at run time; fields set here win.
+
+    The SendGrid API key is only ever read from the environment, never from run config.
+    """
+
+    landing: str | None = None
+    warehouse: str | None = None
+    outbox: str | None = None
+
+    def settings(self) -> Settings:
+        base = load_settings()
+        overrides = {
+            name: Path(value).resolve()
+            for name, value in (
+                ("landing", self.landing),
+                ("warehouse", self.warehouse),
+                ("outbox", self.outbox),
+            )
+            if value
+        }
+        return Settings(**{**base.__dict__, **overrides})
+
+
+def make_sender(settings: Settings) -> Sender:
+    """SendGrid when an API key is set, else the outbox (CONTRACT §5)."""
+    if settings.uses_sendgrid:
+        return SendGridSender(
+            settings.sendgrid_api_key,
+            settings.sendgrid_api_host,
+            sandbox=settings.sendgrid_sandbox,
+        )
+    return OutboxSender(settings.outbox)

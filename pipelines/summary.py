@@ -1,0 +1,64 @@
+"""What `nightjar run` prints: rows loaded, cohort sizes, messages per campaign, failures."""
+
+from __future__ import annotations
+
+import sys
+
+from dagster import ExecuteInProcessResult
+
+from pipelines.settings import Settings
+from pipelines.warehouse import connect
+
+
+def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        found[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items()
+        }
+    return found
+
+
+def print_summary(result: ExecuteInProcessResult, settings: Settings, business_date: str) -> None:
+    metadata = _metadata(result)
+    loaded = [
+        f"{key.split('/')[-1]} {meta.get('dagster/row_count', 0):,} rows "
+        f"({meta.get('folders_loaded', 0)} folder(s))"
+        for key, meta in sorted(metadata.items())
+        if key.startswith("raw/")
+    ]
+    if loaded:
+        print("  loaded:  " + "; ".join(loaded))
+    cohorts = sorted(k for k in metadata if k.startswith("cohort_"))
+    if cohorts:
+        with connect(settings.warehouse) as con:
+            sizes = [
+                f"{name} {con.execute(f'select count(*) from main.{name}').fetchone()[0]:,}"
+                for name in cohorts
+            ]
+        print(f"  cohorts as of {business_date}: " + "; ".join(sizes))
+    for key, meta in sorted(metadata.items()):
+        if not key.startswith("send_"):
+            continue
+        if meta.get("skipped_reason"):
+            print(f"  {key}: nothing sent ({meta['skipped_reason']})")
+        else:
+            print(
+                f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}, "
+                f"{meta.get('already_sent', 0):,} already sent, "
+                f"{meta.get('cooling_down', 0):,} in cool-down"
+            )
+
+
+def print_failures(result: ExecuteInProcessResult) -> None:
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        message = (
+            data.user_failure_data.description
+            if data.user_failure_data and data.user_failure_data.description
+            else (data.error.message.strip() if data.error else "unknown error")
+        )
+        print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)

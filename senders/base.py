@@ -1,0 +1,85 @@
+"""What every way out (outbox, SendGrid) is given and must answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered message to one contact for one campaign occasion."""
+
+    send_id: str
+    campaign: str
+    contact_id: str
+    occasion: str
+    to_email: str
+    to_name: str | None
+    template_id: str
+    subject: str
+    from_email: str
+    from_name: str | None
+    categories: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def custom_args(self) -> dict[str, str]:
+        # SendGrid echoes these in every event, which is how a send is traced back.
+        return {"campaign": self.campaign, "contact_id": self.contact_id, "send_id": self.send_id}
+
+
+@dataclass
+class BatchOutcome:
+    """What became of a batch: accepted with the provider's id, or why not."""
+
+    accepted: bool
+    provider_message_id: str | None = None
+    error: str | None = None
+    # True when the request may have reached the provider although no answer came back:
+    # sending again could duplicate, so such messages are never re-sent automatically.
+    fate_unknown: bool = False
+
+
+class Sender(Protocol):
+    channel: str
+    max_batch_size: int | None  # None: the whole campaign in one batch
+
+    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome: ...
+
+    def already_delivered(self, business_date: str, campaign: str) -> set[str] | None:
+        """send_ids the channel itself proves delivered, or None if it cannot tell."""
+        ...
+
+
+class SendFailed(Exception):
+    """A batch could not be sent after every retry; the message says why and what to do."""
+
+
+def mask_email(address: str) -> str:
+    """`jane@example.com` -> `j***@example.com`: enough to recognise, not to harvest."""
+    local, at, domain = address.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def batches(messages: Sequence[Message], size: int | None) -> Iterator[list[Message]]:
+    """Split into batches of at most `size`, never with one address twice in a batch
+    (SendGrid rejects a request that names an address twice)."""
+    pending = list(messages)
+    limit = size or len(pending) or 1
+    while pending:
+        batch: list[Message] = []
+        seen: set[str] = set()
+        deferred: list[Message] = []
+        for message in pending:
+            address = message.to_email.lower()
+            if len(batch) < limit and address not in seen:
+                batch.append(message)
+                seen.add(address)
+            else:
+                deferred.append(message)
+        yield batch
+        pending = deferred

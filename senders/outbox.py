@@ -1,0 +1,83 @@
+"""The outbox: messages written as JSON lines to files instead of being sent (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from senders.base import BatchOutcome, Message
+
+
+class OutboxSender:
+    """Writes `<outbox>/<date>/<campaign>.jsonl`, one message a line, replaced atomically.
+
+    A message already in the file (same send_id) is replaced, not repeated, so writing a
+    batch twice after a crash never duplicates it.
+    """
+
+    channel = "outbox"
+    max_batch_size = None
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, business_date: str, campaign: str) -> Path:
+        return self.root / business_date / f"{campaign}.jsonl"
+
+    def _read(self, path: Path) -> dict[str, str]:
+        if not path.exists():
+            return {}
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return {json.loads(line)["send_id"]: line for line in lines if line.strip()}
+
+    def already_delivered(self, business_date: str, campaign: str) -> set[str]:
+        return set(self._read(self.path(business_date, campaign)))
+
+    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
+        if not messages:
+            return BatchOutcome(accepted=True)
+        by_campaign: dict[str, list[Message]] = {}
+        for message in messages:
+            by_campaign.setdefault(message.campaign, []).append(message)
+        for campaign, campaign_messages in by_campaign.items():
+            path = self.path(business_date, campaign)
+            lines = self._read(path)
+            for message in campaign_messages:
+                lines[message.send_id] = json.dumps(_record(message), ensure_ascii=False)
+            _write_atomically(path, "".join(line + "\n" for line in lines.values()))
+        return BatchOutcome(accepted=True, provider_message_id=f"outbox:{business_date}")
+
+
+def _record(message: Message) -> dict:
+    return {
+        "send_id": message.send_id,
+        "campaign": message.campaign,
+        "contact_id": message.contact_id,
+        "occasion": message.occasion,
+        "to": message.to_email,
+        "to_name": message.to_name,
+        "from": message.from_email,
+        "from_name": message.from_name,
+        "template": message.template_id,
+        "subject": message.subject,
+        "categories": list(message.categories),
+        "data": message.data,
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Readers see the old file or the new one, never half of one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

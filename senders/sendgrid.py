@@ -1,0 +1,145 @@
+"""SendGrid v3 Mail Send through the official client: batching, retries, sandbox mode."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from senders.base import BatchOutcome, Message
+
+MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
+
+
+class SendGridSender:
+    """One request per batch, one personalization per recipient (CONTRACT §5).
+
+    Retries 429 after `X-RateLimit-Reset`, 5xx and refused connections with bounded
+    exponential backoff and jitter. A timeout or a dropped connection may have reached
+    SendGrid, which has no idempotency key, so such a batch is reported as of unknown fate
+    instead of being sent again.
+    """
+
+    channel = "sendgrid"
+    max_batch_size = MAX_PERSONALIZATIONS
+
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "https://api.sendgrid.com",
+        *,
+        sandbox: bool = False,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._clock = clock
+
+    def already_delivered(self, business_date: str, campaign: str) -> None:
+        return None  # only SendGrid's event webhook can tell; see the ledger's `unknown`
+
+    def request_body(self, messages: Sequence[Message]) -> dict:
+        first = messages[0]
+        body: dict = {
+            "from": _address(first.from_email, first.from_name),
+            "template_id": first.template_id,
+            "personalizations": [
+                {
+                    "to": [_address(m.to_email, m.to_name)],
+                    "dynamic_template_data": {**m.data, "subject": m.subject},
+                    "custom_args": m.custom_args,
+                }
+                for m in messages
+            ],
+        }
+        if first.categories:
+            body["categories"] = list(first.categories)
+        if self.sandbox:
+            # SendGrid validates and answers 200 but delivers nothing.
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
+        if not messages:
+            return BatchOutcome(accepted=True)
+        if len(messages) > MAX_PERSONALIZATIONS:
+            raise ValueError(f"at most {MAX_PERSONALIZATIONS} messages per request")
+        body = self.request_body(messages)
+        last_error = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self._client.client.mail.send.post(
+                    request_body=body, timeout=self.timeout
+                )
+                return BatchOutcome(
+                    accepted=True, provider_message_id=response.headers.get("X-Message-Id")
+                )
+            except HTTPError as error:
+                last_error = _describe_http_error(error)
+                if error.status_code == 429:
+                    self._sleep(self._rate_limit_wait(error, attempt))
+                elif error.status_code >= 500:
+                    self._sleep(self._backoff(attempt))
+                else:
+                    return BatchOutcome(accepted=False, error=last_error)
+            except urllib.error.URLError as error:
+                if isinstance(error.reason, ConnectionRefusedError):
+                    last_error = f"connection refused by {self._client.host}"
+                    self._sleep(self._backoff(attempt))
+                    continue
+                return _unknown(error)
+            except (TimeoutError, http.client.HTTPException, ConnectionError) as error:
+                return _unknown(error)
+        return BatchOutcome(
+            accepted=False, error=f"gave up after {self.max_attempts} attempts: {last_error}"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads out many senders' retries
+
+    def _rate_limit_wait(self, error: HTTPError, attempt: int) -> float:
+        reset = (error.headers or {}).get("X-RateLimit-Reset")
+        try:
+            wait = float(reset) - self._clock()
+        except (TypeError, ValueError):
+            return self._backoff(attempt)
+        return min(self.max_delay, max(0.0, wait) + random.uniform(0, 0.25))
+
+
+def _address(email: str, name: str | None) -> dict:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _describe_http_error(error: HTTPError) -> str:
+    try:
+        errors = json.loads(error.body or b"{}").get("errors") or []
+        detail = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
+
+
+def _unknown(error: Exception) -> BatchOutcome:
+    return BatchOutcome(
+        accepted=False,
+        fate_unknown=True,
+        error=f"no answer from SendGrid ({type(error).__name__}: {error}); the batch may "
+        "or may not have been accepted",
+    )
