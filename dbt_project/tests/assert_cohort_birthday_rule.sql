@@ -2,7 +2,7 @@
 -- and every such contact is a member. Written independently of the model, by day of year.
 {{ config(meta={'dagster': {'ref': {'name': 'cohort_birthday'}}}) }}
 with target as (
-    select cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as day
+    select cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as birthday_on
 ),
 
 expected as (
@@ -12,19 +12,17 @@ expected as (
     where
         members.is_mailable
         and (
-            strftime(members.birth_date, '%m-%d') = strftime(target.day, '%m-%d')
+            strftime(members.birth_date, '%m-%d') = strftime(target.birthday_on, '%m-%d')
             or (
                 strftime(members.birth_date, '%m-%d') = '02-29'
-                and strftime(target.day, '%m-%d') = '02-28'
-                and strftime(target.day + interval 1 day, '%m-%d') = '03-01'
+                and strftime(target.birthday_on, '%m-%d') = '02-28'
+                and strftime(target.birthday_on + interval 1 day, '%m-%d') = '03-01'
             )
         )
 ),
 
 actual as (
     select contact_id from {{ ref('cohort_birthday') }}
-)
+),
 
-select 'missing from cohort' as problem, contact_id from (select * from expected except select * from actual)
-union all
-select 'should not be in cohort' as problem, contact_id from (select * from actual except select * from expected)
+{{ cohort_mismatches('expected', 'actual') }}

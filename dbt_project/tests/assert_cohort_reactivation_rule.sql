@@ -11,8 +11,6 @@ with expected as (
 
 actual as (
     select contact_id from {{ ref('cohort_reactivation') }}
-)
+),
 
-select 'missing from cohort' as problem, contact_id from (select * from expected except select * from actual)
-union all
-select 'should not be in cohort' as problem, contact_id from (select * from actual except select * from expected)
+{{ cohort_mismatches('expected', 'actual') }}

@@ -2,7 +2,7 @@
 -- celebrated on 28 February in years without a 29 February, and only on the 29th in leap years.
 with target as (
     select
-        cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as day
+        cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as birthday_on
 )
 
 select
@@ -12,9 +12,9 @@ select
     members.last_name,
     members.timezone,
     members.birth_date,
-    target.day as birthday_on,
-    year(target.day) as birthday_year,
-    members.as_of_date
+    target.birthday_on,
+    members.as_of_date,
+    year(target.birthday_on) as birthday_year
 from {{ ref('customer_360') }} as members
 cross join target
 where
@@ -22,14 +22,14 @@ where
     and members.birth_date is not null
     and (
         (
-            month(members.birth_date) = month(target.day)
-            and day(members.birth_date) = day(target.day)
+            month(members.birth_date) = month(target.birthday_on)
+            and day(members.birth_date) = day(target.birthday_on)
         )
         or (
             month(members.birth_date) = 2
             and day(members.birth_date) = 29
-            and month(target.day) = 2
-            and day(target.day) = 28
-            and day(last_day(target.day)) = 28  -- a February without a 29th
+            and month(target.birthday_on) = 2
+            and day(target.birthday_on) = 28
+            and day(last_day(target.birthday_on)) = 28  -- a February without a 29th
         )
     )

@@ -16,12 +16,16 @@ memberships as (
     where cohort = 'cohort_loyalty' and business_date < {{ as_of_date() }}
 ),
 
+latest_recorded as (
+    select max(business_date) as business_date from memberships
+),
+
 previous as (
     select
-        contact_id,
-        entered_on
+        memberships.contact_id,
+        memberships.entered_on
     from memberships
-    where business_date = (select max(business_date) from memberships)
+    inner join latest_recorded on memberships.business_date = latest_recorded.business_date
 )
 
 select

@@ -52,4 +52,4 @@ from (
         *,
         cast(round((f_score + m_score) / 2.0) as integer) as fm_score
     from scored
-)
+) as scored_with_fm

@@ -31,17 +31,17 @@ select
     max(events.event_timestamp) as last_seen_at,
     count(*) filter (
         where
-            events.event_name = 'page_view'
-            and {{ days_before_as_of('events.event_date') }} < {{ var('web_page_view_window_days') }}
+        events.event_name = 'page_view'
+        and {{ days_before_as_of('events.event_date') }} < {{ var('web_page_view_window_days') }}
     ) as page_views_30d,
     count(*) filter (
         where
-            events.event_name = 'add_to_cart'
-            and {{ days_before_as_of('events.event_date') }} < {{ var('cart_window_days') }}
-            and (
-                last_purchases.last_purchase_at is null
-                or events.event_timestamp > last_purchases.last_purchase_at
-            )
+        events.event_name = 'add_to_cart'
+        and {{ days_before_as_of('events.event_date') }} < {{ var('cart_window_days') }}
+        and (
+            last_purchases.last_purchase_at is null
+            or events.event_timestamp > last_purchases.last_purchase_at
+        )
     ) as cart_adds_7d_without_purchase
 from events
 left join last_purchases on events.contact_id = last_purchases.contact_id

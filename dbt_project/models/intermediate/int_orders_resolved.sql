@@ -1,5 +1,14 @@
 -- Each order as of D: its latest version before the end of D (a refund is a later version).
-select *
+select
+    order_id,
+    contact_id,
+    email,
+    ordered_at,
+    ordered_on,
+    updated_at,
+    status,
+    currency,
+    total_amount
 from {{ ref('stg_shop__orders') }}
 where
     business_date <= {{ as_of_date() }}

@@ -1,0 +1,47 @@
+# Every target creates or reuses the local virtual environment by itself.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install manifest demo test lint dev clean
+
+help:
+	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
+	@echo "make test   - lint, dbt unit tests and the whole test suite"
+	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make lint   - ruff and sqlfluff"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+manifest: install
+	$(BIN)/python -c "from pipelines.dbt_setup import ensure_manifest; ensure_manifest()"
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+demo: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/nightjar demo
+
+test: lint manifest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: ../$(BIN)/sqlfluff lint models tests macros
+
+dev: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .dagster data dbt_project/target dbt_project/logs .pytest_cache
