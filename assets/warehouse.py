@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, BackfillPolicy
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -43,6 +43,8 @@ def dbt_build_args(business_date: str, default_timezone: str) -> list[str]:
     partitions_def=nightly_partitions,
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
+    # One run per date, like every other asset: a date's run is what may send.
+    backfill_policy=BackfillPolicy.multi_run(1),
 )
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource

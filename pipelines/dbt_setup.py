@@ -1,6 +1,7 @@
 """The dbt project, its executable and its manifest, prepared before any asset is defined."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,12 @@ from typing import Any
 
 from dagster_dbt import DbtProject
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+# NIGHTJAR_DBT_PROJECT_DIR points Nightjar at another copy of the project (tests use it to
+# prove that a campaign is only SQL and YAML).
+DBT_PROJECT_DIR = Path(
+    os.environ.get("NIGHTJAR_DBT_PROJECT_DIR")
+    or Path(__file__).resolve().parent.parent / "dbt_project"
+).resolve()
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml")
 
 

@@ -105,8 +105,15 @@ PLACES = (
     ("CN", "Asia/Shanghai", 1), ("NZ", "Pacific/Auckland", 1),
 )  # fmt: skip
 DOMAINS = ("example.com", "example.org", "example.net")
-VALID_FORMATS_P = (0.55, 0.2, 0.15, 0.1)  # first.last, firstlast, flast, first_last
-NO_AT, NO_DOT, DOUBLE_AT, INNER_SPACE = 10, 11, 12, 13
+# E-mail formats by code: 0 first.last, 1 firstlast, 2 flast, 3 first_last (all valid), then
+# 4 no @ at all, 5 no dot in the domain (a@b), 6 double @, 7 a space inside; -1 = empty.
+VALID_FORMATS_P = (0.55, 0.2, 0.15, 0.1)
+N_FORMATS = 8
+EMAIL_SEPARATORS = pl.Series((".", "", "_", " ", "@", "@@"))
+EMAIL_SEPARATOR = np.array([0, 1, 1, 2, 0, 4, 0, 3])  # between first and last name
+EMAIL_AT = np.array([4, 4, 4, 4, 0, 1, 5, 4])  # between number and domain
+EMAIL_INITIAL = np.array([0, 0, 1, 0, 0, 0, 0, 0])
+EMAIL_HAS_DOMAIN = np.array([1, 1, 1, 1, 1, 0, 1, 1], dtype=bool)
 OFFSETS = ("+01:00", "+02:00", "-05:00", "-08:00", "+09:00", "+05:30", "-03:00", "+00:00")
 OFFSET_SECONDS = np.array([3600, 7200, -18000, -28800, 32400, 19800, -10800, 0], dtype=np.int64)
 TS_SUFFIXES = pl.Series(("Z", "", *OFFSETS))
@@ -312,6 +319,8 @@ class _Pool:
 FIRST = _Pool(FIRST_NAMES, RARE_FIRST_NAMES, 0.012)
 LAST = _Pool(LAST_NAMES, RARE_LAST_NAMES, 0.012)
 PLACE_P = np.array([p[2] for p in PLACES], dtype=float) / sum(p[2] for p in PLACES)
+EMAIL_FIRSTS = pl.concat([FIRST.slug, FIRST.slug.str.slice(0, 1)])
+EMAIL_DOMAINS = pl.Series((*DOMAINS, ""))
 COUNTRIES = pl.Series([p[0] for p in PLACES])
 TIMEZONES = pl.Series([p[1] for p in PLACES])
 
@@ -395,7 +404,7 @@ def _email_formats(rng: np.random.Generator, k: int, r: np.ndarray) -> np.ndarra
     fmt = rng.choice(len(VALID_FORMATS_P), size=k, p=VALID_FORMATS_P).astype(np.int8)
     fmt[r < 0.02] = -1
     bad = (r >= 0.02) & (r < 0.03)
-    fmt[bad] = rng.integers(NO_AT, INNER_SPACE + 1, size=int(bad.sum()))
+    fmt[bad] = rng.integers(len(VALID_FORMATS_P), N_FORMATS, size=int(bad.sum()))
     return fmt
 
 
@@ -532,58 +541,31 @@ def _money(cents: np.ndarray) -> pl.Series:
 
 
 def _emails(c: _Contacts, idx: np.ndarray) -> pl.Series:
-    frame = pl.DataFrame(
+    fmt = np.maximum(c.e_fmt[idx], 0)
+    version = pl.Series(c.e_ver[idx], dtype=pl.Int64)
+    pieces = pl.DataFrame(
         {
-            "f": FIRST.slug.gather(c.e_first[idx]),
-            "l": LAST.slug.gather(c.e_last[idx]),
-            "n": c.e_num[idx],
-            "v": c.e_ver[idx],
-            "dom": pl.Series(DOMAINS).gather(c.e_dom[idx]),
-            "fmt": c.e_fmt[idx],
-            "case": c.e_case[idx],
-            "pad": c.e_pad[idx],
+            "first": EMAIL_FIRSTS.gather(c.e_first[idx] + EMAIL_INITIAL[fmt] * len(FIRST.p)),
+            "sep": EMAIL_SEPARATORS.gather(EMAIL_SEPARATOR[fmt]),
+            "last": LAST.slug.gather(c.e_last[idx]),
+            "num": pl.Series(c.e_num[idx], dtype=pl.Int64).cast(pl.String),
+            "ver": ("." + version.cast(pl.String)).scatter(np.flatnonzero(c.e_ver[idx] == 0), ""),
+            "at": EMAIL_SEPARATORS.gather(EMAIL_AT[fmt]),
+            "dom": EMAIL_DOMAINS.gather(
+                np.where(EMAIL_HAS_DOMAIN[fmt], c.e_dom[idx], len(DOMAINS))
+            ),
         }
     )
-    return frame.select(_styled(_email_expr(), pl.col("case"), pl.col("pad"))).to_series()
+    emails = pieces.select(pl.concat_str(pl.all())).to_series().alias("email")
+    emails = emails.scatter(np.flatnonzero(c.e_fmt[idx] < 0), None)
+    return _styled(emails, c.e_case[idx], c.e_pad[idx])
 
 
-def _email_expr() -> pl.Expr:
-    f, last, fmt, dom = pl.col("f"), pl.col("l"), pl.col("fmt"), pl.col("dom")
-    version = pl.when(pl.col("v") > 0).then("." + pl.col("v").cast(pl.String))
-    tail = pl.col("n").cast(pl.String) + version.otherwise(pl.lit(""))
-    local = (
-        pl.when(fmt == 1)
-        .then(f + last)
-        .when(fmt == 2)
-        .then(f.str.slice(0, 1) + last)
-        .when(fmt == 3)
-        .then(f + "_" + last)
-        .otherwise(f + "." + last)
-    ) + tail
-    return (
-        pl.when(fmt < 0)
-        .then(pl.lit(None, dtype=pl.String))
-        .when(fmt == NO_AT)
-        .then(local + "." + dom)
-        .when(fmt == NO_DOT)
-        .then(f + "@" + last + tail)
-        .when(fmt == DOUBLE_AT)
-        .then(local + "@@" + dom)
-        .when(fmt == INNER_SPACE)
-        .then(f + " " + last + tail + "@" + dom)
-        .otherwise(local + "@" + dom)
-    )
-
-
-def _styled(email: pl.Expr, case: pl.Expr, pad: pl.Expr) -> pl.Expr:
-    cased = (
-        pl.when(case == 1)
-        .then(email.str.to_titlecase())
-        .when(case == 2)
-        .then(email.str.to_uppercase())
-        .otherwise(email)
-    )
-    return pl.when(pad).then(" " + cased + " ").otherwise(cased).alias("email")
+def _styled(emails: pl.Series, case: np.ndarray, pad: np.ndarray) -> pl.Series:
+    titled, upper, padded = (np.flatnonzero(m) for m in (case == 1, case == 2, pad))
+    emails = emails.scatter(titled, emails.gather(titled).str.to_titlecase())
+    emails = emails.scatter(upper, emails.gather(upper).str.to_uppercase())
+    return emails.scatter(padded, " " + emails.gather(padded) + " ")
 
 
 # --- world: who buys and browses how much ---------------------------------------------------
@@ -670,9 +652,11 @@ def _build_world(rng: np.random.Generator, n: int, win: _Window) -> _World:
     w.orders = _sampler(propensity, w, stop_day, ORDERS_PER_CONTACT_730D * scale)
     browse = (0.3 + propensity / max(propensity.mean(), 1e-9)) * rng.lognormal(0.0, 0.7, n)
     per_contact = (1 - ANONYMOUS_EVENT_SHARE) * EVENTS_PER_CONTACT_730D / MEAN_SESSION_EVENTS
-    # Sign-up sessions of new contacts come on top of sampled visits: take them out of the budget.
+    # Sign-up sessions of new contacts come on top of sampled visits: take them out of the
+    # budget, but not all of it, or a short window would have no returning visitors at all.
+    budget = per_contact * scale
     signups = SIGNUP_SESSION_SHARE * (n - w.n_before[0])
-    w.visits = _sampler(browse, w, stop_day, max(per_contact * scale - signups, 0.0))
+    w.visits = _sampler(browse, w, stop_day, max(budget - signups, budget / 2))
     return w
 
 
@@ -737,30 +721,14 @@ def _new_orders(rng: np.random.Generator, w: _World, d: int) -> pl.DataFrame:
 def _order_emails(
     rng: np.random.Generator, c: _Contacts, idx: np.ndarray, guest: np.ndarray
 ) -> pl.Series:
+    # Guests type their own address (sometimes re-cased or padded) or one the CRM never saw.
     r = rng.random(idx.size)
-    unknown = guest & (r < 0.35)
-    retyped = guest & (r >= 0.75)
-    frame = pl.DataFrame(
-        {
-            "email": _emails(c, idx),
-            "stranger": "guest"
-            + pl.Series(rng.integers(10**6, 10**7, size=idx.size)).cast(pl.String)
-            + "@example.net",
-            "unknown": unknown,
-            "retyped": retyped,
-            "case": rng.choice(3, size=idx.size, p=(0.2, 0.4, 0.4)),
-            "pad": rng.random(idx.size) < 0.3,
-        }
-    )
-    retyped_email = _styled(pl.col("email").str.strip_chars(), pl.col("case"), pl.col("pad"))
-    email = (
-        pl.when("unknown")
-        .then(pl.col("stranger"))
-        .when("retyped")
-        .then(retyped_email)
-        .otherwise(pl.col("email"))
-    )
-    return frame.select(email.alias("email")).to_series()
+    unknown, retyped = np.flatnonzero(guest & (r < 0.35)), np.flatnonzero(guest & (r >= 0.75))
+    numbers = pl.Series(rng.integers(10**6, 10**7, size=unknown.size), dtype=pl.Int64)
+    emails = _emails(c, idx).scatter(unknown, "guest" + numbers.cast(pl.String) + "@example.net")
+    case = rng.choice(3, size=retyped.size, p=(0.2, 0.4, 0.4))
+    again = _styled(emails.gather(retyped).str.strip_chars(), case, rng.random(case.size) < 0.3)
+    return emails.scatter(retyped, again)
 
 
 def _schedule_status_changes(

@@ -1,0 +1,101 @@
+"""Shared fixtures: isolated settings per test, a prepared dbt manifest, a way to run a date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.dbt_setup import ensure_manifest
+
+SETTING_NAMES = (
+    "NIGHTJAR_LANDING",
+    "NIGHTJAR_WAREHOUSE",
+    "NIGHTJAR_OUTBOX",
+    "NIGHTJAR_BASE_CURRENCY",
+    "NIGHTJAR_DEFAULT_TIMEZONE",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_HOST",
+    "SENDGRID_SANDBOX",
+    "DAGSTER_HOME",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    return ensure_manifest()
+
+
+@dataclass
+class Workspace:
+    """One isolated Nightjar installation: its landing, warehouse and outbox."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    def run(self, business_date: str) -> int:
+        from pipelines.cli import run_date
+        from pipelines.settings import load_settings
+
+        return run_date(dt.date.fromisoformat(business_date), load_settings())
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            con.execute("set TimeZone = 'UTC'")
+            return con.execute(sql, params or []).fetchall()
+
+    def ids(self, table: str) -> set[str]:
+        return {row[0] for row in self.query(f"select contact_id from {table}")}
+
+    def outbox_lines(self, business_date: str, campaign: str) -> list[dict]:
+        import json
+
+        path = self.outbox / business_date / f"{campaign}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
+    workspace = Workspace(root)
+    # Empty values (not deletions) so that a developer's .env can never fill them in.
+    for name in SETTING_NAMES:
+        mp.setenv(name, "")
+    mp.delenv("DAGSTER_HOME")
+    mp.setenv("NIGHTJAR_LANDING", str(workspace.landing))
+    mp.setenv("NIGHTJAR_WAREHOUSE", str(workspace.warehouse))
+    mp.setenv("NIGHTJAR_OUTBOX", str(workspace.outbox))
+    workspace.landing.mkdir(parents=True, exist_ok=True)
+    return workspace
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    return isolate(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    with pytest.MonkeyPatch.context() as mp:
+        yield isolate(mp, tmp_path_factory.mktemp("nightjar"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Keep Dagster from writing telemetry or a home folder during tests.
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
