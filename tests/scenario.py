@@ -77,7 +77,7 @@ def write_business_date(landing: Path) -> None:
                 status="refunded",
                 updated_at="2025-11-20T06:00:00Z",
             )
-        ],  # fmt: skip
+        ],
         events=[
             event("e3", "cookie-1", "2025-11-19T10:05:00Z", name="add_to_cart", value="19.90"),
             event("e4", "cookie-1", "2025-11-20T11:00:00Z"),

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.scenario import D, NEXT_DAY, suppress, write_all, write_next_day
+from tests.scenario import NEXT_DAY, D, suppress, write_all, write_next_day
 
 
 @pytest.fixture(scope="module")
