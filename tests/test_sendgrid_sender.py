@@ -1,0 +1,205 @@
+"""The SendGrid way out, with the real client against the strict local test server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from senders.base import Message, batches
+from senders.sendgrid import SendGridSender
+from tests.scenario import D, suppress, write_all
+from tests.sendgrid_server import SendGridTestServer
+
+API_KEY = "SG.test-key"
+
+
+def message(n: int, email: str | None = None) -> Message:
+    return Message(
+        send_id=f"send-{n}",
+        campaign="birthday",
+        contact_id=f"c{n}",
+        occasion="2026",
+        to_email=email or f"person{n}@example.com",
+        to_name=f"Person {n}",
+        template_id="d-10000000000000000000000000000003",
+        subject="Happy birthday",
+        from_email="hello@shop.example.com",
+        from_name="Shop",
+        categories=("lifecycle", "birthday"),
+        data={"first_name": f"Person {n}"},
+    )
+
+
+@pytest.fixture
+def server():
+    with SendGridTestServer(api_key=API_KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def waits():
+    return []
+
+
+@pytest.fixture
+def sender(server, waits):
+    return SendGridSender(API_KEY, server.url, timeout=5, sleep=waits.append, base_delay=0.01)
+
+
+def test_a_batch_is_one_valid_request_with_custom_args_per_recipient(server, sender):
+    outcome = sender.send_batch(D, [message(1), message(2)])
+    assert outcome.accepted and outcome.provider_message_id == server.message_ids[0]
+    (body,) = server.accepted
+    assert [p["to"] for p in body["personalizations"]] == [
+        [{"email": "person1@example.com", "name": "Person 1"}],
+        [{"email": "person2@example.com", "name": "Person 2"}],
+    ]
+    assert body["personalizations"][0]["custom_args"] == {
+        "campaign": "birthday",
+        "contact_id": "c1",
+        "send_id": "send-1",
+    }
+    assert body["personalizations"][0]["dynamic_template_data"] == {
+        "first_name": "Person 1",
+        "subject": "Happy birthday",
+    }
+    assert body["categories"] == ["lifecycle", "birthday"]
+    assert "mail_settings" not in body
+    assert server.rejected == []
+
+
+def test_sandbox_mode_is_switched_on_in_the_request(server, waits):
+    sandboxed = SendGridSender(API_KEY, server.url, sandbox=True, sleep=waits.append)
+    assert sandboxed.send_batch(D, [message(1)]).accepted
+    assert server.accepted[0]["mail_settings"] == {"sandbox_mode": {"enable": True}}
+
+
+def test_429_waits_until_the_rate_limit_resets_then_succeeds(server, sender, waits):
+    server.fail_next(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 3)})
+    outcome = sender.send_batch(D, [message(1)])
+    assert outcome.accepted
+    assert len(waits) == 1 and 1.5 < waits[0] <= 4.0
+    assert len(server.accepted) == 1
+
+
+def test_5xx_is_retried_with_backoff(server, sender, waits):
+    server.fail_next(500)
+    server.fail_next(503)
+    assert sender.send_batch(D, [message(1)]).accepted
+    assert len(waits) == 2 and waits[0] <= waits[1] * 2
+    assert len(server.accepted) == 1
+
+
+def test_retries_are_bounded(server, waits):
+    impatient = SendGridSender(API_KEY, server.url, max_attempts=3, sleep=waits.append)
+    server.fail_next(500, count=5)
+    outcome = impatient.send_batch(D, [message(1)])
+    assert not outcome.accepted and not outcome.fate_unknown
+    assert "gave up after 3 attempts" in outcome.error and "500" in outcome.error
+    assert server.accepted == []
+
+
+def test_a_bad_request_fails_at_once_with_sendgrids_reason(server, sender, waits):
+    outcome = sender.send_batch(D, [message(1, email="not-an-address")])
+    assert not outcome.accepted and not outcome.fate_unknown
+    assert outcome.error.startswith("SendGrid answered 400")
+    assert waits == []
+
+
+def test_a_dropped_connection_is_of_unknown_fate_and_not_retried(server, sender):
+    server.drop_next(processed=True)
+    outcome = sender.send_batch(D, [message(1)])
+    assert outcome.fate_unknown and not outcome.accepted
+    assert len(server.accepted) == 1  # it did arrive: sending again would duplicate it
+
+
+def test_a_refused_connection_is_retried(waits):
+    with SendGridTestServer(api_key=API_KEY) as stopped:
+        url = stopped.url
+    refused = SendGridSender(API_KEY, url, max_attempts=2, sleep=waits.append)
+    outcome = refused.send_batch(D, [message(1)])
+    assert not outcome.fate_unknown and "connection refused" in outcome.error
+    assert len(waits) == 2
+
+
+def test_batches_hold_at_most_1000_and_never_one_address_twice():
+    messages = [message(n) for n in range(2500)] + [message(9000, "person1@example.com")]
+    split = list(batches(messages, 1000))
+    assert [len(b) for b in split] == [1000, 1000, 501]
+    for batch in split:
+        addresses = [m.to_email for m in batch]
+        assert len(addresses) == len(set(addresses))
+
+
+@pytest.fixture
+def sendgrid_workspace(workspace, server, monkeypatch):
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    write_all(workspace.landing)
+    suppress(workspace.warehouse, "suppressed@example.com")
+    return workspace
+
+
+def _personalizations(server):
+    return [p for body in server.accepted for p in body["personalizations"]]
+
+
+def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_workspace, server):
+    assert sendgrid_workspace.run(D) == 0
+    assert server.rejected == []
+    sent = {}
+    for p in _personalizations(server):
+        args = p["custom_args"]
+        assert set(args) == {"campaign", "contact_id", "send_id"}
+        sent.setdefault(args["campaign"], []).append(args["contact_id"])
+    assert {c: sorted(ids) for c, ids in sent.items()} == {
+        "birthday": ["00017", "bday", "zoe"],
+        "loyalty": ["guest_buyer", "loyal"],
+        "reactivation": ["lapsed", "lapsed_after_refund"],
+    }
+    assert not (sendgrid_workspace.outbox / D).exists()
+    ledger = sendgrid_workspace.query(
+        "select distinct status, provider_message_id from nightjar.send_ledger"
+    )
+    assert {status for status, _ in ledger} == {"sent"}
+    assert {mid for _, mid in ledger} == set(server.message_ids)
+
+    # Re-running the date sends nothing more.
+    assert sendgrid_workspace.run(D) == 0
+    assert len(_personalizations(server)) == 7
+
+
+def test_a_refused_batch_fails_the_send_and_a_rerun_sends_it(sendgrid_workspace, server):
+    server.fail_next(400, count=1)
+    assert sendgrid_workspace.run(D) == 1
+    failed = sendgrid_workspace.query(
+        "select campaign, count(*) from nightjar.send_ledger where status = 'failed' group by 1"
+    )
+    assert len(failed) == 1
+    campaign, count = failed[0]
+    assert sendgrid_workspace.run(D) == 0
+    assert sendgrid_workspace.query(
+        "select count(*) from nightjar.send_ledger where status = 'sent'"
+    ) == [(7,)]
+    per_contact = {}
+    for p in _personalizations(server):
+        key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
+        per_contact[key] = per_contact.get(key, 0) + 1
+    assert set(per_contact.values()) == {1}, "nobody gets a message twice"
+
+
+def test_a_message_of_unknown_fate_is_never_sent_again(sendgrid_workspace, server):
+    server.drop_next(processed=True)
+    assert sendgrid_workspace.run(D) == 1
+    unknown = sendgrid_workspace.query(
+        "select count(*) from nightjar.send_ledger where status = 'unknown'"
+    )[0][0]
+    assert unknown >= 1
+    assert sendgrid_workspace.run(D) == 0
+    counts = {}
+    for p in _personalizations(server):
+        key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
+        counts[key] = counts.get(key, 0) + 1
+    assert set(counts.values()) == {1}
+    assert len(counts) == 7
