@@ -1,13 +1,12 @@
 """Nightjar's Dagster Definitions: what `dagster dev` shows and `nightjar run` executes."""
 
 from dagster import Definitions
-from dagster_dbt import DbtCliResource
 
 from assets.campaigns import campaigns_from_manifest
 from assets.ingest import ingest_assets
 from assets.sends import build_send_asset
 from assets.warehouse import warehouse_models
-from pipelines.dbt_setup import dbt_executable, dbt_project, load_manifest
+from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
 from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
 from pipelines.resources import NightjarResource
 
@@ -21,7 +20,9 @@ def build_definitions() -> Definitions:
         schedules=[nightly_schedule],
         sensors=[landing_sensor],
         resources={
-            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),
+            "dbt": NightjarDbtCliResource(
+                project_dir=dbt_project(), dbt_executable=dbt_executable()
+            ),
             "nightjar": NightjarResource(),
         },
     )

@@ -240,9 +240,8 @@ def _shift_years(day: date, years: int) -> date:
 
 
 def _ymd_days(y: np.ndarray, m: np.ndarray | int, d: np.ndarray | int) -> np.ndarray:
-    months = (np.asarray(y) - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (
-        np.asarray(m) - 1
-    )
+    years = (np.asarray(y) - 1970).astype("datetime64[Y]")
+    months = years.astype("datetime64[M]") + (np.asarray(m) - 1)
     return (months.astype("datetime64[D]") + (np.asarray(d) - 1)).astype(np.int64)
 
 
@@ -307,10 +306,8 @@ class _Pool:
         entries = common + rare
         self.display = pl.Series([e[0] for e in entries])
         self.slug = pl.Series([e[1] for e in entries])
-        weights = [(1 - rare_share) / len(common)] * len(common) + [rare_share / len(rare)] * len(
-            rare
-        )
-        self.p = np.array(weights) / sum(weights)
+        common_p = [(1 - rare_share) / len(common)] * len(common)
+        self.p = np.array(common_p + [rare_share / len(rare)] * len(rare))
 
     def draw(self, rng: np.random.Generator, k: int) -> np.ndarray:
         return rng.choice(len(self.p), size=k, p=self.p).astype(np.int16)
@@ -436,7 +433,7 @@ def _contacts_for_day(rng: np.random.Generator, w: _World, d: int) -> pl.DataFra
     c = w.contacts
     lo, hi = (0 if d == 0 else w.n_before[d]), w.n_before[d + 1]
     erased = w.erasures_on(d)
-    changed = _pick_changes(rng, w, d, erased)
+    changed = _pick_changes(rng, w, d)
     day0 = w.win.day_start(d)
     touched = np.concatenate([changed, erased])
     c.updated_at[touched] = day0 + _time_of_day(rng, touched.size)
@@ -446,13 +443,13 @@ def _contacts_for_day(rng: np.random.Generator, w: _World, d: int) -> pl.DataFra
     return _contact_frame(rng, c, idx[order], deleted[order])
 
 
-def _pick_changes(rng: np.random.Generator, w: _World, d: int, erased: np.ndarray) -> np.ndarray:
+def _pick_changes(rng: np.random.Generator, w: _World, d: int) -> np.ndarray:
     existing = w.n_before[d]
     if d == 0 or existing == 0:
         return np.empty(0, dtype=np.int64)
     k = rng.binomial(existing, 0.003)
     idx = np.sort(rng.choice(existing, size=k, replace=False))
-    idx = idx[w.contacts.erase_day[idx] > d]
+    idx = idx[w.contacts.erase_day[idx] > d]  # erased today or before: no plain update
     _apply_changes(rng, w.contacts, idx)
     return idx
 
@@ -778,12 +775,14 @@ def _sessions(rng: np.random.Generator, w: _World, d: int) -> dict[str, np.ndarr
     )
     anon = np.minimum(anon, c.n - 1)
     cookie = np.concatenate([known * 3 + device, signups * 3, 3 * c.n + anon])
+    # A contact's devices were first seen some (cookie-specific) time before sign-up.
+    before_signup = 3600 + cookie * 2_654_435_761 % (45 * DAY)
     first_seen = np.concatenate(
         [c.created_at[known], c.created_at[signups], w.anon_first_seen[anon]]
     )
     return {
         "cookie": cookie,
-        "first_seen": first_seen - np.where(cookie < 3 * c.n, cookie * 2654435761 % (45 * DAY), 0),
+        "first_seen": first_seen - np.where(cookie < 3 * c.n, before_signup, 0),
         "contact": np.concatenate([known, signups, np.full(anon.size, -1)]),
         "kind": np.concatenate([kind, np.full(signups.size, 3), np.full(anon.size, 4)]),
         "start": np.concatenate(
@@ -872,10 +871,8 @@ def _contact_ids(c: _Contacts, idx: np.ndarray) -> pl.Series:
 def _cookie_ids(cookie: np.ndarray, first_seen: np.ndarray) -> pl.Series:
     # GA4 user_pseudo_id shape: a scrambled number (a bijection mod a prime, so cookies
     # never collide) and the first-visit epoch second.
-    scrambled = pl.Series((cookie + 1) * 1_583_458_089 % 2_147_483_647, dtype=pl.Int64).cast(
-        pl.String
-    )
-    return scrambled + "." + pl.Series(first_seen, dtype=pl.Int64).cast(pl.String)
+    scrambled = pl.Series((cookie + 1) * 1_583_458_089 % 2_147_483_647, dtype=pl.Int64)
+    return scrambled.cast(pl.String) + "." + pl.Series(first_seen, dtype=pl.Int64).cast(pl.String)
 
 
 # --- output ---------------------------------------------------------------------------------
