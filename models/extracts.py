@@ -134,4 +134,8 @@ class WebEvents(_Extract):
 
 def currency_check(base_currency: str) -> pa.Check:
     """The base currency is a setting, so its check is built at run time."""
-    return pa.Check.isin([base_currency], name=f"equal to the base currency {base_currency}")
+    return pa.Check.isin(
+        [base_currency],
+        name="base_currency",
+        error=f"equal to the base currency {base_currency}",
+    )
