@@ -1,0 +1,31 @@
+"""The dbt project's own tests: unit tests of the tricky rules, and its lint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
+
+
+def test_dbt_unit_tests_pass(tmp_path):
+    # Unit tests need the sources to exist as relations, so build against an empty warehouse.
+    from pipelines.warehouse import connect, ensure_schema
+
+    warehouse = tmp_path / "unit.duckdb"
+    with connect(warehouse) as con:
+        ensure_schema(con)
+    completed = subprocess.run(
+        [
+            dbt_executable(), "build", "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--vars", "{as_of_date: '2026-01-01'}", "--target-path", f"target/unit-{os.getpid()}",
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "NIGHTJAR_WAREHOUSE": str(warehouse)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert "8 unit tests" in completed.stdout
+    assert "ERROR=0" in completed.stdout

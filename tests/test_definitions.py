@@ -1,0 +1,93 @@
+"""The Dagster Definitions load and show the lineage a marketer reads in `dagster dev`."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, build_sensor_context
+
+from tests.landing import write_folder
+
+
+def test_definitions_load_with_groups_from_extracts_to_sends():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups = {
+        key.to_user_string(): graph.get(key).group_name for key in graph.materializable_asset_keys
+    }
+    assert {k for k, g in groups.items() if g == "ingest"} == {
+        "raw/crm_contacts",
+        "raw/orders",
+        "raw/web_events",
+    }
+    assert {k for k, g in groups.items() if g == "cohorts"} == {
+        "cohort_loyalty",
+        "cohort_reactivation",
+        "cohort_birthday",
+    }
+    assert {k for k, g in groups.items() if g == "sends"} == {
+        "send_loyalty",
+        "send_reactivation",
+        "send_birthday",
+    }
+    assert groups["customer_360"] == "warehouse"
+
+
+def test_lineage_runs_from_each_extract_to_each_send():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for campaign in ("loyalty", "reactivation", "birthday"):
+        upstream = _ancestors(graph, AssetKey(f"send_{campaign}"))
+        assert {AssetKey(["raw", e]) for e in ("crm_contacts", "orders", "web_events")} <= set(
+            upstream
+        )
+        assert AssetKey("customer_360") in upstream
+
+
+def _ancestors(graph, key):
+    seen, todo = set(), [key]
+    while todo:
+        for parent in graph.get(todo.pop()).parent_keys:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def test_dbt_tests_are_asset_checks_and_send_assets_describe_their_rule():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("cohort_loyalty", "assert_cohort_loyalty_rule") in checks
+    assert ("customer_360", "unique_customer_360_contact_id") in checks
+    description = graph.get(AssetKey("send_loyalty")).description
+    assert "cohort_loyalty" in description and "not again within 90 days" in description
+
+
+def test_the_job_schedule_and_sensor_are_defined():
+    from pipelines.definitions import defs
+
+    job = defs.get_job_def("nightly_job")
+    assert job.partitions_def is not None
+    assert defs.get_schedule_def("nightly_schedule").job_name == "nightly_job"
+    assert defs.get_sensor_def("landing_sensor")
+
+
+def test_the_sensor_starts_one_run_per_complete_folder(workspace):
+    from pipelines.jobs import landing_sensor
+
+    write_folder(workspace.landing, "2025-11-19")
+    write_folder(workspace.landing, "2025-11-20")
+    write_folder(workspace.landing, "2025-11-21", complete=False)
+    context = build_sensor_context()
+    requests = list(landing_sensor(context))
+    assert [(r.run_key, r.partition_key) for r in requests] == [
+        ("2025-11-19", "2025-11-19"),
+        ("2025-11-20", "2025-11-20"),
+    ]
+    assert context.cursor == "2025-11-20"
+
+    (workspace.landing / "2025-11-21" / "_SUCCESS").touch()
+    later = build_sensor_context(cursor=context.cursor)
+    assert [r.run_key for r in landing_sensor(later)] == ["2025-11-21"]

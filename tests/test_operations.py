@@ -1,0 +1,112 @@
+"""What a data engineer runs into: not-ready folders, catch-up, full refresh, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
+from tests.landing import contact, order, write_folder
+from tests.scenario import HISTORY, D, suppress, write_all
+
+
+def test_a_folder_without_success_is_not_ready_and_says_so_in_one_line(workspace, capsys):
+    write_folder(workspace.landing, D, contacts=[contact("c1")], complete=False)
+    assert workspace.run(D) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"Landing folder {workspace.landing / D} is not ready: no _SUCCESS file yet "
+        "(the exporter writes it last). Run again once the export has finished." in err
+    )
+    assert not workspace.outbox.exists()
+
+
+def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys):
+    write_all(workspace.landing)
+    write_folder(
+        workspace.landing,
+        D,
+        contacts=[contact("c1", birth_date="1990-13-01")],
+        orders=[order("o1", "c1", "2025-11-20T10:00:00Z", "ten")],
+    )
+    assert workspace.run(D) == 1
+    err = capsys.readouterr().err
+    assert (
+        "crm_contacts.csv row 1, column birth_date: must be a date YYYY-MM-DD (value '1990-13-01')"
+        in err
+    )
+    assert (
+        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 (value 'ten')" in err
+    )
+    assert not workspace.outbox.exists()
+    assert workspace.query("select count(*) from raw.orders") == [(0,)]
+
+
+def test_catch_up_loads_every_missed_folder_in_one_run_and_sends_only_for_its_date(workspace):
+    write_all(workspace.landing)  # nothing has run for HISTORY nor D
+    suppress(workspace.warehouse, "suppressed@example.com")
+    assert workspace.run(D) == 0
+    assert workspace.query(
+        "select business_date::varchar, count(*) from raw.loaded_files group by 1 order by 1"
+    ) == [(HISTORY, 3), (D, 3)]
+    assert workspace.query("select distinct business_date::varchar from nightjar.send_ledger") == [
+        (D,)
+    ]
+    assert not (workspace.outbox / HISTORY).exists()
+
+    # Loading D again replaces its rows, never doubles them.
+    before = workspace.query("select count(*) from raw.orders")
+    assert workspace.run(D) == 0
+    assert workspace.query("select count(*) from raw.orders") == before
+
+
+def test_the_ledger_survives_a_full_refresh_and_nothing_is_sent_twice(workspace):
+    write_all(workspace.landing)
+    suppress(workspace.warehouse, "suppressed@example.com")
+    assert workspace.run(D) == 0
+    ledger = workspace.query("select * from nightjar.send_ledger order by send_id")
+    subprocess.run(
+        [
+            dbt_executable(), "build", "--full-refresh", "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--exclude-resource-type", "unit_test", "--vars", json.dumps({"as_of_date": D}),
+            "--target-path", "target/full-refresh-test",
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "NIGHTJAR_WAREHOUSE": str(workspace.warehouse)},
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    assert workspace.query("select * from nightjar.send_ledger order by send_id") == ledger
+    lines = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "reactivation", "birthday")}
+    assert workspace.run(D) == 0
+    assert {c: workspace.outbox_lines(D, c) for c in lines} == lines
+
+
+def test_the_cli_refuses_a_date_outside_the_partitions(workspace, capsys):
+    from pipelines.cli import main
+
+    assert main(["run", "--date", "2019-12-31"]) == 2
+    assert "2019-12-31 is not a business date Nightjar can run" in capsys.readouterr().err
+
+
+def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
+    write_all(workspace.landing)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--date", D],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "loaded:  crm_contacts 18 rows (2 folder(s)); orders 14 rows (2 folder(s))"
+        in completed.stdout
+    )
+    assert (
+        "cohorts as of 2025-11-20: cohort_birthday 3; cohort_loyalty 3; cohort_reactivation 2"
+        in completed.stdout
+    )
+    assert "send_birthday: 3 sent via outbox" in completed.stdout
