@@ -177,7 +177,6 @@ def test_a_refused_batch_fails_the_send_and_a_rerun_sends_it(sendgrid_workspace,
         "select campaign, count(*) from nightjar.send_ledger where status = 'failed' group by 1"
     )
     assert len(failed) == 1
-    campaign, count = failed[0]
     assert sendgrid_workspace.run(D) == 0
     assert sendgrid_workspace.query(
         "select count(*) from nightjar.send_ledger where status = 'sent'"
