@@ -1,0 +1,93 @@
+"""A new campaign is one SQL file and one YAML block: no Python changes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from assets.campaigns import CampaignConfigError, parse_campaign
+from pipelines.dbt_setup import DBT_PROJECT_DIR
+from tests.scenario import D, suppress, write_all
+
+VIP_SQL = """
+select
+    contact_id,
+    email,
+    first_name,
+    last_name,
+    total_spend,
+    'welcome' as vip_occasion,
+    as_of_date
+from {{ ref('customer_360') }}
+where is_mailable and total_spend >= 1000
+"""
+
+VIP_YAML = """
+version: 2
+models:
+  - name: cohort_vip
+    description: Mailable contacts who spent 1000 or more, ever. Welcomed once.
+    config:
+      meta:
+        campaign:
+          name: vip
+          template_id: d-20000000000000000000000000000001
+          subject: Welcome to the VIP club
+          from_email: vip@shop.example.com
+          occasion_column: vip_occasion
+          template_data: [first_name, total_spend]
+"""
+
+
+def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "models" / "cohorts" / "cohort_vip.sql").write_text(VIP_SQL)
+    (project / "models" / "cohorts" / "_vip.yml").write_text(VIP_YAML)
+    write_all(workspace.landing)
+    suppress(workspace.warehouse, "suppressed@example.com")
+
+    env = {**os.environ, "NIGHTJAR_DBT_PROJECT_DIR": str(project)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--date", D],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "send_vip: 3 sent via outbox" in completed.stdout
+    vip = workspace.outbox_lines(D, "vip")
+    assert sorted(m["contact_id"] for m in vip) == ["guest_buyer", "loyal", "spent_exactly_1000"]
+    assert {m["template"] for m in vip} == {"d-20000000000000000000000000000001"}
+    assert workspace.outbox_lines(D, "vip")[0]["data"].keys() == {"first_name", "total_spend"}
+
+
+def test_a_campaign_block_missing_a_key_names_the_model_and_key():
+    with pytest.raises(
+        CampaignConfigError, match=r"dbt model cohort_x, meta\.campaign: missing subject"
+    ):
+        parse_campaign(
+            "cohort_x",
+            {
+                "name": "x",
+                "template_id": "d-1",
+                "from_email": "a@example.com",
+                "occasion_column": "y",
+            },
+        )
+
+
+def test_a_campaign_column_must_be_a_plain_name():
+    with pytest.raises(CampaignConfigError, match="is not a plain column name"):
+        parse_campaign(
+            "cohort_x",
+            {
+                "name": "x",
+                "template_id": "d-1",
+                "subject": "s",
+                "from_email": "a@example.com",
+                "occasion_column": "y; drop table nightjar.send_ledger",
+            },
+        )
