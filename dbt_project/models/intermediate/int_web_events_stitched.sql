@@ -13,12 +13,15 @@ with events as (
 ),
 
 visitors as (
+    -- event_id breaks a tie of timestamps, so a re-run always picks the same contact
     select
         anonymous_id,
-        arg_max(contact_id, event_timestamp) as contact_id
+        contact_id
     from events
     where contact_id is not null
-    group by anonymous_id
+    qualify row_number() over (
+        partition by anonymous_id order by event_timestamp desc, event_id desc
+    ) = 1
 )
 
 select
