@@ -6,6 +6,7 @@ from datetime import date
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    BackfillPolicy,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -107,6 +108,7 @@ def build_ingest_asset(extract: str):
         partitions_def=nightly_partitions,
         kinds={"polars", "pandera", "duckdb"},
         pool=WAREHOUSE_POOL,
+        backfill_policy=BackfillPolicy.multi_run(1),
         description=DESCRIPTIONS[extract],
         metadata={"extract_file": f"{extract}.csv"},
     )

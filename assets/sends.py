@@ -7,7 +7,14 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    asset,
+)
 
 from assets.campaigns import Campaign
 from pipelines.landing import list_folders
@@ -242,6 +249,7 @@ def build_send_asset(campaign: Campaign):
         partitions_def=nightly_partitions,
         kinds={"sendgrid"},
         pool=WAREHOUSE_POOL,
+        backfill_policy=BackfillPolicy.multi_run(1),
         description=campaign.describe(),
         metadata={
             "campaign": campaign.name,

@@ -51,7 +51,7 @@ def run_date(business_date: dt.date, settings: Settings) -> int:
         return 2
     started = time.monotonic()
     print(f"nightjar: running {key} (landing {settings.landing}, warehouse {settings.warehouse})")
-    result = defs.get_job_def("nightly_job").execute_in_process(
+    result = defs.resolve_job_def("nightly_job").execute_in_process(
         partition_key=key,
         instance=_instance(),
         raise_on_error=False,

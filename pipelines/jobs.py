@@ -21,7 +21,6 @@ from pipelines.settings import load_settings
 nightly_job = define_asset_job(
     name="nightly_job",
     selection=AssetSelection.all(),
-    partitions_def=nightly_partitions,
     executor_def=in_process_executor,
     description="Load the night's extracts, rebuild the customer view and cohorts, and send.",
 )

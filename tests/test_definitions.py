@@ -68,10 +68,10 @@ def test_dbt_tests_are_asset_checks_and_send_assets_describe_their_rule():
 def test_the_job_schedule_and_sensor_are_defined():
     from pipelines.definitions import defs
 
-    job = defs.get_job_def("nightly_job")
+    job = defs.resolve_job_def("nightly_job")
     assert job.partitions_def is not None
-    assert defs.get_schedule_def("nightly_schedule").job_name == "nightly_job"
-    assert defs.get_sensor_def("landing_sensor")
+    assert defs.resolve_schedule_def("nightly_schedule").job_name == "nightly_job"
+    assert defs.resolve_sensor_def("landing_sensor")
 
 
 def test_the_sensor_starts_one_run_per_complete_folder(workspace):
