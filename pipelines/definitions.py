@@ -1,6 +1,6 @@
 """Nightjar's Dagster Definitions: what `dagster dev` shows and `nightjar run` executes."""
 
-from dagster import Definitions
+from dagster import AssetSpec, Definitions
 
 from assets.campaigns import campaigns_from_manifest
 from assets.ingest import ingest_assets
@@ -11,11 +11,30 @@ from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
 from pipelines.resources import NightjarResource
 
 
+# State Nightjar keeps beside the ledger; dbt reads both, the send assets maintain them.
+STATE_TABLES = [
+    AssetSpec(
+        ["nightjar", "suppressions"],
+        group_name="sends",
+        kinds={"duckdb"},
+        description="Addresses never to mail again (unsubscribes, bounces, spam reports), "
+        "normalized. A suppressed contact is not mailable and joins no cohort.",
+    ),
+    AssetSpec(
+        ["nightjar", "cohort_membership"],
+        group_name="sends",
+        kinds={"duckdb"},
+        description="Who was in each cohort on each date it was sent, with the date they "
+        "entered it: how loyalty tells a contact who stays from one who enters.",
+    ),
+]
+
+
 def build_definitions() -> Definitions:
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
     send_assets = [build_send_asset(c) for c in campaigns_from_manifest(load_manifest())]
     return Definitions(
-        assets=[*ingest_assets, warehouse_models, *send_assets],
+        assets=[*ingest_assets, warehouse_models, *send_assets, *STATE_TABLES],
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         sensors=[landing_sensor],

@@ -134,3 +134,21 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path):
     (f.path / "web_events.csv").write_bytes("event_id\nd\xe9j\xe0\n".encode("latin-1"))
     with pytest.raises(ExtractError, match=r"web_events\.csv: cannot be read as CSV"):
         load(f, "web_events")
+
+
+def test_a_zero_byte_file_is_refused_as_missing_its_header(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "crm_contacts.csv").write_bytes(b"")
+    with pytest.raises(
+        ExtractError, match=r"crm_contacts\.csv: missing required column\(s\) contact_id"
+    ):
+        load(f, "crm_contacts")
+
+
+def test_an_extract_file_missing_from_a_complete_folder_is_named(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "web_events.csv").unlink()
+    with pytest.raises(
+        ExtractError, match=r"no web_events\.csv .* although the folder is marked complete"
+    ):
+        load(f, "web_events")
