@@ -23,10 +23,12 @@ _SOURCES = ("models", "macros", "tests", "dbt_project.yml")
 
 @cache
 def dbt_project() -> DbtProject:
-    """The dbt project; `dagster dev` re-parses it, `nightjar` and `make` call ensure_manifest."""
-    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()
-    return project
+    """The dbt project. Under `dagster dev` its manifest is refreshed here (what
+    `prepare_if_dev` does, but with this environment's dbt); `nightjar` and `make` call
+    ensure_manifest themselves."""
+    if os.environ.get("DAGSTER_IS_DEV_CLI"):
+        ensure_manifest()
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 class NightjarDbtCliResource(DbtCliResource):
@@ -48,8 +50,12 @@ class NightjarDbtCliResource(DbtCliResource):
 
 def dbt_executable() -> str:
     """dbt from this interpreter's environment, so an unactivated virtualenv works too."""
-    beside_python = Path(sys.executable).parent / "dbt"
-    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+    # sys.prefix is the virtualenv even where sys.executable is its resolved base interpreter
+    # (as in the code server `dagster dev` starts).
+    for folder in (Path(sys.prefix) / "bin", Path(sys.executable).parent):
+        if (folder / "dbt").exists():
+            return str(folder / "dbt")
+    return shutil.which("dbt") or "dbt"
 
 
 def _newest_source_mtime() -> float:

@@ -10,7 +10,6 @@ from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_proj
 from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
 from pipelines.resources import NightjarResource
 
-
 # State Nightjar keeps beside the ledger; dbt reads both, the send assets maintain them.
 STATE_TABLES = [
     AssetSpec(
