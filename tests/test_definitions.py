@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from dagster import AssetKey, build_sensor_context
 
 from tests.landing import write_folder
@@ -91,3 +95,17 @@ def test_the_sensor_starts_one_run_per_complete_folder(workspace):
     (workspace.landing / "2025-11-21" / "_SUCCESS").touch()
     later = build_sensor_context(cursor=context.cursor)
     assert [r.run_key for r in landing_sensor(later)] == ["2025-11-21"]
+
+
+def test_definitions_load_as_dagster_dev_loads_them_without_dbt_on_path():
+    # `dagster dev` starts a code server with DAGSTER_IS_DEV_CLI set, from an unactivated
+    # virtualenv: dbt must be found beside the interpreter, not on PATH.
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1", "PATH": "/usr/bin:/bin"}
+    completed = subprocess.run(
+        [sys.executable, "-c", "from pipelines.definitions import defs; print(len(defs.assets))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
