@@ -44,8 +44,9 @@ def run_date(business_date: dt.date, settings: Settings) -> int:
     key = business_date.isoformat()
     if not nightly_partitions.has_partition_key(key):
         print(
-            f"nightjar: {key} is not a business date Nightjar can run "
-            f"(from {nightly_partitions.start:%Y-%m-%d} up to today).",
+            f"nightjar: {key} is not a business date Nightjar can run: dates from "
+            f"{nightly_partitions.start:%Y-%m-%d} run once they have ended in UTC "
+            f"(the latest now is {nightly_partitions.get_last_partition_key()}).",
             file=sys.stderr,
         )
         return 2

@@ -109,3 +109,16 @@ def test_definitions_load_as_dagster_dev_loads_them_without_dbt_on_path():
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_the_schedule_runs_the_previous_business_date():
+    import datetime as dt
+
+    from dagster import build_schedule_context
+
+    from pipelines.definitions import defs
+
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    tick = dt.datetime(2025, 11, 21, 6, 0, tzinfo=dt.UTC)
+    requests = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick))
+    assert [r.partition_key for r in requests.run_requests] == ["2025-11-20"]
