@@ -6,7 +6,6 @@ from datetime import date
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -20,7 +19,7 @@ from pipelines.landing import (
     incomplete_folders_through,
     require_ready,
 )
-from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
@@ -108,7 +107,7 @@ def build_ingest_asset(extract: str):
         partitions_def=nightly_partitions,
         kinds={"polars", "pandera", "duckdb"},
         pool=WAREHOUSE_POOL,
-        backfill_policy=BackfillPolicy.multi_run(1),
+        backfill_policy=ONE_RUN_PER_DATE,
         description=DESCRIPTIONS[extract],
         metadata={"extract_file": f"{extract}.csv"},
     )

@@ -10,7 +10,6 @@ import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     Failure,
     MaterializeResult,
     asset,
@@ -18,7 +17,7 @@ from dagster import (
 
 from assets.campaigns import Campaign
 from pipelines.landing import list_folders
-from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
@@ -249,7 +248,7 @@ def build_send_asset(campaign: Campaign):
         partitions_def=nightly_partitions,
         kinds={"sendgrid"},
         pool=WAREHOUSE_POOL,
-        backfill_policy=BackfillPolicy.multi_run(1),
+        backfill_policy=ONE_RUN_PER_DATE,
         description=campaign.describe(),
         metadata={
             "campaign": campaign.name,

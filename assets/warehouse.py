@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+from dagster import AssetExecutionContext
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -15,7 +15,7 @@ from dagster_dbt import (
 )
 
 from pipelines.dbt_setup import dbt_project
-from pipelines.partitions import WAREHOUSE_POOL, nightly_partitions
+from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 
 
@@ -43,8 +43,7 @@ def dbt_build_args(business_date: str, default_timezone: str) -> list[str]:
     partitions_def=nightly_partitions,
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
-    # One run per date, like every other asset: a date's run is what may send.
-    backfill_policy=BackfillPolicy.multi_run(1),
+    backfill_policy=ONE_RUN_PER_DATE,
 )
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource

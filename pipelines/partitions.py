@@ -1,6 +1,8 @@
 """The nightly partitions: one per business date."""
 
-from dagster import DailyPartitionsDefinition
+import warnings
+
+from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
 # A business date becomes runnable once it has ended in UTC; the schedule runs the previous
 # date at 06:00 UTC and the sensor runs a date as soon as it is runnable and has landed.
@@ -9,3 +11,10 @@ nightly_partitions = DailyPartitionsDefinition(start_date="2020-01-01")
 # Every asset that opens the DuckDB file shares this pool; give it a limit of 1 in
 # dagster.yaml (see README) so one writer at a time touches the warehouse.
 WAREHOUSE_POOL = "nightjar_warehouse"
+
+# A backfill is one run per date, for every asset: each date's run decides its own sends.
+# (dagster marks `backfill_policy` on @asset as beta; the behaviour is what we rely on.)
+ONE_RUN_PER_DATE = BackfillPolicy.multi_run(1)
+warnings.filterwarnings(
+    "ignore", message="Parameter `backfill_policy` of function `asset`", category=BetaWarning
+)
