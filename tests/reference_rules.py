@@ -1,0 +1,125 @@
+"""CONTRACT §2-§3 written a second time, plainly and independently of the SQL, for tests.
+
+Slow Python over small landings: it reads the files itself and parses with the standard
+library, so a shared mistake in Nightjar's parsers or SQL cannot hide here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VALID_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _clean(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return None if value in ("", '""') else value
+
+
+def _timestamp(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _bool(text: str | None) -> bool:
+    return (text or "").lower() in ("true", "1")
+
+
+def _rows(landing: Path, business_date: dt.date, name: str):
+    for folder in sorted(landing.iterdir()):
+        if not (folder / "_SUCCESS").exists():
+            continue
+        day = dt.date.fromisoformat(folder.name)
+        if day > business_date:
+            continue
+        with (folder / f"{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=1):
+                yield day, number, {k.strip(): _clean(v) for k, v in row.items()}
+
+
+def _latest(versions: dict, key: str, row: dict, rank: tuple) -> None:
+    if key not in versions or rank > versions[key][0]:
+        versions[key] = (rank, row)
+
+
+@dataclass
+class Expected:
+    customers: dict[str, dict] = field(default_factory=dict)
+    loyalty: set[str] = field(default_factory=set)
+    reactivation: set[str] = field(default_factory=set)
+    birthday: set[str] = field(default_factory=set)
+
+
+def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int = 0) -> Expected:
+    end = dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+    contacts, erased = {}, set()
+    for day, number, row in _rows(landing, business_date, "crm_contacts"):
+        updated = _timestamp(row["updated_at"])
+        if updated >= end:
+            continue
+        if _bool(row.get("is_deleted")):
+            erased.add(row["contact_id"])
+        _latest(contacts, row["contact_id"], row, (updated, day, number))
+    live = {cid: row for cid, (_, row) in contacts.items() if cid not in erased}
+
+    orders = {}
+    for day, number, row in _rows(landing, business_date, "orders"):
+        updated = _timestamp(row["updated_at"])
+        if updated < end:
+            _latest(orders, row["order_id"], row, (updated, day, number))
+
+    owners: dict[str, list[str]] = {}
+    for cid, row in live.items():
+        if row["email"]:
+            owners.setdefault(row["email"].lower(), []).append(cid)
+
+    purchases: dict[str, list[tuple[dt.date, float]]] = {}
+    for _, row in orders.values():
+        ordered_on = _timestamp(row["ordered_at"]).astimezone(dt.UTC).date()
+        if row["status"] != "completed" or ordered_on > business_date:
+            continue
+        owner = row["contact_id"]
+        if owner is None and row["email"]:
+            candidates = owners.get(row["email"].lower(), [])
+            owner = candidates[0] if len(candidates) == 1 else None
+        if owner is not None:
+            purchases.setdefault(owner, []).append((ordered_on, float(row["total_amount"])))
+
+    expected = Expected()
+    target = business_date + dt.timedelta(days=birthday_offset)
+    for cid, row in live.items():
+        bought = purchases.get(cid, [])
+        last = max((d for d, _ in bought), default=None)
+        days_since = (business_date - last).days if last else None
+        spend_730d = round(sum(a for d, a in bought if (business_date - d).days < 730), 2)
+        email = (row["email"] or "").lower()
+        mailable = bool(VALID_EMAIL.match(email)) and _bool(row["email_opt_in"])
+        birth = dt.date.fromisoformat(row["birth_date"]) if row["birth_date"] else None
+        if birth and not dt.date(1900, 1, 1) <= birth <= business_date:
+            birth = None
+        expected.customers[cid] = {
+            "total_spend": round(sum(a for _, a in bought), 2),
+            "spend_730d": spend_730d,
+            "last_purchase_date": last,
+        }
+        if not mailable:
+            continue
+        if days_since is not None and days_since < 90 and spend_730d > 1000:
+            expected.loyalty.add(cid)
+        if days_since is not None and days_since >= 180:
+            expected.reactivation.add(cid)
+        if birth and _celebrates(birth, target):
+            expected.birthday.add(cid)
+    return expected
+
+
+def _celebrates(birth: dt.date, day: dt.date) -> bool:
+    if (birth.month, birth.day) == (day.month, day.day):
+        return True
+    leap_year = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
+    return (birth.month, birth.day) == (2, 29) and (day.month, day.day) == (2, 28) and not leap_year

@@ -1,0 +1,48 @@
+"""On generated landings, Nightjar's cohorts are the contract's, contact for contact."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.sample_data import generate_landing
+from tests.reference_rules import expected_as_of
+
+
+@pytest.mark.parametrize(
+    ("days", "end"),
+    [
+        (1, "2025-06-30"),  # a first night: one folder
+        (250, "2025-11-20"),  # months of history loaded in one catch-up run
+        (90, "2025-02-28"),  # 29 February birthdays in a year without one
+    ],
+)
+def test_cohorts_and_spend_match_the_contract(workspace, days, end):
+    business_date = dt.date.fromisoformat(end)
+    generate_landing(workspace.landing, contacts=400, days=days, end=business_date, seed=days)
+    assert workspace.run(end) == 0
+
+    expected = expected_as_of(workspace.landing, business_date)
+    assert workspace.ids("cohort_loyalty") == expected.loyalty
+    assert workspace.ids("cohort_reactivation") == expected.reactivation
+    assert workspace.ids("cohort_birthday") == expected.birthday
+    # The landing must exercise the rules, not agree on empty sets.
+    assert expected.birthday
+    if days > 1:
+        assert expected.loyalty
+    if days > 180:
+        assert expected.reactivation
+
+    actual = {
+        cid: {"total_spend": float(total), "spend_730d": float(recent), "last_purchase_date": last}
+        for cid, total, recent, last in workspace.query(
+            "select contact_id, total_spend, spend_730d, last_purchase_date from customer_360"
+        )
+    }
+    assert actual == expected.customers
+    if end.endswith("02-28"):
+        leaplings = workspace.query(
+            "select count(*) from cohort_birthday where strftime(birth_date, '%m-%d') = '02-29'"
+        )
+        assert leaplings[0][0] > 0
