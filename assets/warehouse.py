@@ -4,10 +4,12 @@ partition's business date, with dbt tests as Dagster asset checks."""
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, Output
 from dagster_dbt import (
+    DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
@@ -17,6 +19,7 @@ from dagster_dbt import (
 from pipelines.dbt_setup import dbt_project
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
+from pipelines.warehouse import connect
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
@@ -52,4 +55,40 @@ def warehouse_models(
     # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
     os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
     args = dbt_build_args(context.partition_key, settings.default_timezone)
-    yield from dbt.cli(args, context=context).stream()
+    events, failure = [], None
+    try:
+        # DuckDB has one writer: collect dbt's events until its process has let go of the
+        # file, then count the tables' rows ourselves.
+        events.extend(dbt.cli(args, context=context).stream())
+    except DagsterDbtCliRuntimeError as error:
+        failure = error
+    yield from _with_row_counts(context, events, settings.warehouse)
+    if failure:
+        raise failure
+
+
+def _with_row_counts(context: AssetExecutionContext, events: list, warehouse: Path):
+    """Tables' row counts as `dagster/row_count`, so cohort sizes plot night by night."""
+    tables = {
+        event.output_name: context.asset_key_for_output(event.output_name).path[-1]
+        for event in events
+        if isinstance(event, Output)
+    }
+    with connect(warehouse) as con:
+        existing = {
+            row[0]
+            for row in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'main'"
+            ).fetchall()
+        }
+        counts = {
+            output: con.execute(f'select count(*) from main."{table}"').fetchone()[0]
+            for output, table in tables.items()
+            if table in existing
+        }
+    for event in events:
+        if isinstance(event, Output) and event.output_name in counts:
+            event = event.with_metadata(
+                {**event.metadata, "dagster/row_count": counts[event.output_name]}
+            )
+        yield event

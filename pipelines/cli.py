@@ -60,7 +60,7 @@ def run_date(business_date: dt.date, settings: Settings) -> int:
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     elapsed = time.monotonic() - started
-    print_summary(result, settings, key)
+    print_summary(result, key)
     if not result.success:
         print_failures(result)
         print(f"nightjar: {key} FAILED after {elapsed:.1f}s", file=sys.stderr)

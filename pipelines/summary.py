@@ -6,9 +6,6 @@ import sys
 
 from dagster import ExecuteInProcessResult
 
-from pipelines.settings import Settings
-from pipelines.warehouse import connect
-
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
     found = {}
@@ -20,7 +17,7 @@ def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
     return found
 
 
-def print_summary(result: ExecuteInProcessResult, settings: Settings, business_date: str) -> None:
+def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     metadata = _metadata(result)
     loaded = [
         f"{key.split('/')[-1]} {meta.get('dagster/row_count', 0):,} rows "
@@ -30,14 +27,13 @@ def print_summary(result: ExecuteInProcessResult, settings: Settings, business_d
     ]
     if loaded:
         print("  loaded:  " + "; ".join(loaded))
-    cohorts = sorted(k for k in metadata if k.startswith("cohort_"))
+    cohorts = [
+        f"{key} {meta['dagster/row_count']:,}"
+        for key, meta in sorted(metadata.items())
+        if key.startswith("cohort_") and "dagster/row_count" in meta
+    ]
     if cohorts:
-        with connect(settings.warehouse) as con:
-            sizes = [
-                f"{name} {con.execute(f'select count(*) from main.{name}').fetchone()[0]:,}"
-                for name in cohorts
-            ]
-        print(f"  cohorts as of {business_date}: " + "; ".join(sizes))
+        print(f"  cohorts as of {business_date}: " + "; ".join(cohorts))
     for key, meta in sorted(metadata.items()):
         if not key.startswith("send_"):
             continue
