@@ -44,19 +44,20 @@ nightly_schedule = build_schedule_from_partitioned_job(
 def landing_sensor(context: SensorEvaluationContext):
     settings = load_settings()
     cursor = context.cursor or ""
-    valid = set(nightly_partitions.get_partition_keys())
-    ready = [
-        folder.business_date.isoformat()
-        for folder in list_folders(settings.landing)
-        if folder.complete and folder.business_date.isoformat() > cursor
-    ]
-    ready = [key for key in ready if key in valid]
+    runnable = set(nightly_partitions.get_partition_keys())
+    ready = sorted(
+        key
+        for key in (
+            f.business_date.isoformat() for f in list_folders(settings.landing) if f.complete
+        )
+        if key > cursor and key in runnable
+    )
     if not ready:
         return SkipReason(
             f"No new complete folder in {settings.landing} after {cursor or 'start'}."
         )
-    # run_key = the date: a folder starts one run, however often the sensor looks. Older
-    # dates in a catch-up still load, but only the latest one sends (CONTRACT §5).
-    for key in ready:
-        yield RunRequest(run_key=key, partition_key=key)
-    context.update_cursor(max(ready))
+    # One run for the newest date: it loads every older complete folder not loaded yet, so
+    # several folders landing at once (a catch-up) make one run, and only that date sends.
+    # run_key = the date, so a folder never starts a second run.
+    context.update_cursor(ready[-1])
+    return RunRequest(run_key=ready[-1], partition_key=ready[-1])

@@ -78,23 +78,23 @@ def test_the_job_schedule_and_sensor_are_defined():
     assert defs.resolve_sensor_def("landing_sensor")
 
 
-def test_the_sensor_starts_one_run_per_complete_folder(workspace):
+def test_the_sensor_starts_one_run_for_the_newest_complete_folder(workspace):
     from pipelines.jobs import landing_sensor
 
     write_folder(workspace.landing, "2025-11-19")
     write_folder(workspace.landing, "2025-11-20")
     write_folder(workspace.landing, "2025-11-21", complete=False)
     context = build_sensor_context()
-    requests = list(landing_sensor(context))
-    assert [(r.run_key, r.partition_key) for r in requests] == [
-        ("2025-11-19", "2025-11-19"),
-        ("2025-11-20", "2025-11-20"),
-    ]
+    request = landing_sensor(context)
+    assert (request.run_key, request.partition_key) == ("2025-11-20", "2025-11-20")
     assert context.cursor == "2025-11-20"
+
+    again = build_sensor_context(cursor=context.cursor)
+    assert "No new complete folder" in landing_sensor(again).skip_message
 
     (workspace.landing / "2025-11-21" / "_SUCCESS").touch()
     later = build_sensor_context(cursor=context.cursor)
-    assert [r.run_key for r in landing_sensor(later)] == ["2025-11-21"]
+    assert landing_sensor(later).run_key == "2025-11-21"
 
 
 def test_definitions_load_as_dagster_dev_loads_them_without_dbt_on_path():
