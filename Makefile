@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test lint dev clean
+.PHONY: help install manifest demo test lint dev lock clean
 
 help:
 	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
@@ -15,10 +15,11 @@ help:
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make lint   - ruff and sqlfluff"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# constraints.txt pins every transitive package: a fresh clone installs what CI tested.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -42,6 +43,9 @@ lint: install
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 
 clean:
 	rm -rf $(VENV) .dagster data dbt_project/target dbt_project/logs .pytest_cache
