@@ -105,6 +105,30 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_date(args.end, settings)
 
 
+def webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.webhook import serve
+
+    if not settings.webhook_public_key:
+        print(
+            "nightjar webhook: set SENDGRID_WEBHOOK_PUBLIC_KEY to the verification key from "
+            "SendGrid (Mail Settings > Event Webhook > Signature Verification); unsigned "
+            "events are never accepted.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        serve(
+            settings.landing,
+            settings.webhook_public_key,
+            args.host or settings.webhook_host,
+            args.port if args.port is not None else settings.webhook_port,
+        )
+    except ValueError as error:
+        print(f"nightjar webhook: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -115,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the nightly graph for one business date")
     run.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+
+    hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
+    hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
+    hook.add_argument("--port", type=int, help="port (default $NIGHTJAR_WEBHOOK_PORT or 8026)")
 
     for name, help_text in (
         ("generate", "write a sample landing of nightly extracts"),
@@ -137,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_date(args.date, settings)
     if args.command == "generate":
         return generate(args, settings)
+    if args.command == "webhook":
+        return webhook(args, settings)
     return demo(args, settings)
 
 

@@ -21,6 +21,9 @@ class Settings:
     sendgrid_sandbox: bool
     base_currency: str
     default_timezone: str
+    webhook_public_key: str | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8026
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -43,4 +46,7 @@ def load_settings() -> Settings:
         sendgrid_sandbox=(os.environ.get("SENDGRID_SANDBOX", "").strip().lower() in TRUE_WORDS),
         base_currency=(os.environ.get("NIGHTJAR_BASE_CURRENCY") or "USD").strip().upper(),
         default_timezone=os.environ.get("NIGHTJAR_DEFAULT_TIMEZONE") or "UTC",
+        webhook_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+        webhook_host=os.environ.get("NIGHTJAR_WEBHOOK_HOST") or "127.0.0.1",
+        webhook_port=int(os.environ.get("NIGHTJAR_WEBHOOK_PORT") or 8026),
     )
