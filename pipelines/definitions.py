@@ -4,6 +4,7 @@ from dagster import AssetSpec, Definitions
 
 from assets.campaigns import campaigns_from_manifest
 from assets.ingest import ingest_assets
+from assets.ingest_events import sendgrid_events
 from assets.sends import build_send_asset
 from assets.warehouse import warehouse_models
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
@@ -16,8 +17,8 @@ STATE_TABLES = [
         ["nightjar", "suppressions"],
         group_name="sends",
         kinds={"duckdb"},
-        description="Addresses never to mail again (unsubscribes, bounces, spam reports), "
-        "normalized. A suppressed contact is not mailable and joins no cohort.",
+        description="Addresses suppressed by hand (normalized), beside those SendGrid "
+        "reports; both make the suppression_list model.",
     ),
     AssetSpec(
         ["nightjar", "cohort_membership"],
@@ -33,7 +34,7 @@ def build_definitions() -> Definitions:
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
     send_assets = [build_send_asset(c) for c in campaigns_from_manifest(load_manifest())]
     return Definitions(
-        assets=[*ingest_assets, warehouse_models, *send_assets, *STATE_TABLES],
+        assets=[*ingest_assets, sendgrid_events, warehouse_models, *send_assets, *STATE_TABLES],
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         sensors=[landing_sensor],

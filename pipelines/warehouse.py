@@ -33,6 +33,17 @@ create table if not exists raw.web_events (
     anonymous_id varchar not null, contact_id varchar, page_url varchar, sku varchar,
     value decimal(18, 2)
 );
+create table if not exists raw.sendgrid_events (
+    source_file varchar not null,
+    sg_event_id varchar, event varchar not null, email varchar,
+    event_timestamp timestamptz not null, sg_message_id varchar, reason varchar,
+    bounce_type varchar, asm_group_id bigint,
+    campaign varchar, contact_id varchar, send_id varchar  -- Nightjar's custom_args, echoed
+);
+create table if not exists raw.loaded_event_files (
+    source_file varchar primary key, size_bytes bigint not null, row_count bigint not null,
+    loaded_at timestamptz not null
+);
 create table if not exists raw.loaded_files (
     business_date date not null, extract varchar not null, source_file varchar not null,
     row_count bigint not null, loaded_at timestamptz not null,

@@ -22,6 +22,7 @@ def test_definitions_load_with_groups_from_extracts_to_sends():
         "raw/crm_contacts",
         "raw/orders",
         "raw/web_events",
+        "raw/sendgrid_events",
     }
     assert {k for k, g in groups.items() if g == "cohorts"} == {
         "cohort_loyalty",

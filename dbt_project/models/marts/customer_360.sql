@@ -6,8 +6,7 @@ with contacts as (
 ),
 
 suppressed as (
-    select distinct lower(trim(email)) as email
-    from {{ source('nightjar', 'suppressions') }}
+    select email from {{ ref('suppression_list') }}
 ),
 
 purchases as (
@@ -20,6 +19,10 @@ rfm as (
 
 web as (
     select * from {{ ref('int_contacts_web_activity_summarized') }}
+),
+
+engagement as (
+    select * from {{ ref('int_contacts_engagement_summarized') }}
 ),
 
 profile as (
@@ -65,8 +68,14 @@ select
     web.last_seen_at,
     coalesce(web.page_views_30d, 0) as page_views_30d,
     coalesce(web.cart_adds_7d_without_purchase, 0) as cart_adds_7d_without_purchase,
+    coalesce(engagement.emails_delivered, 0) as emails_delivered,
+    coalesce(engagement.email_opens, 0) as email_opens,
+    coalesce(engagement.email_clicks, 0) as email_clicks,
+    engagement.last_opened_at,
+    engagement.last_clicked_at,
     {{ as_of_date() }} as as_of_date
 from profile
 left join purchases on profile.contact_id = purchases.contact_id
 left join rfm on profile.contact_id = rfm.contact_id
 left join web on profile.contact_id = web.contact_id
+left join engagement on profile.contact_id = engagement.contact_id

@@ -1,0 +1,86 @@
+"""Ingest SendGrid's events, as `nightjar webhook` landed them, into `raw.sendgrid_events`."""
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
+
+from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from pipelines.resources import NightjarResource
+from pipelines.warehouse import connect, ensure_schema
+from pipelines.webhook import EVENTS_FOLDER
+
+# The fields Nightjar uses; SendGrid sends more, and the landed files keep them all.
+EVENT_COLUMNS = {
+    "sg_event_id": "VARCHAR",
+    "event": "VARCHAR",
+    "email": "VARCHAR",
+    "timestamp": "BIGINT",
+    "sg_message_id": "VARCHAR",
+    "reason": "VARCHAR",
+    "type": "VARCHAR",
+    "asm_group_id": "BIGINT",
+    "campaign": "VARCHAR",
+    "contact_id": "VARCHAR",
+    "send_id": "VARCHAR",
+}
+
+
+def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
+    """(Re)load every event file that is new or has grown since it was loaded; the webhook
+    only appends, so a file of the same size holds the same events. Returns (files, rows)."""
+    files = sorted((landing / EVENTS_FOLDER).glob("*.jsonl"))
+    columns = "{" + ", ".join(f"{k}: '{v}'" for k, v in EVENT_COLUMNS.items()) + "}"
+    loaded_files = loaded_rows = 0
+    with connect(warehouse) as con:
+        ensure_schema(con)
+        known = dict(
+            con.execute("select source_file, size_bytes from raw.loaded_event_files").fetchall()
+        )
+        con.execute("begin")
+        try:
+            for path in files:
+                size = path.stat().st_size
+                if known.get(str(path)) == size:
+                    continue
+                con.execute("delete from raw.sendgrid_events where source_file = ?", [str(path)])
+                rows = con.execute(
+                    f"""
+                    insert into raw.sendgrid_events
+                    select
+                        $file, sg_event_id, event, lower(trim(email)), to_timestamp(timestamp),
+                        sg_message_id, reason, type, asm_group_id, campaign, contact_id, send_id
+                    from read_json($file, format = 'newline_delimited', columns = {columns})
+                    where event is not null and timestamp is not null
+                    """,
+                    {"file": str(path)},
+                ).fetchone()[0]
+                con.execute(
+                    "insert or replace into raw.loaded_event_files values (?, ?, ?, now())",
+                    [str(path), size, rows],
+                )
+                loaded_files += 1
+                loaded_rows += rows
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    return loaded_files, loaded_rows
+
+
+@asset(
+    key=AssetKey(["raw", "sendgrid_events"]),
+    group_name="ingest",
+    partitions_def=nightly_partitions,
+    kinds={"duckdb", "sendgrid"},
+    pool=WAREHOUSE_POOL,
+    backfill_policy=ONE_RUN_PER_DATE,
+    description="SendGrid's delivery and engagement events (bounces, unsubscribes, opens, "
+    "clicks...) received by `nightjar webhook`; they feed the suppression list and the "
+    "engagement columns of the customer view.",
+)
+def sendgrid_events(
+    context: AssetExecutionContext, nightjar: NightjarResource
+) -> MaterializeResult:
+    settings = nightjar.settings()
+    files, rows = load_event_files(settings.landing, settings.warehouse)
+    return MaterializeResult(metadata={"files_loaded": files, "events_loaded": rows})

@@ -1,0 +1,14 @@
+select
+    sg_event_id,
+    event as event_name,
+    email,
+    event_timestamp,
+    sg_message_id,
+    reason,
+    bounce_type,
+    asm_group_id,
+    campaign,
+    contact_id,
+    send_id,
+    {{ utc_date('event_timestamp') }} as event_date
+from {{ source('raw', 'sendgrid_events') }}
