@@ -4,10 +4,10 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from pipelines.landing import EVENTS_FOLDER
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.warehouse import connect, ensure_schema
-from pipelines.webhook import EVENTS_FOLDER
 
 # The fields Nightjar uses; SendGrid sends more, and the landed files keep them all.
 EVENT_COLUMNS = {

@@ -1,6 +1,7 @@
 """Send assets: one per declared campaign, sending each cohort member its message once."""
 
 import datetime as dt
+import time
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,9 @@ from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
 from senders.base import Message, Sender, batches, mask_email
-from senders.ledger import BLOCKING_STATUSES, Ledger, send_id
+from senders.ledger import SENDABLE_STATUSES, Ledger, send_id
+from senders.outbox import OutboxSender
+from senders.settlement import SendLockTimeout, send_ids_seen_by_sendgrid, send_lock
 
 
 @dataclass
@@ -36,12 +39,14 @@ class SendSummary:
     cooling_down: int = 0
     sent: int = 0
     failed: int = 0
-    unknown: int = 0
+    in_flight: int = 0  # fate unknown: waiting for SendGrid's events
+    settled_from_earlier_runs: int = 0
+    abandoned: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.unknown)
+        return not (self.failed or self.in_flight)
 
 
 def past_date_reason(
@@ -76,7 +81,7 @@ def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign,
 
 def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> pl.DataFrame:
     """The cohort with each member's decision: to_send, already_sent or cooling_down."""
-    statuses = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
+    sendable = ", ".join(f"'{s}'" for s in SENDABLE_STATUSES)
     return con.sql(
         f"""
         with cohort as (
@@ -93,12 +98,12 @@ def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date
                     select 1 from ledger
                     where ledger.contact_id = cohort.contact_id
                       and ledger.occasion = cohort.nightjar_occasion
-                      and ledger.status in ({statuses})
+                      and ledger.status not in ({sendable})
                 ) then 'already_sent'
                 when exists (
                     select 1 from ledger
                     where ledger.contact_id = cohort.contact_id
-                      and ledger.status = 'sent'
+                      and ledger.status = 'accepted'
                       and ledger.business_date > $day - to_days($cooldown)
                 ) then 'cooling_down'
                 else 'to_send'
@@ -143,23 +148,43 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
     )
 
 
-def _settle_pending(ledger: Ledger, sender: Sender, campaign: Campaign) -> None:
-    """A run that died mid-send left `pending` rows: settle them before anything new goes."""
-    rows = ledger.con.execute(
-        "select send_id, business_date, channel from nightjar.send_ledger "
-        "where campaign = ? and status = 'pending'",
-        [campaign.name],
-    ).fetchall()
-    for business_date in sorted({row[1] for row in rows}):
-        ids = [r[0] for r in rows if r[1] == business_date and r[2] == sender.channel]
-        proof = sender.already_delivered(business_date.isoformat(), campaign.name)
-        if proof is None:
-            ledger.mark(ids, "unknown", error="run stopped while sending; fate unknown")
-            continue
-        ledger.mark([i for i in ids if i in proof], "sent")
-        ledger.mark([i for i in ids if i not in proof], "failed", error="never written")
-    other_channel = [r[0] for r in rows if r[2] != sender.channel]
-    ledger.mark(other_channel, "unknown", error="pending on another channel; fate unknown")
+def _settle_in_flight(ledger: Ledger, settings: Settings, campaign: Campaign, summary) -> None:
+    """Messages whose request may have reached the channel (a crash, a timeout) are settled
+    before anything new goes: from the outbox file itself, or from SendGrid's events."""
+    rows = ledger.in_flight(campaign.name)
+    outbox = OutboxSender(settings.outbox)
+    for business_date in sorted({r[1] for r in rows if r[2] == outbox.channel}):
+        ids = [r[0] for r in rows if r[2] == outbox.channel and r[1] == business_date]
+        written = outbox.already_delivered(business_date.isoformat(), campaign.name)
+        ledger.mark([i for i in ids if i in written], "accepted")
+        ledger.mark([i for i in ids if i not in written], "failed", error="never written")
+        summary.settled_from_earlier_runs += len(ids)
+    others = [r for r in rows if r[2] != outbox.channel]
+    seen = send_ids_seen_by_sendgrid(settings.landing, [r[0] for r in others])
+    ledger.mark(sorted(seen), "accepted")
+    summary.settled_from_earlier_runs += len(seen)
+    overdue = [r[0] for r in others if r[0] not in seen and r[3] >= settings.settle_grace_hours]
+    if settings.unsettled_policy == "resend":
+        ledger.mark(overdue, "failed", error="no SendGrid event within the grace period")
+    else:
+        ledger.mark(overdue, "abandoned", error="no SendGrid event within the grace period")
+        summary.abandoned += len(overdue)
+    summary.in_flight += len(others) - len(seen) - len(overdue)
+
+
+def _wait_for_settlement(ledger: Ledger, settings: Settings, ids: list[str], summary) -> None:
+    """A batch with no answer is not sent again; SendGrid's events may still prove it took it."""
+    deadline = time.monotonic() + settings.settle_wait_seconds
+    pending = set(ids)
+    while pending:
+        seen = send_ids_seen_by_sendgrid(settings.landing, pending)
+        ledger.mark(sorted(seen), "accepted")
+        summary.sent += len(seen)
+        summary.in_flight -= len(seen)
+        pending -= seen
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
 
 
 def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> None:
@@ -193,14 +218,17 @@ def send_campaign(
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion."""
     summary = SendSummary(campaign.name, day.isoformat(), sender.channel)
-    with connect(settings.warehouse) as con:
+    with (
+        send_lock(settings.warehouse, settings.send_lock_wait_seconds),
+        connect(settings.warehouse) as con,
+    ):
         ensure_schema(con)
         summary.skipped_reason = past_date_reason(con, settings, day)
         if summary.skipped_reason:
             return summary
         _check_cohort_is_current(con, campaign, day)
         ledger = Ledger(con)
-        _settle_pending(ledger, sender, campaign)
+        _settle_in_flight(ledger, settings, campaign, summary)
         candidates = _candidates(con, campaign, day)
         summary.cohort_size = candidates.height
         counts = dict(candidates.group_by("nightjar_decision").len().iter_rows())
@@ -208,36 +236,43 @@ def send_campaign(
         summary.cooling_down = counts.get("cooling_down", 0)
         to_send = candidates.filter(pl.col("nightjar_decision") == "to_send")
         messages = [build_message(campaign, row) for row in to_send.iter_rows(named=True)]
+        ledger.plan(
+            ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages),
+            day,
+            sender.channel,
+        )
+        unanswered: list[str] = []
         for batch in batches(messages, sender.max_batch_size):
-            _send_one_batch(ledger, sender, day, batch, summary, log)
-            if summary.unknown:
-                break  # the channel is not answering: stop rather than risk more unknowns
+            unanswered += _send_one_batch(ledger, sender, day, batch, summary, log)
+            if unanswered:
+                break  # the channel stopped answering: the rest stay planned for the next run
+        _wait_for_settlement(ledger, settings, unanswered, summary)
         _record_membership(con, campaign, day)
     return summary
 
 
-def _send_one_batch(ledger, sender, day, batch, summary, log) -> None:
+def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
+    """Send one batch; returns the send_ids whose fate is unknown."""
     ids = [m.send_id for m in batch]
-    ledger.claim(
-        ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in batch), day, sender.channel
-    )
+    ledger.mark(ids, "in_flight")
     outcome = sender.send_batch(day.isoformat(), batch)
     if outcome.accepted:
-        ledger.mark(ids, "sent", provider_message_id=outcome.provider_message_id)
+        ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
         summary.sent += len(batch)
-        return
-    status = "unknown" if outcome.fate_unknown else "failed"
-    ledger.mark(ids, status, error=outcome.error)
-    summary.errors.append(f"{len(batch)} message(s) {status}: {outcome.error}")
-    if outcome.fate_unknown:
-        summary.unknown += len(batch)
-    else:
-        summary.failed += len(batch)
+        return []
+    summary.errors.append(f"{len(batch)} message(s): {outcome.error}")
     if log:
         log.error(
-            f"{summary.campaign}: batch of {len(batch)} {status} (first recipient "
+            f"{summary.campaign}: batch of {len(batch)} not accepted (first recipient "
             f"{mask_email(batch[0].to_email)}): {outcome.error}"
         )
+    if outcome.fate_unknown:
+        ledger.mark(ids, "in_flight", error=outcome.error)
+        summary.in_flight += len(batch)
+        return ids
+    ledger.mark(ids, "failed", error=outcome.error)
+    summary.failed += len(batch)
+    return []
 
 
 def build_send_asset(campaign: Campaign):
@@ -260,7 +295,10 @@ def build_send_asset(campaign: Campaign):
     def _send(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
         settings = nightjar.settings()
         day = dt.date.fromisoformat(context.partition_key)
-        summary = send_campaign(campaign, day, settings, make_sender(settings), context.log)
+        try:
+            summary = send_campaign(campaign, day, settings, make_sender(settings), context.log)
+        except SendLockTimeout as error:
+            raise Failure(description=str(error)) from None
         metadata = {k: v for k, v in asdict(summary).items() if k != "errors" and v is not None}
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
@@ -268,10 +306,10 @@ def build_send_asset(campaign: Campaign):
             raise Failure(
                 description=(
                     f"{campaign.name} for {day}: {summary.sent} sent, {summary.failed} failed, "
-                    f"{summary.unknown} of unknown fate. "
+                    f"{summary.in_flight} still pending (sent, but no answer yet). "
                     + " | ".join(summary.errors[:3])
-                    + " Failed messages are retried by running the date again; messages of "
-                    "unknown fate are not re-sent (see the README)."
+                    + " Run the date again to send the rest: failed messages are retried, "
+                    "pending ones are settled from SendGrid's events first (see the README)."
                 ),
                 metadata=metadata,
             )

@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 SUCCESS_MARKER = "_SUCCESS"
+# SendGrid events landed by `nightjar webhook`, one JSON-lines file per UTC receipt date.
+EVENTS_FOLDER = "sendgrid_events"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -24,6 +24,12 @@ class Settings:
     webhook_public_key: str | None = None
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8026
+    # Exactly once (README "Sending"): how long a message of unknown fate waits for SendGrid's
+    # events, what then happens to it, how long a run waits for its own, and for another run.
+    settle_grace_hours: float = 24.0
+    unsettled_policy: str = "give_up"
+    settle_wait_seconds: float = 30.0
+    send_lock_wait_seconds: float = 60.0
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -49,4 +55,15 @@ def load_settings() -> Settings:
         webhook_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
         webhook_host=os.environ.get("NIGHTJAR_WEBHOOK_HOST") or "127.0.0.1",
         webhook_port=int(os.environ.get("NIGHTJAR_WEBHOOK_PORT") or 8026),
+        settle_grace_hours=float(os.environ.get("NIGHTJAR_SETTLE_GRACE_HOURS") or 24),
+        unsettled_policy=_choice("NIGHTJAR_UNSETTLED_POLICY", ("give_up", "resend")),
+        settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
+        send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
     )
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    value = (os.environ.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: must be one of {', '.join(choices)}")
+    return value

@@ -22,7 +22,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
-EVENTS_FOLDER = "sendgrid_events"
+from pipelines.landing import EVENTS_FOLDER
+
 WEBHOOK_PATH = "/sendgrid/events"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # SendGrid batches events; this is far above its batches
 

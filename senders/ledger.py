@@ -1,9 +1,15 @@
 """The send ledger: one row per (campaign, contact, occasion), written before a message leaves.
 
 It lives in `nightjar.send_ledger`, outside dbt, so a full refresh never forgets what was sent.
-Statuses: `pending` (claimed, leaving now), `sent` (accepted, provider id kept), `failed`
-(refused for sure; tried again next run) and `unknown` (may have reached the provider; never
-sent again automatically).
+A message's life:
+
+    planned --> in_flight --> accepted      (the provider took it; its message id is kept)
+                          \\-> failed        (refused for certain; planned again next run)
+                          \\-> (no answer)   stays in_flight until SendGrid's events settle it:
+                                            accepted, or after the grace period abandoned
+                                            (default) or failed (to be sent again)
+
+Only `planned` and `failed` rows may be sent; `in_flight`, `accepted` and `abandoned` never are.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import duckdb
 import polars as pl
 
 _SEND_ID_NAMESPACE = uuid.UUID("5d7a3c1e-6f0b-4e8a-9a51-7e1f2b9c4d30")
-BLOCKING_STATUSES = ("pending", "sent", "unknown")
+SENDABLE_STATUSES = ("planned", "failed")
+STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned")
 
 
 def send_id(campaign: str, contact_id: str, occasion: str) -> str:
@@ -28,17 +35,13 @@ class Ledger:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
-    def pending(self, campaign: str) -> list[str]:
-        rows = self.con.execute(
-            "select send_id from nightjar.send_ledger where campaign = ? and status = 'pending'",
-            [campaign],
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def claim(
+    def plan(
         self, rows: Iterable[tuple[str, str, str, str]], business_date: date, channel: str
     ) -> None:
-        """Record (send_id, campaign, contact_id, occasion) as pending before sending them."""
+        """Record (send_id, campaign, contact_id, occasion) as planned, before any request.
+
+        A row that exists already keeps its status unless it may be sent (planned, failed).
+        """
         frame = pl.DataFrame(
             list(rows),
             schema={
@@ -51,7 +54,7 @@ class Ledger:
         )
         if frame.is_empty():
             return
-        self.con.register("claims", frame)
+        self.con.register("planned_rows", frame)
         try:
             self.con.execute(
                 """
@@ -59,17 +62,17 @@ class Ledger:
                     send_id, campaign, contact_id, occasion, business_date, channel, status,
                     attempts, created_at, updated_at
                 )
-                select send_id, campaign, contact_id, occasion, ?, ?, 'pending', 1, now(), now()
-                from claims
+                select send_id, campaign, contact_id, occasion, ?, ?, 'planned', 0, now(), now()
+                from planned_rows
                 on conflict (send_id) do update set
-                    status = 'pending', attempts = send_ledger.attempts + 1, error = null,
-                    business_date = excluded.business_date, channel = excluded.channel,
-                    updated_at = now()
+                    status = 'planned', error = null, business_date = excluded.business_date,
+                    channel = excluded.channel, updated_at = now()
+                where send_ledger.status in ('planned', 'failed')
                 """,
                 [business_date, channel],
             )
         finally:
-            self.con.unregister("claims")
+            self.con.unregister("planned_rows")
 
     def mark(
         self,
@@ -81,15 +84,33 @@ class Ledger:
     ) -> None:
         if not send_ids:
             return
+        if status not in STATUSES:
+            raise ValueError(f"unknown ledger status {status!r}")
         self.con.execute(
             """
             update nightjar.send_ledger
-            set status = ?, provider_message_id = coalesce(?, provider_message_id),
-                error = ?, updated_at = now()
-            where send_id in (select unnest(?::varchar[]))
+            set status = $status,
+                provider_message_id = coalesce($message_id, provider_message_id),
+                attempts = attempts + (case when $status = 'in_flight' then 1 else 0 end),
+                error = $error, updated_at = now()
+            where send_id in (select unnest($ids::varchar[]))
             """,
-            [status, provider_message_id, error, list(send_ids)],
+            {
+                "status": status,
+                "message_id": provider_message_id,
+                "error": error,
+                "ids": list(send_ids),
+            },
         )
 
-    def latest_business_date(self) -> date | None:
-        return self.con.execute("select max(business_date) from nightjar.send_ledger").fetchone()[0]
+    def in_flight(self, campaign: str) -> list[tuple[str, date, str, float]]:
+        """(send_id, business_date, channel, hours since it went) of unsettled messages."""
+        return self.con.execute(
+            """
+            select send_id, business_date, channel,
+                   date_diff('second', updated_at, now()) / 3600.0
+            from nightjar.send_ledger
+            where campaign = ? and status = 'in_flight'
+            """,
+            [campaign],
+        ).fetchall()

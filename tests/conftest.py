@@ -25,6 +25,10 @@ SETTING_NAMES = (
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
     "NIGHTJAR_WEBHOOK_HOST",
     "NIGHTJAR_WEBHOOK_PORT",
+    "NIGHTJAR_SETTLE_GRACE_HOURS",
+    "NIGHTJAR_UNSETTLED_POLICY",
+    "NIGHTJAR_SETTLE_WAIT_SECONDS",
+    "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
     "DAGSTER_HOME",
 )
 
@@ -84,6 +88,8 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     mp.setenv("NIGHTJAR_LANDING", str(workspace.landing))
     mp.setenv("NIGHTJAR_WAREHOUSE", str(workspace.warehouse))
     mp.setenv("NIGHTJAR_OUTBOX", str(workspace.outbox))
+    # A run waits this long for SendGrid's events of an unanswered batch; tests say when.
+    mp.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "0")
     workspace.landing.mkdir(parents=True, exist_ok=True)
     return workspace
 

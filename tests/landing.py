@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 CONTACT_COLUMNS = [
@@ -90,3 +91,14 @@ def write_folder(
     if complete:
         (folder / "_SUCCESS").touch()
     return folder
+
+
+def land_events(landing: Path, day: str, events: list[dict]) -> None:
+    """Append SendGrid events to the landing as `nightjar webhook` would."""
+    from pipelines.landing import EVENTS_FOLDER
+
+    folder = landing / EVENTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{day}.jsonl").open("a", encoding="utf-8") as handle:
+        for item in events:
+            handle.write(json.dumps(item) + "\n")

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from pipelines.webhook import EVENTS_FOLDER
+from tests.landing import land_events
 from tests.scenario import D, suppress, write_all
-
-
-def land_events(landing, day: str, events: list[dict]) -> None:
-    folder = landing / EVENTS_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{day}.jsonl").open("a") as handle:
-        for event in events:
-            handle.write(json.dumps(event) + "\n")
 
 
 def epoch(text: str) -> int:

@@ -94,7 +94,11 @@ def test_ledger_records_every_message_as_sent(first_night):
     rows = first_night.query(
         "select campaign, status, count(*) from nightjar.send_ledger group by all order by 1"
     )
-    assert rows == [("birthday", "sent", 3), ("loyalty", "sent", 2), ("reactivation", "sent", 2)]
+    assert rows == [
+        ("birthday", "accepted", 3),
+        ("loyalty", "accepted", 2),
+        ("reactivation", "accepted", 2),
+    ]
 
 
 def test_web_visitor_is_stitched_to_the_contact_it_logged_in_as(first_night):

@@ -20,15 +20,15 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
     sent = workspace.outbox_lines(D, "birthday")
     assert len(sent) == 3
 
-    # Simulate a crash: one message made it into the outbox but the ledger still says
-    # pending; another was claimed but never written.
+    # Simulate a crash: one message made it into the outbox but the ledger still says it is
+    # in flight; another went in flight but was never written.
     kept, lost = sent[0], sent[1]
     path = workspace.outbox / D / "birthday.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()
     path.write_text("".join(line + "\n" for line in lines if lost["send_id"] not in line))
     with connect(workspace.warehouse) as con:
         con.execute(
-            "update nightjar.send_ledger set status = 'pending' where send_id in (?, ?)",
+            "update nightjar.send_ledger set status = 'in_flight' where send_id in (?, ?)",
             [kept["send_id"], lost["send_id"]],
         )
         con.execute("delete from nightjar.cohort_membership")  # the crash came before this
@@ -44,4 +44,4 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
     assert sorted(m["send_id"] for m in after) == sorted(m["send_id"] for m in sent)
     assert workspace.query(
         "select status, count(*) from nightjar.send_ledger where campaign = 'birthday' group by 1"
-    ) == [("sent", 3)]
+    ) == [("accepted", 3)]

@@ -8,7 +8,8 @@ import pytest
 
 from senders.base import Message, batches
 from senders.sendgrid import SendGridSender
-from tests.scenario import D, suppress, write_all
+from tests.landing import land_events
+from tests.scenario import NEXT_DAY, D, suppress, write_all
 from tests.sendgrid_server import SendGridTestServer
 
 API_KEY = "SG.test-key"
@@ -162,7 +163,7 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
     ledger = sendgrid_workspace.query(
         "select distinct status, provider_message_id from nightjar.send_ledger"
     )
-    assert {status for status, _ in ledger} == {"sent"}
+    assert {status for status, _ in ledger} == {"accepted"}
     assert {mid for _, mid in ledger} == set(server.message_ids)
 
     # Re-running the date sends nothing more.
@@ -179,7 +180,7 @@ def test_a_refused_batch_fails_the_send_and_a_rerun_sends_it(sendgrid_workspace,
     assert len(failed) == 1
     assert sendgrid_workspace.run(D) == 0
     assert sendgrid_workspace.query(
-        "select count(*) from nightjar.send_ledger where status = 'sent'"
+        "select count(*) from nightjar.send_ledger where status = 'accepted'"
     ) == [(7,)]
     per_contact = {}
     for p in _personalizations(server):
@@ -188,17 +189,68 @@ def test_a_refused_batch_fails_the_send_and_a_rerun_sends_it(sendgrid_workspace,
     assert set(per_contact.values()) == {1}, "nobody gets a message twice"
 
 
-def test_a_message_of_unknown_fate_is_never_sent_again(sendgrid_workspace, server):
-    server.drop_next(processed=True)
-    assert sendgrid_workspace.run(D) == 1
-    unknown = sendgrid_workspace.query(
-        "select count(*) from nightjar.send_ledger where status = 'unknown'"
-    )[0][0]
-    assert unknown >= 1
-    assert sendgrid_workspace.run(D) == 0
-    counts = {}
+def _per_contact(server) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
     for p in _personalizations(server):
         key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
         counts[key] = counts.get(key, 0) + 1
-    assert set(counts.values()) == {1}
-    assert len(counts) == 7
+    return counts
+
+
+def _in_flight(workspace) -> list[str]:
+    return [
+        row[0]
+        for row in workspace.query(
+            "select send_id from nightjar.send_ledger where status = 'in_flight'"
+        )
+    ]
+
+
+def test_an_unanswered_message_waits_for_sendgrids_events_and_is_never_sent_twice(
+    sendgrid_workspace, server
+):
+    server.drop_next(processed=True)  # SendGrid took the request; the answer was lost
+    assert sendgrid_workspace.run(D) == 1
+    pending = _in_flight(sendgrid_workspace)
+    assert pending
+    assert sendgrid_workspace.run(D) == 1  # no event yet: still pending, not sent again
+    assert set(_per_contact(server).values()) == {1}
+
+    # SendGrid's "processed" events arrive through the webhook.
+    land_events(
+        sendgrid_workspace.landing,
+        NEXT_DAY,
+        [{"event": "processed", "send_id": s, "sg_event_id": f"p-{s}", "timestamp": 1763600000}
+         for s in pending],
+    )  # fmt: skip
+    assert sendgrid_workspace.run(D) == 0
+    assert _in_flight(sendgrid_workspace) == []
+    counts = _per_contact(server)
+    assert len(counts) == 7 and set(counts.values()) == {1}
+
+
+def test_after_the_grace_period_an_unsettled_message_is_abandoned_by_default(
+    sendgrid_workspace, server, monkeypatch
+):
+    server.drop_next(processed=False)  # the request never got through
+    assert sendgrid_workspace.run(D) == 1
+    lost = _in_flight(sendgrid_workspace)
+    monkeypatch.setenv("NIGHTJAR_SETTLE_GRACE_HOURS", "0")
+    assert sendgrid_workspace.run(D) == 0
+    abandoned = sendgrid_workspace.query(
+        "select send_id from nightjar.send_ledger where status = 'abandoned'"
+    )
+    assert sorted(r[0] for r in abandoned) == sorted(lost)
+    assert len(_per_contact(server)) == 7 - len(lost)
+
+
+def test_with_the_resend_policy_an_unsettled_message_is_sent_after_the_grace_period(
+    sendgrid_workspace, server, monkeypatch
+):
+    server.drop_next(processed=False)
+    assert sendgrid_workspace.run(D) == 1
+    monkeypatch.setenv("NIGHTJAR_SETTLE_GRACE_HOURS", "0")
+    monkeypatch.setenv("NIGHTJAR_UNSETTLED_POLICY", "resend")
+    assert sendgrid_workspace.run(D) == 0
+    counts = _per_contact(server)
+    assert len(counts) == 7 and set(counts.values()) == {1}

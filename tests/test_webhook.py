@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pipelines.webhook import EVENTS_FOLDER, EventStore, WebhookServer
+from pipelines.landing import EVENTS_FOLDER
+from pipelines.webhook import EventStore, WebhookServer
 
 SAMPLE = json.loads(
     (Path(__file__).parent / "reference" / "sendgrid-event-webhook-sample.json").read_text()
