@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test lint dev lock clean
+.PHONY: help install manifest demo test lint dev chaos lock clean
 
 help:
 	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
 	@echo "make test   - lint, dbt unit tests and the whole test suite"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make lint   - ruff and sqlfluff"
+	@echo "make chaos  - kill the sender 20 times while sending 100,000 messages; count duplicates"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: ../$(BIN)/sqlfluff lint models tests macros
+
+chaos: install
+	$(BIN)/python -m tests.chaos --messages 100000 --kills 20
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -10,13 +10,14 @@ import gzip
 import hmac
 import json
 import logging
+import random
 import re
 import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -627,6 +628,7 @@ class SendGridTestServer:
         port: int = 0,
         record_bodies: bool = True,
         verbose: bool = False,
+        on_accept: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -642,6 +644,11 @@ class SendGridTestServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._expected_auth = f"Bearer {api_key}".encode()
+        # Called with (message_id, body) for each accepted request before the 202 goes out,
+        # as SendGrid's event pipeline starts before its answer: chaos tests post events here.
+        self.on_accept = on_accept
+        self._random: random.Random | None = None
+        self._rates = (0.0, 0.0, 0.0)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -722,6 +729,28 @@ class SendGridTestServer:
         fault = _Fault(status=None, headers={}, processed=processed)
         with self._lock:
             self._faults.extend([fault] * count)
+
+    def random_faults(
+        self, *, rate_429: float = 0.0, rate_500: float = 0.0, rate_drop: float = 0.0, seed=None
+    ) -> None:
+        """When no scripted fault is queued, fail requests at random with these rates; half
+        of the dropped connections are processed first (the answer alone is lost)."""
+        with self._lock:
+            self._random = random.Random(seed)
+            self._rates = (rate_429, rate_500, rate_drop)
+
+    def _random_fault(self) -> _Fault | None:
+        if self._random is None:
+            return None
+        draw = self._random.random()
+        rate_429, rate_500, rate_drop = self._rates
+        if draw < rate_429:
+            return _Fault(status=429, headers={})
+        if draw < rate_429 + rate_500:
+            return _Fault(status=500, headers={})
+        if draw < rate_429 + rate_500 + rate_drop:
+            return _Fault(status=None, headers={}, processed=self._random.random() < 0.5)
+        return None
 
     def reset(self) -> None:
         """Forget recorded requests and pending faults."""
@@ -805,7 +834,7 @@ class SendGridTestServer:
                 return
 
             with self._lock:
-                fault = self._faults.popleft() if self._faults else None
+                fault = self._faults.popleft() if self._faults else self._random_fault()
             if fault is not None and fault.status is not None:
                 self._fault_response(handler, fault, raw)
                 return
@@ -883,6 +912,8 @@ class SendGridTestServer:
             # One lock for both lists keeps accepted[i] and message_ids[i] aligned.
             self.accepted.append(body if self.record_bodies else None)
             self.message_ids.append(message_id)
+        if self.on_accept is not None:
+            self.on_accept(message_id, body)
         if drop:
             self._drop(handler, body)
             return
