@@ -18,6 +18,7 @@ from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, pa
 from pipelines.landing import LandingFolder
 
 MAX_REPORTED_PROBLEMS = 50
+_EMAIL_IN_TEXT = re.compile(r"[^\s@\"',;<>]+@[^\s@\"',;<>]+")
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,23 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
         col = pl.col(name)
         if isinstance(dtype, pl.Datetime):
             utc = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col
-            exprs.append(utc.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00"))
+            exprs.append(
+                utc.dt.convert_time_zone("UTC")
+                .dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+                .alias(name)
+            )
         elif dtype == pl.Boolean:
-            exprs.append(pl.when(col).then(pl.lit("true")).otherwise(pl.lit("false")))
+            # A null stays null, so a missing required flag is still reported as missing.
+            exprs.append(
+                pl.when(col.is_null())
+                .then(pl.lit(None, pl.String))
+                .when(col)
+                .then(pl.lit("true"))
+                .otherwise(pl.lit("false"))
+                .alias(name)
+            )
         else:
-            exprs.append(col.cast(pl.String))
+            exprs.append(col.cast(pl.String).alias(name))
     return frame.select(exprs)
 
 
@@ -91,7 +104,12 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
         else:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
     except Exception as exc:  # polars raises several types; the file is what matters here
-        raise ExtractError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from exc
+        # The parser quotes raw rows: mask addresses before the text reaches logs or the UI.
+        reason = _EMAIL_IN_TEXT.sub(lambda m: _safe_value("email", m.group(0)), str(exc))
+        raise ExtractError(
+            f"{path}: cannot be read as {path.suffix[1:].upper()} (UTF-8, comma-separated, "
+            f"RFC 4180 quoting): {reason}"
+        ) from None
     frame = frame.rename({c: c.strip() for c in frame.columns})
     missing = [c for c in spec.columns if c not in frame.columns and c not in spec.optional]
     if missing:

@@ -124,9 +124,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def _display_name(row: dict[str, Any]) -> str | None:
-    # A header may not hold line breaks; personal data never gets to shape the message.
+    # A header may not hold line breaks, and SendGrid silently drops mail whose recipient
+    # name holds a comma or semicolon: personal data never gets to shape the message.
     parts = [str(row.get(k) or "").strip() for k in ("first_name", "last_name")]
-    name = " ".join(" ".join(p for p in parts if p).split())
+    name = " ".join(" ".join(p for p in parts if p).replace(",", " ").replace(";", " ").split())
     return name or None
 
 

@@ -105,7 +105,7 @@ class Orders(_Extract):
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_timestamp)
 
-    @pa.check("total_amount", name="a decimal number ≥ 0")
+    @pa.check("total_amount", name="a decimal number ≥ 0 with at most 4 decimal places")
     def _amount(cls, data: PolarsData) -> pl.LazyFrame:
         amount = parse_decimal(pl.col(data.key))
         return data.lazyframe.select(amount.is_not_null() & (amount >= 0))
@@ -127,7 +127,7 @@ class WebEvents(_Extract):
     def _timestamp(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_timestamp)
 
-    @pa.check("value", name="a decimal number")
+    @pa.check("value", name="a decimal number with at most 4 decimal places")
     def _value(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_decimal)
 

@@ -27,6 +27,7 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
         expr.str.replace(r"(?i)^(\d{4}-\d{2}-\d{2})[ t]", "${1}T")
         .str.replace(r"(?i)z$", "+00:00")
         .str.replace(r"([+-]\d{2})(\d{2})$", "${1}:${2}")
+        .str.replace(r"(T[\d:.]+[+-]\d{2})$", "${1}:00")  # an hour-only offset, "+01"
     )
     with_offset = (
         pl.when(text.str.contains(r"[+-]\d{2}:\d{2}$"))
@@ -57,7 +58,15 @@ def parse_bool(expr: pl.Expr) -> pl.Expr:
     )
 
 
+DECIMAL_PLACES = 4  # enough for every ISO 4217 currency (three places at most) and more
+
+
 def parse_decimal(expr: pl.Expr) -> pl.Expr:
-    """Plain decimal text (`12.50`, `-3`, `0`) to a two-place decimal; anything else gives null."""
-    valid = expr.str.contains(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-    return pl.when(valid).then(expr).otherwise(None).cast(pl.Decimal(18, 2), strict=False)
+    """Plain decimal text (`12.50`, `-3`, `0.125`) to a decimal; more than four decimal places
+    (which would be rounded) or anything else gives null."""
+    valid = expr.str.contains(
+        rf"^[+-]?(\d+(\.\d{{0,{DECIMAL_PLACES}}})?|\.\d{{1,{DECIMAL_PLACES}}})$"
+    )
+    return (
+        pl.when(valid).then(expr).otherwise(None).cast(pl.Decimal(18, DECIMAL_PLACES), strict=False)
+    )

@@ -82,11 +82,22 @@ def generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo_marker(path: Path) -> Path:
+    # A folder holds its marker; a file (the warehouse) has one beside it.
+    return (
+        path / DEMO_MARKER if path.suffix != ".duckdb" else path.with_name(path.name + DEMO_MARKER)
+    )
+
+
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    """A fresh sample landing, then the nightly run of its last date."""
+    """A fresh sample landing, then the nightly run of its last date.
+
+    It starts from scratch each time, so it deletes the landing, warehouse and outbox, but
+    only those an earlier demo made: anything else is refused, never touched.
+    """
     owned = [settings.landing, settings.outbox, settings.warehouse]
     for path in owned:
-        if path.exists() and not (settings.landing / DEMO_MARKER).exists():
+        if path.exists() and not _demo_marker(path).exists():
             print(
                 f"nightjar demo: {path} exists and was not made by the demo; point "
                 "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE and NIGHTJAR_OUTBOX elsewhere.",
@@ -96,10 +107,14 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     for path in owned:
         if path.is_dir():
             shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    settings.landing.mkdir(parents=True, exist_ok=True)
-    (settings.landing / DEMO_MARKER).touch()
+        for leftover in (path, _demo_marker(path), path.with_name(path.name + ".wal")):
+            if leftover.is_file():
+                leftover.unlink()
+    for path in (settings.landing, settings.outbox):
+        path.mkdir(parents=True, exist_ok=True)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    for path in owned:
+        _demo_marker(path).touch()
     args.out = None
     generate(args, settings)
     return run_date(args.end, settings)

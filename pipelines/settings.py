@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -42,7 +42,8 @@ def _path(name: str, default: str) -> Path:
 
 
 def load_settings() -> Settings:
-    load_dotenv(override=False)
+    # The .env of the directory nightjar runs in (or above it), never the package's own.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     return Settings(
         landing=_path("NIGHTJAR_LANDING", "data/landing"),
         warehouse=_path("NIGHTJAR_WAREHOUSE", "data/warehouse.duckdb"),

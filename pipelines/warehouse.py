@@ -25,13 +25,13 @@ create table if not exists raw.orders (
     business_date date not null, source_file varchar not null, source_row integer not null,
     order_id varchar not null, contact_id varchar, email varchar,
     ordered_at timestamptz not null, updated_at timestamptz not null, status varchar not null,
-    currency varchar not null, total_amount decimal(18, 2) not null
+    currency varchar not null, total_amount decimal(18, 4) not null
 );
 create table if not exists raw.web_events (
     business_date date not null, source_file varchar not null, source_row integer not null,
     event_id varchar not null, event_timestamp timestamptz not null, event_name varchar not null,
     anonymous_id varchar not null, contact_id varchar, page_url varchar, sku varchar,
-    value decimal(18, 2)
+    value decimal(18, 4)
 );
 create table if not exists raw.sendgrid_events (
     source_file varchar not null,

@@ -80,7 +80,7 @@ def test_each_member_gets_exactly_one_message_and_no_one_else_does(first_night):
 def test_messages_carry_template_and_personal_data_intact(first_night):
     (zoe,) = [m for m in first_night.outbox_lines(D, "birthday") if m["contact_id"] == "zoe"]
     assert zoe["to"] == "zoe@example.com"
-    assert zoe["to_name"] == "Zoë O'Brien, Jr."
+    assert zoe["to_name"] == "Zoë O'Brien Jr."  # SendGrid drops mail to names with a comma
     assert zoe["template"] == "d-10000000000000000000000000000003"
     assert zoe["data"] == {"first_name": "Zoë", "last_name": "O'Brien, Jr.", "birthday_on": D}
     (guest,) = [

@@ -72,8 +72,8 @@ def test_every_bad_row_is_reported_with_row_column_and_rule(tmp_path):
     message = str(error.value)
     assert "orders: 7 problem(s) break the extract contract; nothing was loaded" in message
     assert (
-        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 (value '-5')"
-        in message
+        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 with at most "
+        "4 decimal places (value '-5')" in message
     )
     assert (
         "orders.csv row 2, column ordered_at: must be an ISO 8601 timestamp (value 'yesterday')"
@@ -152,3 +152,58 @@ def test_an_extract_file_missing_from_a_complete_folder_is_named(tmp_path):
         ExtractError, match=r"no web_events\.csv .* although the folder is marked complete"
     ):
         load(f, "web_events")
+
+
+def test_parquet_booleans_and_timestamps_are_read_as_their_text(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "crm_contacts.csv").unlink()
+    pl.DataFrame(
+        {
+            "contact_id": ["c1", "c2"],
+            "email": ["a@example.com", None],
+            "first_name": ["Ann", None],
+            "last_name": [None, None],
+            "birth_date": [dt.date(2000, 2, 29), None],
+            "country": ["US", None],
+            "timezone": [None, None],
+            "email_opt_in": [True, False],
+            "created_at": [dt.datetime(2025, 1, 1, tzinfo=dt.UTC)] * 2,
+            "updated_at": [dt.datetime(2025, 1, 1, 12, 30)] * 2,  # no zone: UTC
+            "is_deleted": [False, None],
+        }
+    ).write_parquet(f.path / "crm_contacts.parquet")
+    rows = load(f, "crm_contacts").sort("contact_id").to_dicts()
+    assert [r["email_opt_in"] for r in rows] == [True, False]
+    assert [r["is_deleted"] for r in rows] == [False, False]
+    assert rows[0]["birth_date"] == dt.date(2000, 2, 29)
+    assert rows[0]["updated_at"] == dt.datetime(2025, 1, 1, 12, 30, tzinfo=dt.UTC)
+
+
+def test_amounts_keep_up_to_four_decimal_places_and_hour_offsets_parse(tmp_path):
+    f = folder(
+        tmp_path,
+        orders=[
+            order("o1", "c1", "2025-11-20T10:00:00+01", "12.345"),
+            order("o2", "c1", "2025-11-20T10:00:00Z", "0.0050"),
+        ],
+    )
+    rows = load(f, "orders").sort("order_id").to_dicts()
+    assert [r["total_amount"] for r in rows] == [Decimal("12.345"), Decimal("0.005")]
+    assert rows[0]["ordered_at"] == dt.datetime(2025, 11, 20, 9, tzinfo=dt.UTC)
+    rounded = folder(
+        tmp_path, "2025-11-21", orders=[order("o3", "c1", "2025-11-21T10:00:00Z", "1.23456")]
+    )
+    with pytest.raises(ExtractError, match="at most 4 decimal places"):
+        load(rounded, "orders")
+
+
+def test_a_malformed_csv_is_named_without_leaking_addresses(tmp_path):
+    f = folder(tmp_path)
+    header = ",".join(CONTACT_COLUMNS)
+    (f.path / "crm_contacts.csv").write_text(
+        f'{header}\nc1,"unterminated,x,y\nc2,jane.doe@example.com,Jane\n', encoding="utf-8"
+    )
+    with pytest.raises(ExtractError) as error:
+        load(f, "crm_contacts")
+    assert "crm_contacts.csv" in str(error.value)
+    assert "jane.doe@example.com" not in str(error.value)

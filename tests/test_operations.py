@@ -38,7 +38,8 @@ def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys):
         in err
     )
     assert (
-        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 (value 'ten')" in err
+        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 with at most "
+        "4 decimal places (value 'ten')" in err
     )
     assert not workspace.outbox.exists()
     assert workspace.query("select count(*) from raw.orders") == [(0,)]
@@ -110,3 +111,15 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
         in completed.stdout
     )
     assert "send_birthday: 3 sent via outbox" in completed.stdout
+
+
+def test_the_demo_never_deletes_a_warehouse_it_did_not_make(workspace, capsys):
+    from pipelines.cli import main
+    from pipelines.warehouse import connect, ensure_schema
+
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+    (workspace.landing / ".nightjar-demo").touch()  # a demo landing, but not a demo warehouse
+    assert main(["demo", "--contacts", "10", "--days", "2", "--end", D]) == 2
+    assert "was not made by the demo" in capsys.readouterr().err
+    assert workspace.warehouse.exists()

@@ -3,6 +3,9 @@
     nullif(lower(trim({{ column }})), '')
 {%- endmacro %}
 
+{#- \s of the contract's regex means any Unicode white space (as in Python); RE2's \s is
+    ASCII only, so the class spells it out. -#}
 {% macro is_valid_email(normalized_column) -%}
-    coalesce(regexp_full_match({{ normalized_column }}, '[^@\s]+@[^@\s]+\.[^@\s]+'), false)
+    {%- set char = "[^@[:space:]\\p{Z}\\x{1c}-\\x{1f}\\x{85}]" -%}
+    coalesce(regexp_full_match({{ normalized_column }}, '{{ char }}+@{{ char }}+\.{{ char }}+'), false)
 {%- endmacro %}

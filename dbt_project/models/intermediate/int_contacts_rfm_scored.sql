@@ -1,13 +1,16 @@
--- RFM scores 1-5 (5 best) by quintile over contacts with a completed order in the window.
+-- RFM scores 1-5 (5 best) by quintile over contacts in the customer view with a completed
+-- order in the window (orders of unknown or erased contacts do not move anyone's score).
 -- Ties share a score (rank, not row_number), so a re-run always gives the same scores.
 with buyers as (
     select
-        contact_id,
-        {{ days_before_as_of('last_purchase_date') }} as recency_days,
-        order_count_730d as frequency,
-        spend_730d as monetary
-    from {{ ref('int_contacts_purchases_summarized') }}
-    where order_count_730d > 0
+        purchases.contact_id,
+        {{ days_before_as_of('purchases.last_purchase_date') }} as recency_days,
+        purchases.order_count_730d as frequency,
+        purchases.spend_730d as monetary
+    from {{ ref('int_contacts_purchases_summarized') }} as purchases
+    inner join {{ ref('int_contacts_resolved') }} as contacts
+        on purchases.contact_id = contacts.contact_id
+    where purchases.order_count_730d > 0 and not contacts.is_erased
 ),
 
 ranked as (
