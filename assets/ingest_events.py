@@ -53,7 +53,7 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
                     where event is not null and timestamp is not null
                     """,
                     {"file": str(path)},
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 con.execute(
                     "insert or replace into raw.loaded_event_files values (?, ?, ?, now())",
                     [str(path), size, rows],

@@ -23,7 +23,13 @@ from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
 from senders.base import Message, Sender, batches, mask_email
-from senders.ledger import SENDABLE_STATUSES, Ledger, send_id
+from senders.ledger import (
+    SENDABLE_STATUSES,
+    WENT_OUT_STATUSES,
+    Ledger,
+    RehearsalLedger,
+    send_id,
+)
 from senders.outbox import OutboxSender
 from senders.settlement import SendLockTimeout, send_ids_seen_by_sendgrid, send_lock
 
@@ -61,7 +67,7 @@ def past_date_reason(
             select business_date from nightjar.cohort_membership
         )
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if later_sent and later_sent > day:
         return f"a later business date ({later_sent}) has already been sent"
     later = [f.business_date for f in list_folders(settings.landing) if f.complete]
@@ -71,7 +77,9 @@ def past_date_reason(
 
 
 def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date):
-    built_for = con.execute(f'select max(as_of_date) from main."{campaign.cohort}"').fetchone()[0]
+    built_for = con.execute(f'select max(as_of_date) from main."{campaign.cohort}"').fetchall()[0][
+        0
+    ]
     if built_for is not None and built_for != day:
         raise Failure(
             description=f"{campaign.cohort} was built for {built_for}, not {day}: materialize "
@@ -82,6 +90,7 @@ def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign,
 def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> pl.DataFrame:
     """The cohort with each member's decision: to_send, already_sent or cooling_down."""
     sendable = ", ".join(f"'{s}'" for s in SENDABLE_STATUSES)
+    went_out = ", ".join(f"'{s}'" for s in WENT_OUT_STATUSES)
     return con.sql(
         f"""
         with cohort as (
@@ -103,7 +112,7 @@ def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date
                 when exists (
                     select 1 from ledger
                     where ledger.contact_id = cohort.contact_id
-                      and ledger.status = 'accepted'
+                      and ledger.status in ({went_out})
                       and ledger.business_date > $day - to_days($cooldown)
                 ) then 'cooling_down'
                 else 'to_send'
@@ -196,6 +205,15 @@ def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: 
         "delete from nightjar.cohort_membership where cohort = $cohort and business_date = $day",
         params,
     )
+    # One snapshot row per date, even for an empty cohort: "the previous date" must be the
+    # previous night, not the last night someone was in it.
+    con.execute(
+        f"""
+        insert or replace into nightjar.cohort_snapshots
+        select $cohort, $day, count(*) from main."{campaign.cohort}"
+        """,
+        params,
+    )
     con.execute(
         f"""
         insert into nightjar.cohort_membership
@@ -204,7 +222,7 @@ def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: 
         left join (
             select contact_id, entered_on from nightjar.cohort_membership
             where cohort = $cohort and business_date = (
-                select max(business_date) from nightjar.cohort_membership
+                select max(business_date) from nightjar.cohort_snapshots
                 where cohort = $cohort and business_date < $day
             )
         ) as previous on cohort.contact_id = previous.contact_id
@@ -228,28 +246,42 @@ def send_campaign(
         if summary.skipped_reason:
             return summary
         _check_cohort_is_current(con, campaign, day)
-        ledger = Ledger(con)
+        rehearsal = not sender.records_sends
+        ledger = RehearsalLedger(con) if rehearsal else Ledger(con)
+        if rehearsal:
+            summary.channel += " sandbox (nothing recorded)"
         _settle_in_flight(ledger, settings, campaign, summary)
         candidates = _candidates(con, campaign, day)
         summary.cohort_size = candidates.height
         counts = dict(candidates.group_by("nightjar_decision").len().iter_rows())
         summary.already_sent = counts.get("already_sent", 0)
         summary.cooling_down = counts.get("cooling_down", 0)
-        to_send = candidates.filter(pl.col("nightjar_decision") == "to_send")
-        messages = [build_message(campaign, row) for row in to_send.iter_rows(named=True)]
-        ledger.plan(
-            ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages),
-            day,
-            sender.channel,
-        )
+        if not rehearsal:
+            # Before any message leaves: a crash mid-send must not make tomorrow's run see
+            # today's members as entering again.
+            _record_membership(con, campaign, day)
+
+        def decided(decision: str) -> list[Message]:
+            rows = candidates.filter(pl.col("nightjar_decision") == decision)
+            return [build_message(campaign, row) for row in rows.iter_rows(named=True)]
+
+        cooldown = f"due within {campaign.cooldown_days} days of an earlier message"
+        ledger.plan(_ledger_rows(decided("cooling_down")), day, sender.channel, "skipped", cooldown)
+        messages = decided("to_send")  # ordered by contact_id, as the query returns them
+        ledger.plan(_ledger_rows(messages), day, sender.channel)
+        if log:
+            log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
         unanswered: list[str] = []
         for batch in batches(messages, sender.max_batch_size):
             unanswered += _send_one_batch(ledger, sender, day, batch, summary, log)
             if unanswered:
                 break  # the channel stopped answering: the rest stay planned for the next run
         _wait_for_settlement(ledger, settings, unanswered, summary)
-        _record_membership(con, campaign, day)
     return summary
+
+
+def _ledger_rows(messages: list[Message]):
+    return ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages)
 
 
 def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
@@ -257,10 +289,17 @@ def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
     ids = [m.send_id for m in batch]
     ledger.mark(ids, "in_flight")
     outcome = sender.send_batch(day.isoformat(), batch)
+    for send_id_, reason in outcome.refused.items():
+        ledger.mark([send_id_], "failed", error=reason)
+        summary.errors.append(reason)
+    summary.failed += len(outcome.refused)
     if outcome.accepted:
-        ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
-        summary.sent += len(batch)
+        went = [i for i in ids if i not in outcome.refused]
+        ledger.mark(went, "accepted", provider_message_id=outcome.provider_message_id)
+        summary.sent += len(went)
         return []
+    batch = [m for m in batch if m.send_id not in outcome.refused]
+    ids = [m.send_id for m in batch]
     summary.errors.append(f"{len(batch)} message(s): {outcome.error}")
     if log:
         log.error(

@@ -82,7 +82,7 @@ def _with_row_counts(context: AssetExecutionContext, events: list, warehouse: Pa
             ).fetchall()
         }
         counts = {
-            output: con.execute(f'select count(*) from main."{table}"').fetchone()[0]
+            output: con.execute(f'select count(*) from main."{table}"').fetchall()[0][0]
             for output, table in tables.items()
             if table in existing
         }

@@ -67,6 +67,10 @@ create table if not exists nightjar.cohort_membership (
     entered_on date not null,
     primary key (cohort, business_date, contact_id)
 );
+create table if not exists nightjar.cohort_snapshots (
+    cohort varchar not null, business_date date not null, member_count bigint not null,
+    primary key (cohort, business_date)
+);
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -37,6 +37,9 @@ class BatchOutcome:
     accepted: bool
     provider_message_id: str | None = None
     error: str | None = None
+    # send_id -> reason, for messages the provider refused one by one while it accepted
+    # the rest of the batch (a bad address must not hold back its 999 neighbours).
+    refused: dict[str, str] = field(default_factory=dict)
     # True when the request may have reached the provider although no answer came back:
     # sending again could duplicate, so such messages are never re-sent automatically.
     fate_unknown: bool = False
@@ -45,6 +48,7 @@ class BatchOutcome:
 class Sender(Protocol):
     channel: str
     max_batch_size: int | None  # None: the whole campaign in one batch
+    records_sends: bool  # False for rehearsals (SendGrid's sandbox): no ledger, no occasions
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome: ...
 
@@ -67,19 +71,20 @@ def mask_email(address: str) -> str:
 
 def batches(messages: Sequence[Message], size: int | None) -> Iterator[list[Message]]:
     """Split into batches of at most `size`, never with one address twice in a batch
-    (SendGrid rejects a request that names an address twice)."""
-    pending = list(messages)
-    limit = size or len(pending) or 1
-    while pending:
-        batch: list[Message] = []
-        seen: set[str] = set()
-        deferred: list[Message] = []
-        for message in pending:
-            address = message.to_email.lower()
-            if len(batch) < limit and address not in seen:
-                batch.append(message)
-                seen.add(address)
-            else:
-                deferred.append(message)
-        yield batch
-        pending = deferred
+    (SendGrid rejects a request that names an address twice). One pass, in order."""
+    limit = size or max(len(messages), 1)
+    filled: list[list[Message]] = []
+    last_batch_of: dict[str, int] = {}
+    first_open = 0  # every batch before it is full
+    for message in messages:
+        address = message.to_email.lower()
+        index = max(first_open, last_batch_of.get(address, -1) + 1)
+        while index < len(filled) and len(filled[index]) >= limit:
+            index += 1
+        if index == len(filled):
+            filled.append([])
+        filled[index].append(message)
+        last_batch_of[address] = index
+        while first_open < len(filled) and len(filled[first_open]) >= limit:
+            first_open += 1
+    yield from filled

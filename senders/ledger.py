@@ -9,7 +9,11 @@ A message's life:
                                             accepted, or after the grace period abandoned
                                             (default) or failed (to be sent again)
 
-Only `planned` and `failed` rows may be sent; `in_flight`, `accepted` and `abandoned` never are.
+A message due while its campaign cools down (say a second loyalty entry within 90 days of
+the first message) is `skipped`: that occasion passes without a message, for good.
+
+Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned` and
+`skipped` never are. `in_flight`, `accepted` and `abandoned` count as a message that went.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import polars as pl
 
 _SEND_ID_NAMESPACE = uuid.UUID("5d7a3c1e-6f0b-4e8a-9a51-7e1f2b9c4d30")
 SENDABLE_STATUSES = ("planned", "failed")
-STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned")
+WENT_OUT_STATUSES = ("in_flight", "accepted", "abandoned")
+STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned", "skipped")
 
 
 def send_id(campaign: str, contact_id: str, occasion: str) -> str:
@@ -36,12 +41,15 @@ class Ledger:
         self.con = con
 
     def plan(
-        self, rows: Iterable[tuple[str, str, str, str]], business_date: date, channel: str
+        self,
+        rows: Iterable[tuple[str, str, str, str]],
+        business_date: date,
+        channel: str,
+        status: str = "planned",
+        error: str | None = None,
     ) -> None:
-        """Record (send_id, campaign, contact_id, occasion) as planned, before any request.
-
-        A row that exists already keeps its status unless it may be sent (planned, failed).
-        """
+        """Record (send_id, campaign, contact_id, occasion) as planned (before any request)
+        or skipped. A row that exists already keeps its status unless it may be sent."""
         frame = pl.DataFrame(
             list(rows),
             schema={
@@ -62,14 +70,16 @@ class Ledger:
                     send_id, campaign, contact_id, occasion, business_date, channel, status,
                     attempts, created_at, updated_at
                 )
-                select send_id, campaign, contact_id, occasion, ?, ?, 'planned', 0, now(), now()
+                select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0,
+                    now(), now()
                 from planned_rows
                 on conflict (send_id) do update set
-                    status = 'planned', error = null, business_date = excluded.business_date,
-                    channel = excluded.channel, updated_at = now()
+                    status = excluded.status, error = $error,
+                    business_date = excluded.business_date, channel = excluded.channel,
+                    updated_at = now()
                 where send_ledger.status in ('planned', 'failed')
                 """,
-                [business_date, channel],
+                {"day": business_date, "channel": channel, "status": status, "error": error},
             )
         finally:
             self.con.unregister("planned_rows")
@@ -114,3 +124,16 @@ class Ledger:
             """,
             [campaign],
         ).fetchall()
+
+
+class RehearsalLedger(Ledger):
+    """For SendGrid's sandbox: reads the real ledger, writes nothing."""
+
+    def plan(self, rows, business_date, channel, status="planned", error=None) -> None:
+        return None
+
+    def mark(self, send_ids, status, *, provider_message_id=None, error=None) -> None:
+        return None
+
+    def in_flight(self, campaign: str) -> list:
+        return []

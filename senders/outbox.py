@@ -20,6 +20,7 @@ class OutboxSender:
 
     channel = "outbox"
     max_batch_size = None
+    records_sends = True
 
     def __init__(self, root: Path):
         self.root = root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 class SendGridSender:
     """One request per batch, one personalization per recipient (CONTRACT §5).
 
-    Retries 429 after `X-RateLimit-Reset`, 5xx and refused connections with bounded
+    Retries 429 after `X-RateLimit-Reset`, 5xx and unreachable hosts with bounded
     exponential backoff and jitter. A timeout or a dropped connection may have reached
     SendGrid, which has no idempotency key, so such a batch is reported as of unknown fate
     instead of being sent again.
@@ -44,6 +45,9 @@ class SendGridSender:
     ):
         self._client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         self.sandbox = sandbox
+        # A sandbox run is a rehearsal: SendGrid delivers nothing, so it must not use up
+        # any occasion in the ledger.
+        self.records_sends = not sandbox
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -76,20 +80,32 @@ class SendGridSender:
         return body
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
-        if not messages:
-            return BatchOutcome(accepted=True)
         if len(messages) > MAX_PERSONALIZATIONS:
             raise ValueError(f"at most {MAX_PERSONALIZATIONS} messages per request")
-        body = self.request_body(messages)
+        remaining = list(messages)
+        refused: dict[str, str] = {}
+        while remaining:
+            outcome, errors = self._post(self.request_body(remaining))
+            bad = _refused_personalizations(errors, remaining)
+            if outcome.accepted or outcome.fate_unknown or not bad:
+                outcome.refused = refused
+                return outcome
+            # SendGrid refuses a whole request for one bad recipient: set those aside and
+            # send the rest again.
+            refused.update(bad)
+            remaining = [m for m in remaining if m.send_id not in bad]
+        return BatchOutcome(accepted=True, refused=refused)
+
+    def _post(self, body: dict) -> tuple[BatchOutcome, list[dict]]:
+        """One request with its retries; the 4xx error list, if any, beside the outcome."""
         last_error = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = self._client.client.mail.send.post(
                     request_body=body, timeout=self.timeout
                 )
-                return BatchOutcome(
-                    accepted=True, provider_message_id=response.headers.get("X-Message-Id")
-                )
+                message_id = response.headers.get("X-Message-Id")
+                return BatchOutcome(accepted=True, provider_message_id=message_id), []
             except HTTPError as error:
                 last_error = _describe_http_error(error)
                 if error.status_code == 429:
@@ -97,18 +113,17 @@ class SendGridSender:
                 elif error.status_code >= 500:
                     self._sleep(self._backoff(attempt))
                 else:
-                    return BatchOutcome(accepted=False, error=last_error)
+                    return BatchOutcome(accepted=False, error=last_error), _errors(error)
             except urllib.error.URLError as error:
-                if isinstance(error.reason, ConnectionRefusedError):
-                    last_error = f"connection refused by {self._client.host}"
-                    self._sleep(self._backoff(attempt))
-                    continue
-                return _unknown(error)
+                # urllib raises URLError only while connecting or writing the request, so
+                # SendGrid cannot have processed it: safe to try again.
+                last_error = f"could not reach {self._client.host}: {error.reason}"
+                self._sleep(self._backoff(attempt))
             except (TimeoutError, http.client.HTTPException, ConnectionError) as error:
-                return _unknown(error)
-        return BatchOutcome(
-            accepted=False, error=f"gave up after {self.max_attempts} attempts: {last_error}"
-        )
+                # The request went out and the answer did not come back.
+                return _unknown(error), []
+        failure = f"gave up after {self.max_attempts} attempts: {last_error}"
+        return BatchOutcome(accepted=False, error=failure), []
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
@@ -127,13 +142,32 @@ def _address(email: str, name: str | None) -> dict:
     return {"email": email, "name": name} if name else {"email": email}
 
 
-def _describe_http_error(error: HTTPError) -> str:
+def _errors(error: HTTPError) -> list[dict]:
     try:
         errors = json.loads(error.body or b"{}").get("errors") or []
-        detail = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict))
     except (ValueError, AttributeError):
-        detail = ""
+        return []
+    return [e for e in errors if isinstance(e, dict)]
+
+
+def _describe_http_error(error: HTTPError) -> str:
+    detail = "; ".join(str(e.get("message")) for e in _errors(error))
     return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
+
+
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.")
+
+
+def _refused_personalizations(errors: list[dict], messages: list[Message]) -> dict[str, str]:
+    """send_id -> reason when every error names a personalization; else {} (the whole
+    request is at fault)."""
+    refused: dict[str, str] = {}
+    for error in errors:
+        match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+        if not match or int(match.group(1)) >= len(messages):
+            return {}
+        refused[messages[int(match.group(1))].send_id] = f"SendGrid refused: {error.get('message')}"
+    return refused
 
 
 def _unknown(error: Exception) -> BatchOutcome:

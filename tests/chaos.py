@@ -96,12 +96,24 @@ def child_main(channel: str) -> int:
     sender = make_sender(settings)
     if channel == "sendgrid":
         sender.base_delay = 0.05  # keep retries quick; the server's 429s say how long to wait
-    print("sending", flush=True)  # the parent times its kill from here
-    summary = send_campaign(campaign, DAY, settings, sender)
+    summary = send_campaign(campaign, DAY, settings, sender, log=_StartSignal())
     print(
         json.dumps({"sent": summary.sent, "failed": summary.failed, "pending": summary.in_flight})
     )
     return 0 if summary.ok else 3
+
+
+class _StartSignal:
+    """Tells the parent (on stdout) when messages start to leave: kills are timed from it."""
+
+    def info(self, text: str) -> None:
+        if " message(s) via " in text:
+            print("sending", flush=True)
+
+    def error(self, text: str) -> None:
+        pass
+
+    warning = error
 
 
 class EventPoster:
@@ -180,7 +192,7 @@ def _unfinished(root: Path) -> int:
     with connect(root / "warehouse.duckdb") as con:
         return con.execute(
             "select count(*) from nightjar.send_ledger where status <> 'accepted'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
 
 
 def _send_duration(channel: str, messages: int, server_url: str | None) -> float:
@@ -204,7 +216,7 @@ def _kill_and_finish(
     for _ in range(kills):
         child = _start_child(env, channel)
         runs += 1
-        child.stdout.readline()  # "sending": imports and set-up are done
+        child.stdout.readline()  # "sending": the messages are planned and start to leave
         time.sleep(rng.uniform(0.0, window))
         child.kill()
         child.wait()

@@ -76,6 +76,17 @@ def test_sandbox_mode_is_switched_on_in_the_request(server, waits):
     assert server.accepted[0]["mail_settings"] == {"sandbox_mode": {"enable": True}}
 
 
+def test_a_sandbox_rehearsal_uses_up_no_occasion(sendgrid_workspace, server, monkeypatch):
+    monkeypatch.setenv("SENDGRID_SANDBOX", "true")
+    assert sendgrid_workspace.run(D) == 0
+    assert len(_personalizations(server)) == 7
+    assert sendgrid_workspace.query("select count(*) from nightjar.send_ledger") == [(0,)]
+    monkeypatch.setenv("SENDGRID_SANDBOX", "false")
+    assert sendgrid_workspace.run(D) == 0  # going live sends every message for real
+    live = [b for b in server.accepted if "mail_settings" not in b]
+    assert sum(len(b["personalizations"]) for b in live) == 7
+
+
 def test_429_waits_until_the_rate_limit_resets_then_succeeds(server, sender, waits):
     server.fail_next(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 3)})
     outcome = sender.send_batch(D, [message(1)])
@@ -101,10 +112,17 @@ def test_retries_are_bounded(server, waits):
     assert server.accepted == []
 
 
-def test_a_bad_request_fails_at_once_with_sendgrids_reason(server, sender, waits):
+def test_a_refused_address_fails_at_once_with_sendgrids_reason(server, sender, waits):
     outcome = sender.send_batch(D, [message(1, email="not-an-address")])
+    assert "does not contain a valid address" in outcome.refused["send-1"]
+    assert waits == [] and server.accepted == []
+
+
+def test_a_bad_request_that_names_no_recipient_fails_the_batch(server, sender, waits):
+    server.fail_next(400)
+    outcome = sender.send_batch(D, [message(1), message(2)])
     assert not outcome.accepted and not outcome.fate_unknown
-    assert outcome.error.startswith("SendGrid answered 400")
+    assert outcome.error.startswith("SendGrid answered 400") and outcome.refused == {}
     assert waits == []
 
 
@@ -115,13 +133,23 @@ def test_a_dropped_connection_is_of_unknown_fate_and_not_retried(server, sender)
     assert len(server.accepted) == 1  # it did arrive: sending again would duplicate it
 
 
-def test_a_refused_connection_is_retried(waits):
+def test_an_unreachable_host_is_retried_then_failed_never_of_unknown_fate(waits):
     with SendGridTestServer(api_key=API_KEY) as stopped:
-        url = stopped.url
-    refused = SendGridSender(API_KEY, url, max_attempts=2, sleep=waits.append)
-    outcome = refused.send_batch(D, [message(1)])
-    assert not outcome.fate_unknown and "connection refused" in outcome.error
+        url = stopped.url  # nothing listens there any more: the request never left
+    unreachable = SendGridSender(API_KEY, url, max_attempts=2, sleep=waits.append)
+    outcome = unreachable.send_batch(D, [message(1)])
+    assert not outcome.accepted and not outcome.fate_unknown
+    assert "gave up after 2 attempts: could not reach" in outcome.error
     assert len(waits) == 2
+
+
+def test_one_address_sendgrid_refuses_does_not_hold_back_the_rest(server, sender):
+    outcome = sender.send_batch(D, [message(1), message(2, "bad address@example.com"), message(3)])
+    assert outcome.accepted
+    assert list(outcome.refused) == ["send-2"]
+    assert "SendGrid refused" in outcome.refused["send-2"]
+    (body,) = server.accepted
+    assert [p["custom_args"]["send_id"] for p in body["personalizations"]] == ["send-1", "send-3"]
 
 
 def test_batches_hold_at_most_1000_and_never_one_address_twice():
