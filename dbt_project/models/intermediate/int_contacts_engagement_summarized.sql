@@ -9,11 +9,9 @@ with events as (
 email_owners as (
     select
         email,
-        min(contact_id) as contact_id
-    from {{ ref('int_contacts_resolved') }}
-    where not is_erased and email is not null
-    group by email
-    having count(*) = 1
+        contact_id
+    from {{ ref('int_email_owners') }}
+    where owner_count = 1
 ),
 
 attributed as (

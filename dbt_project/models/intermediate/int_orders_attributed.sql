@@ -6,13 +6,7 @@ with orders as (
 ),
 
 email_owners as (
-    select
-        email,
-        min(contact_id) as contact_id,
-        count(*) as owner_count
-    from {{ ref('int_contacts_resolved') }}
-    where not is_erased and email is not null
-    group by email
+    select * from {{ ref('int_email_owners') }}
 )
 
 select
