@@ -49,7 +49,10 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
                     select
                         $file, sg_event_id, event, lower(trim(email)), to_timestamp(timestamp),
                         sg_message_id, reason, type, asm_group_id, campaign, contact_id, send_id
-                    from read_json($file, format = 'newline_delimited', columns = {columns})
+                    from read_json(
+                        $file, format = 'newline_delimited', columns = {columns},
+                        ignore_errors = true  -- a line cut short by a crash of the webhook
+                    )
                     where event is not null and timestamp is not null
                     """,
                     {"file": str(path)},

@@ -16,9 +16,9 @@ import polars as pl
 from models.extracts import CrmContacts, Orders, WebEvents, currency_check
 from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, parse_timestamp
 from pipelines.landing import LandingFolder
+from senders.base import mask_emails_in
 
 MAX_REPORTED_PROBLEMS = 50
-_EMAIL_IN_TEXT = re.compile(r"[^\s@\"',;<>]+@[^\s@\"',;<>]+")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
     except Exception as exc:  # polars raises several types; the file is what matters here
         # The parser quotes raw rows: mask addresses before the text reaches logs or the UI.
-        reason = _EMAIL_IN_TEXT.sub(lambda m: _safe_value("email", m.group(0)), str(exc))
+        reason = mask_emails_in(str(exc))
         raise ExtractError(
             f"{path}: cannot be read as {path.suffix[1:].upper()} (UTF-8, comma-separated, "
             f"RFC 4180 quoting): {reason}"
@@ -158,10 +158,7 @@ def _rule(check: str) -> str:
 
 def _safe_value(column: str, value: str) -> str:
     # Errors end up in logs and the Dagster UI: never show a full email address there.
-    if column == "email" and "@" in value:
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}***@{domain}"
-    return value
+    return mask_emails_in(value)
 
 
 def validate(frame: pl.DataFrame, spec: ExtractSpec, base_currency: str) -> None:

@@ -22,7 +22,7 @@ from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_parti
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
-from senders.base import Message, Sender, batches, mask_email
+from senders.base import Message, Sender, batches
 from senders.ledger import (
     SENDABLE_STATUSES,
     WENT_OUT_STATUSES,
@@ -41,18 +41,26 @@ class SendSummary:
     channel: str
     skipped_reason: str | None = None
     cohort_size: int = 0
-    already_sent: int = 0
-    cooling_down: int = 0
+    # What the ledger said of each member before sending (to_send, already_sent, in_flight,
+    # cooling_down, skipped, abandoned, refused).
+    decisions: dict[str, int] = field(default_factory=dict)
     sent: int = 0
-    failed: int = 0
-    in_flight: int = 0  # fate unknown: waiting for SendGrid's events
+    failed: int = 0  # refused for now: sent again by the next run
+    refused: int = 0  # refused for good (an address the provider will not take)
+    pending: int = 0  # fate unknown: waiting for SendGrid's events
+    not_attempted: int = 0  # left planned when the channel stopped answering
     settled_from_earlier_runs: int = 0
     abandoned: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.in_flight)
+        return not (self.failed or self.pending or self.not_attempted)
+
+    def metadata(self) -> dict[str, Any]:
+        flat = {k: v for k, v in asdict(self).items() if k not in ("errors", "decisions")}
+        flat.update({f"decision_{k}": v for k, v in sorted(self.decisions.items())})
+        return {k: v for k, v in flat.items() if v is not None}
 
 
 def past_date_reason(
@@ -88,7 +96,8 @@ def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign,
 
 
 def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> pl.DataFrame:
-    """The cohort with each member's decision: to_send, already_sent or cooling_down."""
+    """The cohort with each member's decision: to_send, cooling_down, already_sent, or the
+    ledger status that keeps its message from going (in_flight, skipped, abandoned, refused)."""
     sendable = ", ".join(f"'{s}'" for s in SENDABLE_STATUSES)
     went_out = ", ".join(f"'{s}'" for s in WENT_OUT_STATUSES)
     return con.sql(
@@ -103,21 +112,19 @@ def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date
         select
             cohort.*,
             case
+                when this.status = 'accepted' then 'already_sent'
+                when this.status is not null and this.status not in ({sendable}) then this.status
                 when exists (
-                    select 1 from ledger
-                    where ledger.contact_id = cohort.contact_id
-                      and ledger.occasion = cohort.nightjar_occasion
-                      and ledger.status not in ({sendable})
-                ) then 'already_sent'
-                when exists (
-                    select 1 from ledger
-                    where ledger.contact_id = cohort.contact_id
-                      and ledger.status in ({went_out})
-                      and ledger.business_date > $day - to_days($cooldown)
+                    select 1 from ledger as earlier
+                    where earlier.contact_id = cohort.contact_id
+                      and earlier.status in ({went_out})
+                      and earlier.business_date > $day - to_days($cooldown)
                 ) then 'cooling_down'
                 else 'to_send'
             end as nightjar_decision
         from cohort
+        left join ledger as this
+            on this.contact_id = cohort.contact_id and this.occasion = cohort.nightjar_occasion
         order by cohort.contact_id
         """,
         params={"campaign": campaign.name, "day": day, "cooldown": campaign.cooldown_days},
@@ -179,22 +186,24 @@ def _settle_in_flight(ledger: Ledger, settings: Settings, campaign: Campaign, su
     else:
         ledger.mark(overdue, "abandoned", error="no SendGrid event within the grace period")
         summary.abandoned += len(overdue)
-    summary.in_flight += len(others) - len(seen) - len(overdue)
+    summary.pending += len(others) - len(seen) - len(overdue)
 
 
-def _wait_for_settlement(ledger: Ledger, settings: Settings, ids: list[str], summary) -> None:
-    """A batch with no answer is not sent again; SendGrid's events may still prove it took it."""
+def _wait_for_settlement(ledger: Ledger, settings: Settings, ids: list[str], summary) -> bool:
+    """A batch with no answer is not sent again; SendGrid's events may still prove it took
+    it. True when every message of the batch is settled."""
     deadline = time.monotonic() + settings.settle_wait_seconds
     pending = set(ids)
     while pending:
         seen = send_ids_seen_by_sendgrid(settings.landing, pending)
         ledger.mark(sorted(seen), "accepted")
         summary.sent += len(seen)
-        summary.in_flight -= len(seen)
+        summary.pending -= len(seen)
         pending -= seen
         if not pending or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
+    return not pending
 
 
 def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> None:
@@ -253,9 +262,7 @@ def send_campaign(
         _settle_in_flight(ledger, settings, campaign, summary)
         candidates = _candidates(con, campaign, day)
         summary.cohort_size = candidates.height
-        counts = dict(candidates.group_by("nightjar_decision").len().iter_rows())
-        summary.already_sent = counts.get("already_sent", 0)
-        summary.cooling_down = counts.get("cooling_down", 0)
+        summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
         if not rehearsal:
             # Before any message leaves: a crash mid-send must not make tomorrow's run see
             # today's members as entering again.
@@ -271,12 +278,13 @@ def send_campaign(
         ledger.plan(_ledger_rows(messages), day, sender.channel)
         if log:
             log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
-        unanswered: list[str] = []
-        for batch in batches(messages, sender.max_batch_size):
-            unanswered += _send_one_batch(ledger, sender, day, batch, summary, log)
-            if unanswered:
-                break  # the channel stopped answering: the rest stay planned for the next run
-        _wait_for_settlement(ledger, settings, unanswered, summary)
+        planned = list(batches(messages, sender.max_batch_size))
+        for index, batch in enumerate(planned):
+            unanswered = _send_one_batch(ledger, sender, day, batch, summary, log)
+            if unanswered and not _wait_for_settlement(ledger, settings, unanswered, summary):
+                # The channel stopped answering: the rest stay planned for the next run.
+                summary.not_attempted = sum(len(b) for b in planned[index + 1 :])
+                break
     return summary
 
 
@@ -286,32 +294,27 @@ def _ledger_rows(messages: list[Message]):
 
 def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
     """Send one batch; returns the send_ids whose fate is unknown."""
-    ids = [m.send_id for m in batch]
-    ledger.mark(ids, "in_flight")
+    ledger.mark([m.send_id for m in batch], "in_flight")
     outcome = sender.send_batch(day.isoformat(), batch)
-    for send_id_, reason in outcome.refused.items():
-        ledger.mark([send_id_], "failed", error=reason)
-        summary.errors.append(reason)
-    summary.failed += len(outcome.refused)
+    for refused_id, reason in outcome.refused.items():
+        ledger.mark([refused_id], "refused", error=reason)
+    summary.refused += len(outcome.refused)
+    if outcome.refused and log:
+        log.warning(f"{summary.campaign}: {len(outcome.refused)} address(es) refused for good")
+    ids = [m.send_id for m in batch if m.send_id not in outcome.refused]
     if outcome.accepted:
-        went = [i for i in ids if i not in outcome.refused]
-        ledger.mark(went, "accepted", provider_message_id=outcome.provider_message_id)
-        summary.sent += len(went)
+        ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
+        summary.sent += len(ids)
         return []
-    batch = [m for m in batch if m.send_id not in outcome.refused]
-    ids = [m.send_id for m in batch]
-    summary.errors.append(f"{len(batch)} message(s): {outcome.error}")
+    summary.errors.append(f"{len(ids)} message(s): {outcome.error}")
     if log:
-        log.error(
-            f"{summary.campaign}: batch of {len(batch)} not accepted (first recipient "
-            f"{mask_email(batch[0].to_email)}): {outcome.error}"
-        )
+        log.error(f"{summary.campaign}: batch of {len(ids)} not accepted: {outcome.error}")
     if outcome.fate_unknown:
-        ledger.mark(ids, "in_flight", error=outcome.error)
-        summary.in_flight += len(batch)
+        ledger.note(ids, outcome.error)
+        summary.pending += len(ids)
         return ids
     ledger.mark(ids, "failed", error=outcome.error)
-    summary.failed += len(batch)
+    summary.failed += len(ids)
     return []
 
 
@@ -339,14 +342,15 @@ def build_send_asset(campaign: Campaign):
             summary = send_campaign(campaign, day, settings, make_sender(settings), context.log)
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
-        metadata = {k: v for k, v in asdict(summary).items() if k != "errors" and v is not None}
+        metadata = summary.metadata()
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:
             raise Failure(
                 description=(
                     f"{campaign.name} for {day}: {summary.sent} sent, {summary.failed} failed, "
-                    f"{summary.in_flight} still pending (sent, but no answer yet). "
+                    f"{summary.pending} still pending (sent, but no answer yet), "
+                    f"{summary.not_attempted} not attempted. "
                     + " | ".join(summary.errors[:3])
                     + " Run the date again to send the rest: failed messages are retried, "
                     "pending ones are settled from SendGrid's events first (see the README)."

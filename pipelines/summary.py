@@ -42,8 +42,17 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
         else:
             print(
                 f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}, "
-                f"{meta.get('already_sent', 0):,} already sent, "
-                f"{meta.get('cooling_down', 0):,} in cool-down"
+                f"{meta.get('decision_already_sent', 0):,} already sent, "
+                f"{meta.get('decision_cooling_down', 0):,} in cool-down"
+                + "".join(
+                    f", {meta[k]:,} {label}"
+                    for k, label in (
+                        ("refused", "refused by the provider"),
+                        ("pending", "pending"),
+                        ("not_attempted", "not attempted"),
+                    )
+                    if meta.get(k)
+                )
             )
 
 

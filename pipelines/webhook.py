@@ -43,7 +43,8 @@ class EventStore:
     def _load_seen(self) -> set[str]:
         seen = set()
         for path in self.folder.glob("*.jsonl"):
-            for line in path.read_text(encoding="utf-8").splitlines():
+            # Bytes, line by line: a line cut short by a crash is skipped, not fatal.
+            for line in path.read_bytes().split(b"\n"):
                 try:
                     event_id = json.loads(line).get("sg_event_id")
                 except (ValueError, AttributeError):
@@ -53,24 +54,43 @@ class EventStore:
         return seen
 
     def append(self, events: list[dict]) -> int:
-        """Store the new events durably; returns how many were new."""
+        """Store the new events durably; returns how many were new. Raises OSError when
+        they could not be stored (the caller answers 500 and SendGrid sends them again)."""
         with self._lock:
-            fresh = []
+            fresh, ids = [], set()
             for event in events:
                 event_id = event.get("sg_event_id")
-                if event_id and event_id in self._seen:
+                if event_id and (event_id in self._seen or event_id in ids):
                     continue
                 fresh.append(event)
                 if event_id:
-                    self._seen.add(event_id)
+                    ids.add(event_id)
             if fresh:
-                path = self.folder / f"{self._clock():%Y-%m-%d}.jsonl"
-                with path.open("a", encoding="utf-8") as handle:
-                    for event in fresh:
-                        handle.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())  # SendGrid retries only while we answer non-2xx
+                self._write(fresh)
+            # Only once they are on disk: a failed write must not make SendGrid's retry
+            # look like a duplicate.
+            self._seen |= ids
             return len(fresh)
+
+    def _write(self, events: list[dict]) -> None:
+        path = self.folder / f"{self._clock():%Y-%m-%d}.jsonl"
+        data = b"".join(
+            json.dumps(event, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+            for event in events
+        )
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a crash cut the last line short: start on a new one
+            # One write call on an O_APPEND file: readers never see half a batch's line
+            # boundaries move, and SendGrid retries only while we answer non-2xx.
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -117,7 +137,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(HTTPStatus.BAD_REQUEST, "body is not JSON")
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             return self._answer(HTTPStatus.BAD_REQUEST, "body must be a JSON array of events")
-        stored = self.server.store.append(events)
+        try:
+            stored = self.server.store.append(events)
+        except OSError as error:
+            log.error("could not store %d event(s): %s", len(events), error)
+            return self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, "could not store the events")
         log.info("stored %d of %d event(s)", stored, len(events))
         return self._answer(HTTPStatus.OK, "ok")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -59,6 +60,14 @@ class Sender(Protocol):
 
 class SendFailed(Exception):
     """A batch could not be sent after every retry; the message says why and what to do."""
+
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s@\"'`,;:<>()\[\]]+@[^\s@\"'`,;:<>()\[\]]+")
+
+
+def mask_emails_in(text: str) -> str:
+    """Any address inside free text (a provider's error, a parser's message), masked."""
+    return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
 
 
 def mask_email(address: str) -> str:

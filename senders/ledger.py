@@ -9,11 +9,14 @@ A message's life:
                                             accepted, or after the grace period abandoned
                                             (default) or failed (to be sent again)
 
+A message the provider refuses for its recipient alone (an address SendGrid will not take) is
+`refused`: retrying cannot help, so it is never sent again.
+
 A message due while its campaign cools down (say a second loyalty entry within 90 days of
 the first message) is `skipped`: that occasion passes without a message, for good.
 
-Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned` and
-`skipped` never are. `in_flight`, `accepted` and `abandoned` count as a message that went.
+Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`
+and `skipped` never are. `in_flight`, `accepted` and `abandoned` count as a message that went.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import polars as pl
 _SEND_ID_NAMESPACE = uuid.UUID("5d7a3c1e-6f0b-4e8a-9a51-7e1f2b9c4d30")
 SENDABLE_STATUSES = ("planned", "failed")
 WENT_OUT_STATUSES = ("in_flight", "accepted", "abandoned")
-STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned", "skipped")
+STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned", "skipped", "refused")
 
 
 def send_id(campaign: str, contact_id: str, occasion: str) -> str:
@@ -113,6 +116,15 @@ class Ledger:
             },
         )
 
+    def note(self, send_ids: Sequence[str], error: str) -> None:
+        """Record why, without changing a message's status or its attempts."""
+        if send_ids:
+            self.con.execute(
+                "update nightjar.send_ledger set error = ?, updated_at = now() "
+                "where send_id in (select unnest(?::varchar[]))",
+                [error, list(send_ids)],
+            )
+
     def in_flight(self, campaign: str) -> list[tuple[str, date, str, float]]:
         """(send_id, business_date, channel, hours since it went) of unsettled messages."""
         return self.con.execute(
@@ -133,6 +145,9 @@ class RehearsalLedger(Ledger):
         return None
 
     def mark(self, send_ids, status, *, provider_message_id=None, error=None) -> None:
+        return None
+
+    def note(self, send_ids, error) -> None:
         return None
 
     def in_flight(self, campaign: str) -> list:

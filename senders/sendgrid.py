@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from senders.base import BatchOutcome, Message
+from senders.base import BatchOutcome, Message, mask_emails_in
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 
@@ -151,7 +151,8 @@ def _errors(error: HTTPError) -> list[dict]:
 
 
 def _describe_http_error(error: HTTPError) -> str:
-    detail = "; ".join(str(e.get("message")) for e in _errors(error))
+    # SendGrid's messages may quote an address; they end up in the ledger, logs and the UI.
+    detail = mask_emails_in("; ".join(str(e.get("message")) for e in _errors(error)))
     return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
 
 
@@ -166,7 +167,8 @@ def _refused_personalizations(errors: list[dict], messages: list[Message]) -> di
         match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
         if not match or int(match.group(1)) >= len(messages):
             return {}
-        refused[messages[int(match.group(1))].send_id] = f"SendGrid refused: {error.get('message')}"
+        reason = mask_emails_in(str(error.get("message")))
+        refused[messages[int(match.group(1))].send_id] = f"SendGrid refused: {reason}"
     return refused
 
 

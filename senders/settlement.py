@@ -26,7 +26,10 @@ def send_ids_seen_by_sendgrid(landing: Path, send_ids: Collection[str]) -> set[s
         rows = con.execute(
             """
             select distinct send_id
-            from read_json($files, format = 'newline_delimited', columns = {send_id: 'VARCHAR'})
+            from read_json(
+                $files, format = 'newline_delimited', columns = {send_id: 'VARCHAR'},
+                ignore_errors = true  -- a line being written, or cut short by a crash
+            )
             where send_id in (select unnest($ids::varchar[]))
             """,
             {"files": files, "ids": list(send_ids)},

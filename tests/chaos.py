@@ -97,9 +97,7 @@ def child_main(channel: str) -> int:
     if channel == "sendgrid":
         sender.base_delay = 0.05  # keep retries quick; the server's 429s say how long to wait
     summary = send_campaign(campaign, DAY, settings, sender, log=_StartSignal())
-    print(
-        json.dumps({"sent": summary.sent, "failed": summary.failed, "pending": summary.in_flight})
-    )
+    print(json.dumps({"sent": summary.sent, "failed": summary.failed, "pending": summary.pending}))
     return 0 if summary.ok else 3
 
 

@@ -43,7 +43,7 @@ def test_a_reentry_within_the_cool_down_is_skipped_not_delayed(workspace):
     assert night(workspace, "2025-01-01", "2025-01-01").sent == 1
     assert night(workspace, "2025-01-02", None).sent == 0  # a refund: out of the cohort
     reentry = night(workspace, "2025-01-03", "2025-01-03")
-    assert (reentry.sent, reentry.cooling_down) == (0, 1)
+    assert (reentry.sent, reentry.decisions) == (0, {"cooling_down": 1})
     # Still in the cohort once the cool-down is over: that entry has passed, no message.
     assert night(workspace, "2025-04-10", "2025-01-03").sent == 0
     # A new entry after the cool-down gets its message.
@@ -58,4 +58,4 @@ def test_a_message_left_in_flight_by_a_crash_still_counts_for_the_cool_down(work
     with connect(workspace.warehouse) as con:
         con.execute("update nightjar.send_ledger set status = 'in_flight'")
     # Settled from the outbox file (it went), so the next entry is within its cool-down.
-    assert night(workspace, "2025-01-05", "2025-01-05").cooling_down == 1
+    assert night(workspace, "2025-01-05", "2025-01-05").decisions == {"cooling_down": 1}

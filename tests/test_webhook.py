@@ -139,3 +139,36 @@ def test_the_webhook_refuses_to_start_without_a_key(workspace, capsys):
 
     assert main(["webhook", "--port", "0"]) == 2
     assert "set SENDGRID_WEBHOOK_PUBLIC_KEY" in capsys.readouterr().err
+
+
+def test_a_line_cut_short_by_a_crash_does_not_stop_the_webhook_or_later_events(tmp_path, signer):
+    folder = tmp_path / EVENTS_FOLDER
+    folder.mkdir()
+    (folder / "2025-11-20.jsonl").write_bytes(
+        b'{"event": "open", "sg_event_id": "ok-1"}\n{"event": "click", "sg_event_id": "cu\xc3'
+    )
+    server = start(tmp_path, signer.public_key)
+    try:
+        body = json.dumps([{"event": "open", "sg_event_id": "new-1", "timestamp": 1}]).encode()
+        assert post(server, body, signer.headers(body)) == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = (folder / "2025-11-20.jsonl").read_bytes().split(b"\n")
+    assert json.loads(lines[-2])["sg_event_id"] == "new-1"  # on a line of its own
+
+
+def test_events_that_could_not_be_stored_get_500_and_the_retry_stores_them(
+    tmp_path, server, signer, monkeypatch
+):
+    body = json.dumps([{"event": "open", "sg_event_id": "e9", "timestamp": 1}]).encode()
+    real_write = EventStore._write
+
+    def disk_full(self, events):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EventStore, "_write", disk_full)
+    assert post(server, body, signer.headers(body)) == 500
+    monkeypatch.setattr(EventStore, "_write", real_write)
+    assert post(server, body, signer.headers(body)) == 200  # SendGrid's retry
+    assert [e["sg_event_id"] for e in stored(tmp_path)] == ["e9"]

@@ -1,0 +1,111 @@
+"""A campaign of several batches through faults: nothing left behind, nothing sent twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from assets.campaigns import Campaign
+from assets.sends import send_campaign
+from pipelines.settings import load_settings
+from pipelines.warehouse import connect, ensure_schema
+from senders.sendgrid import SendGridSender
+from tests.landing import land_events
+from tests.sendgrid_server import SendGridTestServer
+
+DAY = "2025-11-20"
+CAMPAIGN = Campaign(
+    name="news",
+    cohort="cohort_news",
+    template_id="d-1",
+    subject="News",
+    from_email="hello@shop.example.com",
+    occasion_column="edition",
+)
+
+
+def cohort(workspace, size: int, bad: str | None = None) -> None:
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            """
+            create or replace table main.cohort_news as
+            select printf('C%05d', i) as contact_id,
+                   case when i = 3 and ? is not null then ? else printf('c%05d@example.com', i)
+                   end as email,
+                   'N' as first_name, 'M' as last_name, 'first' as edition, ?::date as as_of_date
+            from range(?) as t(i)
+            """,
+            [bad, bad, DAY, size],
+        )
+
+
+def send(workspace, server):
+    settings = load_settings()
+    sender = SendGridSender("SG.key", server.url, base_delay=0.01)
+    return send_campaign(CAMPAIGN, dt.date.fromisoformat(DAY), settings, sender)
+
+
+def statuses(workspace) -> dict[str, int]:
+    return dict(workspace.query("select status, count(*) from nightjar.send_ledger group by 1"))
+
+
+def personalizations(server) -> list[str]:
+    return [p["custom_args"]["contact_id"] for b in server.accepted for p in b["personalizations"]]
+
+
+@pytest.fixture
+def events_to(workspace):
+    """SendGrid's processed events, landed as the webhook would, for every accepted mail."""
+
+    def post(message_id: str, body: dict) -> None:
+        land_events(
+            workspace.landing,
+            DAY,
+            [
+                {"event": "processed", "sg_event_id": f"{message_id}-{i}", "timestamp": 1,
+                 **p["custom_args"]}
+                for i, p in enumerate(body["personalizations"])
+            ],
+        )  # fmt: skip
+
+    return post
+
+
+def test_after_a_lost_answer_is_settled_the_rest_of_the_campaign_goes(
+    workspace, events_to, monkeypatch
+):
+    monkeypatch.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "5")
+    cohort(workspace, 2500)
+    with SendGridTestServer("SG.key", on_accept=events_to) as server:
+        server.drop_next(processed=True)
+        summary = send(workspace, server)
+    assert summary.ok and (summary.sent, summary.not_attempted) == (2500, 0)
+    assert statuses(workspace) == {"accepted": 2500}
+    assert len(personalizations(server)) == len(set(personalizations(server))) == 2500
+
+
+def test_without_events_the_rest_waits_and_the_send_says_so(workspace):
+    cohort(workspace, 2500)
+    with SendGridTestServer("SG.key") as server:
+        server.drop_next(processed=True)
+        summary = send(workspace, server)
+        assert not summary.ok
+        assert (summary.sent, summary.pending, summary.not_attempted) == (0, 1000, 1500)
+        # One request, one attempt: the lost answer is noted, not counted again.
+        assert workspace.query(
+            "select status, attempts, count(*) from nightjar.send_ledger group by all order by 1"
+        ) == [("in_flight", 1, 1000), ("planned", 0, 1500)]
+
+
+def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
+    cohort(workspace, 5, bad="bad address@example.com")
+    with SendGridTestServer("SG.key") as server:
+        first = send(workspace, server)
+        second = send(workspace, server)
+    assert first.ok and (first.sent, first.refused) == (4, 1)
+    assert second.ok and second.sent == 0 and second.decisions["refused"] == 1
+    (error,) = workspace.query("select error from nightjar.send_ledger where status = 'refused'")
+    assert "address@example.com" not in error[0] and "***@example.com" in error[0]
+    assert len(server.rejected) == 1  # never asked again
