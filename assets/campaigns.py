@@ -9,7 +9,7 @@ from typing import Any
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
-OPTIONAL_KEYS = ("from_name", "cooldown_days", "categories", "template_data", "description")
+OPTIONAL_KEYS = ("from_name", "cooldown_days", "categories", "template_data")
 
 
 class CampaignConfigError(ValueError):

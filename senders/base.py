@@ -53,14 +53,6 @@ class Sender(Protocol):
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome: ...
 
-    def already_delivered(self, business_date: str, campaign: str) -> set[str] | None:
-        """send_ids the channel itself proves delivered, or None if it cannot tell."""
-        ...
-
-
-class SendFailed(Exception):
-    """A batch could not be sent after every retry; the message says why and what to do."""
-
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s@\"'`,;:<>()\[\]]+@[^\s@\"'`,;:<>()\[\]]+")
 

@@ -35,6 +35,7 @@ class OutboxSender:
         return {json.loads(line)["send_id"]: line for line in lines if line.strip()}
 
     def already_delivered(self, business_date: str, campaign: str) -> set[str]:
+        """The send_ids the file holds: what a crashed run did write."""
         return set(self._read(self.path(business_date, campaign)))
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:

@@ -55,9 +55,6 @@ class SendGridSender:
         self._sleep = sleep
         self._clock = clock
 
-    def already_delivered(self, business_date: str, campaign: str) -> None:
-        return None  # only SendGrid's event webhook can tell; see the ledger's `unknown`
-
     def request_body(self, messages: Sequence[Message]) -> dict:
         first = messages[0]
         body: dict = {
