@@ -23,8 +23,11 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
         f"{key.split('/')[-1]} {meta.get('dagster/row_count', 0):,} rows "
         f"({meta.get('folders_loaded', 0)} folder(s))"
         for key, meta in sorted(metadata.items())
-        if key.startswith("raw/")
+        if key.startswith("raw/") and "folders_loaded" in meta
     ]
+    events = metadata.get("raw/sendgrid_events", {})
+    if events.get("files_loaded"):
+        loaded.append(f"SendGrid events {events['events_loaded']:,} new")
     if loaded:
         print("  loaded:  " + "; ".join(loaded))
     cohorts = [
