@@ -1,0 +1,30 @@
+"""Settings come from the environment and from the .env of the directory nightjar runs in."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.settings import load_settings
+
+
+def test_a_dotenv_in_the_working_directory_is_read_and_the_environment_wins(
+    workspace, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("NIGHTJAR_LANDING")
+    monkeypatch.delenv("NIGHTJAR_BASE_CURRENCY")
+    (tmp_path / ".env").write_text(
+        "NIGHTJAR_LANDING=from-dotenv\nNIGHTJAR_BASE_CURRENCY=eur\nNIGHTJAR_OUTBOX=ignored\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.landing == tmp_path / "from-dotenv"
+    assert settings.base_currency == "EUR"
+    assert settings.outbox == workspace.outbox  # set in the environment: it wins
+
+
+def test_an_unknown_unsettled_policy_is_refused_with_its_choices(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_UNSETTLED_POLICY", "retry")
+    with pytest.raises(
+        ValueError, match="NIGHTJAR_UNSETTLED_POLICY='retry': must be one of give_up, resend"
+    ):
+        load_settings()
