@@ -1,6 +1,7 @@
 """Send assets: one per declared campaign, sending each cohort member its message once."""
 
 import datetime as dt
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -13,6 +14,7 @@ from dagster import (
     AssetKey,
     Failure,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
@@ -22,7 +24,7 @@ from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_parti
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
-from senders.base import Message, Sender, batches
+from senders.base import Message, Sender, batches, mask_email
 from senders.ledger import (
     SENDABLE_STATUSES,
     WENT_OUT_STATUSES,
@@ -257,7 +259,7 @@ def send_campaign(
         _check_cohort_is_current(con, campaign, day)
         rehearsal = not sender.records_sends
         ledger = RehearsalLedger(con) if rehearsal else Ledger(con)
-        if rehearsal:
+        if rehearsal and sender.channel == "sendgrid":
             summary.channel += " sandbox (nothing recorded)"
         _settle_in_flight(ledger, settings, campaign, summary)
         candidates = _candidates(con, campaign, day)
@@ -286,6 +288,16 @@ def send_campaign(
                 summary.not_attempted = sum(len(b) for b in planned[index + 1 :])
                 break
     return summary
+
+
+def render_sample(message: Message) -> str:
+    """One message as a marketer previews it; the address is masked, the data escaped."""
+    data = json.dumps(message.data, ensure_ascii=False, indent=2, sort_keys=True)
+    return (
+        f"**{message.subject}** (template `{message.template_id}`)\n\n"
+        f"To: {mask_email(message.to_email)} · occasion {message.occasion}\n\n"
+        f"```json\n{data}\n```"
+    )
 
 
 def _ledger_rows(messages: list[Message]):
@@ -338,11 +350,15 @@ def build_send_asset(campaign: Campaign):
     def _send(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
         settings = nightjar.settings()
         day = dt.date.fromisoformat(context.partition_key)
+        sender = make_sender(settings, dry_run=nightjar.dry_run)
         try:
-            summary = send_campaign(campaign, day, settings, make_sender(settings), context.log)
+            summary = send_campaign(campaign, day, settings, sender, context.log)
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
         metadata = summary.metadata()
+        sample = getattr(sender, "samples", {}).get(campaign.name)
+        if sample is not None:
+            metadata["sample_message"] = MetadataValue.md(render_sample(sample))
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

@@ -32,8 +32,11 @@ def _instance():
     return DagsterInstance.ephemeral()
 
 
-def run_date(business_date: dt.date, settings: Settings) -> int:
-    """Materialize the nightly graph for one business date in-process; 0 when all succeeded."""
+def run_date(business_date: dt.date, settings: Settings, dry_run: bool = False) -> int:
+    """Materialize the nightly graph for one business date in-process; 0 when all succeeded.
+
+    A dry run loads and builds as usual, then renders and counts every message without
+    sending one or writing the ledger."""
     from pipelines.dbt_setup import ensure_manifest
 
     ensure_manifest()
@@ -57,7 +60,10 @@ def run_date(business_date: dt.date, settings: Settings) -> int:
         instance=_instance(),
         raise_on_error=False,
         # Dagster's step-by-step log is for the UI; the terminal gets warnings and the summary.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "resources": {"nightjar": {"config": {"dry_run": dry_run}}},
+        },
     )
     elapsed = time.monotonic() - started
     print_summary(result, key)
@@ -154,6 +160,9 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the nightly graph for one business date")
     run.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    run.add_argument(
+        "--dry-run", action="store_true", help="render and count every message; send none"
+    )
 
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
@@ -177,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = load_settings()
     if args.command == "run":
-        return run_date(args.date, settings)
+        return run_date(args.date, settings, dry_run=args.dry_run)
     if args.command == "generate":
         return generate(args, settings)
     if args.command == "webhook":

@@ -8,6 +8,7 @@ from dagster import ConfigurableResource
 
 from pipelines.settings import Settings, load_settings
 from senders.base import Sender
+from senders.dry_run import DryRunSender
 from senders.outbox import OutboxSender
 from senders.sendgrid import SendGridSender
 
@@ -21,6 +22,8 @@ class NightjarResource(ConfigurableResource):
     landing: str | None = None
     warehouse: str | None = None
     outbox: str | None = None
+    # Render and count every message, send none and record nothing (nightjar run --dry-run).
+    dry_run: bool = False
 
     def settings(self) -> Settings:
         base = load_settings()
@@ -36,8 +39,10 @@ class NightjarResource(ConfigurableResource):
         return Settings(**{**base.__dict__, **overrides})
 
 
-def make_sender(settings: Settings) -> Sender:
-    """SendGrid when an API key is set, else the outbox (CONTRACT §5)."""
+def make_sender(settings: Settings, dry_run: bool = False) -> Sender:
+    """SendGrid when an API key is set, else the outbox (CONTRACT §5); nothing on a dry run."""
+    if dry_run:
+        return DryRunSender()
     if settings.uses_sendgrid:
         return SendGridSender(
             settings.sendgrid_api_key,

@@ -42,6 +42,13 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
             continue
         if meta.get("skipped_reason"):
             print(f"  {key}: nothing sent ({meta['skipped_reason']})")
+        elif meta.get("channel") == "dry run":
+            decisions = {
+                k.removeprefix("decision_"): v for k, v in meta.items() if k.startswith("decision_")
+            }
+            print(f"  {key}: would send {meta.get('sent', 0):,}; decisions {decisions}")
+            if meta.get("sample_message"):
+                print("    " + meta["sample_message"].replace("\n", "\n    "))
         else:
             print(
                 f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}, "

@@ -123,3 +123,28 @@ def test_the_demo_never_deletes_a_warehouse_it_did_not_make(workspace, capsys):
     assert main(["demo", "--contacts", "10", "--days", "2", "--end", D]) == 2
     assert "was not made by the demo" in capsys.readouterr().err
     assert workspace.warehouse.exists()
+
+
+def test_a_dry_run_counts_and_renders_every_message_but_sends_and_records_nothing(
+    workspace, capsys
+):
+    from pipelines.cli import main
+
+    write_all(workspace.landing)
+    suppress(workspace.warehouse, "suppressed@example.com")
+    assert main(["run", "--date", D, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "send_loyalty: would send 2; decisions {'to_send': 2}" in out
+    assert "send_birthday: would send 3" in out
+    assert "To: 0***@example.com · occasion 2025" in out  # birthday's first member, masked
+    assert (
+        "**Happy birthday from all of us** (template `d-10000000000000000000000000000003`)" in out
+    )
+    assert "00017@example.com" not in out
+    assert not workspace.outbox.exists()
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(0,)]
+    assert workspace.query("select count(*) from nightjar.cohort_membership") == [(0,)]
+
+    # The real run afterwards sends everything.
+    assert workspace.run(D) == 0
+    assert len(workspace.outbox_lines(D, "birthday")) == 3
