@@ -140,7 +140,8 @@ def _problem_lines(errors: pa.errors.SchemaErrors, frame: pl.DataFrame) -> list[
         where = f"{case['source_file']} row {case['source_row']}" if case["source_row"] else "file"
         column = case["column"] if case["schema_context"] == "Column" else "(row)"
         value = case["failure_case"] if case["schema_context"] == "Column" else None
-        shown = "" if value is None else f" (value {_safe_value(column, value)!r})"
+        # Errors end up in logs and the Dagster UI: never a full email address there.
+        shown = "" if value is None else f" (value {mask_emails_in(value)!r})"
         lines.append(f"{where}, column {column}: must be {_rule(case['check'])}{shown}")
     return lines
 
@@ -154,11 +155,6 @@ def _rule(check: str) -> str:
         "not_nullable": "present (it is required)",
         "str_matches('^[A-Za-z]{2}$')": "an ISO 3166-1 alpha-2 country code",
     }.get(check, check)
-
-
-def _safe_value(column: str, value: str) -> str:
-    # Errors end up in logs and the Dagster UI: never show a full email address there.
-    return mask_emails_in(value)
 
 
 def validate(frame: pl.DataFrame, spec: ExtractSpec, base_currency: str) -> None:
