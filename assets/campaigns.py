@@ -9,11 +9,31 @@ from typing import Any
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
-OPTIONAL_KEYS = ("from_name", "cooldown_days", "categories", "template_data")
+OPTIONAL_KEYS = (
+    "from_name",
+    "cooldown_days",
+    "categories",
+    "template_data",
+    "priority",
+    "holdout_share",
+    "send_hour",
+    "variants",
+)
+VARIANT_KEYS = ("name", "weight", "template_id", "subject")
 
 
 class CampaignConfigError(ValueError):
     """A cohort's campaign block is incomplete or malformed; names the model and the key."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an A/B test: its own template and subject, drawn with its weight."""
+
+    name: str
+    weight: float
+    template_id: str
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -29,19 +49,50 @@ class Campaign:
     categories: tuple[str, ...] = ()
     template_data: tuple[str, ...] = ()
     cohort_description: str = ""
+    priority: int = 0  # the highest priority due wins a contact's day
+    holdout_share: float | None = None  # None: the dbt var holdout_share (default 0.1)
+    send_hour: int | None = None  # None: the dbt var send_hour (default 10)
+    variants: tuple[Variant, ...] = ()
 
     @property
     def asset_name(self) -> str:
         return f"send_{self.name}"
 
+    def variant(self, name: str | None) -> Variant:
+        """The variant a message was assigned (the campaign itself when it has none)."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        if name is not None:
+            raise CampaignConfigError(f"campaign {self.name!r} has no variant {name!r}")
+        return Variant("", 1.0, self.template_id, self.subject)
+
+    def as_dbt_var(self) -> dict[str, Any]:
+        """What send_decisions needs to know of the campaign (the dbt var `campaigns`)."""
+        return {
+            "name": self.name,
+            "cohort": self.cohort,
+            "occasion_column": self.occasion_column,
+            "priority": self.priority,
+            "holdout_share": self.holdout_share,
+            "send_hour": self.send_hour,
+            "cooldown_days": self.cooldown_days,
+            "variants": [{"name": v.name, "weight": v.weight} for v in self.variants],
+        }
+
     def describe(self) -> str:
         """What a marketer needs to know, shown on the send asset."""
         once = f"once per contact and {self.occasion_column}"
         cooldown = f", and not again within {self.cooldown_days} days" if self.cooldown_days else ""
+        if self.variants:
+            arms = ", ".join(f"{v.name} ({v.weight:g})" for v in self.variants)
+            what = f"A/B test of variants {arms}"
+        else:
+            what = f'subject "{self.subject}", SendGrid template {self.template_id}'
         return (
-            f"Sends the '{self.name}' campaign (subject \"{self.subject}\", SendGrid template "
-            f"{self.template_id}) to every member of {self.cohort}, {once}{cooldown}. Only the "
-            f"latest business date sends. Cohort: {self.cohort_description}"
+            f"Sends the '{self.name}' campaign ({what}, priority {self.priority}) to the members "
+            f"of {self.cohort} that send_decisions picks, {once}{cooldown}. Only the latest "
+            f"business date sends. Cohort: {self.cohort_description}"
         ).strip()
 
 
@@ -66,10 +117,8 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         column = block["occasion_column"] if key == "occasion_column" else key
         if not _NAME.match(str(column)):
             raise CampaignConfigError(f"{where}: {column!r} is not a plain column name")
-    try:
-        cooldown = int(block.get("cooldown_days", 0) or 0)
-    except (TypeError, ValueError):
-        raise CampaignConfigError(f"{where}.cooldown_days: must be a whole number") from None
+    cooldown = _number(block, "cooldown_days", where, int, 0, None) or 0
+    share = _number(block, "holdout_share", where, float, 0, 1)
     return Campaign(
         name=str(block["name"]),
         cohort=model,
@@ -82,7 +131,58 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         categories=tuple(str(c) for c in block.get("categories", ())),
         template_data=tuple(str(c) for c in block.get("template_data", ())),
         cohort_description=" ".join(str(description).split()),
+        priority=_number(block, "priority", where, int, None, None) or 0,
+        holdout_share=share,
+        send_hour=_number(block, "send_hour", where, int, 0, 23),
+        variants=_variants(block, where),
     )
+
+
+def _number(block, key, where, kind, low, high):
+    """block[key] as a whole number (kind int) or a number, within [low, high]; None if unset.
+    These values reach SQL, so nothing but a number gets through."""
+    value = block.get(key)
+    if value is None:
+        return None
+    wrong = isinstance(value, bool) or not isinstance(value, int | float)
+    if not wrong and kind is int and value != int(value):
+        wrong = True
+    if wrong or (low is not None and value < low) or (high is not None and value > high):
+        bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
+        noun = "a whole number" if kind is int else "a number"
+        raise CampaignConfigError(f"{where}.{key}: must be {noun}{bounds}, not {value!r}")
+    return kind(value)
+
+
+def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
+    entries = block.get("variants") or ()
+    if not isinstance(entries, list | tuple):
+        raise CampaignConfigError(f"{where}.variants: must be a list of variants")
+    variants = []
+    for index, entry in enumerate(entries):
+        here = f"{where}.variants[{index}]"
+        if not isinstance(entry, Mapping) or not entry.get("name"):
+            raise CampaignConfigError(f"{here}: must be a mapping with a name")
+        unknown = sorted(set(entry) - set(VARIANT_KEYS))
+        if unknown:
+            raise CampaignConfigError(f"{here}: unknown key(s) {', '.join(unknown)}")
+        if not _NAME.match(str(entry["name"])):
+            raise CampaignConfigError(f"{here}.name: use lower-case letters, digits and _")
+        weight = _number(entry, "weight", here, float, 0, None)
+        if not weight:
+            raise CampaignConfigError(f"{here}.weight: must be a number above 0")
+        variants.append(
+            Variant(
+                name=str(entry["name"]),
+                weight=weight,
+                template_id=str(entry.get("template_id") or block["template_id"]),
+                subject=str(entry.get("subject") or block["subject"]),
+            )
+        )
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise CampaignConfigError(f"{where}.variants: variant names must be unique")
+    return tuple(variants)
 
 
 def campaigns_from_manifest(manifest: Mapping[str, Any]) -> list[Campaign]:

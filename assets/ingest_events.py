@@ -2,12 +2,15 @@
 
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
 from pipelines.landing import EVENTS_FOLDER
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
+from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
+from senders.ledger import Ledger
+from senders.settlement import SendLockTimeout, Settled, send_lock, settle_in_flight
 
 # The fields Nightjar uses; SendGrid sends more, and the landed files keep them all.
 EVENT_COLUMNS = {
@@ -79,11 +82,33 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
     backfill_policy=ONE_RUN_PER_DATE,
     description="SendGrid's delivery and engagement events (bounces, unsubscribes, opens, "
     "clicks...) received by `nightjar webhook`; they feed the suppression list and the "
-    "engagement columns of the customer view.",
+    "engagement columns of the customer view, and settle in the send ledger the messages "
+    "whose request got no answer, before the night's send decisions are made.",
 )
 def sendgrid_events(
     context: AssetExecutionContext, nightjar: NightjarResource
 ) -> MaterializeResult:
     settings = nightjar.settings()
     files, rows = load_event_files(settings.landing, settings.warehouse)
-    return MaterializeResult(metadata={"files_loaded": files, "events_loaded": rows})
+    metadata = {"files_loaded": files, "events_loaded": rows}
+    if not nightjar.dry_run:  # a dry run changes no ledger
+        settled = settle_ledger(settings)
+        metadata.update(
+            messages_settled=settled.settled,
+            messages_abandoned=settled.abandoned,
+            messages_still_pending=settled.pending,
+        )
+    return MaterializeResult(metadata=metadata)
+
+
+def settle_ledger(settings: Settings) -> Settled:
+    """Every campaign's messages of unknown fate, settled from the events just loaded."""
+    try:
+        with (
+            send_lock(settings.warehouse, settings.send_lock_wait_seconds),
+            connect(settings.warehouse) as con,
+        ):
+            ensure_schema(con)
+            return settle_in_flight(Ledger(con), settings)
+    except SendLockTimeout as error:
+        raise Failure(description=str(error)) from None

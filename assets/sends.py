@@ -32,8 +32,12 @@ from senders.ledger import (
     RehearsalLedger,
     send_id,
 )
-from senders.outbox import OutboxSender
-from senders.settlement import SendLockTimeout, send_ids_seen_by_sendgrid, send_lock
+from senders.settlement import (
+    SendLockTimeout,
+    send_ids_seen_by_sendgrid,
+    send_lock,
+    settle_in_flight,
+)
 
 
 @dataclass
@@ -43,8 +47,8 @@ class SendSummary:
     channel: str
     skipped_reason: str | None = None
     cohort_size: int = 0
-    # What the ledger said of each member before sending (to_send, already_sent, in_flight,
-    # cooling_down, skipped, abandoned, refused).
+    # send_decisions' count of members by decision ('send' or the reason not to), with
+    # 'send' turned 'already_sent' where another run sent it since.
     decisions: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     failed: int = 0  # refused for now: sent again by the next run
@@ -86,51 +90,85 @@ def past_date_reason(
     return None
 
 
-def _check_cohort_is_current(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date):
-    built_for = con.execute(f'select max(as_of_date) from main."{campaign.cohort}"').fetchall()[0][
-        0
-    ]
+STALE_AFTER = dt.timedelta(hours=1)
+LEDGER_REASONS = {"refused": "refused", "held_out": "holdout", "skipped": "cooling_down"}
+
+
+def _check_decisions_are_current(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date
+) -> None:
+    """send_decisions must be today's and cover the whole cohort, or nothing goes."""
+    built_for = con.execute("select max(as_of_date) from main.send_decisions").fetchall()[0][0]
     if built_for is not None and built_for != day:
         raise Failure(
-            description=f"{campaign.cohort} was built for {built_for}, not {day}: materialize "
+            description=f"send_decisions was built for {built_for}, not {day}: materialize "
             f"the warehouse for {day} before sending {campaign.name}."
         )
-
-
-def _candidates(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> pl.DataFrame:
-    """The cohort with each member's decision: to_send, cooling_down, already_sent, or the
-    ledger status that keeps its message from going (in_flight, skipped, abandoned, refused)."""
-    sendable = ", ".join(f"'{s}'" for s in SENDABLE_STATUSES)
-    went_out = ", ".join(f"'{s}'" for s in WENT_OUT_STATUSES)
-    return con.sql(
+    members, decided = con.execute(
         f"""
-        with cohort as (
-            select *, cast("{campaign.occasion_column}" as varchar) as nightjar_occasion
-            from main."{campaign.cohort}"
-        ),
-        ledger as (
-            select * from nightjar.send_ledger where campaign = $campaign
+        select
+            (select count(*) from main."{campaign.cohort}"),
+            (select count(*) from main.send_decisions where campaign = $campaign)
+        """,
+        {"campaign": campaign.name},
+    ).fetchall()[0]
+    if members != decided:
+        raise Failure(
+            description=f"{campaign.cohort} has {members} member(s) but send_decisions decided "
+            f"{decided} for {campaign.name}: the decisions were built from another version of "
+            "the campaigns. Materialize the warehouse again (nightjar run) before sending."
         )
+
+
+def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFrame:
+    """The cohort with each member's decision from send_decisions, and the ledger's status
+    now: a message another run sent since the decisions were made never goes twice."""
+    frame = con.sql(
+        f"""
         select
             cohort.*,
-            case
-                when this.status = 'accepted' then 'already_sent'
-                when this.status is not null and this.status not in ({sendable}) then this.status
-                when exists (
-                    select 1 from ledger as earlier
-                    where earlier.contact_id = cohort.contact_id
-                      and earlier.status in ({went_out})
-                      and earlier.business_date > $day - to_days($cooldown)
-                ) then 'cooling_down'
-                else 'to_send'
-            end as nightjar_decision
-        from cohort
-        left join ledger as this
-            on this.contact_id = cohort.contact_id and this.occasion = cohort.nightjar_occasion
-        order by cohort.contact_id
+            decisions.occasion as nightjar_occasion,
+            decisions.decision as nightjar_decision,
+            decisions.variant as nightjar_variant,
+            decisions.send_at as nightjar_send_at,
+            ledger.status as nightjar_ledger_status
+        from main.send_decisions as decisions
+        inner join main."{campaign.cohort}" as cohort
+            on decisions.contact_id = cohort.contact_id
+        left join nightjar.send_ledger as ledger
+            on ledger.campaign = decisions.campaign
+            and ledger.contact_id = decisions.contact_id
+            and ledger.occasion = decisions.occasion
+        where decisions.campaign = $campaign
+        order by decisions.contact_id
         """,
-        params={"campaign": campaign.name, "day": day, "cooldown": campaign.cooldown_days},
+        params={"campaign": campaign.name},
     ).pl()
+    # the reason send_decisions gives for each ledger status that keeps a message from going
+    gone = pl.col("nightjar_ledger_status").replace_strict(
+        {**dict.fromkeys(WENT_OUT_STATUSES, "already_sent"), **LEDGER_REASONS},
+        default=None,
+        return_dtype=pl.String,
+    )
+    return frame.with_columns(
+        nightjar_decision=pl.when((pl.col("nightjar_decision") == "send") & gone.is_not_null())
+        .then(gone)
+        .otherwise(pl.col("nightjar_decision"))
+    )
+
+
+def _check_send_times(messages: list[Message], campaign: Campaign, day: dt.date) -> None:
+    """Send times are chosen when the decisions are made; hours later they may have passed,
+    and a message would go at once, perhaps in the quiet hours."""
+    now = dt.datetime.now(dt.UTC)
+    late = [m for m in messages if m.send_at is not None and m.send_at < now - STALE_AFTER]
+    if late:
+        raise Failure(
+            description=f"{campaign.name} for {day}: {len(late)} message(s) were scheduled "
+            f"for times that passed more than an hour ago (the earliest "
+            f"{min(m.send_at for m in late).isoformat()}): the send decisions are stale. "
+            "Materialize the warehouse for the date again (nightjar run), then send."
+        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -151,44 +189,23 @@ def _display_name(row: dict[str, Any]) -> str | None:
 
 def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
     occasion = row["nightjar_occasion"]
+    variant = campaign.variant(row.get("nightjar_variant"))
     return Message(
         send_id=send_id(campaign.name, row["contact_id"], occasion),
         campaign=campaign.name,
         contact_id=row["contact_id"],
         occasion=occasion,
-        to_email=row["email"],
+        to_email=row["email"] or "",
         to_name=_display_name(row),
-        template_id=campaign.template_id,
-        subject=campaign.subject,
+        template_id=variant.template_id,
+        subject=variant.subject,
         from_email=campaign.from_email,
         from_name=campaign.from_name,
         categories=campaign.categories,
         data={column: _json_safe(row.get(column)) for column in campaign.template_data},
+        variant=row.get("nightjar_variant"),
+        send_at=row.get("nightjar_send_at"),
     )
-
-
-def _settle_in_flight(ledger: Ledger, settings: Settings, campaign: Campaign, summary) -> None:
-    """Messages whose request may have reached the channel (a crash, a timeout) are settled
-    before anything new goes: from the outbox file itself, or from SendGrid's events."""
-    rows = ledger.in_flight(campaign.name)
-    outbox = OutboxSender(settings.outbox)
-    for business_date in sorted({r[1] for r in rows if r[2] == outbox.channel}):
-        ids = [r[0] for r in rows if r[2] == outbox.channel and r[1] == business_date]
-        written = outbox.already_delivered(business_date.isoformat(), campaign.name)
-        ledger.mark([i for i in ids if i in written], "accepted")
-        ledger.mark([i for i in ids if i not in written], "failed", error="never written")
-        summary.settled_from_earlier_runs += len(ids)
-    others = [r for r in rows if r[2] != outbox.channel]
-    seen = send_ids_seen_by_sendgrid(settings.landing, [r[0] for r in others])
-    ledger.mark(sorted(seen), "accepted")
-    summary.settled_from_earlier_runs += len(seen)
-    overdue = [r[0] for r in others if r[0] not in seen and r[3] >= settings.settle_grace_hours]
-    if settings.unsettled_policy == "resend":
-        ledger.mark(overdue, "failed", error="no SendGrid event within the grace period")
-    else:
-        ledger.mark(overdue, "abandoned", error="no SendGrid event within the grace period")
-        summary.abandoned += len(overdue)
-    summary.pending += len(others) - len(seen) - len(overdue)
 
 
 def _wait_for_settlement(ledger: Ledger, settings: Settings, ids: list[str], summary) -> bool:
@@ -256,13 +273,18 @@ def send_campaign(
         summary.skipped_reason = past_date_reason(con, settings, day)
         if summary.skipped_reason:
             return summary
-        _check_cohort_is_current(con, campaign, day)
+        _check_decisions_are_current(con, campaign, day)
         rehearsal = not sender.records_sends
         ledger = RehearsalLedger(con) if rehearsal else Ledger(con)
         if rehearsal and sender.channel == "sendgrid":
             summary.channel += " sandbox (nothing recorded)"
-        _settle_in_flight(ledger, settings, campaign, summary)
-        candidates = _candidates(con, campaign, day)
+        # Normally settled before the decisions were made (raw/sendgrid_events); events that
+        # arrived since count too, and what stays unsettled is reported as pending.
+        settled = settle_in_flight(ledger, settings, campaign.name)
+        summary.settled_from_earlier_runs += settled.settled
+        summary.abandoned += settled.abandoned
+        summary.pending += settled.pending
+        candidates = _decisions(con, campaign)
         summary.cohort_size = candidates.height
         summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
         if not rehearsal:
@@ -274,13 +296,32 @@ def send_campaign(
             rows = candidates.filter(pl.col("nightjar_decision") == decision)
             return [build_message(campaign, row) for row in rows.iter_rows(named=True)]
 
-        cooldown = f"due within {campaign.cooldown_days} days of an earlier message"
-        ledger.plan(_ledger_rows(decided("cooling_down")), day, sender.channel, "skipped", cooldown)
-        messages = decided("to_send")  # ordered by contact_id, as the query returns them
+        # Decisions the ledger keeps for good: a control group member stays one, and an
+        # occasion passed over while the campaign cooled down is not sent later.
+        open_ = pl.col("nightjar_ledger_status").is_null() | pl.col("nightjar_ledger_status").is_in(
+            SENDABLE_STATUSES
+        )
+        for decision, status, why in (
+            ("holdout", "held_out", "in the campaign's control group"),
+            ("cooling_down", "skipped", f"due within {campaign.cooldown_days} days of another"),
+        ):
+            rows = candidates.filter((pl.col("nightjar_decision") == decision) & open_)
+            held = [build_message(campaign, row) for row in rows.iter_rows(named=True)]
+            ledger.plan(_ledger_rows(held), day, sender.channel, status, why)
+        messages = decided("send")  # ordered by contact_id, as the query returns them
+        _check_send_times(messages, campaign, day)
         ledger.plan(_ledger_rows(messages), day, sender.channel)
         if log:
             log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
-        planned = list(batches(messages, sender.max_batch_size))
+        # template_id belongs to a request, so each variant is batched apart
+        by_variant: dict[str | None, list[Message]] = {}
+        for message in messages:
+            by_variant.setdefault(message.variant, []).append(message)
+        planned = [
+            batch
+            for group in by_variant.values()
+            for batch in batches(group, sender.max_batch_size)
+        ]
         for index, batch in enumerate(planned):
             unanswered = _send_one_batch(ledger, sender, day, batch, summary, log)
             if unanswered and not _wait_for_settlement(ledger, settings, unanswered, summary):
@@ -293,15 +334,19 @@ def send_campaign(
 def render_sample(message: Message) -> str:
     """One message as a marketer previews it; the address is masked, the data escaped."""
     data = json.dumps(message.data, ensure_ascii=False, indent=2, sort_keys=True)
+    variant = f" · variant {message.variant}" if message.variant else ""
+    when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
     return (
-        f"**{message.subject}** (template `{message.template_id}`)\n\n"
-        f"To: {mask_email(message.to_email)} · occasion {message.occasion}\n\n"
+        f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
+        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
         f"```json\n{data}\n```"
     )
 
 
 def _ledger_rows(messages: list[Message]):
-    return ((m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages)
+    return (
+        (m.send_id, m.campaign, m.contact_id, m.occasion, m.variant, m.send_at) for m in messages
+    )
 
 
 def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
@@ -334,7 +379,7 @@ def build_send_asset(campaign: Campaign):
     @asset(
         name=campaign.asset_name,
         group_name="sends",
-        deps=[AssetKey([campaign.cohort])],
+        deps=[AssetKey([campaign.cohort]), AssetKey(["send_decisions"])],
         partitions_def=nightly_partitions,
         kinds={"sendgrid"},
         pool=WAREHOUSE_POOL,
@@ -345,6 +390,8 @@ def build_send_asset(campaign: Campaign):
             "template_id": campaign.template_id,
             "occasion_column": campaign.occasion_column,
             "cooldown_days": campaign.cooldown_days,
+            "priority": campaign.priority,
+            "variants": ", ".join(v.name for v in campaign.variants) or "none",
         },
     )
     def _send(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
@@ -356,9 +403,11 @@ def build_send_asset(campaign: Campaign):
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
         metadata = summary.metadata()
-        sample = getattr(sender, "samples", {}).get(campaign.name)
-        if sample is not None:
-            metadata["sample_message"] = MetadataValue.md(render_sample(sample))
+        samples = getattr(sender, "samples", {})
+        for (name, variant), sample in sorted(samples.items(), key=lambda i: str(i[0])):
+            if name == campaign.name:
+                key = f"sample_message_{variant}" if variant else "sample_message"
+                metadata[key] = MetadataValue.md(render_sample(sample))
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

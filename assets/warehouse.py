@@ -1,6 +1,7 @@
 """Warehouse assets: the dbt project (staging, intermediate, marts, cohorts) run as of the
 partition's business date, with dbt tests as Dagster asset checks."""
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -16,26 +17,38 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from pipelines.dbt_setup import dbt_project
+from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
+from pipelines.settings import Settings
 from pipelines.warehouse import connect
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
-    """Cohort models form the `cohorts` group; every other model is the `warehouse`."""
+    """Cohort models form the `cohorts` group, the send decisions join the `sends`; every
+    other model is the `warehouse`."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if "cohorts" in dbt_resource_props.get("fqn", []):
+        fqn = dbt_resource_props.get("fqn", [])
+        if "cohorts" in fqn:
             return "cohorts"
+        if "decisions" in fqn:
+            return "sends"
         return "warehouse"
 
 
 translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def dbt_build_args(business_date: str, default_timezone: str) -> list[str]:
-    variables = {"as_of_date": business_date, "default_timezone": default_timezone}
+def dbt_build_args(business_date: str, settings: Settings) -> list[str]:
+    variables = {
+        **settings.dbt_vars,
+        "as_of_date": business_date,
+        "default_timezone": settings.default_timezone,
+        "campaigns": campaigns_var(load_manifest()),
+        # Send times are scheduled from now: a message is never due in the past.
+        "send_after": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     # Unit tests prove the SQL, not the night's data: they run in `make test`, not nightly.
     return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
 
@@ -54,7 +67,7 @@ def warehouse_models(
     settings = nightjar.settings()
     # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
     os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    args = dbt_build_args(context.partition_key, settings.default_timezone)
+    args = dbt_build_args(context.partition_key, settings)
     events, failure = [], None
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the

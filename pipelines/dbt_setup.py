@@ -68,22 +68,39 @@ def _newest_source_mtime() -> float:
 
 
 def ensure_manifest() -> Path:
-    """Run `dbt parse` when the manifest is missing or older than the SQL and YAML."""
+    """Run `dbt parse` when the manifest is missing or older than the SQL and YAML.
+
+    The campaigns are the cohorts' YAML blocks, and send_decisions reads every campaign's
+    cohort: dbt only knows those dependencies when it parses with the var `campaigns`, so a
+    first parse finds the campaigns and a second one records them."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
         return manifest
+    _dbt_parse({})
+    campaigns = campaigns_var(load_manifest())
+    if campaigns:
+        _dbt_parse({"campaigns": campaigns})
+    return manifest
+
+
+def campaigns_var(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dbt var `campaigns`: every campaign's block as send_decisions needs it."""
+    from assets.campaigns import campaigns_from_manifest
+
+    return [campaign.as_dbt_var() for campaign in campaigns_from_manifest(manifest)]
+
+
+def _dbt_parse(variables: dict[str, Any]) -> None:
+    command = [dbt_executable(), "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
+    if variables:
+        command += ["--vars", json.dumps(variables)]
     completed = subprocess.run(
-        [dbt_executable(), "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
-        cwd=DBT_PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
+        command, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
         raise RuntimeError(
             f"dbt parse failed in {DBT_PROJECT_DIR}:\n{completed.stdout}{completed.stderr}"
         )
-    return manifest
 
 
 def load_manifest() -> dict[str, Any]:

@@ -14,6 +14,14 @@ from pipelines.resources import NightjarResource
 # State Nightjar keeps beside the ledger; dbt reads both, the send assets maintain them.
 STATE_TABLES = [
     AssetSpec(
+        ["nightjar", "send_ledger"],
+        group_name="sends",
+        kinds={"duckdb"},
+        description="Every message planned, sent, held out or skipped: one row per campaign, "
+        "contact and occasion, with its status, variant and send time. What makes each "
+        "occasion go exactly once; send_decisions reads it for the frequency cap.",
+    ),
+    AssetSpec(
         ["nightjar", "suppressions"],
         group_name="sends",
         kinds={"duckdb"},

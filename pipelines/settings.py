@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from dotenv import find_dotenv, load_dotenv
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# dbt vars Nightjar sets itself each run; NIGHTJAR_DBT_VARS may not override them.
+NIGHTJAR_OWNED_VARS = ("as_of_date", "campaigns", "send_after", "default_timezone")
+_VAR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,9 @@ class Settings:
     unsettled_policy: str = "give_up"
     settle_wait_seconds: float = 30.0
     send_lock_wait_seconds: float = 60.0
+    # Business thresholds and the contact policy are dbt vars (dbt_project.yml); these
+    # override them for this installation, e.g. {"holdout_share": 0.05}.
+    dbt_vars: dict = field(default_factory=dict)
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -60,7 +69,35 @@ def load_settings() -> Settings:
         unsettled_policy=_choice("NIGHTJAR_UNSETTLED_POLICY", ("give_up", "resend")),
         settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
         send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
+        dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
     )
+
+
+def parse_dbt_vars(text: str) -> dict:
+    """NIGHTJAR_DBT_VARS: a YAML (or JSON) mapping of dbt var names to plain values. The
+    values end up in SQL, so only numbers, booleans and short plain words are accepted."""
+    name = "NIGHTJAR_DBT_VARS"
+    if not text.strip():
+        return {}
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{name}: not a YAML mapping ({error.problem})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{name}: must be a mapping such as {{holdout_share: 0.05}}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not _VAR_NAME.match(key):
+            raise ValueError(f"{name}: {key!r} is not a dbt var name")
+        if key in NIGHTJAR_OWNED_VARS:
+            raise ValueError(f"{name}: {key} is set by Nightjar itself")
+        plain = isinstance(value, int | float | bool) or (
+            isinstance(value, str) and len(value) <= 64 and _SAFE_TEXT.match(value)
+        )
+        if not plain:
+            raise ValueError(
+                f"{name}: {key} must be a number, true/false or a plain word, not {value!r}"
+            )
+    return values
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> str:

@@ -38,22 +38,26 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     if cohorts:
         print(f"  cohorts as of {business_date}: " + "; ".join(cohorts))
     for key, meta in sorted(metadata.items()):
-        if not key.startswith("send_"):
+        if not key.startswith("send_") or "channel" not in meta:  # send assets only
             continue
         if meta.get("skipped_reason"):
             print(f"  {key}: nothing sent ({meta['skipped_reason']})")
-        elif meta.get("channel") == "dry run":
-            decisions = {
-                k.removeprefix("decision_"): v for k, v in meta.items() if k.startswith("decision_")
-            }
-            print(f"  {key}: would send {meta.get('sent', 0):,}; decisions {decisions}")
-            if meta.get("sample_message"):
-                print("    " + meta["sample_message"].replace("\n", "\n    "))
+            continue
+        not_sent = ", ".join(
+            f"{value:,} {name.removeprefix('decision_')}"
+            for name, value in sorted(meta.items())
+            if name.startswith("decision_") and name != "decision_send" and value
+        )
+        why = f"; not messaged: {not_sent}" if not_sent else ""
+        if meta.get("channel") == "dry run":
+            members = meta.get("cohort_size", 0)
+            print(f"  {key}: would send {meta.get('sent', 0):,} of {members:,}{why}")
+            for name, sample in sorted(meta.items()):
+                if name.startswith("sample_message"):
+                    print("    " + sample.replace("\n", "\n    "))
         else:
             print(
-                f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}, "
-                f"{meta.get('decision_already_sent', 0):,} already sent, "
-                f"{meta.get('decision_cooling_down', 0):,} in cool-down"
+                f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}{why}"
                 + "".join(
                     f", {meta[k]:,} {label}"
                     for k, label in (

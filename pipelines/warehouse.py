@@ -57,11 +57,15 @@ create table if not exists nightjar.send_ledger (
     send_id varchar primary key,
     campaign varchar not null, contact_id varchar not null, occasion varchar not null,
     business_date date not null, channel varchar not null,
-    status varchar not null,  -- pending, sent, failed, unknown
+    status varchar not null,  -- see senders/ledger.py
     provider_message_id varchar, attempts integer not null default 0, error varchar,
     created_at timestamptz not null, updated_at timestamptz not null,
+    variant varchar, send_at timestamptz,
     unique (campaign, contact_id, occasion)
 );
+-- ledgers made before A/B variants and send times
+alter table nightjar.send_ledger add column if not exists variant varchar;
+alter table nightjar.send_ledger add column if not exists send_at timestamptz;
 create table if not exists nightjar.cohort_membership (
     cohort varchar not null, business_date date not null, contact_id varchar not null,
     entered_on date not null,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +25,16 @@ class Message:
     from_name: str | None
     categories: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None  # the A/B arm, when the campaign tests variants
+    send_at: dt.datetime | None = None  # when the provider is to deliver it (aware, UTC)
 
     @property
     def custom_args(self) -> dict[str, str]:
         # SendGrid echoes these in every event, which is how a send is traced back.
-        return {"campaign": self.campaign, "contact_id": self.contact_id, "send_id": self.send_id}
+        args = {"campaign": self.campaign, "contact_id": self.contact_id, "send_id": self.send_id}
+        if self.variant:
+            args["variant"] = self.variant
+        return args
 
 
 @dataclass

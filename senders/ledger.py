@@ -15,8 +15,12 @@ A message the provider refuses for its recipient alone (an address SendGrid will
 A message due while its campaign cools down (say a second loyalty entry within 90 days of
 the first message) is `skipped`: that occasion passes without a message, for good.
 
-Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`
-and `skipped` never are. `in_flight`, `accepted` and `abandoned` count as a message that went.
+A contact in a campaign's control group is `held_out` for the occasion: never messaged, and
+recorded so that results can compare it with the messaged group.
+
+Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`,
+`skipped` and `held_out` never are. `in_flight`, `accepted` and `abandoned` count as a message
+that went.
 """
 
 from __future__ import annotations
@@ -31,7 +35,24 @@ import polars as pl
 _SEND_ID_NAMESPACE = uuid.UUID("5d7a3c1e-6f0b-4e8a-9a51-7e1f2b9c4d30")
 SENDABLE_STATUSES = ("planned", "failed")
 WENT_OUT_STATUSES = ("in_flight", "accepted", "abandoned")
-STATUSES = ("planned", "in_flight", "accepted", "failed", "abandoned", "skipped", "refused")
+STATUSES = (
+    "planned",
+    "in_flight",
+    "accepted",
+    "failed",
+    "abandoned",
+    "skipped",
+    "refused",
+    "held_out",
+)
+LEDGER_COLUMNS = {
+    "send_id": pl.String,
+    "campaign": pl.String,
+    "contact_id": pl.String,
+    "occasion": pl.String,
+    "variant": pl.String,
+    "send_at": pl.Datetime("us", "UTC"),
+}
 
 
 def send_id(campaign: str, contact_id: str, occasion: str) -> str:
@@ -45,24 +66,16 @@ class Ledger:
 
     def plan(
         self,
-        rows: Iterable[tuple[str, str, str, str]],
+        rows: Iterable[tuple],
         business_date: date,
         channel: str,
         status: str = "planned",
         error: str | None = None,
     ) -> None:
-        """Record (send_id, campaign, contact_id, occasion) as planned (before any request)
-        or skipped. A row that exists already keeps its status unless it may be sent."""
-        frame = pl.DataFrame(
-            list(rows),
-            schema={
-                "send_id": pl.String,
-                "campaign": pl.String,
-                "contact_id": pl.String,
-                "occasion": pl.String,
-            },
-            orient="row",
-        )
+        """Record (send_id, campaign, contact_id, occasion, variant, send_at) as planned
+        (before any request), skipped or held out. A row that exists already keeps its status
+        unless it may be sent."""
+        frame = pl.DataFrame(list(rows), schema=LEDGER_COLUMNS, orient="row")
         if frame.is_empty():
             return
         self.con.register("planned_rows", frame)
@@ -71,14 +84,15 @@ class Ledger:
                 """
                 insert into nightjar.send_ledger (
                     send_id, campaign, contact_id, occasion, business_date, channel, status,
-                    attempts, created_at, updated_at
+                    attempts, created_at, updated_at, variant, send_at
                 )
                 select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0,
-                    now(), now()
+                    now(), now(), variant, send_at
                 from planned_rows
                 on conflict (send_id) do update set
                     status = excluded.status, error = $error,
                     business_date = excluded.business_date, channel = excluded.channel,
+                    variant = excluded.variant, send_at = excluded.send_at,
                     updated_at = now()
                 where send_ledger.status in ('planned', 'failed')
                 """,
@@ -125,16 +139,18 @@ class Ledger:
                 [error, list(send_ids)],
             )
 
-    def in_flight(self, campaign: str) -> list[tuple[str, date, str, float]]:
-        """(send_id, business_date, channel, hours since it went) of unsettled messages."""
+    def in_flight(self, campaign: str | None = None) -> list[tuple[str, str, date, str, float]]:
+        """(send_id, campaign, business_date, channel, hours since it went) of unsettled
+        messages, of one campaign or of all."""
         return self.con.execute(
             """
-            select send_id, business_date, channel,
+            select send_id, campaign, business_date, channel,
                    date_diff('second', updated_at, now()) / 3600.0
             from nightjar.send_ledger
-            where campaign = ? and status = 'in_flight'
+            where coalesce(campaign = $campaign, true) and status = 'in_flight'
+            order by send_id
             """,
-            [campaign],
+            {"campaign": campaign},
         ).fetchall()
 
 
@@ -150,5 +166,5 @@ class RehearsalLedger(Ledger):
     def note(self, send_ids, error) -> None:
         return None
 
-    def in_flight(self, campaign: str) -> list:
+    def in_flight(self, campaign: str | None = None) -> list:
         return []

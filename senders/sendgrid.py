@@ -57,17 +57,13 @@ class SendGridSender:
 
     def request_body(self, messages: Sequence[Message]) -> dict:
         first = messages[0]
+        if any(m.template_id != first.template_id for m in messages):
+            # template_id belongs to the request: each A/B variant goes in its own batches
+            raise ValueError("one request, one template: batch each variant apart")
         body: dict = {
             "from": _address(first.from_email, first.from_name),
             "template_id": first.template_id,
-            "personalizations": [
-                {
-                    "to": [_address(m.to_email, m.to_name)],
-                    "dynamic_template_data": {**m.data, "subject": m.subject},
-                    "custom_args": m.custom_args,
-                }
-                for m in messages
-            ],
+            "personalizations": [_personalization(m) for m in messages],
         }
         if first.categories:
             body["categories"] = list(first.categories)
@@ -133,6 +129,18 @@ class SendGridSender:
         except (TypeError, ValueError):
             return self._backoff(attempt)
         return min(self.max_delay, max(0.0, wait) + random.uniform(0, 0.25))
+
+
+def _personalization(message: Message) -> dict:
+    personalization = {
+        "to": [_address(message.to_email, message.to_name)],
+        "dynamic_template_data": {**message.data, "subject": message.subject},
+        "custom_args": message.custom_args,
+    }
+    if message.send_at is not None:
+        # Each recipient's own local hour: SendGrid holds the message until then.
+        personalization["send_at"] = int(message.send_at.timestamp())
+    return personalization
 
 
 def _address(email: str, name: str | None) -> dict:

@@ -6,11 +6,59 @@ import fcntl
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from pipelines.landing import EVENTS_FOLDER
+from senders.outbox import OutboxSender
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
+    from senders.ledger import Ledger
+
+
+@dataclass
+class Settled:
+    settled: int = 0  # in flight until now, now known: accepted, or failed (outbox)
+    abandoned: int = 0  # no event within the grace period, given up (policy give_up)
+    pending: int = 0  # still waiting for SendGrid's events
+
+
+def settle_in_flight(ledger: Ledger, settings: Settings, campaign: str | None = None) -> Settled:
+    """Messages whose request may have reached the channel (a crash, a timeout) are settled
+    before they may count as sent or go again: from the outbox file itself, or from SendGrid's
+    events; after the grace period the unsettled policy decides. All campaigns when None."""
+    result = Settled()
+    rows = ledger.in_flight(campaign)
+    outbox = OutboxSender(settings.outbox)
+    written_in: dict[tuple, set[str]] = {}
+    for send_id, name, business_date, channel, _ in rows:
+        if channel != outbox.channel:
+            continue
+        key = (business_date.isoformat(), name)
+        if key not in written_in:
+            written_in[key] = outbox.already_delivered(*key)
+        if send_id in written_in[key]:
+            ledger.mark([send_id], "accepted")
+        else:
+            ledger.mark([send_id], "failed", error="never written")
+        result.settled += 1
+    others = [r for r in rows if r[3] != outbox.channel]
+    seen = send_ids_seen_by_sendgrid(settings.landing, [r[0] for r in others])
+    ledger.mark(sorted(seen), "accepted")
+    result.settled += len(seen)
+    overdue = [r[0] for r in others if r[0] not in seen and r[4] >= settings.settle_grace_hours]
+    if settings.unsettled_policy == "resend":
+        ledger.mark(overdue, "failed", error="no SendGrid event within the grace period")
+        result.settled += len(overdue)
+    else:
+        ledger.mark(overdue, "abandoned", error="no SendGrid event within the grace period")
+        result.abandoned += len(overdue)
+    result.pending = len(others) - len(seen) - len(overdue)
+    return result
 
 
 def send_ids_seen_by_sendgrid(landing: Path, send_ids: Collection[str]) -> set[str]:

@@ -32,7 +32,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from assets.campaigns import Campaign
+
 DAY = dt.date(2025, 11, 20)
+CAMPAIGN = Campaign(
+    name="chaos",
+    cohort="cohort_chaos",
+    template_id="d-30000000000000000000000000000001",
+    subject="Chaos",
+    from_email="chaos@shop.example.com",
+    occasion_column="chaos_occasion",
+    template_data=("first_name",),
+)
 API_KEY = "SG.chaos"
 GRACE_HOURS = 4 / 3600  # events for an accepted request land within milliseconds here
 
@@ -56,6 +67,7 @@ class Outcome:
 
 def build_cohort(root: Path, messages: int) -> None:
     from pipelines.warehouse import connect, ensure_schema
+    from tests.decisions import decide_to_send_everyone
 
     with connect(root / "warehouse.duckdb") as con:
         ensure_schema(con)
@@ -73,30 +85,21 @@ def build_cohort(root: Path, messages: int) -> None:
             """,
             [DAY, messages],
         )
+        decide_to_send_everyone(con, CAMPAIGN)
     (root / "landing").mkdir(exist_ok=True)
 
 
 def child_main(channel: str) -> int:
     """One sending process (the one that gets killed)."""
-    from assets.campaigns import Campaign
     from assets.sends import send_campaign
     from pipelines.resources import make_sender
     from pipelines.settings import load_settings
 
-    campaign = Campaign(
-        name="chaos",
-        cohort="cohort_chaos",
-        template_id="d-30000000000000000000000000000001",
-        subject="Chaos",
-        from_email="chaos@shop.example.com",
-        occasion_column="chaos_occasion",
-        template_data=("first_name",),
-    )
     settings = load_settings()
     sender = make_sender(settings)
     if channel == "sendgrid":
         sender.base_delay = 0.05  # keep retries quick; the server's 429s say how long to wait
-    summary = send_campaign(campaign, DAY, settings, sender, log=_StartSignal())
+    summary = send_campaign(CAMPAIGN, DAY, settings, sender, log=_StartSignal())
     print(json.dumps({"sent": summary.sent, "failed": summary.failed, "pending": summary.pending}))
     return 0 if summary.ok else 3
 

@@ -29,6 +29,7 @@ SETTING_NAMES = (
     "NIGHTJAR_UNSETTLED_POLICY",
     "NIGHTJAR_SETTLE_WAIT_SECONDS",
     "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
+    "NIGHTJAR_DBT_VARS",
     "DAGSTER_HOME",
 )
 
@@ -90,6 +91,8 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     mp.setenv("NIGHTJAR_OUTBOX", str(workspace.outbox))
     # A run waits this long for SendGrid's events of an unanswered batch; tests say when.
     mp.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "0")
+    # Tests name who gets a message; the control group has tests of its own (test_holdouts).
+    mp.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0}")
     workspace.landing.mkdir(parents=True, exist_ok=True)
     return workspace
 

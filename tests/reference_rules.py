@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +50,36 @@ def _latest(versions: dict, key: str, row: dict, rank: tuple) -> None:
 @dataclass
 class Expected:
     customers: dict[str, dict] = field(default_factory=dict)
+    # cohorts: everyone who meets the rule, erased and unmailable contacts included
     loyalty: set[str] = field(default_factory=set)
     reactivation: set[str] = field(default_factory=set)
     birthday: set[str] = field(default_factory=set)
+    # why a contact may not be mailed (deleted, invalid_email, opted_out); absent: mailable
+    unmailable: dict[str, str] = field(default_factory=dict)
+
+    def first_night_decisions(
+        self, holdout_share: float, salt: str = "nightjar"
+    ) -> dict[tuple[str, str], str]:
+        """send_decisions on a first night (empty ledger, no suppressions): unmailable
+        reasons, then the control group, then one message per contact, the highest
+        priority first (birthday > loyalty > reactivation)."""
+        decisions, due = {}, {}
+        for campaign in ("birthday", "loyalty", "reactivation"):
+            for contact in getattr(self, campaign):
+                if contact in self.unmailable:
+                    decisions[campaign, contact] = self.unmailable[contact]
+                elif stable_unit_hash(campaign, contact, salt) < holdout_share:
+                    decisions[campaign, contact] = "holdout"
+                else:
+                    first = contact not in due
+                    due.setdefault(contact, campaign)
+                    decisions[campaign, contact] = "send" if first else "lower_priority"
+        return decisions
+
+
+def stable_unit_hash(*parts: str) -> float:
+    """The holdout and variant draw of send_decisions (macro stable_unit_hash)."""
+    return int(hashlib.md5("|".join(parts).encode()).hexdigest()[:8], 16) / 2**32
 
 
 def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int = 0) -> Expected:
@@ -66,6 +94,7 @@ def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int =
             erased.add(row["contact_id"])
         _latest(contacts, row["contact_id"], row, (updated, day, number))
     live = {cid: row for cid, (_, row) in contacts.items() if cid not in erased}
+    known = {cid: row for cid, (_, row) in contacts.items()}
 
     orders = {}
     for day, number, row in _rows(landing, business_date, "orders"):
@@ -92,23 +121,28 @@ def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int =
 
     expected = Expected()
     target = business_date + dt.timedelta(days=birthday_offset)
-    for cid, row in live.items():
+    for cid, row in known.items():
         bought = purchases.get(cid, [])
         last = max((d for d, _ in bought), default=None)
         days_since = (business_date - last).days if last else None
         spend_730d = round(sum(a for d, a in bought if (business_date - d).days < 730), 2)
         email = (row["email"] or "").lower()
-        mailable = bool(VALID_EMAIL.match(email)) and _bool(row["email_opt_in"])
         birth = dt.date.fromisoformat(row["birth_date"]) if row["birth_date"] else None
         if birth and not dt.date(1900, 1, 1) <= birth <= business_date:
             birth = None
-        expected.customers[cid] = {
-            "total_spend": round(sum(a for _, a in bought), 2),
-            "spend_730d": spend_730d,
-            "last_purchase_date": last,
-        }
-        if not mailable:
-            continue
+        if cid in erased:
+            expected.unmailable[cid] = "deleted"
+            birth = None  # erased with the rest of its personal data
+        else:
+            expected.customers[cid] = {
+                "total_spend": round(sum(a for _, a in bought), 2),
+                "spend_730d": spend_730d,
+                "last_purchase_date": last,
+            }
+            if not VALID_EMAIL.match(email):
+                expected.unmailable[cid] = "invalid_email"
+            elif not _bool(row["email_opt_in"]):
+                expected.unmailable[cid] = "opted_out"
         if days_since is not None and days_since < 90 and spend_730d > 1000:
             expected.loyalty.add(cid)
         if days_since is not None and days_since >= 180:

@@ -11,6 +11,7 @@ import pytest
 
 from assets.campaigns import CampaignConfigError, parse_campaign
 from pipelines.dbt_setup import DBT_PROJECT_DIR
+from tests.reference_rules import stable_unit_hash
 from tests.scenario import D, suppress, write_all
 
 VIP_SQL = """
@@ -22,15 +23,15 @@ select
     total_spend,
     'welcome' as vip_occasion,
     as_of_date
-from {{ ref('customer_360') }}
-where is_mailable and total_spend >= 1000
+from {{ ref('audience') }}
+where total_spend >= 1000
 """
 
 VIP_YAML = """
 version: 2
 models:
   - name: cohort_vip
-    description: Mailable contacts who spent 1000 or more, ever. Welcomed once.
+    description: Contacts who spent 1000 or more, ever. Welcomed once.
     config:
       meta:
         campaign:
@@ -40,6 +41,12 @@ models:
           from_email: vip@shop.example.com
           occasion_column: vip_occasion
           template_data: [first_name, total_spend]
+          priority: 400
+          holdout_share: 0
+          variants:
+            - {name: gold, weight: 1}
+            - {name: black, weight: 3, template_id: d-20000000000000000000000000000002,
+               subject: "Welcome to the Black card"}
 """
 
 
@@ -57,11 +64,27 @@ def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_pat
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "send_vip: 3 sent via outbox" in completed.stdout
+    # The highest priority of the day: loyal and guest_buyer get the VIP welcome instead of
+    # the loyalty message; the unmailable big spenders are there with their reasons.
+    assert (
+        "send_vip: 3 sent via outbox; not messaged: 1 deleted, 1 invalid_email, 1 opted_out, "
+        "1 suppressed" in completed.stdout
+    )
     vip = workspace.outbox_lines(D, "vip")
     assert sorted(m["contact_id"] for m in vip) == ["guest_buyer", "loyal", "spent_exactly_1000"]
-    assert {m["template"] for m in vip} == {"d-20000000000000000000000000000001"}
-    assert workspace.outbox_lines(D, "vip")[0]["data"].keys() == {"first_name", "total_spend"}
+    assert workspace.outbox_lines(D, "loyalty") == []
+    assert vip[0]["data"].keys() == {"first_name", "total_spend"}
+    # Each member's variant is the stable draw, with that variant's template and subject.
+    templates = {"gold": "d-20000000000000000000000000000001",
+                 "black": "d-20000000000000000000000000000002"}  # fmt: skip
+    for message in vip:
+        draw = stable_unit_hash("vip", message["contact_id"], "nightjar", "variant")
+        assert message["variant"] == ("gold" if draw < 0.25 else "black")
+        assert message["template"] == templates[message["variant"]]
+    assert {m["variant"] for m in vip} == {"gold", "black"}
+    assert sorted(
+        workspace.query("select contact_id, variant from nightjar.send_ledger where campaign='vip'")
+    ) == sorted((m["contact_id"], m["variant"]) for m in vip)
 
 
 def test_a_campaign_block_missing_a_key_names_the_model_and_key():

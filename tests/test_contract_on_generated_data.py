@@ -18,7 +18,8 @@ from tests.reference_rules import expected_as_of
         (90, "2025-02-28"),  # 29 February birthdays in a year without one
     ],
 )
-def test_cohorts_and_spend_match_the_contract(workspace, days, end):
+def test_cohorts_and_spend_match_the_contract(workspace, days, end, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", "")  # the default control groups: 10%
     business_date = dt.date.fromisoformat(end)
     generate_landing(workspace.landing, contacts=400, days=days, end=business_date, seed=days)
     assert workspace.run(end) == 0
@@ -33,6 +34,24 @@ def test_cohorts_and_spend_match_the_contract(workspace, days, end):
         assert expected.loyalty
     if days > 180:
         assert expected.reactivation
+
+    # Every member has one decision, and exactly the members decided 'send' get a message.
+    decisions = {
+        (campaign, contact): decision
+        for campaign, contact, decision in workspace.query(
+            "select campaign, contact_id, decision from send_decisions"
+        )
+    }
+    assert decisions == expected.first_night_decisions(holdout_share=0.1)
+    if days > 1:  # enough members to exercise every rule
+        assert {"holdout", "send"} <= set(decisions.values())
+    if days > 180:
+        assert "opted_out" in decisions.values()
+    for campaign in ("birthday", "loyalty", "reactivation"):
+        messaged = [m["contact_id"] for m in workspace.outbox_lines(end, campaign)]
+        assert sorted(messaged) == sorted(
+            contact for (c, contact), d in decisions.items() if c == campaign and d == "send"
+        )
 
     actual = {
         cid: {"total_spend": float(total), "spend_730d": float(recent), "last_purchase_date": last}

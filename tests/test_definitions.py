@@ -30,6 +30,8 @@ def test_definitions_load_with_groups_from_extracts_to_sends():
         "cohort_birthday",
     }
     assert {k for k, g in groups.items() if g == "sends"} == {
+        "int_campaign_members_unioned",
+        "send_decisions",
         "send_loyalty",
         "send_reactivation",
         "send_birthday",
@@ -46,7 +48,8 @@ def test_lineage_runs_from_each_extract_to_each_send():
         assert {AssetKey(["raw", e]) for e in ("crm_contacts", "orders", "web_events")} <= set(
             upstream
         )
-        assert AssetKey("customer_360") in upstream
+        assert {AssetKey("customer_360"), AssetKey("send_decisions")} <= upstream
+        assert AssetKey(f"cohort_{campaign}") in _ancestors(graph, AssetKey("send_decisions"))
 
 
 def _ancestors(graph, key):

@@ -57,9 +57,43 @@ def test_out_of_range_birth_date_is_treated_as_missing(first_night):
 
 
 def test_cohorts_follow_the_rules(first_night):
-    assert first_night.ids("cohort_loyalty") == {"loyal", "guest_buyer"}
+    # Cohorts list everyone who meets the rule; whether they may be mailed is decided apart.
+    assert first_night.ids("cohort_loyalty") == {
+        "loyal",
+        "guest_buyer",
+        "loyal_opted_out",
+        "loyal_bad_email",
+        "loyal_suppressed",
+        "erased",
+    }
     assert first_night.ids("cohort_reactivation") == {"lapsed", "lapsed_after_refund"}
     assert first_night.ids("cohort_birthday") == {"00017", "bday", "zoe"}
+
+
+def test_send_decisions_say_why_each_member_is_or_is_not_messaged(first_night):
+    decisions = dict(
+        ((campaign, contact), decision)
+        for campaign, contact, decision in first_night.query(
+            "select campaign, contact_id, decision from send_decisions"
+        )
+    )
+    assert decisions == {
+        ("loyalty", "loyal"): "send",
+        ("loyalty", "guest_buyer"): "send",
+        ("loyalty", "loyal_opted_out"): "opted_out",
+        ("loyalty", "loyal_bad_email"): "invalid_email",
+        ("loyalty", "loyal_suppressed"): "suppressed",
+        ("loyalty", "erased"): "deleted",
+        ("reactivation", "lapsed"): "send",
+        ("reactivation", "lapsed_after_refund"): "send",
+        ("birthday", "00017"): "send",
+        ("birthday", "bday"): "send",
+        ("birthday", "zoe"): "send",
+    }
+    # the erased contact is there by its identifier alone
+    assert first_night.query(
+        "select email, first_name, timezone from cohort_loyalty where contact_id = 'erased'"
+    ) == [(None, None, "UTC")]
 
 
 def test_each_member_gets_exactly_one_message_and_no_one_else_does(first_night):

@@ -107,10 +107,15 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
         in completed.stdout
     )
     assert (
-        "cohorts as of 2025-11-20: cohort_birthday 3; cohort_loyalty 3; cohort_reactivation 2"
+        "cohorts as of 2025-11-20: cohort_birthday 3; cohort_loyalty 6; cohort_reactivation 2"
         in completed.stdout
     )
     assert "send_birthday: 3 sent via outbox" in completed.stdout
+    assert (
+        "send_loyalty: 3 sent via outbox; not messaged: 1 deleted, 1 invalid_email, 1 opted_out"
+        in completed.stdout
+    )
+    assert "send_decisions" not in completed.stdout.split("Done. PASS")[-1]
 
 
 def test_the_demo_never_deletes_a_warehouse_it_did_not_make(workspace, capsys):
@@ -134,7 +139,10 @@ def test_a_dry_run_counts_and_renders_every_message_but_sends_and_records_nothin
     suppress(workspace.warehouse, "suppressed@example.com")
     assert main(["run", "--date", D, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "send_loyalty: would send 2; decisions {'to_send': 2}" in out
+    assert (
+        "send_loyalty: would send 2 of 6; not messaged: 1 deleted, 1 invalid_email, "
+        "1 opted_out, 1 suppressed" in out
+    )
     assert "send_birthday: would send 3" in out
     assert "To: 0***@example.com · occasion 2025" in out  # birthday's first member, masked
     assert (

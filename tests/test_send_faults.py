@@ -11,6 +11,7 @@ from assets.sends import send_campaign
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect, ensure_schema
 from senders.sendgrid import SendGridSender
+from tests.decisions import decide_to_send_everyone
 from tests.landing import land_events
 from tests.sendgrid_server import SendGridTestServer
 
@@ -39,6 +40,7 @@ def cohort(workspace, size: int, bad: str | None = None) -> None:
             """,
             [bad, bad, DAY, size],
         )
+        decide_to_send_everyone(con, CAMPAIGN)
 
 
 def send(workspace, server):

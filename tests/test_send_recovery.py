@@ -39,7 +39,7 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
         birthday, dt.date.fromisoformat(D), settings, OutboxSender(settings.outbox)
     )
 
-    assert summary.sent == 1 and summary.decisions == {"already_sent": 2, "to_send": 1}
+    assert summary.sent == 1 and summary.decisions == {"already_sent": 2, "send": 1}
     after = workspace.outbox_lines(D, "birthday")
     assert sorted(m["send_id"] for m in after) == sorted(m["send_id"] for m in sent)
     assert workspace.query(

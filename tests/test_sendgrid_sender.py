@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
 
 import pytest
@@ -46,6 +48,22 @@ def waits():
 @pytest.fixture
 def sender(server, waits):
     return SendGridSender(API_KEY, server.url, timeout=5, sleep=waits.append, base_delay=0.01)
+
+
+def test_a_send_time_beyond_72_hours_is_refused_by_the_server(server, sender):
+    too_late = dt.datetime.now(dt.UTC) + dt.timedelta(hours=73)
+    late = dataclasses.replace(message(1), send_at=too_late)
+    outcome = sender.send_batch(D, [late, message(2)])
+    assert "72 hours" in outcome.refused[late.send_id]
+    assert server.accepted[0]["personalizations"][0]["custom_args"]["send_id"] == "send-2"
+
+
+def test_a_variant_travels_in_custom_args_and_each_template_gets_its_own_request(sender):
+    gold = dataclasses.replace(message(1), variant="gold")
+    black = dataclasses.replace(message(2), variant="black", template_id="d-2")
+    assert sender.request_body([gold])["personalizations"][0]["custom_args"]["variant"] == "gold"
+    with pytest.raises(ValueError, match="one template"):
+        sender.request_body([gold, black])
 
 
 def test_a_batch_is_one_valid_request_with_custom_args_per_recipient(server, sender):
@@ -193,6 +211,18 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
     )
     assert {status for status, _ in ledger} == {"accepted"}
     assert {mid for _, mid in ledger} == set(server.message_ids)
+    # Each personalization is scheduled for its contact's own 10:00, as the ledger records.
+    scheduled = dict(
+        sendgrid_workspace.query(
+            "select contact_id, epoch(send_at)::bigint from nightjar.send_ledger "
+            "where campaign = 'birthday'"
+        )
+    )
+    assert {
+        p["custom_args"]["contact_id"]: p["send_at"]
+        for p in _personalizations(server)
+        if p["custom_args"]["campaign"] == "birthday"
+    } == scheduled
 
     # Re-running the date sends nothing more.
     assert sendgrid_workspace.run(D) == 0

@@ -1,4 +1,4 @@
--- Every birthday member is mailable and has its birthday (or 29 February's stand-in) on D + offset,
+-- Every birthday member has its birthday (or 29 February's stand-in) on D + offset,
 -- and every such contact is a member. Written independently of the model, by day of year.
 {{ config(meta={'dagster': {'ref': {'name': 'cohort_birthday'}}}) }}
 with target as (
@@ -7,11 +7,10 @@ with target as (
 
 expected as (
     select members.contact_id
-    from {{ ref('customer_360') }} as members
+    from {{ ref('audience') }} as members
     cross join target
     where
-        members.is_mailable
-        and (
+        (
             strftime(members.birth_date, '%m-%d') = strftime(target.birthday_on, '%m-%d')
             or (
                 strftime(members.birth_date, '%m-%d') = '02-29'

@@ -1,11 +1,10 @@
--- The loyalty cohort is exactly the mailable contacts that meet its rule (both directions).
+-- The loyalty cohort is exactly the contacts that meet its rule (both directions).
 {{ config(meta={'dagster': {'ref': {'name': 'cohort_loyalty'}}}) }}
 with expected as (
     select contact_id
-    from {{ ref('customer_360') }}
+    from {{ ref('audience') }}
     where
-        is_mailable
-        and days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
+        days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
         and spend_730d > {{ var('loyalty_min_spend_730d') }}
 ),
 

@@ -1,11 +1,10 @@
--- The reactivation cohort is exactly the mailable lapsed buyers (both directions).
+-- The reactivation cohort is exactly the lapsed buyers (both directions).
 {{ config(meta={'dagster': {'ref': {'name': 'cohort_reactivation'}}}) }}
 with expected as (
     select contact_id
-    from {{ ref('customer_360') }}
+    from {{ ref('audience') }}
     where
-        is_mailable
-        and order_count > 0
+        order_count > 0
         and days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
 ),
 

@@ -1,4 +1,4 @@
--- Birthday: mailable contacts whose birthday falls on D + offset. A 29 February birthday is
+-- Birthday: contacts whose birthday falls on D + offset. A 29 February birthday is
 -- celebrated on 28 February in years without a 29 February, and only on the 29th in leap years.
 with target as (
     select
@@ -15,11 +15,10 @@ select
     target.birthday_on,
     members.as_of_date,
     year(target.birthday_on) as birthday_year
-from {{ ref('customer_360') }} as members
+from {{ ref('audience') }} as members
 cross join target
 where
-    members.is_mailable
-    and members.birth_date is not null
+    members.birth_date is not null
     and (
         (
             month(members.birth_date) = month(target.birthday_on)

@@ -1,12 +1,11 @@
--- Loyalty: mailable contacts who bought recently and spent a lot in two years. Its occasion
+-- Loyalty: contacts who bought recently and spent a lot in two years. Its occasion
 -- is entering the cohort: entered_on carries over from the previous recorded membership, so
 -- a contact who stays in the cohort keeps its occasion and is messaged once.
 with members as (
     select *
-    from {{ ref('customer_360') }}
+    from {{ ref('audience') }}
     where
-        is_mailable
-        and days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
+        days_since_last_purchase < {{ var('loyalty_max_days_since_purchase') }}
         and spend_730d > {{ var('loyalty_min_spend_730d') }}
 ),
 

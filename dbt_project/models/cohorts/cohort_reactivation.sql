@@ -1,4 +1,4 @@
--- Reactivation: mailable contacts who bought before but not for a long time. The occasion is
+-- Reactivation: contacts who bought before but not for a long time. The occasion is
 -- the lapse itself, named by its last purchase date: a new purchase starts a new lapse.
 select
     contact_id,
@@ -10,8 +10,7 @@ select
     days_since_last_purchase,
     total_spend,
     as_of_date
-from {{ ref('customer_360') }}
+from {{ ref('audience') }}
 where
-    is_mailable
-    and last_purchase_date is not null
+    last_purchase_date is not null
     and days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}

@@ -9,6 +9,11 @@ suppressed as (
     select email from {{ ref('suppression_list') }}
 ),
 
+known_timezones as (
+    -- a zone DuckDB cannot convert to would stop the send times: the default instead
+    select name from pg_timezone_names()
+),
+
 purchases as (
     select * from {{ ref('int_contacts_purchases_summarized') }}
 ),
@@ -31,9 +36,16 @@ profile as (
         contacts.birth_date is not null
         and contacts.birth_date not between date '1900-01-01' and {{ as_of_date() }}
             as is_birth_date_out_of_range,
-        suppressed.email is not null as is_suppressed
+        suppressed.email is not null as is_suppressed,
+        case
+            when not contacts.is_email_valid then 'invalid_email'
+            when not contacts.email_opt_in then 'opted_out'
+            when suppressed.email is not null then 'suppressed'
+        end as unmailable_reason,
+        known_timezones.name as known_timezone
     from contacts
     left join suppressed on contacts.email = suppressed.email
+    left join known_timezones on contacts.timezone = known_timezones.name
 )
 
 select
@@ -43,10 +55,11 @@ select
     profile.first_name,
     profile.last_name,
     profile.country,
-    coalesce(profile.timezone, '{{ var("default_timezone") }}') as timezone,
+    coalesce(profile.known_timezone, '{{ var("default_timezone") }}') as timezone,
     profile.email_opt_in,
     profile.is_suppressed,
-    profile.is_email_valid and profile.email_opt_in and not profile.is_suppressed as is_mailable,
+    profile.unmailable_reason is null as is_mailable,
+    profile.unmailable_reason,
     case when not profile.is_birth_date_out_of_range then profile.birth_date end as birth_date,
     profile.is_birth_date_out_of_range,
     profile.created_at,

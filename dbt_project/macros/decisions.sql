@@ -1,0 +1,31 @@
+{#- A number in [0, 1) fixed by its parts: md5 of the parts joined by '|', first 32 bits.
+    Stable across runs, machines and DuckDB versions, and easy to reproduce elsewhere
+    (Python: int(hashlib.md5('|'.join(parts).encode()).hexdigest()[:8], 16) / 2**32). -#}
+{% macro stable_unit_hash(parts) -%}
+    (cast('0x' || left(md5(concat_ws('|', {{ parts | join(', ') }})), 8) as ubigint) / 4294967296.0)
+{%- endmacro %}
+
+{#- The earliest moment messages of D may be scheduled for: when Nightjar computes the
+    decisions (var send_after, an ISO timestamp), and never before D has ended. -#}
+{% macro send_after() -%}
+    {%- set value = var('send_after', none) -%}
+    {%- if value -%}
+        greatest(cast('{{ value }}' as timestamptz), {{ end_of_as_of_date() }})
+    {%- else -%}
+        {{ end_of_as_of_date() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True when a local hour (0-23) falls inside the quiet hours [start, end), which may wrap
+    past midnight (21-8 means 21:00 to 07:59). -#}
+{% macro in_quiet_hours(hour) -%}
+    {%- set start = var('quiet_hours_start') | int -%}
+    {%- set end = var('quiet_hours_end') | int -%}
+    {%- if start > end -%}
+        ({{ hour }} >= {{ start }} or {{ hour }} < {{ end }})
+    {%- elif start < end -%}
+        ({{ hour }} >= {{ start }} and {{ hour }} < {{ end }})
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}

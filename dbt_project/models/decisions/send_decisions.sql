@@ -1,0 +1,157 @@
+-- One contact policy for every campaign: for each cohort member on D, whether it is messaged
+-- ('send') or why not. The first reason that applies wins:
+--   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
+--   already_sent   this occasion's message went out (or may have: its fate is being settled)
+--   refused        the provider refused this occasion's address for good
+--   holdout        the contact is in the campaign's control group (stable hash)
+--   cooling_down   a message of this campaign went within its cooldown_days
+--   lower_priority the contact is due a higher-priority campaign today
+--   capped         the frequency cap (per day and per 7 days, all campaigns) is reached
+-- Messages get a send time: the campaign's local hour in the contact's time zone, the next
+-- such moment after the decisions are made, moved out of the quiet hours.
+with members as (
+    select * from {{ ref('int_campaign_members_unioned') }}
+),
+
+contacts as (
+    select
+        contact_id,
+        unmailable_reason,
+        timezone
+    from {{ ref('audience') }}
+),
+
+ledger as (
+    select
+        campaign,
+        contact_id,
+        occasion,
+        business_date,
+        status,
+        status in ('in_flight', 'accepted', 'abandoned') as went_out
+    from {{ source('nightjar', 'send_ledger') }}
+),
+
+messages_received as (
+    -- what the frequency cap counts: every campaign's messages that went out on D and in the
+    -- 7 days ending D
+    select
+        contact_id,
+        count(*) filter (where business_date = {{ as_of_date() }}) as messages_today,
+        count(*) as messages_7d
+    from ledger
+    where
+        went_out
+        and business_date > {{ as_of_date() }} - to_days(7)
+        and business_date <= {{ as_of_date() }}
+    group by contact_id
+),
+
+screened as (
+    select
+        members.*,
+        this_occasion.status as ledger_status,
+        coalesce(received.messages_today, 0) as messages_today,
+        coalesce(received.messages_7d, 0) as messages_7d,
+        contacts.timezone,
+        case
+            when contacts.unmailable_reason is not null then contacts.unmailable_reason
+            when this_occasion.went_out then 'already_sent'
+            when this_occasion.status = 'refused' then 'refused'
+            when this_occasion.status = 'held_out' then 'holdout'
+            when this_occasion.status = 'skipped' then 'cooling_down'
+            when
+                {{ stable_unit_hash(['members.campaign', 'members.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
+                < members.holdout_share
+                then 'holdout'
+            when exists (
+                select 1
+                from ledger as earlier
+                where
+                    earlier.campaign = members.campaign
+                    and earlier.contact_id = members.contact_id
+                    and earlier.went_out
+                    and earlier.business_date > {{ as_of_date() }} - to_days(members.cooldown_days)
+            ) then 'cooling_down'
+        end as exclusion
+    from members
+    inner join contacts on members.contact_id = contacts.contact_id
+    left join ledger as this_occasion
+        on
+            members.campaign = this_occasion.campaign
+            and members.contact_id = this_occasion.contact_id
+            and members.occasion = this_occasion.occasion
+    left join messages_received as received on members.contact_id = received.contact_id
+),
+
+ranked as (
+    select
+        *,
+        case
+            when exclusion is null
+                then row_number() over (
+                    partition by contact_id, exclusion is null
+                    order by priority desc, campaign asc
+                )
+        end as priority_rank,
+        greatest(
+            0,
+            least(
+                {{ var('max_messages_per_day') }} - messages_today,
+                {{ var('max_messages_per_7_days') }} - messages_7d
+            )
+        ) as allowance
+    from screened
+),
+
+decided as (
+    select
+        *,
+        case
+            when exclusion is not null then exclusion
+            when priority_rank <= allowance then 'send'
+            -- it would have gone, but earlier messages used up the allowance
+            when priority_rank <= {{ var('max_messages_per_day') }} then 'capped'
+            else 'lower_priority'
+        end as decision
+    from ranked
+),
+
+scheduled as (
+    select
+        *,
+        timezone(timezone, {{ send_after() }}) as local_after,
+        case
+            when {{ in_quiet_hours('send_hour') }} then {{ var('quiet_hours_end') }}
+            else send_hour
+        end as local_hour
+    from decided
+)
+
+select
+    campaign,
+    cohort,
+    contact_id,
+    occasion,
+    decision,
+    case when decision = 'send' then variant end as variant,
+    case
+        when decision = 'send'
+            then timezone(
+                timezone,
+                date_trunc('day', local_after)
+                + to_hours(local_hour)
+                + case
+                    when date_trunc('day', local_after) + to_hours(local_hour) < local_after
+                        then interval 1 day
+                    else interval 0 day
+                end
+            )
+    end as send_at,
+    priority,
+    priority_rank,
+    messages_today,
+    messages_7d,
+    ledger_status,
+    {{ as_of_date() }} as as_of_date
+from scheduled
