@@ -59,6 +59,15 @@ def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_pat
     suppress(workspace.warehouse, "suppressed@example.com")
 
     env = {**os.environ, "NIGHTJAR_DBT_PROJECT_DIR": str(project)}
+    rehearsal = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--date", D, "--dry-run"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert rehearsal.returncode == 0, rehearsal.stderr[-3000:]
+    # one rendered sample per variant, each with its own template
+    assert "(template `d-20000000000000000000000000000001` · variant gold)" in rehearsal.stdout
+    assert "(template `d-20000000000000000000000000000002` · variant black)" in rehearsal.stdout
+    assert not workspace.outbox.exists()
     completed = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--date", D],
         capture_output=True, text=True, env=env, check=False,
@@ -114,3 +123,34 @@ def test_a_campaign_column_must_be_a_plain_name():
                 "occasion_column": "y; drop table nightjar.send_ledger",
             },
         )
+
+
+BASE = {"name": "x", "template_id": "d-1", "subject": "s", "from_email": "a@example.com",
+        "occasion_column": "y"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"holdout_share": 1.5}, r"holdout_share: must be a number from 0 to 1, not 1\.5"),
+        ({"send_hour": 24}, r"send_hour: must be a whole number from 0 to 23, not 24"),
+        ({"priority": "high"}, r"priority: must be a whole number, not 'high'"),
+        (
+            {"variants": [{"name": "a", "weight": 0}]},
+            r"variants\[0\]\.weight: must be a number above 0",
+        ),
+        ({"variants": [{"name": "a", "weight": 1, "colour": "red"}]}, r"unknown key\(s\) colour"),
+        ({"variants": [{"name": "a", "weight": 1}, {"name": "a", "weight": 1}]}, "must be unique"),
+    ],
+)
+def test_policy_keys_of_a_campaign_block_are_checked(extra, message):
+    with pytest.raises(CampaignConfigError, match=message):
+        parse_campaign("cohort_x", {**BASE, **extra})
+
+
+def test_a_variant_inherits_what_it_does_not_set():
+    campaign = parse_campaign(
+        "cohort_x", {**BASE, "variants": [{"name": "a", "weight": 1, "subject": "A!"}]}
+    )
+    assert campaign.variant("a").template_id == "d-1" and campaign.variant("a").subject == "A!"
+    assert campaign.variant(None).subject == "s"

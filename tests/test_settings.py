@@ -28,3 +28,25 @@ def test_an_unknown_unsettled_policy_is_refused_with_its_choices(workspace, monk
         ValueError, match="NIGHTJAR_UNSETTLED_POLICY='retry': must be one of give_up, resend"
     ):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[1, 2]", "must be a mapping"),
+        ("{holdout_share: '0; drop table x'}", "must be a number, true/false or a plain word"),
+        ("{as_of_date: 2020-01-01}", "as_of_date is set by Nightjar itself"),
+        ("{'Bad Name': 1}", "is not a dbt var name"),
+    ],
+)
+def test_dbt_vars_from_the_environment_are_plain_values_only(
+    workspace, monkeypatch, value, message
+):
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", value)
+    with pytest.raises(ValueError, match=f"NIGHTJAR_DBT_VARS: .*{message}"):
+        load_settings()
+
+
+def test_dbt_vars_from_the_environment_override_the_projects(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0.05, quiet_hours_start: 20}")
+    assert load_settings().dbt_vars == {"holdout_share": 0.05, "quiet_hours_start": 20}
