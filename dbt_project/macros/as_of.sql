@@ -23,3 +23,14 @@
 {% macro days_before_as_of(column) -%}
     date_diff('day', {{ column }}, {{ as_of_date() }})
 {%- endmacro %}
+
+{#- A contact's purchase figures from int_contacts_purchases_summarized (aliased `relation`),
+    zero rather than missing for a contact without purchases. -#}
+{% macro purchase_figures(relation) -%}
+    coalesce({{ relation }}.total_spend, 0) as total_spend,
+    coalesce({{ relation }}.spend_730d, 0) as spend_730d,
+    coalesce({{ relation }}.order_count, 0) as order_count,
+    coalesce({{ relation }}.order_count_730d, 0) as order_count_730d,
+    {{ relation }}.last_purchase_date,
+    {{ days_before_as_of(relation ~ '.last_purchase_date') }} as days_since_last_purchase
+{%- endmacro %}

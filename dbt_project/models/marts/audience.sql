@@ -25,12 +25,7 @@ select
     false as email_opt_in,
     false as is_suppressed,
     '{{ var("default_timezone") }}' as timezone,
-    coalesce(purchases.total_spend, 0) as total_spend,
-    coalesce(purchases.spend_730d, 0) as spend_730d,
-    coalesce(purchases.order_count, 0) as order_count,
-    coalesce(purchases.order_count_730d, 0) as order_count_730d,
-    purchases.last_purchase_date,
-    {{ days_before_as_of('purchases.last_purchase_date') }} as days_since_last_purchase,
+    {{ purchase_figures('purchases') }},
     {{ as_of_date() }} as as_of_date
 from erased
 left join {{ ref('int_contacts_purchases_summarized') }} as purchases
