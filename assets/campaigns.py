@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,7 +145,9 @@ def _number(block, key, where, kind, low, high):
     value = block.get(key)
     if value is None:
         return None
-    wrong = isinstance(value, bool) or not isinstance(value, int | float)
+    wrong = (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    )
     if not wrong and kind is int and value != int(value):
         wrong = True
     if wrong or (low is not None and value < low) or (high is not None and value > high):

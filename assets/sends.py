@@ -91,6 +91,7 @@ def past_date_reason(
 
 
 STALE_AFTER = dt.timedelta(hours=1)
+MAX_UNANSWERED_IN_A_ROW = 3  # then the channel seems down: the rest waits for the next run
 LEDGER_REASONS = {"refused": "refused", "held_out": "holdout", "skipped": "cooling_down"}
 
 
@@ -131,7 +132,8 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
             decisions.decision as nightjar_decision,
             decisions.variant as nightjar_variant,
             decisions.send_at as nightjar_send_at,
-            ledger.status as nightjar_ledger_status
+            ledger.status as nightjar_ledger_status,
+            decisions.ledger_status as nightjar_decided_status
         from main.send_decisions as decisions
         inner join main."{campaign.cohort}" as cohort
             on decisions.contact_id = cohort.contact_id
@@ -150,9 +152,18 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
         default=None,
         return_dtype=pl.String,
     )
+    # A message in flight when the decisions were made, which settlement has since found
+    # never went (resend policy), goes now as it was decided the night it was planned.
+    found_unsent = (
+        (pl.col("nightjar_decision") == "already_sent")
+        & (pl.col("nightjar_decided_status") == "in_flight")
+        & pl.col("nightjar_ledger_status").is_in(SENDABLE_STATUSES)
+    )
     return frame.with_columns(
         nightjar_decision=pl.when((pl.col("nightjar_decision") == "send") & gone.is_not_null())
         .then(gone)
+        .when(found_unsent)
+        .then(pl.lit("send"))
         .otherwise(pl.col("nightjar_decision"))
     )
 
@@ -208,11 +219,15 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
     )
 
 
-def _wait_for_settlement(ledger: Ledger, settings: Settings, ids: list[str], summary) -> bool:
+def _wait_for_settlement(ledger: Ledger, settings: Settings, batch: list[Message], summary) -> bool:
     """A batch with no answer is not sent again; SendGrid's events may still prove it took
-    it. True when every message of the batch is settled."""
+    it. True when every message of the batch is settled. A batch scheduled for later is not
+    waited for: SendGrid reports such messages when it releases them."""
+    now = dt.datetime.now(dt.UTC)
+    if any(m.send_at is not None and m.send_at > now for m in batch):
+        return False
     deadline = time.monotonic() + settings.settle_wait_seconds
-    pending = set(ids)
+    pending = {m.send_id for m in batch}
     while pending:
         seen = send_ids_seen_by_sendgrid(settings.landing, pending)
         ledger.mark(sorted(seen), "accepted")
@@ -322,10 +337,17 @@ def send_campaign(
             for group in by_variant.values()
             for batch in batches(group, sender.max_batch_size)
         ]
+        unanswered_in_a_row = 0
         for index, batch in enumerate(planned):
             unanswered = _send_one_batch(ledger, sender, day, batch, summary, log)
-            if unanswered and not _wait_for_settlement(ledger, settings, unanswered, summary):
-                # The channel stopped answering: the rest stay planned for the next run.
+            lost = [m for m in batch if m.send_id in set(unanswered)]
+            if not lost or _wait_for_settlement(ledger, settings, lost, summary):
+                unanswered_in_a_row = 0
+                continue
+            # Its messages stay in flight until SendGrid's events settle them; the rest of
+            # the campaign goes, unless the channel seems to have stopped answering.
+            unanswered_in_a_row += 1
+            if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
                 summary.not_attempted = sum(len(b) for b in planned[index + 1 :])
                 break
     return summary
@@ -355,6 +377,7 @@ def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
     outcome = sender.send_batch(day.isoformat(), batch)
     for refused_id, reason in outcome.refused.items():
         ledger.mark([refused_id], "refused", error=reason)
+    ledger.suppress([m.to_email for m in batch if m.send_id in outcome.refused], "refused")
     summary.refused += len(outcome.refused)
     if outcome.refused and log:
         log.warning(f"{summary.campaign}: {len(outcome.refused)} address(es) refused for good")

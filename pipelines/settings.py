@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,24 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 # dbt vars Nightjar sets itself each run; NIGHTJAR_DBT_VARS may not override them.
 NIGHTJAR_OWNED_VARS = ("as_of_date", "campaigns", "send_after", "default_timezone")
 _VAR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# The project's own vars, with what each must be: (kind, lowest, highest). A value out of
+# range would not fail loudly in SQL: quiet hours of 1260 simply never apply.
+KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
+    "spend_window_days": (int, 1, None),
+    "web_page_view_window_days": (int, 1, None),
+    "cart_window_days": (int, 1, None),
+    "loyalty_max_days_since_purchase": (int, 0, None),
+    "loyalty_min_spend_730d": (float, 0, None),
+    "reactivation_min_days_since_purchase": (int, 0, None),
+    "birthday_offset_days": (int, -366, 366),
+    "max_messages_per_day": (int, 0, None),
+    "max_messages_per_7_days": (int, 0, None),
+    "holdout_share": (float, 0, 1),
+    "holdout_salt": (str, None, None),
+    "send_hour": (int, 0, 23),
+    "quiet_hours_start": (int, 0, 23),
+    "quiet_hours_end": (int, 0, 23),
+}
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
 
 
@@ -61,7 +81,7 @@ def load_settings() -> Settings:
         sendgrid_api_host=os.environ.get("SENDGRID_API_HOST") or "https://api.sendgrid.com",
         sendgrid_sandbox=(os.environ.get("SENDGRID_SANDBOX", "").strip().lower() in TRUE_WORDS),
         base_currency=(os.environ.get("NIGHTJAR_BASE_CURRENCY") or "USD").strip().upper(),
-        default_timezone=os.environ.get("NIGHTJAR_DEFAULT_TIMEZONE") or "UTC",
+        default_timezone=_timezone("NIGHTJAR_DEFAULT_TIMEZONE", "UTC"),
         webhook_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
         webhook_host=os.environ.get("NIGHTJAR_WEBHOOK_HOST") or "127.0.0.1",
         webhook_port=int(os.environ.get("NIGHTJAR_WEBHOOK_PORT") or 8026),
@@ -90,14 +110,47 @@ def parse_dbt_vars(text: str) -> dict:
             raise ValueError(f"{name}: {key!r} is not a dbt var name")
         if key in NIGHTJAR_OWNED_VARS:
             raise ValueError(f"{name}: {key} is set by Nightjar itself")
-        plain = isinstance(value, int | float | bool) or (
-            isinstance(value, str) and len(value) <= 64 and _SAFE_TEXT.match(value)
-        )
+        if key in KNOWN_DBT_VARS:
+            check_dbt_var(key, value, name)
+            continue
+        plain = isinstance(value, bool) or _finite_number(value) or _plain_word(value)
         if not plain:
             raise ValueError(
                 f"{name}: {key} must be a number, true/false or a plain word, not {value!r}"
             )
     return values
+
+
+def check_dbt_var(key: str, value, where: str) -> None:
+    """A value for one of the project's own vars, of the right kind and in range."""
+    kind, low, high = KNOWN_DBT_VARS[key]
+    if kind is str:
+        if not _plain_word(value):
+            raise ValueError(f"{where}: {key} must be a plain word, not {value!r}")
+        return
+    ok = _finite_number(value) and (kind is float or value == int(value))
+    if ok and ((low is not None and value < low) or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        noun = "a whole number" if kind is int else "a number"
+        bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
+        raise ValueError(f"{where}: {key} must be {noun}{bounds}, not {value!r}")
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plain_word(value) -> bool:
+    return isinstance(value, str) and len(value) <= 64 and bool(_SAFE_TEXT.match(value))
+
+
+def _timezone(name: str, default: str) -> str:
+    # It reaches SQL and every send time: an IANA name or nothing.
+    value = (os.environ.get(name) or default).strip()
+    if value not in zoneinfo.available_timezones():
+        raise ValueError(f"{name}={value!r}: not an IANA time zone name (e.g. Europe/Paris)")
+    return value
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> str:

@@ -139,13 +139,28 @@ class Ledger:
                 [error, list(send_ids)],
             )
 
+    def suppress(self, emails: Sequence[str], reason: str) -> None:
+        """Addresses never to mail again (nightjar.suppressions, read by suppression_list):
+        one SendGrid refused is refused for every campaign, not just the one that tried."""
+        if emails:
+            self.con.execute(
+                """
+                insert or ignore into nightjar.suppressions
+                select distinct lower(trim(e)), $reason, now()
+                from unnest($emails::varchar[]) as t(e)
+                """,
+                {"emails": list(emails), "reason": reason},
+            )
+
     def in_flight(self, campaign: str | None = None) -> list[tuple[str, str, date, str, float]]:
-        """(send_id, campaign, business_date, channel, hours since it went) of unsettled
-        messages, of one campaign or of all."""
+        """(send_id, campaign, business_date, channel, hours waited) of unsettled messages,
+        of one campaign or of all. The wait counts from the request, or from the message's
+        send_at when it was scheduled later: SendGrid reports it only once it releases it."""
         return self.con.execute(
             """
             select send_id, campaign, business_date, channel,
-                   date_diff('second', updated_at, now()) / 3600.0
+                   date_diff('second', greatest(updated_at, coalesce(send_at, updated_at)),
+                             now()) / 3600.0
             from nightjar.send_ledger
             where coalesce(campaign = $campaign, true) and status = 'in_flight'
             order by send_id
@@ -164,6 +179,9 @@ class RehearsalLedger(Ledger):
         return None
 
     def note(self, send_ids, error) -> None:
+        return None
+
+    def suppress(self, emails, reason) -> None:
         return None
 
     def in_flight(self, campaign: str | None = None) -> list:

@@ -161,7 +161,9 @@ def _describe_http_error(error: HTTPError) -> str:
     return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
 
 
-_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.")
+# An error about one recipient's address; any other error is the request's (a bad send_at,
+# say, must not pass for an address SendGrid refuses).
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\b")
 
 
 def _refused_personalizations(errors: list[dict], messages: list[Message]) -> dict[str, str]:

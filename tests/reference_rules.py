@@ -61,18 +61,20 @@ class Expected:
         self, holdout_share: float, salt: str = "nightjar"
     ) -> dict[tuple[str, str], str]:
         """send_decisions on a first night (empty ledger, no suppressions): unmailable
-        reasons, then the control group, then one message per contact, the highest
-        priority first (birthday > loyalty > reactivation)."""
+        reasons, then one message (or hold-out) per contact, the highest priority first
+        (birthday > loyalty > reactivation)."""
         decisions, due = {}, {}
         for campaign in ("birthday", "loyalty", "reactivation"):
             for contact in getattr(self, campaign):
                 if contact in self.unmailable:
                     decisions[campaign, contact] = self.unmailable[contact]
-                elif stable_unit_hash(campaign, contact, salt) < holdout_share:
+                    continue
+                # a control group member takes its day as if it had been messaged
+                first = contact not in due
+                due.setdefault(contact, campaign)
+                if stable_unit_hash(campaign, contact, salt) < holdout_share:
                     decisions[campaign, contact] = "holdout"
                 else:
-                    first = contact not in due
-                    due.setdefault(contact, campaign)
                     decisions[campaign, contact] = "send" if first else "lower_priority"
         return decisions
 

@@ -134,6 +134,7 @@ BASE = {"name": "x", "template_id": "d-1", "subject": "s", "from_email": "a@exam
     [
         ({"holdout_share": 1.5}, r"holdout_share: must be a number from 0 to 1, not 1\.5"),
         ({"send_hour": 24}, r"send_hour: must be a whole number from 0 to 23, not 24"),
+        ({"holdout_share": float("nan")}, r"holdout_share: must be a number from 0 to 1"),
         ({"priority": "high"}, r"priority: must be a whole number, not 'high'"),
         (
             {"variants": [{"name": "a", "weight": 0}]},

@@ -10,7 +10,9 @@ from assets.campaigns import Campaign
 from assets.sends import send_campaign
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect, ensure_schema
+from senders.ledger import Ledger
 from senders.sendgrid import SendGridSender
+from senders.settlement import Settled, settle_in_flight
 from tests.decisions import decide_to_send_everyone
 from tests.landing import land_events
 from tests.sendgrid_server import SendGridTestServer
@@ -88,17 +90,28 @@ def test_after_a_lost_answer_is_settled_the_rest_of_the_campaign_goes(
     assert len(personalizations(server)) == len(set(personalizations(server))) == 2500
 
 
-def test_without_events_the_rest_waits_and_the_send_says_so(workspace):
+def test_without_events_a_lost_batch_stays_pending_and_the_rest_goes(workspace):
     cohort(workspace, 2500)
     with SendGridTestServer("SG.key") as server:
         server.drop_next(processed=True)
         summary = send(workspace, server)
         assert not summary.ok
-        assert (summary.sent, summary.pending, summary.not_attempted) == (0, 1000, 1500)
+        assert (summary.sent, summary.pending, summary.not_attempted) == (1500, 1000, 0)
         # One request, one attempt: the lost answer is noted, not counted again.
         assert workspace.query(
             "select status, attempts, count(*) from nightjar.send_ledger group by all order by 1"
-        ) == [("in_flight", 1, 1000), ("planned", 0, 1500)]
+        ) == [("accepted", 1, 1500), ("in_flight", 1, 1000)]
+
+
+def test_three_lost_answers_in_a_row_stop_the_send_and_the_rest_waits(workspace):
+    cohort(workspace, 4500)
+    with SendGridTestServer("SG.key") as server:
+        server.drop_next(3, processed=True)
+        summary = send(workspace, server)
+    assert (summary.sent, summary.pending, summary.not_attempted) == (0, 3000, 1500)
+    assert workspace.query(
+        "select status, count(*) from nightjar.send_ledger group by all order by 1"
+    ) == [("in_flight", 3000), ("planned", 1500)]
 
 
 def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
@@ -111,3 +124,23 @@ def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
     (error,) = workspace.query("select error from nightjar.send_ledger where status = 'refused'")
     assert "address@example.com" not in error[0] and "***@example.com" in error[0]
     assert len(server.rejected) == 1  # never asked again
+    # and no other campaign will try it: the address is on the suppression list from now on
+    assert workspace.query("select email, reason from nightjar.suppressions") == [
+        ("bad address@example.com", "refused")
+    ]
+
+
+def test_a_message_scheduled_for_later_is_not_given_up_before_its_send_time(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_SETTLE_GRACE_HOURS", "0")
+    monkeypatch.setenv("NIGHTJAR_UNSETTLED_POLICY", "resend")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan([("s1", "news", "c1", "first", None, later)], dt.date(2025, 11, 20),
+                    "sendgrid", "in_flight")  # fmt: skip
+        # SendGrid reports a scheduled message when it releases it: until then, no verdict.
+        assert settle_in_flight(ledger, load_settings()) == Settled(pending=1)
+        con.execute("update nightjar.send_ledger set send_at = now() - interval 1 minute")
+        assert settle_in_flight(ledger, load_settings()) == Settled(settled=1)
+        assert con.execute("select status from nightjar.send_ledger").fetchall() == [("failed",)]

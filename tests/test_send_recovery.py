@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from assets.campaigns import campaigns_from_manifest
+from assets.campaigns import Campaign, campaigns_from_manifest
 from assets.sends import send_campaign
 from pipelines.dbt_setup import load_manifest
 from pipelines.settings import load_settings
-from pipelines.warehouse import connect
+from pipelines.warehouse import connect, ensure_schema
+from senders.ledger import Ledger, send_id
 from senders.outbox import OutboxSender
+from tests.decisions import decide_to_send_everyone
 from tests.scenario import D, suppress, write_all
 
 
@@ -45,3 +47,31 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
     assert workspace.query(
         "select status, count(*) from nightjar.send_ledger where campaign = 'birthday' group by 1"
     ) == [("accepted", 3)]
+
+
+def test_a_message_in_flight_when_decided_and_found_unsent_goes_in_the_same_run(workspace):
+    campaign = Campaign(
+        name="news", cohort="cohort_news", template_id="d-1", subject="News",
+        from_email="hello@shop.example.com", occasion_column="edition",
+    )  # fmt: skip
+    day = dt.date.fromisoformat(D)
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            "create table main.cohort_news as select 'c1' as contact_id, 'c1@example.com' "
+            "as email, 'C' as first_name, 'One' as last_name, 'first' as edition, ?::date "
+            "as as_of_date",
+            [day],
+        )
+        decide_to_send_everyone(con, campaign)
+        # A crashed run left the message in flight, before it reached the outbox file...
+        Ledger(con).plan([(send_id("news", "c1", "first"), "news", "c1", "first", None, None)],
+                         day, "outbox", "in_flight")  # fmt: skip
+        # ...so tonight's decisions said already_sent.
+        con.execute("update main.send_decisions set decision = 'already_sent', "
+                    "ledger_status = 'in_flight'")  # fmt: skip
+    settings = load_settings()
+    summary = send_campaign(campaign, day, settings, OutboxSender(settings.outbox))
+    # Settlement finds it never written: it goes now, once.
+    assert (summary.sent, summary.decisions) == (1, {"send": 1})
+    assert [m["contact_id"] for m in workspace.outbox_lines(D, "news")] == ["c1"]

@@ -34,9 +34,14 @@ def test_an_unknown_unsettled_policy_is_refused_with_its_choices(workspace, monk
     ("value", "message"),
     [
         ("[1, 2]", "must be a mapping"),
-        ("{holdout_share: '0; drop table x'}", "must be a number, true/false or a plain word"),
+        ("{my_var: '0; drop table x'}", "must be a number, true/false or a plain word"),
         ("{as_of_date: 2020-01-01}", "as_of_date is set by Nightjar itself"),
         ("{'Bad Name': 1}", "is not a dbt var name"),
+        # YAML reads 21:00 as 1260 (base 60): quiet hours that would never apply
+        ("{quiet_hours_start: 21:00}", "quiet_hours_start must be a whole number from 0 to 23"),
+        ("{max_messages_per_7_days: messages_7d + 3}", "must be a whole number from 0"),
+        ("{holdout_share: .nan}", "holdout_share must be a number from 0 to 1"),
+        ('{holdout_salt: "x\'; drop"}', "holdout_salt must be a plain word"),
     ],
 )
 def test_dbt_vars_from_the_environment_are_plain_values_only(
@@ -50,3 +55,9 @@ def test_dbt_vars_from_the_environment_are_plain_values_only(
 def test_dbt_vars_from_the_environment_override_the_projects(workspace, monkeypatch):
     monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0.05, quiet_hours_start: 20}")
     assert load_settings().dbt_vars == {"holdout_share": 0.05, "quiet_hours_start": 20}
+
+
+def test_the_default_time_zone_must_be_a_real_one(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_DEFAULT_TIMEZONE", "Europe/Pari")
+    with pytest.raises(ValueError, match="not an IANA time zone name"):
+        load_settings()

@@ -34,14 +34,14 @@ ledger as (
 
 messages_received as (
     -- what the frequency cap counts: every campaign's messages that went out on D and in the
-    -- 7 days ending D
+    -- 7 days ending D, and those a control group member would have had in their place
     select
         contact_id,
         count(*) filter (where business_date = {{ as_of_date() }}) as messages_today,
         count(*) as messages_7d
     from ledger
     where
-        went_out
+        (went_out or status = 'held_out')
         and business_date > {{ as_of_date() }} - to_days(7)
         and business_date <= {{ as_of_date() }}
     group by contact_id
@@ -85,12 +85,14 @@ screened as (
 ),
 
 ranked as (
+    -- A control-group member takes its place in the day as if it had been messaged: the
+    -- control group must get no other message than the messaged group does.
     select
         *,
         case
-            when exclusion is null
+            when in_play
                 then row_number() over (
-                    partition by contact_id, exclusion is null
+                    partition by contact_id, in_play
                     order by priority desc, campaign asc
                 )
         end as priority_rank,
@@ -101,7 +103,14 @@ ranked as (
                 {{ var('max_messages_per_7_days') }} - messages_7d
             )
         ) as allowance
-    from screened
+    from (
+        select
+            *,
+            -- a hold-out recorded on an earlier run counts like a message that went
+            exclusion is null
+            or (exclusion = 'holdout' and ledger_status is distinct from 'held_out') as in_play
+        from screened
+    ) as screened
 ),
 
 decided as (
@@ -134,9 +143,11 @@ select
     contact_id,
     occasion,
     decision,
-    case when decision = 'send' then variant end as variant,
+    -- also for a message whose request got no answer: if it turns out never to have gone, the
+    -- send asset sends it as decided the night it was planned
+    case when decision = 'send' or ledger_status = 'in_flight' then variant end as variant,
     case
-        when decision = 'send'
+        when decision = 'send' or ledger_status = 'in_flight'
             then timezone(
                 timezone,
                 date_trunc('day', local_after)

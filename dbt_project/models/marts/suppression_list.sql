@@ -1,7 +1,7 @@
 -- Addresses never to mail again: every bounce, block, spam report, unsubscribe and group
--- unsubscribe SendGrid reported, and those suppressed by hand. Permanent: nothing here is ever
--- lifted automatically. The one deliberate exception to "as of D": an unsubscribe received
--- after D ended but before D's send still stops the send.
+-- unsubscribe SendGrid reported, the addresses it refused, and those suppressed by hand.
+-- Permanent: nothing here is ever lifted automatically. The one deliberate exception to
+-- "as of D": an unsubscribe received after D ended but before D's send still stops the send.
 with reported as (
     select
         email,
@@ -22,7 +22,8 @@ manual as (
     select
         lower(trim(email)) as email,
         suppressed_at,
-        'manual' as reason
+        -- Nightjar adds an address SendGrid refused for good; any other row was added by hand
+        case when reason = 'refused' then 'refused' else 'manual' end as reason
     from {{ source('nightjar', 'suppressions') }}
 )
 
