@@ -44,6 +44,8 @@ class IngestSummary:
     rows: int
     dates: list[date]
     skipped_incomplete: list[date]
+    rows_quarantined: int = 0  # left out: a required value broke the contract
+    values_removed: int = 0  # an optional value broke it: emptied, the row kept
 
 
 def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:
@@ -64,21 +66,42 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
             for folder in complete_folders_through(settings.landing, business_date)
             if folder.business_date not in loaded or folder.business_date == business_date
         ]
-        rows = 0
+        rows = quarantined = removed = 0
         con.execute("begin")
         try:
             for start in range(0, len(folders), FOLDERS_PER_CHUNK):
                 chunk = folders[start : start + FOLDERS_PER_CHUNK]
-                frame = load_extract(chunk, spec, settings.base_currency)
-                dates = [folder.business_date for folder in chunk]
-                con.execute(
-                    f"delete from raw.{extract} where business_date in (select unnest(?::date[]))",
-                    [dates],
+                checked = load_extract(
+                    chunk,
+                    spec,
+                    settings.base_currency,
+                    settings.quarantine_max_share,
+                    crm_snapshot=settings.crm_export == "snapshot",
                 )
-                if frame.height:
-                    con.register("incoming", frame)
-                    con.execute(f"insert into raw.{extract} by name select * from incoming")
-                    con.unregister("incoming")
+                frame = checked.frame
+                dates = [folder.business_date for folder in chunk]
+                for table in (f"raw.{extract}", "raw.quarantine"):
+                    where = "and extract = $extract" if table == "raw.quarantine" else ""
+                    con.execute(
+                        f"delete from {table} where business_date in "
+                        f"(select unnest($dates::date[])) {where}",
+                        {"dates": dates, **({"extract": extract} if where else {})},
+                    )
+                for table, rows_in in (
+                    (f"raw.{extract}", frame),
+                    ("raw.quarantine", checked.quarantine),
+                ):
+                    if rows_in.height:
+                        con.register("incoming", rows_in)
+                        con.execute(f"insert into {table} by name select * from incoming")
+                        con.unregister("incoming")
+                actions = checked.quarantine["action"]
+                quarantined += (
+                    checked.quarantine.filter(actions == "row_quarantined")
+                    .select("source_file", "source_row")
+                    .n_unique()
+                )
+                removed += int((actions == "value_removed").sum())
                 con.executemany(
                     "insert or replace into raw.loaded_files values (?, ?, ?, ?, now())",
                     [
@@ -92,7 +115,9 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
             con.execute("rollback")
             raise
     skipped = [f.business_date for f in incomplete_folders_through(settings.landing, business_date)]
-    return IngestSummary(extract, rows, [f.business_date for f in folders], skipped)
+    return IngestSummary(
+        extract, rows, [f.business_date for f in folders], skipped, quarantined, removed
+    )
 
 
 def _rows_per_folder(chunk, frame):
@@ -122,6 +147,8 @@ def build_ingest_asset(extract: str):
         return MaterializeResult(
             metadata={
                 "dagster/row_count": summary.rows,
+                "rows_quarantined": summary.rows_quarantined,
+                "values_removed": summary.values_removed,
                 "folders_loaded": len(summary.dates),
                 "first_date_loaded": str(min(summary.dates)),
                 "last_date_loaded": str(max(summary.dates)),

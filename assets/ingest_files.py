@@ -6,6 +6,7 @@ naming every problem (file, row, column, rule), so a bad night is refused before
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pipelines.landing import LandingFolder
 from senders.base import mask_emails_in
 
 MAX_REPORTED_PROBLEMS = 50
+DEFAULT_MAX_BAD_SHARE = 0.005  # of a file's rows, quarantined before the night fails
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ExtractSpec:
     dates: tuple[str, ...] = ()
     booleans: tuple[str, ...] = ()
     decimals: tuple[str, ...] = ()
+    key: str | None = None  # unique within one file
 
     @property
     def columns(self) -> list[str]:
@@ -46,6 +49,7 @@ EXTRACTS = {
         timestamps=("created_at", "updated_at"),
         dates=("birth_date",),
         booleans=("email_opt_in", "is_deleted"),
+        key="contact_id",
     ),
     "orders": ExtractSpec(
         "orders",
@@ -53,6 +57,7 @@ EXTRACTS = {
         optional={},
         timestamps=("ordered_at", "updated_at"),
         decimals=("total_amount",),
+        key="order_id",
     ),
     "web_events": ExtractSpec(
         "web_events",
@@ -96,8 +101,33 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+def _last_line_cut_short(path: Path) -> bool:
+    """A last line with fewer fields than the header and no line break after it: the file
+    was cut while being written (a complete last record may lack the break, RFC 4180)."""
+    with path.open("rb") as handle:
+        header = handle.readline()
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n") or b"\n" not in tail:
+        return False
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    fields = next(csv.reader([header.decode("utf-8-sig", "replace")]), [])
+    return len(next(csv.reader([last]), [])) < len(fields)
+
+
 def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     """One file as text columns with its origin; ExtractError if unreadable or short of columns."""
+    if path.stat().st_size == 0:
+        raise ExtractError(
+            f"{path}: the file is empty (0 bytes, not even a header): the export did not "
+            "finish. Export the folder again and run the date again."
+        )
+    if path.suffix == ".csv" and _last_line_cut_short(path):
+        raise ExtractError(
+            f"{path}: the last line is cut short (fewer fields than the header, and no line "
+            "break after it): the file is truncated. Export the folder again and run the "
+            "date again."
+        )
     try:
         if path.suffix == ".parquet":
             frame = _as_text(pl.read_parquet(path))
@@ -113,6 +143,13 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     frame = frame.rename({c: c.strip() for c in frame.columns})
     missing = [c for c in spec.columns if c not in frame.columns and c not in spec.optional]
     if missing:
+        header = ",".join(frame.columns)
+        for name, sign in (("semicolons", ";"), ("tabs", "\t"), ("pipes", "|")):
+            if len(frame.columns) == 1 and sign in header:
+                raise ExtractError(
+                    f"{path}: the header is separated by {name}, not commas; the contract "
+                    "wants comma-separated values (CONTRACT §1). Fix the export's delimiter."
+                )
         raise ExtractError(
             f"{path}: missing required column(s) {', '.join(missing)}; the header has "
             f"{', '.join(frame.columns) or 'no columns'}. Fix the export (CONTRACT §1)."
@@ -131,19 +168,52 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     )
 
 
-def _problem_lines(errors: pa.errors.SchemaErrors, frame: pl.DataFrame) -> list[str]:
-    cases = errors.failure_cases
+# Columns whose values are personal: shown masked in errors and in the quarantine table.
+PERSONAL_COLUMNS = {"email", "first_name", "last_name", "birth_date"}
+QUARANTINE_SCHEMA = {
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "column_name": pl.String,
+    "rule": pl.String,
+    "value": pl.String,
+    "action": pl.String,  # row_quarantined: the row is left out; value_removed: kept, emptied
+}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An extract's rows that may be loaded, and what was set aside on the way."""
+
+    frame: pl.DataFrame
+    quarantine: pl.DataFrame
+
+
+def _shown(column: str, value: str | None) -> str | None:
+    """A value as errors and the quarantine show it: personal data masked."""
+    if value is None:
+        return None
+    if column == "email":
+        return mask_emails_in(value) if "@" in value else "***"
+    if column in PERSONAL_COLUMNS:
+        return value[:1] + "***"
+    return mask_emails_in(value)
+
+
+def _cases(errors: pa.errors.SchemaErrors, frame: pl.DataFrame) -> pl.DataFrame:
+    """pandera's failure cases with the file and row each came from."""
     origin = frame.select("source_file", "source_row").with_row_index("index")
-    cases = cases.with_columns(pl.col("index").cast(pl.UInt32)).join(origin, on="index", how="left")
-    lines = []
-    for case in cases.sort("source_file", "source_row", nulls_last=False).iter_rows(named=True):
-        where = f"{case['source_file']} row {case['source_row']}" if case["source_row"] else "file"
-        column = case["column"] if case["schema_context"] == "Column" else "(row)"
-        value = case["failure_case"] if case["schema_context"] == "Column" else None
-        # Errors end up in logs and the Dagster UI: never a full email address there.
-        shown = "" if value is None else f" (value {mask_emails_in(value)!r})"
-        lines.append(f"{where}, column {column}: must be {_rule(case['check'])}{shown}")
-    return lines
+    return (
+        errors.failure_cases.with_columns(pl.col("index").cast(pl.UInt32))
+        .join(origin, on="index", how="left")
+        .sort("source_file", "source_row", nulls_last=False)
+    )
+
+
+def _problem_line(case: dict) -> str:
+    where = f"{case['source_file']} row {case['source_row']}" if case["source_row"] else "file"
+    shown = _shown(case["column"], case["failure_case"])
+    value = "" if shown is None else f" (value {shown!r})"
+    return f"{where}, column {case['column']}: must be {_rule(case['check'])}{value}"
 
 
 def _rule(check: str) -> str:
@@ -157,22 +227,110 @@ def _rule(check: str) -> str:
     }.get(check, check)
 
 
-def validate(frame: pl.DataFrame, spec: ExtractSpec, base_currency: str) -> None:
-    """Check every row against the extract's contract; raise one report of every problem."""
+def _report(title: str, lines: list[str]) -> str:
+    shown = "\n  ".join(lines[:MAX_REPORTED_PROBLEMS])
+    more = len(lines) - MAX_REPORTED_PROBLEMS
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    return f"{title}\n  {shown}{tail}"
+
+
+def _duplicate_keys(frame: pl.DataFrame, spec: ExtractSpec) -> None:
+    """A key twice in one file is an export fault, not a bad row: which version is right?"""
+    key = spec.key
+    if key is None:
+        return
+    repeated = (
+        frame.filter(pl.col(key).is_not_null() & pl.col(key).is_duplicated().over("source_file"))
+        .group_by("source_file", key, maintain_order=True)
+        .agg(pl.col("source_row"))
+    )
+    if repeated.height:
+        lines = [
+            f"{row['source_file']}: {key} {row[key]!r} on rows "
+            + ", ".join(str(r) for r in row["source_row"])
+            for row in repeated.iter_rows(named=True)
+        ]
+        raise ExtractError(
+            _report(
+                f"{spec.name}: {repeated.height} {key}(s) appear more than once in one file; "
+                "nothing was loaded. A file holds one version of each; fix the export and run "
+                "the date again.",
+                lines,
+            )
+        )
+
+
+def validate(
+    frame: pl.DataFrame, spec: ExtractSpec, base_currency: str, max_bad_share: float
+) -> Checked:
+    """Check every row against the extract's contract. A bad value in an optional column is
+    emptied, a row with a bad required value is set aside, both recorded for the quarantine
+    table; a file with more than `max_bad_share` of its rows in trouble fails the night."""
+    _duplicate_keys(frame, spec)
     schema = spec.model.to_schema()
     if spec.name == "orders":
         schema = schema.update_column("currency", checks=[currency_check(base_currency)])
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        lines = _problem_lines(errors, frame)
-        shown = "\n  ".join(lines[:MAX_REPORTED_PROBLEMS])
-        more = len(lines) - MAX_REPORTED_PROBLEMS
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        raise ExtractError(
-            f"{spec.name}: {len(lines)} problem(s) break the extract contract; nothing was "
-            f"loaded. Fix the export and run the date again.\n  {shown}{tail}"
-        ) from None
+        cases = _cases(errors, frame).filter(pl.col("schema_context") == "Column")
+    else:
+        return Checked(frame, pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    optional = {name for name, column in schema.columns.items() if column.nullable}
+    cases = cases.with_columns(
+        action=pl.when(pl.col("column").is_in(list(optional)))
+        .then(pl.lit("value_removed"))
+        .otherwise(pl.lit("row_quarantined"))
+    )
+    _refuse_files_over_threshold(frame, cases, spec, max_bad_share)
+    dropped = cases.filter(pl.col("action") == "row_quarantined")["index"].unique()
+    emptied = cases.filter(pl.col("action") == "value_removed")
+    repaired = frame.with_row_index("index").with_columns(
+        pl.when(pl.col("index").is_in(emptied.filter(pl.col("column") == c)["index"].implode()))
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in emptied["column"].unique().to_list()
+    )
+    kept = repaired.filter(~pl.col("index").is_in(dropped.implode())).drop("index")
+    quarantine = pl.DataFrame(
+        [
+            (
+                case["source_file"],
+                case["source_row"],
+                case["column"],
+                _rule(case["check"]),
+                _shown(case["column"], case["failure_case"]),
+                case["action"],
+            )
+            for case in cases.iter_rows(named=True)
+        ],
+        schema=QUARANTINE_SCHEMA,
+        orient="row",
+    )
+    return Checked(kept, quarantine)
+
+
+def _refuse_files_over_threshold(frame, cases, spec: ExtractSpec, max_bad_share: float) -> None:
+    rows = dict(frame.group_by("source_file").len().iter_rows())
+    bad = dict(cases.group_by("source_file").agg(pl.col("index").n_unique()).iter_rows())
+    over = {f: n for f, n in bad.items() if n > max_bad_share * rows[f]}
+    if not over:
+        return
+    shares = "; ".join(
+        f"{name}: {count:,} of {rows[name]:,} rows ({count / rows[name]:.1%})"
+        for name, count in over.items()
+    )
+    failing = cases.filter(pl.col("source_file").is_in(list(over)))
+    lines = [_problem_line(case) for case in failing.iter_rows(named=True)]
+    raise ExtractError(
+        _report(
+            f"{spec.name}: too many rows break the extract contract ({shares}; at most "
+            f"{max_bad_share:.1%} may be quarantined); nothing was loaded. Fix the export and "
+            "run the date again.",
+            lines,
+        )
+    )
 
 
 def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
@@ -186,9 +344,14 @@ def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
 
 
 def load_extract(
-    folders: list[LandingFolder], spec: ExtractSpec, base_currency: str
-) -> pl.DataFrame:
-    """All folders' files of one extract, validated together and typed, with business_date."""
+    folders: list[LandingFolder],
+    spec: ExtractSpec,
+    base_currency: str,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
+    crm_snapshot: bool = False,
+) -> Checked:
+    """All folders' files of one extract, validated together and typed, with business_date;
+    and the quarantine, each row with its business_date and extract."""
     frames = []
     for folder in folders:
         path = folder.extract_file(spec.name)
@@ -197,13 +360,37 @@ def load_extract(
                 f"{folder.path}: no {spec.name}.csv (or .parquet) although the folder is "
                 "marked complete; the exporter must write all three files before _SUCCESS."
             )
-        frames.append(
-            read_extract_file(path, spec).with_columns(
-                pl.lit(folder.business_date).alias("business_date")
-            )
-        )
+        frame = read_extract_file(path, spec)
+        _check_file_level(folder, path, frame, spec, crm_snapshot)
+        frames.append(frame.with_columns(pl.lit(folder.business_date).alias("business_date")))
     if not frames:
-        return pl.DataFrame()
-    frame = pl.concat(frames, how="vertical")
-    validate(frame, spec, base_currency)
-    return to_typed(frame, spec)
+        return Checked(pl.DataFrame(), pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    checked = validate(pl.concat(frames, how="vertical"), spec, base_currency, max_bad_share)
+    dates = {str(f.extract_file(spec.name)): f.business_date for f in folders}
+    quarantine = checked.quarantine.select(
+        pl.col("source_file").replace_strict(dates, return_dtype=pl.Date).alias("business_date"),
+        pl.lit(spec.name).alias("extract"),
+        pl.all(),
+    )
+    return Checked(to_typed(checked.frame, spec), quarantine)
+
+
+def _check_file_level(
+    folder: LandingFolder, path: Path, frame: pl.DataFrame, spec, crm_snapshot: bool
+) -> None:
+    """Faults of a whole file: nothing in it can be trusted, so the night stops here."""
+    expected = folder.expected_rows().get(path.name)
+    if expected is not None and frame.height != expected:
+        fewer = "fewer" if frame.height < expected else "more"
+        raise ExtractError(
+            f"{path}: {frame.height:,} rows, {fewer} than the {expected:,} the exporter "
+            f"recorded in {folder.path / '_SUCCESS'}: the file is "
+            f"{'truncated' if fewer == 'fewer' else 'not the one exported'}. Export the folder "
+            "again and run the date again."
+        )
+    if spec.name == "crm_contacts" and frame.height == 0 and crm_snapshot:
+        raise ExtractError(
+            f"{path}: a header and no rows, but the CRM exports full snapshots "
+            "(NIGHTJAR_CRM_EXPORT=snapshot): an empty snapshot is a failed export. Export it "
+            "again and run the date again."
+        )

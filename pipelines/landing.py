@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 SUCCESS_MARKER = "_SUCCESS"
 # SendGrid events landed by `nightjar webhook`, one JSON-lines file per UTC receipt date.
 EVENTS_FOLDER = "sendgrid_events"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ROW_COUNT = re.compile(r"^(\S+?)\s*[\s=,:]\s*(\d+)$")
 
 
 class LandingNotReady(Exception):
@@ -25,6 +26,17 @@ class LandingFolder:
     @property
     def complete(self) -> bool:
         return (self.path / SUCCESS_MARKER).is_file()
+
+    def expected_rows(self) -> dict[str, int]:
+        """Row counts the exporter may write into _SUCCESS, one `<file> <rows>` a line
+        (`=`, `,` or `:` also separate them); an empty _SUCCESS promises nothing."""
+        marker = self.path / SUCCESS_MARKER
+        counts = {}
+        for line in marker.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = _ROW_COUNT.match(line.strip())
+            if match:
+                counts[match.group(1)] = int(match.group(2))
+        return counts
 
     def extract_file(self, extract: str) -> Path | None:
         """The CSV if present, else the Parquet file (CONTRACT §1: the .csv wins)."""
@@ -51,6 +63,14 @@ def list_folders(landing: Path) -> list[LandingFolder]:
 
 def require_ready(landing: Path, business_date: date) -> LandingFolder:
     """The folder of `business_date`, or a one-line reason why the night cannot run yet."""
+    today = datetime.now(UTC).date()
+    future = [f for f in list_folders(landing) if f.business_date >= today]
+    if future:
+        raise LandingNotReady(
+            f"Landing folder {future[0].path} is dated {future[0].business_date}, a day that "
+            f"has not ended yet (today is {today} UTC): an exporter's clock or a misnamed "
+            "folder. Move it away; nothing is loaded while it is there."
+        )
     folder = LandingFolder(business_date, landing / business_date.isoformat())
     if not folder.path.is_dir():
         raise LandingNotReady(

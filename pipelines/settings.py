@@ -59,6 +59,11 @@ class Settings:
     # Business thresholds and the contact policy are dbt vars (dbt_project.yml); these
     # override them for this installation, e.g. {"holdout_share": 0.05}.
     dbt_vars: dict = field(default_factory=dict)
+    # A file with more than this share of its rows in quarantine fails the night.
+    quarantine_max_share: float = 0.005
+    # What the CRM exports each night: `changes` (a day may bring none) or full `snapshot`s
+    # (then an empty file is a failed export).
+    crm_export: str = "changes"
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -90,7 +95,20 @@ def load_settings() -> Settings:
         settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
         send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
         dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
+        quarantine_max_share=_share("NIGHTJAR_QUARANTINE_MAX_SHARE", 0.005),
+        crm_export=_choice("NIGHTJAR_CRM_EXPORT", ("changes", "snapshot")),
     )
+
+
+def _share(name: str, default: float) -> float:
+    text = (os.environ.get(name) or "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}={text!r}: must be a share from 0 to 1 (0.005 = 0.5%)")
+    return value
 
 
 def parse_dbt_vars(text: str) -> dict:

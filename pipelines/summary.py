@@ -22,6 +22,8 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     loaded = [
         f"{key.split('/')[-1]} {meta.get('dagster/row_count', 0):,} rows "
         f"({meta.get('folders_loaded', 0)} folder(s))"
+        + (f", {meta['rows_quarantined']:,} quarantined" if meta.get("rows_quarantined") else "")
+        + (f", {meta['values_removed']:,} values emptied" if meta.get("values_removed") else "")
         for key, meta in sorted(metadata.items())
         if key.startswith("raw/") and "folders_loaded" in meta
     ]

@@ -44,6 +44,13 @@ create table if not exists raw.loaded_event_files (
     source_file varchar primary key, size_bytes bigint not null, row_count bigint not null,
     loaded_at timestamptz not null
 );
+create table if not exists raw.quarantine (
+    business_date date not null, extract varchar not null,
+    source_file varchar not null, source_row bigint not null,
+    column_name varchar not null, rule varchar not null,
+    value varchar,  -- as landed, masked when personal
+    action varchar not null  -- row_quarantined (left out) or value_removed (row kept)
+);
 create table if not exists raw.loaded_files (
     business_date date not null, extract varchar not null, source_file varchar not null,
     row_count bigint not null, loaded_at timestamptz not null,

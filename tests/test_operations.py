@@ -34,8 +34,7 @@ def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys):
     assert workspace.run(D) == 1
     err = capsys.readouterr().err
     assert (
-        "crm_contacts.csv row 1, column birth_date: must be a date YYYY-MM-DD (value '1990-13-01')"
-        in err
+        "crm_contacts.csv row 1, column birth_date: must be a date YYYY-MM-DD (value '1***')" in err
     )
     assert (
         "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 with at most "
