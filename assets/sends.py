@@ -402,7 +402,11 @@ def build_send_asset(campaign: Campaign):
     @asset(
         name=campaign.asset_name,
         group_name="sends",
-        deps=[AssetKey([campaign.cohort]), AssetKey(["send_decisions"])],
+        deps=[
+            AssetKey([campaign.cohort]),
+            AssetKey(["send_decisions"]),
+            AssetKey(["send_checks"]),
+        ],
         partitions_def=nightly_partitions,
         kinds={"sendgrid"},
         pool=WAREHOUSE_POOL,

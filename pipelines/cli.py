@@ -32,7 +32,9 @@ def _instance():
     return DagsterInstance.ephemeral()
 
 
-def run_date(business_date: dt.date, settings: Settings, dry_run: bool = False) -> int:
+def run_date(
+    business_date: dt.date, settings: Settings, dry_run: bool = False, approve: tuple = ()
+) -> int:
     """Materialize the nightly graph for one business date in-process; 0 when all succeeded.
 
     A dry run loads and builds as usual, then renders and counts every message without
@@ -53,6 +55,12 @@ def run_date(business_date: dt.date, settings: Settings, dry_run: bool = False) 
             file=sys.stderr,
         )
         return 2
+    if approve:
+        from assets.send_checks import record_approvals
+
+        who = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+        record_approvals(settings, business_date, list(approve), f"nightjar run by {who}")
+        print(f"nightjar: released for {key}: {', '.join(approve)} (recorded)")
     started = time.monotonic()
     print(f"nightjar: running {key} (landing {settings.landing}, warehouse {settings.warehouse})")
     result = defs.resolve_job_def("nightly_job").execute_in_process(
@@ -62,7 +70,7 @@ def run_date(business_date: dt.date, settings: Settings, dry_run: bool = False) 
         # Dagster's step-by-step log is for the UI; the terminal gets warnings and the summary.
         run_config={
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            "resources": {"nightjar": {"config": {"dry_run": dry_run}}},
+            "resources": {"nightjar": {"config": {"dry_run": dry_run, "approve": list(approve)}}},
         },
     )
     elapsed = time.monotonic() - started
@@ -163,6 +171,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="render and count every message; send none"
     )
+    run.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="release a send check that blocked this date (recorded); may be repeated",
+    )
 
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = load_settings()
     if args.command == "run":
-        return run_date(args.date, settings, dry_run=args.dry_run)
+        return run_date(args.date, settings, dry_run=args.dry_run, approve=tuple(args.approve))
     if args.command == "generate":
         return generate(args, settings)
     if args.command == "webhook":

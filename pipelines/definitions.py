@@ -5,6 +5,7 @@ from dagster import AssetSpec, Definitions
 from assets.campaigns import campaigns_from_manifest
 from assets.ingest import ingest_assets
 from assets.ingest_events import sendgrid_events
+from assets.send_checks import build_send_checks_asset
 from assets.sends import build_send_asset
 from assets.warehouse import warehouse_models
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
@@ -40,9 +41,17 @@ STATE_TABLES = [
 
 def build_definitions() -> Definitions:
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
-    send_assets = [build_send_asset(c) for c in campaigns_from_manifest(load_manifest())]
+    campaigns = campaigns_from_manifest(load_manifest())
+    send_assets = [build_send_asset(c) for c in campaigns]
     return Definitions(
-        assets=[*ingest_assets, sendgrid_events, warehouse_models, *send_assets, *STATE_TABLES],
+        assets=[
+            *ingest_assets,
+            sendgrid_events,
+            warehouse_models,
+            build_send_checks_asset(campaigns),
+            *send_assets,
+            *STATE_TABLES,
+        ],
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         sensors=[landing_sensor],

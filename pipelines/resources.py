@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from pipelines.settings import Settings, load_settings
 from senders.base import Sender
@@ -24,6 +25,8 @@ class NightjarResource(ConfigurableResource):
     outbox: str | None = None
     # Render and count every message, send none and record nothing (nightjar run --dry-run).
     dry_run: bool = False
+    # Send checks released for this run (nightjar run --approve CHECK); recorded when used.
+    approve: list[str] = Field(default_factory=list)
 
     def settings(self) -> Settings:
         base = load_settings()

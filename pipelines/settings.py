@@ -64,6 +64,11 @@ class Settings:
     # What the CRM exports each night: `changes` (a day may bring none) or full `snapshot`s
     # (then an empty file is a failed export).
     crm_export: str = "changes"
+    # The send checks (assets/send_checks.py): the largest change tolerated against the last
+    # night that passed before sending is blocked.
+    max_cohort_change: float = 0.3
+    max_mailable_share_drop: float = 0.2
+    max_total_spend_drop: float = 0.2
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -97,6 +102,9 @@ def load_settings() -> Settings:
         dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
         quarantine_max_share=_share("NIGHTJAR_QUARANTINE_MAX_SHARE", 0.005),
         crm_export=_choice("NIGHTJAR_CRM_EXPORT", ("changes", "snapshot")),
+        max_cohort_change=_share("NIGHTJAR_MAX_COHORT_CHANGE", 0.3),
+        max_mailable_share_drop=_share("NIGHTJAR_MAX_MAILABLE_SHARE_DROP", 0.2),
+        max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
     )
 
 
@@ -107,7 +115,7 @@ def _share(name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= 1:
-        raise ValueError(f"{name}={text!r}: must be a share from 0 to 1 (0.005 = 0.5%)")
+        raise ValueError(f"{name}={text!r}: must be a share from 0 to 1 (0.05 = 5%)")
     return value
 
 

@@ -82,6 +82,15 @@ create table if not exists nightjar.cohort_snapshots (
     cohort varchar not null, business_date date not null, member_count bigint not null,
     primary key (cohort, business_date)
 );
+create table if not exists nightjar.night_metrics (
+    business_date date primary key,  -- nights that passed the send checks
+    contacts bigint not null, mailable bigint not null, total_spend decimal(18, 4) not null
+);
+create table if not exists nightjar.approvals (
+    business_date date not null, check_name varchar not null,
+    approved_at timestamptz not null, approved_by varchar not null,
+    primary key (business_date, check_name)
+);
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -4,6 +4,7 @@ sent; a few bad rows are quarantined and the night goes on."""
 from __future__ import annotations
 
 from tests.corpus import CASES, good_folder
+from tests.landing import contact, order, write_folder
 
 YESTERDAY, TODAY = "2025-11-19", "2025-11-20"
 KEPT_TABLES = ("customer_360", "cohort_loyalty", "cohort_reactivation", "cohort_birthday",
@@ -46,3 +47,71 @@ def test_one_bad_row_in_400_is_quarantined_and_the_night_goes_on(workspace, caps
     assert workspace.query("select count(*) from raw.orders where business_date = ?", [TODAY]) == [
         (399,)
     ]
+
+
+def test_a_40_percent_cohort_jump_blocks_sending_until_released(workspace, capsys):
+    from pipelines.cli import main
+
+    good_folder(workspace.landing, YESTERDAY)  # 400 big spenders: all in loyalty
+    assert workspace.run(YESTERDAY) == 0
+    newcomers = [contact(f"n{i:03d}", updated_at=f"{TODAY}T01:00:00Z") for i in range(160)]
+    orders = [order(f"on{i:03d}", f"n{i:03d}", f"{TODAY}T09:00:00Z", "2000") for i in range(160)]
+    write_folder(workspace.landing, TODAY, contacts=newcomers, orders=orders)
+
+    assert main(["run", "--date", TODAY]) == 1
+    err = capsys.readouterr().err
+    assert f"Sending for {TODAY} is blocked by 1 check(s); nothing was sent" in err
+    assert "cohort_loyalty has 560 members, +40% against 400 on 2025-11-19 (at most ±30%)" in err
+    assert f"nightjar run --date {TODAY} --approve cohort_size:cohort_loyalty" in err
+    assert not (workspace.outbox / TODAY).exists()
+    assert workspace.query("select count(*) from cohort_loyalty") == [(560,)]  # built, not sent
+
+    assert main(["run", "--date", TODAY, "--approve", "cohort_size:cohort_loyalty"]) == 0
+    assert len(workspace.outbox_lines(TODAY, "loyalty")) == 160  # the newcomers' welcome
+    ((check, by),) = workspace.query("select check_name, approved_by from nightjar.approvals")
+    assert check == "cohort_size:cohort_loyalty" and by.startswith("nightjar run by ")
+
+
+def test_a_folder_dated_in_the_future_stops_the_night(workspace, capsys):
+    import datetime as dt
+
+    good_folder(workspace.landing, YESTERDAY)
+    tomorrow = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+    good_folder(workspace.landing, tomorrow)
+    assert workspace.run(YESTERDAY) == 1
+    assert f"is dated {tomorrow}, a day that has not ended yet" in capsys.readouterr().err
+    assert workspace.query("select count(*) from raw.loaded_files") == [(0,)]
+
+
+def test_no_contacts_at_all_blocks_sending(workspace):
+    import datetime as dt
+
+    from assets.send_checks import run_checks
+    from pipelines.settings import load_settings
+    from pipelines.warehouse import connect, ensure_schema
+
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            "create table main.customer_360 (is_mailable boolean, total_spend decimal(18, 4))"
+        )
+        (result,) = run_checks(con, load_settings(), [], dt.date(2025, 11, 20))
+    assert (result.name, result.passed, result.detail) == (
+        "no_contacts", False, "0 contacts in customer_360"
+    )  # fmt: skip
+
+
+def test_spend_collapsing_overnight_blocks_sending(workspace, capsys):
+    good_folder(workspace.landing, YESTERDAY)
+    assert workspace.run(YESTERDAY) == 0
+    # a quarter of all orders "refunded" at once: an export bug far more often than not
+    refunds = [
+        order(f"o{i:04d}", f"c{i:04d}", f"{YESTERDAY}T10:00:00Z", "1500.00", status="refunded",
+              updated_at=f"{TODAY}T02:00:00Z")
+        for i in range(100)
+    ]  # fmt: skip
+    write_folder(workspace.landing, TODAY, contacts=[contact("c0000")], orders=refunds)
+    assert workspace.run(TODAY) == 1
+    err = capsys.readouterr().err
+    assert "total_spend: total spend 450,000.00, was 600,000.00 on 2025-11-19" in err
+    assert "--approve total_spend" in err

@@ -32,6 +32,7 @@ def test_definitions_load_with_groups_from_extracts_to_sends():
     assert {k for k, g in groups.items() if g == "sends"} == {
         "int_campaign_members_unioned",
         "send_decisions",
+        "send_checks",
         "send_loyalty",
         "send_reactivation",
         "send_birthday",
