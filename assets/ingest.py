@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from assets.ingest_files import EXTRACTS, ExtractError, load_extract
+from pipelines.erasure import erase_in_outbox, erase_in_warehouse
 from pipelines.landing import (
     LandingNotReady,
     complete_folders_through,
@@ -23,6 +24,7 @@ from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_parti
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
+from senders.settlement import send_lock
 
 # Folders validated and inserted together: few enough to bound memory on a history load,
 # many enough that a catch-up is a handful of statements.
@@ -110,10 +112,14 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                     ],
                 )
                 rows += frame.height
+            erased = erase_in_warehouse(con)[0] if extract == "crm_contacts" else []
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
+    if erased:
+        with send_lock(settings.warehouse, settings.send_lock_wait_seconds):
+            erase_in_outbox(settings.outbox, erased)
     skipped = [f.business_date for f in incomplete_folders_through(settings.landing, business_date)]
     return IngestSummary(
         extract, rows, [f.business_date for f in folders], skipped, quarantined, removed

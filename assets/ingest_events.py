@@ -4,6 +4,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
+from pipelines.erasure import erase_in_warehouse
 from pipelines.landing import EVENTS_FOLDER
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
@@ -66,6 +67,8 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
                 )
                 loaded_files += 1
                 loaded_rows += rows
+            if loaded_files:
+                erase_in_warehouse(con)  # events about erased contacts keep no address
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

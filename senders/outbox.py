@@ -49,7 +49,7 @@ class OutboxSender:
             lines = self._read(path)
             for message in campaign_messages:
                 lines[message.send_id] = json.dumps(_record(message), ensure_ascii=False)
-            _write_atomically(path, "".join(line + "\n" for line in lines.values()))
+            write_atomically(path, "".join(line + "\n" for line in lines.values()))
         return BatchOutcome(accepted=True, provider_message_id=f"outbox:{business_date}")
 
 
@@ -74,7 +74,7 @@ def _record(message: Message) -> dict:
     }
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     # Readers see the old file or the new one, never half of one.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

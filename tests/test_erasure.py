@@ -1,0 +1,72 @@
+"""Erasure end to end: the night an erasure lands, the contact's address and name leave the
+warehouse and the outbox; the ledger keeps only ids, and no message ever goes to it again."""
+
+from __future__ import annotations
+
+import json
+
+from tests.landing import land_events
+from tests.scenario import HISTORY, D, write_business_date, write_history
+
+ADDRESS = "erased@example.com"
+
+
+def occurrences(workspace, text: str) -> list[str]:
+    """Every table column and outbox file holding `text`, anywhere in the value."""
+    found = []
+    columns = workspace.query(
+        "select schema_name, table_name, column_name from duckdb_columns() "
+        "where data_type = 'VARCHAR' and database_name = current_database()"
+    )
+    for schema, table, column in columns:
+        hits = workspace.query(
+            f'select count(*) from "{schema}"."{table}" where "{column}" ilike ?', [f"%{text}%"]
+        )
+        if hits[0][0]:
+            found.append(f"{schema}.{table}.{column}")
+    for path in workspace.outbox.glob("*/*.jsonl"):
+        if text in path.read_text(encoding="utf-8").lower():
+            found.append(str(path))
+    return found
+
+
+def test_an_erased_contacts_address_is_nowhere_after_the_next_run(workspace):
+    write_history(workspace.landing)
+    land_events(
+        workspace.landing, HISTORY,
+        [{"event": "open", "email": ADDRESS, "sg_event_id": "x1", "timestamp": 1763546400,
+          "contact_id": "erased"}],
+    )  # fmt: skip
+    assert workspace.run(HISTORY) == 0
+    # The night before its erasure, the contact was a loyal customer and got a message.
+    sent = workspace.outbox_lines(HISTORY, "loyalty")
+    assert [m["to"] for m in sent if m["contact_id"] == "erased"] == [ADDRESS]
+    assert occurrences(workspace, ADDRESS)
+
+    write_business_date(workspace.landing)  # holds the erasure request
+    assert workspace.run(D) == 0
+    assert occurrences(workspace, ADDRESS) == []
+    # every version the CRM sent keeps its id and dates, no personal field
+    assert set(
+        workspace.query(
+            "select email, first_name, last_name, birth_date, country, timezone "
+            "from raw.crm_contacts where contact_id = 'erased'"
+        )
+    ) == {(None,) * 6}
+
+    # What exactly-once needs stays: the message's send_id, in the ledger and the outbox.
+    (kept,) = [m for m in workspace.outbox_lines(HISTORY, "loyalty") if m["contact_id"] == "erased"]
+    assert kept["to"] is None and kept["data"] == {} and kept["erased"] is True
+    assert workspace.query(
+        "select status from nightjar.send_ledger where send_id = ?", [kept["send_id"]]
+    ) == [("accepted",)]
+    # and it is never messaged again
+    assert workspace.query("select decision from send_decisions where contact_id = 'erased'") == [
+        ("deleted",)
+    ]
+    assert all(
+        m["contact_id"] != "erased"
+        for c in ("loyalty", "reactivation", "birthday")
+        for m in workspace.outbox_lines(D, c)
+    )
+    assert json.dumps(kept)  # the scrubbed line is still one valid JSON object
