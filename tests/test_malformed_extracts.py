@@ -1,0 +1,63 @@
+"""Property: whatever lands, loading either refuses the file with an ExtractError or loads
+some rows and quarantines the rest, and never loses one: loaded + quarantined = rows read."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assets.ingest_files import EXTRACTS, ExtractError, load_extract
+from pipelines.landing import LandingFolder
+from tests.landing import CONTACT_COLUMNS, EVENT_COLUMNS, ORDER_COLUMNS, contact, event, order
+
+GOOD = {
+    "crm_contacts": (CONTACT_COLUMNS, lambda i: contact(f"c{i}")),
+    "orders": (ORDER_COLUMNS, lambda i: order(f"o{i}", f"c{i}", "2025-11-20T10:00:00Z", "12.5")),
+    "web_events": (EVENT_COLUMNS, lambda i: event(f"e{i}", f"a{i}", "2025-11-20T10:00:00Z")),
+}
+# Values an export gets wrong: wrong types, odd text, quotes, separators, line breaks.
+NASTY = st.one_of(
+    st.sampled_from(["", " ", "null", "-1", "1e309", "2025-02-30", "2025-11-20T25:00:00Z",
+                     "TRUE", "maybe", "€", "a,b", 'say "hi"', "line\nbreak", "0x10", "NaN"]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@st.composite
+def extracts(draw):
+    extract = draw(st.sampled_from(sorted(GOOD)))
+    columns, good = GOOD[extract]
+    rows = [dict(good(i)) for i in range(draw(st.integers(0, 25)))]
+    for row in rows:
+        for column in draw(st.lists(st.sampled_from(columns), max_size=3)):
+            row[column] = draw(NASTY)
+    return extract, rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(extracts(), st.sampled_from([0.005, 1.0]))
+def test_loading_never_crashes_and_never_loses_a_row(case, max_bad_share):
+    extract, rows = case
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "2025-11-20"
+        folder.mkdir()
+        for name, (cols, _) in GOOD.items():
+            with (folder / f"{name}.csv").open("w", encoding="utf-8", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=cols)
+                writer.writeheader()
+                writer.writerows(rows if name == extract else [])
+        (folder / "_SUCCESS").touch()
+        landing_folder = LandingFolder(dt.date(2025, 11, 20), folder)
+        try:
+            checked = load_extract([landing_folder], EXTRACTS[extract], "USD", max_bad_share)
+        except ExtractError as error:
+            assert str(error)  # a refusal with its reason, never a crash
+            return
+    quarantine = checked.quarantine
+    set_aside = quarantine.filter(quarantine["action"] == "row_quarantined")
+    assert checked.frame.height + set_aside["source_row"].n_unique() == len(rows)
