@@ -276,6 +276,19 @@ def validate(
         cases = _cases(errors, frame).filter(pl.col("schema_context") == "Column")
     else:
         return Checked(frame, pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    # A column with a default (is_deleted) cannot be guessed: an erasure request read as
+    # "false" would be lost. Such a value fails the file.
+    flags = cases.filter(pl.col("column").is_in(list(spec.optional)))
+    if flags.height:
+        lines = [_problem_line(case) for case in flags.iter_rows(named=True)]
+        raise ExtractError(
+            _report(
+                f"{spec.name}: {', '.join(sorted(set(flags['column'])))} cannot be read on "
+                f"{flags.height} row(s); nothing was loaded. An erasure request must never be "
+                "guessed: fix the export and run the date again.",
+                lines,
+            )
+        )
     optional = {name for name, column in schema.columns.items() if column.nullable}
     cases = cases.with_columns(
         action=pl.when(pl.col("column").is_in(list(optional)))

@@ -14,6 +14,7 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
 from assets.campaigns import Campaign
+from assets.sends import past_date_reason
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
@@ -104,17 +105,6 @@ def approvals(con: duckdb.DuckDBPyConnection, day: dt.date) -> set[str]:
     return {row[0] for row in rows}
 
 
-def record_approvals(settings: Settings, day: dt.date, checks: list[str], by: str) -> None:
-    """`--approve CHECK`: a person's decision to send despite a check, kept with who and when."""
-    with connect(settings.warehouse) as con:
-        ensure_schema(con)
-        for check in checks:
-            con.execute(
-                "insert or replace into nightjar.approvals values (?, ?, now(), ?)",
-                [day, check, by],
-            )
-
-
 def build_send_checks_asset(campaigns: list[Campaign]):
     @asset(
         name="send_checks",
@@ -141,7 +131,19 @@ def build_send_checks_asset(campaigns: list[Campaign]):
         day = dt.date.fromisoformat(context.partition_key)
         with connect(settings.warehouse) as con:
             ensure_schema(con)
+            skipped = past_date_reason(con, settings, day)
+            if skipped:  # nothing will be sent: nothing to guard, nothing to record
+                return MaterializeResult(metadata={"skipped_reason": skipped})
             results = run_checks(con, settings, campaigns, day)
+            failing = {r.name for r in results if not r.passed}
+            if not nightjar.dry_run:
+                # A release is recorded when it releases something, from the CLI or run config.
+                by = nightjar.approved_by or "Dagster run config"
+                for name in sorted(failing & set(nightjar.approve)):
+                    con.execute(
+                        "insert or replace into nightjar.approvals values (?, ?, now(), ?)",
+                        [day, name, by],
+                    )
             released = approvals(con, day) | set(nightjar.approve)
             blocked = [r for r in results if not r.passed and r.name not in released]
             metadata = {f"check_{r.name}": ("pass" if r.passed else "fail") for r in results}

@@ -398,6 +398,22 @@ def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
     return []
 
 
+def _require_send_checks(settings: Settings, day: dt.date) -> None:
+    """The send checks guard every send, also one materialized on its own."""
+    with connect(settings.warehouse) as con:
+        ensure_schema(con)
+        if past_date_reason(con, settings, day):
+            return  # nothing will be sent
+        passed = con.execute(
+            "select count(*) from nightjar.night_metrics where business_date = ?", [day]
+        ).fetchall()[0][0]
+    if not passed:
+        raise Failure(
+            description=f"The send checks have not passed for {day}: materialize send_checks "
+            "(or run the date: nightjar run) before sending."
+        )
+
+
 def build_send_asset(campaign: Campaign):
     @asset(
         name=campaign.asset_name,
@@ -425,6 +441,8 @@ def build_send_asset(campaign: Campaign):
         settings = nightjar.settings()
         day = dt.date.fromisoformat(context.partition_key)
         sender = make_sender(settings, dry_run=nightjar.dry_run)
+        if not nightjar.dry_run:
+            _require_send_checks(settings, day)
         try:
             summary = send_campaign(campaign, day, settings, sender, context.log)
         except SendLockTimeout as error:

@@ -55,12 +55,7 @@ def run_date(
             file=sys.stderr,
         )
         return 2
-    if approve:
-        from assets.send_checks import record_approvals
-
-        who = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-        record_approvals(settings, business_date, list(approve), f"nightjar run by {who}")
-        print(f"nightjar: released for {key}: {', '.join(approve)} (recorded)")
+    who = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
     started = time.monotonic()
     print(f"nightjar: running {key} (landing {settings.landing}, warehouse {settings.warehouse})")
     result = defs.resolve_job_def("nightly_job").execute_in_process(
@@ -70,7 +65,15 @@ def run_date(
         # Dagster's step-by-step log is for the UI; the terminal gets warnings and the summary.
         run_config={
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            "resources": {"nightjar": {"config": {"dry_run": dry_run, "approve": list(approve)}}},
+            "resources": {
+                "nightjar": {
+                    "config": {
+                        "dry_run": dry_run,
+                        "approve": list(approve),
+                        "approved_by": f"nightjar run by {who}",
+                    }
+                }
+            },
         },
     )
     elapsed = time.monotonic() - started

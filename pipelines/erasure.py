@@ -57,15 +57,21 @@ def erase_in_warehouse(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[
         params,
     )
     both = {**params, "addresses": addresses}
-    for table in ("raw.orders", "raw.sendgrid_events"):
-        con.execute(
-            f"""
-            update {table} set email = null
-            where contact_id in (select unnest($erased::varchar[]))
-               or lower(trim(email)) in (select unnest($addresses::varchar[]))
-            """,
-            both,
-        )
+    con.execute(
+        """
+        update raw.orders set email = null
+        where contact_id in (select unnest($erased::varchar[]))
+           or lower(trim(email)) in (select unnest($addresses::varchar[]))
+        """,
+        both,
+    )
+    # Events by address only: an unsubscribe from an address a live contact still holds
+    # must keep suppressing it.
+    con.execute(
+        "update raw.sendgrid_events set email = null "
+        "where email in (select unnest($addresses::varchar[]))",
+        {"addresses": addresses},
+    )
     return erased, addresses
 
 

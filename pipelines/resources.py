@@ -27,6 +27,7 @@ class NightjarResource(ConfigurableResource):
     dry_run: bool = False
     # Send checks released for this run (nightjar run --approve CHECK); recorded when used.
     approve: list[str] = Field(default_factory=list)
+    approved_by: str | None = None  # who released them (the CLI says which user)
 
     def settings(self) -> Settings:
         base = load_settings()

@@ -178,6 +178,7 @@ CASES = [
     Case("crm bad country", "crm_contacts", first_rows("crm_contacts", 2, country="USA"), Quarantine(0, 2)),
     Case("crm bad time zone", "crm_contacts", first_rows("crm_contacts", 1, timezone="Mars/Olympus"), Quarantine(0, 1)),
     Case("crm every opt-in broken", "crm_contacts", first_rows("crm_contacts", ROWS, email_opt_in="nope"), Fail(r"crm_contacts\.csv: 400 of 400 rows \(100\.0%\); at most 0\.5% may be quarantined")),
+    Case("crm erasure flag unreadable", "crm_contacts", first_rows("crm_contacts", 1, is_deleted="yes"), Fail(r"crm_contacts: is_deleted cannot be read on 1 row\(s\).*An erasure request must never be guessed")),
     Case("crm three bad rows", "crm_contacts", first_rows("crm_contacts", 3, created_at="31/12/2024"), Fail(r"crm_contacts\.csv: 3 of 400 rows \(0\.8%\)")),
     # orders: file-level
     Case("orders missing", "orders", remove("orders"), Fail(r"no orders\.csv \(or \.parquet\) although the folder is marked complete")),
