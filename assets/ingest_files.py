@@ -280,14 +280,11 @@ def validate(
     # "false" would be lost. Such a value fails the file.
     flags = cases.filter(pl.col("column").is_in(list(spec.optional)))
     if flags.height:
-        lines = [_problem_line(case) for case in flags.iter_rows(named=True)]
-        raise ExtractError(
-            _report(
-                f"{spec.name}: {', '.join(sorted(set(flags['column'])))} cannot be read on "
-                f"{flags.height} row(s); nothing was loaded. An erasure request must never be "
-                "guessed: fix the export and run the date again.",
-                lines,
-            )
+        _refuse(
+            f"{spec.name}: {', '.join(sorted(set(flags['column'])))} cannot be read on "
+            f"{flags.height} row(s); nothing was loaded. An erasure request must never be "
+            "guessed: fix the export and run the date again.",
+            flags,
         )
     optional = {name for name, column in schema.columns.items() if column.nullable}
     cases = cases.with_columns(
@@ -334,16 +331,18 @@ def _refuse_files_over_threshold(frame, cases, spec: ExtractSpec, max_bad_share:
         f"{name}: {count:,} of {rows[name]:,} rows ({count / rows[name]:.1%})"
         for name, count in over.items()
     )
-    failing = cases.filter(pl.col("source_file").is_in(list(over)))
-    lines = [_problem_line(case) for case in failing.iter_rows(named=True)]
-    raise ExtractError(
-        _report(
-            f"{spec.name}: too many rows break the extract contract ({shares}; at most "
-            f"{max_bad_share:.1%} may be quarantined); nothing was loaded. Fix the export and "
-            "run the date again.",
-            lines,
-        )
+    _refuse(
+        f"{spec.name}: too many rows break the extract contract ({shares}; at most "
+        f"{max_bad_share:.1%} may be quarantined); nothing was loaded. Fix the export and "
+        "run the date again.",
+        cases.filter(pl.col("source_file").is_in(list(over))),
     )
+
+
+def _refuse(title: str, cases: pl.DataFrame) -> None:
+    """Fail the file: the title, then each problem on a line (file, row, column, rule)."""
+    lines = [_problem_line(case) for case in cases.iter_rows(named=True)]
+    raise ExtractError(_report(title, lines))
 
 
 def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
