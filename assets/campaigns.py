@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pipelines.settings import number_rule_broken
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
@@ -145,15 +146,9 @@ def _number(block, key, where, kind, low, high):
     value = block.get(key)
     if value is None:
         return None
-    wrong = (
-        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-    )
-    if not wrong and kind is int and value != int(value):
-        wrong = True
-    if wrong or (low is not None and value < low) or (high is not None and value > high):
-        bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
-        noun = "a whole number" if kind is int else "a number"
-        raise CampaignConfigError(f"{where}.{key}: must be {noun}{bounds}, not {value!r}")
+    rule = number_rule_broken(value, kind, low, high)
+    if rule:
+        raise CampaignConfigError(f"{where}.{key}: {rule}, not {value!r}")
     return kind(value)
 
 

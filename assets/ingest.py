@@ -82,13 +82,17 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                 )
                 frame = checked.frame
                 dates = [folder.business_date for folder in chunk]
-                for table in (f"raw.{extract}", "raw.quarantine"):
-                    where = "and extract = $extract" if table == "raw.quarantine" else ""
-                    con.execute(
-                        f"delete from {table} where business_date in "
-                        f"(select unnest($dates::date[])) {where}",
-                        {"dates": dates, **({"extract": extract} if where else {})},
-                    )
+                # A reloaded date replaces its rows and its quarantine, never adds to them.
+                con.execute(
+                    f"delete from raw.{extract} where business_date in "
+                    "(select unnest($dates::date[]))",
+                    {"dates": dates},
+                )
+                con.execute(
+                    "delete from raw.quarantine where extract = $extract "
+                    "and business_date in (select unnest($dates::date[]))",
+                    {"dates": dates, "extract": extract},
+                )
                 for table, rows_in in (
                     (f"raw.{extract}", frame),
                     ("raw.quarantine", checked.quarantine),

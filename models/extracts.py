@@ -2,6 +2,8 @@
 
 Every column arrives as text; each model states what that text must look like so that one
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
+A key twice in one file is a fault of the whole file, checked by the loader before these
+(assets/ingest_files.py, `_duplicate_keys`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,6 @@ def iana_timezones() -> frozenset[str]:
 def _parses(data: PolarsData, parser) -> pl.LazyFrame:
     column = pl.col(data.key)
     return data.lazyframe.select(column.is_null() | parser(column).is_not_null())
-
-
-def _unique_per_file(data: PolarsData, key: str) -> pl.LazyFrame:
-    # Keys must be unique within one file; across files a later version is an update.
-    return data.lazyframe.select(~pl.col(key).is_duplicated().over("source_file").alias(key))
 
 
 class _Extract(pa.DataFrameModel):
@@ -63,10 +60,6 @@ class CrmContacts(_Extract):
     updated_at: str = pa.Field(description="ISO 8601 timestamp; the latest version wins.")
     is_deleted: str = pa.Field(nullable=True, description="true = erasure request (optional).")
 
-    @pa.dataframe_check(name="contact_id unique within the file")
-    def _contact_id_unique(cls, data: PolarsData) -> pl.LazyFrame:
-        return _unique_per_file(data, "contact_id")
-
     @pa.check("birth_date", name="a date YYYY-MM-DD")
     def _birth_date(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_date)
@@ -96,10 +89,6 @@ class Orders(_Extract):
     status: str = pa.Field(isin=list(ORDER_STATUSES), description="Order status.")
     currency: str = pa.Field(description="ISO 4217; must be the configured base currency.")
     total_amount: str = pa.Field(description="Order total, a decimal ≥ 0.")
-
-    @pa.dataframe_check(name="order_id unique within the file")
-    def _order_id_unique(cls, data: PolarsData) -> pl.LazyFrame:
-        return _unique_per_file(data, "order_id")
 
     @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:

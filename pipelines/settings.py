@@ -154,13 +154,20 @@ def check_dbt_var(key: str, value, where: str) -> None:
         if not _plain_word(value):
             raise ValueError(f"{where}: {key} must be a plain word, not {value!r}")
         return
+    rule = number_rule_broken(value, kind, low, high)
+    if rule:
+        raise ValueError(f"{where}: {key} {rule}, not {value!r}")
+
+
+def number_rule_broken(value, kind: type, low, high) -> str | None:
+    """The rule `value` breaks ("must be a whole number from 0 to 23"), or None: a finite
+    number (whole when kind is int) within [low, high]. Such values reach SQL."""
     ok = _finite_number(value) and (kind is float or value == int(value))
-    if ok and ((low is not None and value < low) or (high is not None and value > high)):
-        ok = False
-    if not ok:
-        noun = "a whole number" if kind is int else "a number"
-        bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
-        raise ValueError(f"{where}: {key} must be {noun}{bounds}, not {value!r}")
+    if ok and (low is None or value >= low) and (high is None or value <= high):
+        return None
+    noun = "a whole number" if kind is int else "a number"
+    bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
+    return f"must be {noun}{bounds}"
 
 
 def _finite_number(value) -> bool:
