@@ -13,7 +13,12 @@ from dagster import (
 )
 
 from assets.ingest_files import EXTRACTS, ExtractError, load_extract
-from pipelines.erasure import erase_in_outbox, erase_in_warehouse
+from pipelines.erasure import (
+    erase_in_outbox,
+    erase_in_warehouse,
+    mark_outbox_scrubbed,
+    outbox_erasures_pending,
+)
 from pipelines.landing import (
     LandingNotReady,
     complete_folders_through,
@@ -116,17 +121,17 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                     ],
                 )
                 rows += frame.height
-            erased = erase_in_warehouse(con)[0] if extract == "crm_contacts" else []
+            if extract in ("crm_contacts", "orders"):
+                # Erasures land with the CRM; a late guest order may carry an erased address.
+                order_dates = [f.business_date for f in folders] if extract == "orders" else []
+                erase_in_warehouse(con, order_dates)
+            pending = outbox_erasures_pending(con)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
-    if erased:
-        try:
-            with send_lock(settings.warehouse, settings.send_lock_wait_seconds):
-                erase_in_outbox(settings.outbox, erased)
-        except SendLockTimeout:
-            pass  # a sender holds the outbox; the next night's load scrubs it
+    if pending:
+        _erase_in_outbox(settings, pending)
     skipped = [f.business_date for f in incomplete_folders_through(settings.landing, business_date)]
     return IngestSummary(
         extract, rows, [f.business_date for f in folders], skipped, quarantined, removed
@@ -175,3 +180,13 @@ def build_ingest_asset(extract: str):
 
 
 ingest_assets = [build_ingest_asset(extract) for extract in EXTRACTS]
+
+
+def _erase_in_outbox(settings: Settings, erased: list[str]) -> None:
+    try:
+        with send_lock(settings.warehouse, settings.send_lock_wait_seconds):
+            erase_in_outbox(settings.outbox, erased)
+    except SendLockTimeout:
+        return  # a sender holds the outbox; the next load scrubs it
+    with connect(settings.warehouse) as con:
+        mark_outbox_scrubbed(con, erased)

@@ -68,7 +68,7 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
                 loaded_files += 1
                 loaded_rows += rows
             if loaded_files:
-                erase_in_warehouse(con)  # events about erased contacts keep no address
+                erase_in_warehouse(con)  # events about erased addresses keep none
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

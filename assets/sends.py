@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -358,10 +359,13 @@ def render_sample(message: Message) -> str:
     data = json.dumps(message.data, ensure_ascii=False, indent=2, sort_keys=True)
     variant = f" · variant {message.variant}" if message.variant else ""
     when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
+    # Personal data stays inside the code block: its fence is longer than any run of
+    # backticks a name could hold, so a name cannot close it and become markdown or HTML.
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", data)), default=0))
     return (
         f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
         f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
-        f"```json\n{data}\n```"
+        f"{fence}json\n{data}\n{fence}"
     )
 
 

@@ -1,14 +1,14 @@
 """Warehouse assets: the dbt project (staging, intermediate, marts, cohorts) run as of the
-partition's business date, with dbt tests as Dagster asset checks."""
+partition's business date, with dbt tests as Dagster asset checks. dbt builds into the
+`build` schema; the night's tables are published to `main` only when the whole build passed."""
 
 import datetime as dt
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Output
+from dagster import AssetCheckResult, AssetExecutionContext, Output
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
@@ -19,6 +19,7 @@ from dagster_dbt import (
 
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from pipelines.publish import PUBLISHED_SCHEMA, publish, published_models
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
 from pipelines.warehouse import connect
@@ -71,37 +72,26 @@ def warehouse_models(
     events, failure = [], None
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
-        # file, then count the tables' rows ourselves.
+        # file, then publish and count the tables' rows ourselves.
         events.extend(dbt.cli(args, context=context).stream())
     except DagsterDbtCliRuntimeError as error:
         failure = error
-    yield from _with_row_counts(context, events, settings.warehouse)
     if failure:
+        # Nothing is published, so no model was materialized tonight; the checks show which
+        # dbt test failed.
+        yield from (event for event in events if isinstance(event, AssetCheckResult))
         raise failure
-
-
-def _with_row_counts(context: AssetExecutionContext, events: list, warehouse: Path):
-    """Tables' row counts as `dagster/row_count`, so cohort sizes plot night by night."""
-    tables = {
-        event.output_name: context.asset_key_for_output(event.output_name).path[-1]
-        for event in events
-        if isinstance(event, Output)
-    }
-    with connect(warehouse) as con:
-        existing = {
-            row[0]
-            for row in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'main'"
-            ).fetchall()
-        }
-        counts = {
-            output: con.execute(f'select count(*) from main."{table}"').fetchall()[0][0]
-            for output, table in tables.items()
-            if table in existing
-        }
+    built = {_model_name(context, event) for event in events if isinstance(event, Output)}
+    with connect(settings.warehouse) as con:
+        counts = publish(con, built & published_models(load_manifest()))
+    context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
-        if isinstance(event, Output) and event.output_name in counts:
-            event = event.with_metadata(
-                {**event.metadata, "dagster/row_count": counts[event.output_name]}
-            )
+        # Row counts as `dagster/row_count`, so cohort sizes plot night by night.
+        if isinstance(event, Output) and _model_name(context, event) in counts:
+            row_count = counts[_model_name(context, event)]
+            event = event.with_metadata({**event.metadata, "dagster/row_count": row_count})
         yield event
+
+
+def _model_name(context: AssetExecutionContext, event: Output) -> str:
+    return context.asset_key_for_output(event.output_name).path[-1]

@@ -10,7 +10,10 @@ from assets.sends import build_send_asset
 from assets.warehouse import warehouse_models
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
 from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
+from pipelines.redaction import install as redact_logs
 from pipelines.resources import NightjarResource
+
+redact_logs()  # before any run logs a line: secrets and addresses never reach a log
 
 # State Nightjar keeps beside the ledger; dbt reads both, the send assets maintain them.
 STATE_TABLES = [
@@ -35,6 +38,14 @@ STATE_TABLES = [
         kinds={"duckdb"},
         description="Who was in each cohort on each date it was sent, with the date they "
         "entered it: how loyalty tells a contact who stays from one who enters.",
+    ),
+    AssetSpec(
+        ["nightjar", "erasures"],
+        group_name="ingest",
+        kinds={"duckdb"},
+        description="Contacts erased (is_deleted), with only a SHA-256 hash of each address "
+        "they had: a later order or event with the address is scrubbed on arrival, and an "
+        "address that had unsubscribed stays suppressed if its owner registers again.",
     ),
 ]
 

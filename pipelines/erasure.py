@@ -1,16 +1,21 @@
 """Erasure: a contact with `is_deleted` true loses its personal data everywhere Nightjar
 keeps it, and keeps only what the ledger needs to stay exactly-once (ids, never addresses).
 
-Run after every load of the CRM extract, so an erasure takes effect the night it lands:
-raw contact versions lose their personal fields, orders and SendGrid events lose the erased
-address (unless a live contact still holds it: a guest order may still be theirs), and the
-outbox's record of past messages keeps its send_ids but loses address, name and data.
+Run after every load, so an erasure takes effect the night it lands: raw contact versions
+lose their personal fields, orders and SendGrid events lose the erased address (unless a live
+contact still holds it: a guest order may still be theirs), the published and built tables
+lose the contact's personal fields (so even a night whose dbt build fails holds none), and
+the outbox's record of past messages keeps its send_ids but loses address, name and data.
+
+`nightjar.erasures` remembers each erased address only as a SHA-256 hash: enough to scrub an
+order or event with that address landing on a later night, and to keep suppressing an
+address that had unsubscribed or bounced if its owner registers again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -18,61 +23,211 @@ import duckdb
 from senders.outbox import write_atomically
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "birth_date", "country", "timezone")
+# SendGrid events that suppress an address for good (as the suppression_list model).
+_SUPPRESSING_EVENTS = ("bounce", "spamreport", "unsubscribe", "group_unsubscribe")
+# Where dbt's tables live: scrubbed in place, since a failed build publishes nothing.
+_MODEL_SCHEMAS = ("main", "build")
 
 
-@dataclass(frozen=True)
-class Erased:
-    contacts: int
-    outbox_messages: int
-
-
-def erase_in_warehouse(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
-    """Scrub the raw tables; returns (erased contact ids, their addresses no one else holds)."""
-    erased = [
+def erase_in_warehouse(con: duckdb.DuckDBPyConnection, order_dates: Iterable[str] = ()) -> int:
+    """Scrub the warehouse of every erasure not handled yet, and of erased addresses in
+    orders landed on `order_dates` and in SendGrid events. Returns contacts newly erased."""
+    newly = [
         row[0]
         for row in con.execute(
-            "select distinct contact_id from raw.crm_contacts where is_deleted"
+            """
+            select distinct contact_id from raw.crm_contacts where is_deleted
+            except select contact_id from nightjar.erasures
+            """
         ).fetchall()
     ]
-    if not erased:
-        return [], []
-    params = {"erased": erased}
-    addresses = [
+    addresses = _record(con, newly) if newly else []
+    addresses += _erased_addresses_landed_again(con, list(order_dates))
+    if newly:
+        nulls = ", ".join(f"{field} = null" for field in PERSONAL_FIELDS)
+        con.execute(
+            f"update raw.crm_contacts set {nulls} "
+            "where contact_id in (select unnest($erased::varchar[]))",
+            {"erased": newly},
+        )
+        _scrub_models_by_contact(con, newly)
+    orphaned = _held_by_no_live_contact(con, sorted(set(addresses)))
+    if orphaned or newly:
+        _remember_suppressions(con)
+        _scrub_addresses(con, orphaned, newly)
+    return len(newly)
+
+
+def _record(con: duckdb.DuckDBPyConnection, erased: list[str]) -> list[str]:
+    """Remember the erased contacts and their addresses' hashes; returns the addresses."""
+    con.execute(
+        """
+        insert into nightjar.erasures (contact_id, email_sha256, was_suppressed, erased_at)
+        select distinct contact_id, sha256(lower(trim(email))), false, now()
+        from raw.crm_contacts
+        where contact_id in (select unnest($erased::varchar[]))
+        """,
+        {"erased": erased},
+    )
+    return [
         row[0]
         for row in con.execute(
             """
             select distinct lower(trim(email)) from raw.crm_contacts
             where contact_id in (select unnest($erased::varchar[])) and email is not null
-            except
-            select lower(trim(email)) from raw.crm_contacts
-            where contact_id not in (select unnest($erased::varchar[])) and email is not null
             """,
-            params,
+            {"erased": erased},
         ).fetchall()
     ]
-    nulls = ", ".join(f"{field} = null" for field in PERSONAL_FIELDS)
+
+
+def _remember_suppressions(con: duckdb.DuckDBPyConnection) -> None:
+    """An erased address that bounced, unsubscribed or was refused (whenever the event
+    lands) stays suppressed by its hash, before the address itself is scrubbed."""
     con.execute(
-        f"update raw.crm_contacts set {nulls} "
-        "where contact_id in (select unnest($erased::varchar[]))",
-        params,
+        """
+        update nightjar.erasures set was_suppressed = true
+        where not was_suppressed and email_sha256 in (
+            select sha256(lower(trim(email))) from raw.sendgrid_events
+            where email is not null and event in (select unnest($suppressing::varchar[]))
+            union
+            select sha256(lower(trim(email))) from nightjar.suppressions
+        )
+        """,
+        {"suppressing": list(_SUPPRESSING_EVENTS)},
     )
-    both = {**params, "addresses": addresses}
+
+
+def _erased_addresses_landed_again(con: duckdb.DuckDBPyConnection, dates: list[str]) -> list[str]:
+    """Addresses of erased contacts in tonight's orders (a late guest order) or in events."""
+    return [
+        row[0]
+        for row in con.execute(
+            """
+            with erased as (
+                select email_sha256 from nightjar.erasures where email_sha256 is not null
+            ),
+            landed as (
+                select distinct lower(trim(email)) as email from raw.orders
+                where business_date in (select unnest($dates::date[])) and email is not null
+                union
+                select distinct lower(trim(email)) from raw.sendgrid_events
+                where email is not null
+            )
+            select email from landed where sha256(email) in (select email_sha256 from erased)
+            """,
+            {"dates": dates},
+        ).fetchall()
+    ]
+
+
+def _held_by_no_live_contact(con: duckdb.DuckDBPyConnection, addresses: list[str]) -> list[str]:
+    if not addresses:
+        return []
+    held = {
+        row[0]
+        for row in con.execute(
+            """
+            select distinct lower(trim(email)) from raw.crm_contacts
+            where lower(trim(email)) in (select unnest($addresses::varchar[]))
+              and contact_id not in (select contact_id from nightjar.erasures)
+            """,
+            {"addresses": addresses},
+        ).fetchall()
+    }
+    return [address for address in addresses if address not in held]
+
+
+def _scrub_addresses(
+    con: duckdb.DuckDBPyConnection, addresses: list[str], erased: list[str]
+) -> None:
+    both = {"addresses": addresses, "erased": erased}
     con.execute(
         """
         update raw.orders set email = null
-        where contact_id in (select unnest($erased::varchar[]))
-           or lower(trim(email)) in (select unnest($addresses::varchar[]))
+        where email is not null and (
+            contact_id in (select unnest($erased::varchar[]))
+            or lower(trim(email)) in (select unnest($addresses::varchar[])))
         """,
         both,
     )
-    # Events by address only: an unsubscribe from an address a live contact still holds
-    # must keep suppressing it.
+    # Events and suppressions by address only: an unsubscribe from an address a live contact
+    # still holds must keep suppressing it. An erased address's suppression lives on as its
+    # hash in nightjar.erasures.
+    by_address = {"addresses": addresses}
     con.execute(
         "update raw.sendgrid_events set email = null "
-        "where email in (select unnest($addresses::varchar[]))",
-        {"addresses": addresses},
+        "where lower(trim(email)) in (select unnest($addresses::varchar[]))",
+        by_address,
     )
-    return erased, addresses
+    con.execute(
+        "delete from nightjar.suppressions "
+        "where lower(trim(email)) in (select unnest($addresses::varchar[]))",
+        by_address,
+    )
+    for schema, table in _model_tables(con, "email"):
+        con.execute(
+            f'update {schema}."{table}" set email = null '
+            "where lower(trim(email)) in (select unnest($addresses::varchar[]))",
+            by_address,
+        )
+
+
+def _scrub_models_by_contact(con: duckdb.DuckDBPyConnection, erased: list[str]) -> None:
+    for schema, table in _model_tables(con, "contact_id"):
+        columns = _columns(con, schema, table) & set(PERSONAL_FIELDS)
+        if columns:
+            nulls = ", ".join(f'"{column}" = null' for column in sorted(columns))
+            con.execute(
+                f'update {schema}."{table}" set {nulls} '
+                "where contact_id in (select unnest($erased::varchar[]))",
+                {"erased": erased},
+            )
+
+
+def _model_tables(con: duckdb.DuckDBPyConnection, column: str) -> list[tuple[str, str]]:
+    """dbt's tables (not views) with `column`."""
+    return con.execute(
+        """
+        select distinct columns.schema_name, columns.table_name
+        from duckdb_columns() as columns
+        inner join duckdb_tables() as tables using (database_name, schema_name, table_name)
+        where columns.database_name = current_database()
+          and columns.schema_name in (select unnest($schemas::varchar[]))
+          and columns.column_name = $column
+        order by all
+        """,
+        {"schemas": list(_MODEL_SCHEMAS), "column": column},
+    ).fetchall()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    return {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+
+
+def outbox_erasures_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [
+        row[0]
+        for row in con.execute(
+            "select distinct contact_id from nightjar.erasures where not outbox_scrubbed "
+            "order by contact_id"
+        ).fetchall()
+    ]
+
+
+def mark_outbox_scrubbed(con: duckdb.DuckDBPyConnection, erased: list[str]) -> None:
+    con.execute(
+        "update nightjar.erasures set outbox_scrubbed = true "
+        "where contact_id in (select unnest($erased::varchar[]))",
+        {"erased": erased},
+    )
 
 
 def erase_in_outbox(outbox: Path, erased: list[str]) -> int:

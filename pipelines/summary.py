@@ -6,6 +6,8 @@ import sys
 
 from dagster import ExecuteInProcessResult
 
+from pipelines.redaction import redact
+
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
     found = {}
@@ -82,4 +84,4 @@ def print_failures(result: ExecuteInProcessResult) -> None:
             if data.user_failure_data and data.user_failure_data.description
             else (data.error.message.strip() if data.error else "unknown error")
         )
-        print(f"  FAILED {event.step_key}: {message}", file=sys.stderr)
+        print(f"  FAILED {event.step_key}: {redact(message)}", file=sys.stderr)

@@ -91,6 +91,13 @@ create table if not exists nightjar.approvals (
     approved_at timestamptz not null, approved_by varchar not null,
     primary key (business_date, check_name)
 );
+create table if not exists nightjar.erasures (  -- pipelines/erasure.py
+    contact_id varchar not null,
+    email_sha256 varchar,  -- of an address the contact had (trimmed, lower-cased), or null
+    was_suppressed boolean not null,  -- it had bounced, unsubscribed or been refused
+    erased_at timestamptz not null,
+    outbox_scrubbed boolean not null default false
+);
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from senders.base import BatchOutcome, Message, mask_emails_in
+from pipelines.redaction import redact
+from senders.base import BatchOutcome, Message
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 
@@ -110,7 +111,7 @@ class SendGridSender:
             except urllib.error.URLError as error:
                 # urllib raises URLError only while connecting or writing the request, so
                 # SendGrid cannot have processed it: safe to try again.
-                last_error = f"could not reach {self._client.host}: {error.reason}"
+                last_error = redact(f"could not reach {self._client.host}: {error.reason}")
                 self._sleep(self._backoff(attempt))
             except (TimeoutError, http.client.HTTPException, ConnectionError) as error:
                 # The request went out and the answer did not come back.
@@ -157,7 +158,7 @@ def _errors(error: HTTPError) -> list[dict]:
 
 def _describe_http_error(error: HTTPError) -> str:
     # SendGrid's messages may quote an address; they end up in the ledger, logs and the UI.
-    detail = mask_emails_in("; ".join(str(e.get("message")) for e in _errors(error)))
+    detail = redact("; ".join(str(e.get("message")) for e in _errors(error)))
     return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
 
 
@@ -174,7 +175,7 @@ def _refused_personalizations(errors: list[dict], messages: list[Message]) -> di
         match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
         if not match or int(match.group(1)) >= len(messages):
             return {}
-        reason = mask_emails_in(str(error.get("message")))
+        reason = redact(str(error.get("message")))
         refused[messages[int(match.group(1))].send_id] = f"SendGrid refused: {reason}"
     return refused
 
@@ -183,6 +184,6 @@ def _unknown(error: Exception) -> BatchOutcome:
     return BatchOutcome(
         accepted=False,
         fate_unknown=True,
-        error=f"no answer from SendGrid ({type(error).__name__}: {error}); the batch may "
-        "or may not have been accepted",
+        error=f"no answer from SendGrid ({type(error).__name__}: {redact(str(error))}); "
+        "the batch may or may not have been accepted",
     )

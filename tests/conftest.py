@@ -116,3 +116,25 @@ def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Works
 def pytest_configure(config: pytest.Config) -> None:
     # Keep Dagster from writing telemetry or a home folder during tests.
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def dbt_fails_half_way(monkeypatch: pytest.MonkeyPatch):
+    """`dbt_fails_half_way(True)`: from then on a run's dbt build fails half way, after
+    customer_360 and the cohorts are built, in send_decisions' SQL; `(False)` mends it."""
+    import json
+
+    import assets.warehouse
+
+    build_args = assets.warehouse.dbt_build_args
+
+    def breaking(business_date, settings):
+        args = build_args(business_date, settings)
+        variables = json.loads(args[-1])
+        args[-1] = json.dumps({**variables, "max_messages_per_day": "not_a_column"})
+        return args
+
+    def switch(failing: bool) -> None:
+        monkeypatch.setattr(assets.warehouse, "dbt_build_args", breaking if failing else build_args)
+
+    return switch

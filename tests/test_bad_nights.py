@@ -34,6 +34,30 @@ def test_a_truncated_orders_file_fails_the_night_and_leaves_yesterday_as_it_was(
     assert not (workspace.outbox / TODAY).exists()
 
 
+def test_a_dbt_build_failing_half_way_publishes_nothing(workspace, dbt_fails_half_way, capsys):
+    good_folder(workspace.landing, YESTERDAY)
+    assert workspace.run(YESTERDAY) == 0
+    before = snapshot(workspace)
+
+    newcomers = [contact(f"n{i:03d}", updated_at=f"{TODAY}T01:00:00Z") for i in range(5)]
+    orders = [order(f"on{i:03d}", f"n{i:03d}", f"{TODAY}T09:00:00Z", "2000") for i in range(5)]
+    write_folder(workspace.landing, TODAY, contacts=newcomers, orders=orders)
+    dbt_fails_half_way(True)
+    assert workspace.run(TODAY) == 1
+    assert "send_decisions" in capsys.readouterr().err
+    # dbt did build tonight's customer_360, on the side ...
+    assert workspace.query("select count(*) from build.customer_360") == [(405,)]
+    # ... but what readers see is yesterday's, whole.
+    assert snapshot(workspace) == before
+    assert workspace.query("select count(*) from customer_360") == [(400,)]
+    assert not (workspace.outbox / TODAY).exists()
+
+    dbt_fails_half_way(False)
+    assert workspace.run(TODAY) == 0
+    assert workspace.query("select count(*) from customer_360") == [(405,)]
+    assert len(workspace.outbox_lines(TODAY, "loyalty")) == 5
+
+
 def test_one_bad_row_in_400_is_quarantined_and_the_night_goes_on(workspace, capsys):
     good_folder(workspace.landing, YESTERDAY)
     case("orders negative amount").breaks(good_folder(workspace.landing, TODAY))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.landing import land_events
-from tests.scenario import HISTORY, D, write_business_date, write_history
+from tests.landing import contact, event, land_events, order, write_folder
+from tests.scenario import HISTORY, NEXT_DAY, D, write_business_date, write_history
 
 ADDRESS = "erased@example.com"
 
@@ -70,3 +70,63 @@ def test_an_erased_contacts_address_is_nowhere_after_the_next_run(workspace):
         for m in workspace.outbox_lines(D, c)
     )
     assert json.dumps(kept)  # the scrubbed line is still one valid JSON object
+
+
+def test_an_erased_address_landing_again_is_scrubbed_and_stays_suppressed(workspace):
+    write_history(workspace.landing)
+    unsubscribed = {"event": "unsubscribe", "email": ADDRESS, "sg_event_id": "u1",
+                    "timestamp": 1763546400, "contact_id": "erased"}  # fmt: skip
+    land_events(workspace.landing, HISTORY, [unsubscribed])
+    write_business_date(workspace.landing)
+    assert workspace.run(D) == 0
+    assert occurrences(workspace, ADDRESS) == []
+
+    # The next night a late guest order and a web visit carry the address.
+    write_folder(
+        workspace.landing, NEXT_DAY,
+        orders=[order("o-late", "", "2025-11-20T22:00:00Z", "40", email=" Erased@Example.com")],
+        events=[event("e-mail", "cookie-9", "2025-11-21T08:00:00Z",
+                      page_url=f"https://shop.example.com/?email={ADDRESS}")],
+    )  # fmt: skip
+    assert workspace.run(NEXT_DAY) == 0
+    assert occurrences(workspace, ADDRESS) == []
+    assert workspace.query("select page_url from raw.web_events where event_id = 'e-mail'") == [
+        ("https://shop.example.com/?email=e***@example.com",)
+    ]
+    assert workspace.query("select total_amount from raw.orders where order_id = 'o-late'") == [
+        (40,)
+    ]  # the order stays, without its address
+
+    # The person registers again with the address, opted in and a big spender: the
+    # unsubscribe they gave before their erasure still holds.
+    again = "2025-11-22"
+    write_folder(
+        workspace.landing, again,
+        contacts=[contact("reborn", email=ADDRESS, updated_at=f"{again}T07:00:00Z")],
+        orders=[order("o-reborn", "reborn", f"{again}T08:00:00Z", "5000")],
+    )  # fmt: skip
+    assert workspace.run(again) == 0
+    assert workspace.query(
+        "select unmailable_reason from customer_360 where contact_id = 'reborn'"
+    ) == [("suppressed",)]
+    assert workspace.query("select decision from send_decisions where contact_id = 'reborn'") == [
+        ("suppressed",)
+    ]
+    assert workspace.outbox_lines(again, "loyalty") == []
+
+
+def test_an_erasure_on_a_night_whose_dbt_build_fails_still_leaves_no_address(
+    workspace, dbt_fails_half_way
+):
+    write_history(workspace.landing)
+    assert workspace.run(HISTORY) == 0
+    assert "main.customer_360.email" in occurrences(workspace, ADDRESS)
+
+    write_business_date(workspace.landing)
+    dbt_fails_half_way(True)
+    assert workspace.run(D) == 1
+    # yesterday's tables stand, but without the erased person's personal data
+    assert occurrences(workspace, ADDRESS) == []
+    assert workspace.query(
+        "select first_name, email from customer_360 where contact_id = 'erased'"
+    ) == [(None, None)]

@@ -22,6 +22,11 @@ def load(landing_folder, extract):
     return load_extract([landing_folder], EXTRACTS[extract], "USD").frame
 
 
+def load_strictly(landing_folder, extract):
+    """No row may be quarantined, so a one-row file shows its fault as an error."""
+    return load_extract([landing_folder], EXTRACTS[extract], "USD", max_bad_share=0).frame
+
+
 def test_bom_quotes_unicode_and_blank_values_are_read_as_the_contract_says(tmp_path):
     f = folder(tmp_path)
     text = (
@@ -56,6 +61,17 @@ def test_a_missing_column_names_the_file_and_the_column(tmp_path):
     write_csv(f.path / "orders.csv", [c for c in ORDER_COLUMNS if c != "currency"], [])
     with pytest.raises(ExtractError, match=r"orders\.csv: missing required column\(s\) currency"):
         load(f, "orders")
+
+
+def test_one_bad_row_in_a_small_file_is_quarantined_not_fatal(tmp_path):
+    # A quiet day's changes: 0.5% of 20 rows is less than a row, yet one row may go aside.
+    orders = [order(f"o{i}", "c1", "2025-11-20T10:00:00Z", "10") for i in range(19)]
+    f = folder(tmp_path, orders=[*orders, order("o-bad", "c1", "2025-11-20T10:00:00Z", "-5")])
+    checked = load_extract([f], EXTRACTS["orders"], "USD")
+    assert checked.frame.height == 19
+    assert checked.quarantine.select("source_row", "column_name").rows() == [(20, "total_amount")]
+    with pytest.raises(ExtractError, match=r"1 of 20 rows \(5\.0%\); at most 0\.0%"):
+        load_extract([f], EXTRACTS["orders"], "USD", max_bad_share=0)
 
 
 def test_every_bad_row_is_reported_with_row_column_and_rule(tmp_path):
@@ -114,7 +130,7 @@ def test_email_values_in_errors_are_masked(tmp_path):
         tmp_path, contacts=[contact("c1", email="jane.doe@example.com", email_opt_in="maybe")]
     )
     with pytest.raises(ExtractError) as error:
-        load(f, "crm_contacts")
+        load_strictly(f, "crm_contacts")
     assert "email_opt_in: must be a boolean true/false/1/0 (value 'maybe')" in str(error.value)
     assert "jane.doe" not in str(error.value)
 
@@ -124,7 +140,7 @@ def test_a_29_february_birth_date_is_valid_and_30_february_is_not(tmp_path):
     assert load(ok, "crm_contacts")["birth_date"].to_list() == [dt.date(2000, 2, 29)]
     bad = folder(tmp_path, "2025-11-20", contacts=[contact("c1", birth_date="2001-02-29")])
     with pytest.raises(ExtractError, match="birth_date: must be a date YYYY-MM-DD"):
-        load(bad, "crm_contacts")
+        load_strictly(bad, "crm_contacts")
 
 
 def test_parquet_is_accepted_and_csv_wins_when_both_exist(tmp_path):
@@ -205,7 +221,7 @@ def test_amounts_keep_up_to_four_decimal_places_and_hour_offsets_parse(tmp_path)
         tmp_path, "2025-11-21", orders=[order("o3", "c1", "2025-11-21T10:00:00Z", "1.23456")]
     )
     with pytest.raises(ExtractError, match="at most 4 decimal places"):
-        load(rounded, "orders")
+        load_strictly(rounded, "orders")
 
 
 def test_a_malformed_csv_is_named_without_leaking_addresses(tmp_path):

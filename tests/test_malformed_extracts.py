@@ -44,15 +44,8 @@ def extracts(draw):
 def test_loading_never_crashes_and_never_loses_a_row(case, max_bad_share):
     extract, rows = case
     with tempfile.TemporaryDirectory() as root:
-        folder = Path(root) / "2025-11-20"
-        folder.mkdir()
-        for name, (cols, _) in GOOD.items():
-            with (folder / f"{name}.csv").open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=cols)
-                writer.writeheader()
-                writer.writerows(rows if name == extract else [])
-        (folder / "_SUCCESS").touch()
-        landing_folder = LandingFolder(dt.date(2025, 11, 20), folder)
+        _land(Path(root), extract, rows)
+        landing_folder = LandingFolder(dt.date(2025, 11, 20), Path(root) / "landing" / "2025-11-20")
         try:
             checked = load_extract([landing_folder], EXTRACTS[extract], "USD", max_bad_share)
         except ExtractError as error:
@@ -61,3 +54,59 @@ def test_loading_never_crashes_and_never_loses_a_row(case, max_bad_share):
     quarantine = checked.quarantine
     set_aside = quarantine.filter(quarantine["action"] == "row_quarantined")
     assert checked.frame.height + set_aside["source_row"].n_unique() == len(rows)
+
+
+def _land(root: Path, extract: str, rows: list[dict]) -> None:
+    folder = root / "landing" / "2025-11-20"
+    folder.mkdir(parents=True)
+    for name, (cols, _) in GOOD.items():
+        with (folder / f"{name}.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(rows if name == extract else [])
+    (folder / "_SUCCESS").touch()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(extracts())
+def test_a_dagster_run_on_malformed_extracts_fails_cleanly_or_loads_every_row(case):
+    """The same property through the ingest assets as Dagster runs them: a step fails only
+    with Nightjar's own message (a Failure naming the file), never an unhandled exception."""
+    import duckdb
+    from dagster import DagsterInstance, materialize
+
+    from assets.ingest import ingest_assets
+    from pipelines.resources import NightjarResource
+
+    extract, rows = case
+    with tempfile.TemporaryDirectory() as root:
+        _land(Path(root), extract, rows)
+        warehouse = Path(root) / "warehouse.duckdb"
+        result = materialize(
+            ingest_assets,
+            partition_key="2025-11-20",
+            instance=DagsterInstance.ephemeral(),
+            resources={
+                "nightjar": NightjarResource(
+                    landing=str(Path(root) / "landing"),
+                    warehouse=str(warehouse),
+                    outbox=str(Path(root) / "outbox"),
+                )
+            },
+            raise_on_error=False,
+        )
+        failures = [e.step_failure_data for e in result.all_events if e.is_step_failure]
+        for failure in failures:
+            assert failure.user_failure_data is not None, failure.error.to_string()
+            assert f"{extract}" in failure.user_failure_data.description
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            loaded = con.execute(f"select count(*) from raw.{extract}").fetchall()[0][0]
+            set_aside = con.execute(
+                "select count(distinct source_row) from raw.quarantine "
+                "where extract = ? and action = 'row_quarantined'",
+                [extract],
+            ).fetchall()[0][0]
+    if failures:
+        assert (loaded, set_aside) == (0, 0)  # a refused file loads nothing
+    else:
+        assert loaded + set_aside == len(rows)

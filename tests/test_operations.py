@@ -23,7 +23,8 @@ def test_a_folder_without_success_is_not_ready_and_says_so_in_one_line(workspace
     assert not workspace.outbox.exists()
 
 
-def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys):
+def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_QUARANTINE_MAX_SHARE", "0")  # no bad row may be set aside
     write_all(workspace.landing)
     write_folder(
         workspace.landing,

@@ -5,8 +5,18 @@ with contacts as (
     where not is_erased
 ),
 
+erased_but_suppressed as (
+    -- an erased address that had bounced or unsubscribed, kept only as its hash: its owner
+    -- registering again must not undo the suppression
+    select email_sha256 from {{ source('nightjar', 'erasures') }}
+    where was_suppressed
+),
+
 suppressed as (
     select email from {{ ref('suppression_list') }}
+    union
+    select contacts.email from contacts
+    where sha256(contacts.email) in (select erased_but_suppressed.email_sha256 from erased_but_suppressed)
 ),
 
 known_timezones as (

@@ -1,0 +1,58 @@
+"""Secrets and addresses never reach a log line, an error or a metadata value.
+
+Secrets come only from the environment (settings.py), so they are known by name: every
+variable whose name says it holds one. `redact` replaces their values and masks every email
+address; `install` applies it to every log record any logger makes (Dagster's `context.log`
+included), whatever code made it: a library that logs a request or an error is covered too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from senders.base import mask_emails_in
+
+# SENDGRID_API_KEY, a future *_TOKEN, *_PASSWORD, *_SECRET, or an alert webhook URL (a Slack
+# webhook URL is a credential). SENDGRID_WEBHOOK_PUBLIC_KEY is public, but harmless to hide.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|WEBHOOK_URL)$")
+_SHORTEST_SECRET = 8  # shorter values (a flag, a port) would redact ordinary words
+REDACTED = "[redacted]"
+
+
+def secret_values() -> list[str]:
+    """The environment's secrets, longest first (so one that contains another goes whole)."""
+    values = {
+        value.strip()
+        for name, value in os.environ.items()
+        if _SECRET_NAME.search(name.upper()) and len(value.strip()) >= _SHORTEST_SECRET
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    for secret in secret_values():
+        text = text.replace(secret, REDACTED)
+    return mask_emails_in(text)
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed %-format is the logging module's to report
+        return record
+    redacted = redact(message)
+    if redacted != message:
+        record.msg, record.args = redacted, ()
+    return record
+
+
+def install() -> None:
+    """Redact every log record from now on, in this process (idempotent)."""
+    if logging.getLogRecordFactory() is not _redacting_factory:
+        logging.setLogRecordFactory(_redacting_factory)

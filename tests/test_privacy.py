@@ -1,0 +1,147 @@
+"""Privacy and security: secrets and addresses never reach a log, an error, Dagster's records
+or metadata; names are data, never code, whatever they hold."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pipelines.redaction import install, redact
+from tests.corpus import CASES, good_folder
+from tests.landing import contact, order, write_folder
+from tests.scenario import NEXT_DAY, D, write_all
+from tests.sendgrid_server import SendGridTestServer
+
+API_KEY = "SG.hush-hush.0123456789abcdef"
+HOSTILE = {
+    "h_html": ("<script>alert('x')</script>", "{{ api_key }}"),
+    "h_crlf": ("Ann\r\nBcc: evil@attacker.example", "'); DROP TABLE raw.orders; --"),
+    "h_fence": ("```\n# Owned <img src=x onerror=alert(1)>", "{{#each this}}{{/each}}"),
+}
+
+
+def test_redact_hides_the_environments_secrets_and_masks_addresses(monkeypatch):
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setenv("NIGHTJAR_ALERT_WEBHOOK_URL", "https://hooks.example.com/T000/B000/XXXX")
+    text = f"auth Bearer {API_KEY} for jane.doe@example.com via https://hooks.example.com/T000/B000/XXXX"
+    assert redact(text) == "auth Bearer [redacted] for j***@example.com via [redacted]"
+
+
+def test_every_log_record_is_redacted_whoever_logs_it(monkeypatch, caplog):
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    install()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("python_http_client").info("headers %s to %s", API_KEY, "a@b.example")
+    assert caplog.messages == ["headers [redacted] to a***@b.example"]
+
+
+def _hostile_landing(landing: Path) -> None:
+    write_all(landing)
+    stamp = "2025-11-19T08:00:00Z"
+    write_folder(
+        landing,
+        "2025-11-18",
+        contacts=[
+            contact(key, first_name=first, last_name=last, updated_at=stamp)
+            for key, (first, last) in HOSTILE.items()
+        ],
+        orders=[order(f"o-{key}", key, "2025-11-10T10:00:00Z", "5000") for key in HOSTILE],
+    )
+
+
+@pytest.fixture
+def recorded(workspace, monkeypatch, tmp_path):
+    """A workspace whose runs Dagster records in its own home, sending through SendGrid."""
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    with SendGridTestServer(api_key=API_KEY) as server:
+        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+        yield workspace, server, home
+
+
+def test_names_holding_html_crlf_templates_or_sql_are_sent_as_data(recorded, capsys):
+    workspace, server, _ = recorded
+    _hostile_landing(workspace.landing)
+    assert workspace.run(D) == 0
+    assert server.rejected == []
+    sent = {
+        p["custom_args"]["contact_id"]: p
+        for body in server.accepted
+        for p in body["personalizations"]
+        if p["custom_args"]["contact_id"] in HOSTILE
+    }
+    assert set(sent) == set(HOSTILE)  # all three are loyal customers, messaged as such
+    for key, (first, last) in HOSTILE.items():
+        data = sent[key]["dynamic_template_data"]
+        # The template gets the name exactly as landed, as JSON data: SendGrid's
+        # handlebars escapes {{first_name}}, and nothing in it is evaluated on the way.
+        assert (data["first_name"], data["last_name"]) == (first, last)
+        # A header cannot be split: the display name has no line break, comma or semicolon.
+        name = sent[key]["to"][0]["name"]
+        assert not set("\r\n,;") & set(name)
+    crlf_name = sent["h_crlf"]["to"][0]["name"]
+    assert crlf_name == "Ann Bcc: evil@attacker.example ') DROP TABLE raw.orders --"
+    # The SQL in a name stayed a name.
+    assert workspace.query("select count(*) from raw.orders where order_id like 'o-h_%'") == [(3,)]
+    assert workspace.query("select first_name from customer_360 where contact_id = 'h_crlf'") == [
+        (HOSTILE["h_crlf"][0],)
+    ]
+
+
+def test_a_preview_keeps_a_name_inside_its_code_block():
+    from assets.sends import render_sample
+    from senders.base import Message
+
+    first = HOSTILE["h_fence"][0] + " ````"
+    preview = render_sample(
+        Message("s1", "loyalty", "h1", "2025-11-20", "jane@example.com", None, "d-1", "Hi",
+                "shop@example.com", None, data={"first_name": first})
+    )  # fmt: skip
+    fence = preview.splitlines()[4]
+    assert fence == "`````json" and preview.endswith("\n`````")
+    assert preview.count("`````") == 2  # the name's four backticks cannot close it
+    assert "j***@example.com" in preview and "jane@example.com" not in preview
+
+
+def test_no_secret_or_address_in_any_log_record_or_error(recorded, capsys, caplog):
+    workspace, server, home = recorded
+    _hostile_landing(workspace.landing)
+    with caplog.at_level(logging.DEBUG):
+        assert workspace.run(D) == 0
+        # a night that fails: its error names rows, never their addresses
+        (bad,) = [c for c in CASES if c.name == "orders truncated"]
+        bad.breaks(good_folder(workspace.landing, NEXT_DAY))
+        assert workspace.run(NEXT_DAY) == 1
+        # mended, it meets SendGrid refusing a request: the answer goes to the ledger and logs
+        good_folder(workspace.landing, NEXT_DAY)
+        server.fail_next(400)
+        assert workspace.run(NEXT_DAY) == 1
+    (error,) = workspace.query(
+        "select distinct error from nightjar.send_ledger where status = 'failed'"
+    )
+    assert error[0].startswith("SendGrid answered 400")
+    addresses = {
+        row[0].strip().lower()
+        for row in workspace.query("select email from raw.crm_contacts where email like '%@%'")
+    }
+    assert len(addresses) > 400
+    out = capsys.readouterr()
+    seen = {
+        "the terminal": out.out + out.err,
+        "the log records": "\n".join(r.getMessage() for r in caplog.records),
+    }
+    # Everything Dagster recorded: its event log (messages, metadata, failures) and the
+    # compute logs, as stored on disk.
+    for path in home.rglob("*"):
+        if path.is_file():
+            seen[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    # Dagster did record the runs, errors included, where this test reads
+    recorded = [place for place in seen if place.startswith(str(home))]
+    assert any("fewer than the 400 the exporter recorded" in seen[p] for p in recorded)
+    for place, text in seen.items():
+        lowered = text.lower()
+        assert API_KEY not in text, place
+        assert [a for a in addresses if a in lowered] == [], place
