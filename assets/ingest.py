@@ -26,6 +26,7 @@ from pipelines.landing import (
     require_ready,
 )
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from pipelines.redaction import redact
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
@@ -123,8 +124,7 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                 rows += frame.height
             if extract in ("crm_contacts", "orders"):
                 # Erasures land with the CRM; a late guest order may carry an erased address.
-                order_dates = [f.business_date for f in folders] if extract == "orders" else []
-                erase_in_warehouse(con, order_dates)
+                erase_in_warehouse(con, [f.business_date for f in folders])
             pending = outbox_erasures_pending(con)
             con.execute("commit")
         except BaseException:
@@ -159,7 +159,7 @@ def build_ingest_asset(extract: str):
         try:
             summary = ingest_extract(nightjar.settings(), extract, business_date)
         except (LandingNotReady, ExtractError) as error:
-            raise Failure(description=str(error)) from None
+            raise Failure(description=redact(str(error))) from None
         for skipped in summary.skipped_incomplete:
             context.log.warning(f"Skipped {skipped}: its landing folder has no _SUCCESS yet.")
         return MaterializeResult(

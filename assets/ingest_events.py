@@ -34,7 +34,7 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
     only appends, so a file of the same size holds the same events. Returns (files, rows)."""
     files = sorted((landing / EVENTS_FOLDER).glob("*.jsonl"))
     columns = "{" + ", ".join(f"{k}: '{v}'" for k, v in EVENT_COLUMNS.items()) + "}"
-    loaded_files = loaded_rows = 0
+    loaded_files, loaded_rows = [], 0
     with connect(warehouse) as con:
         ensure_schema(con)
         known = dict(
@@ -65,15 +65,16 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
                     "insert or replace into raw.loaded_event_files values (?, ?, ?, now())",
                     [str(path), size, rows],
                 )
-                loaded_files += 1
+                loaded_files.append(str(path))
                 loaded_rows += rows
             if loaded_files:
-                erase_in_warehouse(con)  # events about erased addresses keep none
+                # events about erased addresses keep none
+                erase_in_warehouse(con, event_files=loaded_files)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
-    return loaded_files, loaded_rows
+    return len(loaded_files), loaded_rows
 
 
 @asset(

@@ -295,6 +295,7 @@ def validate(
         .otherwise(pl.lit("row_quarantined"))
     )
     _refuse_files_over_threshold(frame, cases, spec, max_bad_share)
+    _refuse_erasures_set_aside(frame, cases, spec)
     dropped = cases.filter(pl.col("action") == "row_quarantined")["index"].unique()
     emptied = cases.filter(pl.col("action") == "value_removed")
     repaired = frame.with_row_index("index").with_columns(
@@ -321,6 +322,24 @@ def validate(
         orient="row",
     )
     return Checked(kept, quarantine)
+
+
+def _refuse_erasures_set_aside(frame: pl.DataFrame, cases: pl.DataFrame, spec: ExtractSpec):
+    """An erasure request is never set aside: a row asking for it with another bad value
+    fails the file, as the contact would otherwise keep its data and its messages."""
+    if "is_deleted" not in frame.columns:
+        return
+    erasures = frame.with_row_index("index").filter(parse_bool(pl.col("is_deleted")))
+    lost = cases.filter(
+        (pl.col("action") == "row_quarantined") & pl.col("index").is_in(erasures["index"].implode())
+    )
+    if lost.height:
+        _refuse(
+            f"{spec.name}: {lost['index'].n_unique()} erasure request(s) (is_deleted true) "
+            "break the extract contract; nothing was loaded. An erasure is never set aside: "
+            "fix the export and run the date again.",
+            lost,
+        )
 
 
 def _refuse_files_over_threshold(frame, cases, spec: ExtractSpec, max_bad_share: float) -> None:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
@@ -19,10 +19,17 @@ from dagster_dbt import (
 
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.publish import PUBLISHED_SCHEMA, publish, published_models
+from pipelines.publish import (
+    PUBLISHED_SCHEMA,
+    UnpublishedBuild,
+    begin_build,
+    dbt_views,
+    publish,
+    published_models,
+)
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
-from pipelines.warehouse import connect
+from pipelines.warehouse import connect, ensure_schema
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
@@ -69,6 +76,12 @@ def warehouse_models(
     # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
     os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
     args = dbt_build_args(context.partition_key, settings)
+    with connect(settings.warehouse) as con:
+        ensure_schema(con)
+        try:
+            begin_build(con, partial=context.is_subset)
+        except UnpublishedBuild as error:
+            raise Failure(description=str(error)) from None
     events, failure = [], None
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
@@ -83,7 +96,8 @@ def warehouse_models(
         raise failure
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
     with connect(settings.warehouse) as con:
-        counts = publish(con, built & published_models(load_manifest()))
+        manifest = load_manifest()
+        counts = publish(con, built & published_models(manifest), dbt_views(manifest))
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
         # Row counts as `dagster/row_count`, so cohort sizes plot night by night.

@@ -29,9 +29,13 @@ _SUPPRESSING_EVENTS = ("bounce", "spamreport", "unsubscribe", "group_unsubscribe
 _MODEL_SCHEMAS = ("main", "build")
 
 
-def erase_in_warehouse(con: duckdb.DuckDBPyConnection, order_dates: Iterable[str] = ()) -> int:
-    """Scrub the warehouse of every erasure not handled yet, and of erased addresses in
-    orders landed on `order_dates` and in SendGrid events. Returns contacts newly erased."""
+def erase_in_warehouse(
+    con: duckdb.DuckDBPyConnection, dates: Iterable[str] = (), event_files: Iterable[str] = ()
+) -> int:
+    """Scrub the warehouse of every erased contact's personal data still in raw contact rows
+    (a new erasure, or an erased contact's version landing again: a re-run, a snapshot), and
+    of erased addresses in orders landed on `dates` and in the SendGrid event files just
+    loaded. Returns contacts newly erased."""
     newly = [
         row[0]
         for row in con.execute(
@@ -41,47 +45,62 @@ def erase_in_warehouse(con: duckdb.DuckDBPyConnection, order_dates: Iterable[str
             """
         ).fetchall()
     ]
-    addresses = _record(con, newly) if newly else []
-    addresses += _erased_addresses_landed_again(con, list(order_dates))
-    if newly:
+    erased, addresses = _record(con, newly)
+    if erased:
         nulls = ", ".join(f"{field} = null" for field in PERSONAL_FIELDS)
         con.execute(
             f"update raw.crm_contacts set {nulls} "
             "where contact_id in (select unnest($erased::varchar[]))",
-            {"erased": newly},
+            {"erased": erased},
         )
-        _scrub_models_by_contact(con, newly)
+        _scrub_models_by_contact(con, erased)
+    addresses += _erased_addresses_landed_again(con, list(dates), list(event_files))
     orphaned = _held_by_no_live_contact(con, sorted(set(addresses)))
-    if orphaned or newly:
-        _remember_suppressions(con)
-        _scrub_addresses(con, orphaned, newly)
+    if orphaned or erased:
+        _remember_suppressions(con, orphaned)
+        _scrub_addresses(con, orphaned, erased, list(dates))
     return len(newly)
 
 
-def _record(con: duckdb.DuckDBPyConnection, erased: list[str]) -> list[str]:
-    """Remember the erased contacts and their addresses' hashes; returns the addresses."""
+def _record(con: duckdb.DuckDBPyConnection, newly: list[str]) -> tuple[list[str], list[str]]:
+    """Remember newly erased contacts, and the hash of every address still on an erased
+    contact's raw rows. Returns (contacts with rows to scrub, those addresses)."""
+    con.execute(
+        """
+        create or replace temp table unscrubbed as
+        select distinct contact_id, lower(trim(email)) as email from raw.crm_contacts
+        where (contact_id in (select contact_id from nightjar.erasures)
+               or contact_id in (select unnest($newly::varchar[])))
+          and (email is not null or first_name is not null or last_name is not null
+               or birth_date is not null or country is not null or timezone is not null)
+        """,
+        {"newly": newly},
+    )
     con.execute(
         """
         insert into nightjar.erasures (contact_id, email_sha256, was_suppressed, erased_at)
-        select distinct contact_id, sha256(lower(trim(email))), false, now()
-        from raw.crm_contacts
-        where contact_id in (select unnest($erased::varchar[]))
+        select contact_id, sha256(email), false, now()
+        from (
+            select contact_id, email from unscrubbed where email is not null
+            union
+            -- every erased contact is remembered, with an address or without one
+            select unnest($newly::varchar[]), null
+        ) as found
+        where not exists (
+            select 1 from nightjar.erasures as known
+            where known.contact_id = found.contact_id
+              and known.email_sha256 is not distinct from sha256(found.email)
+        )
         """,
-        {"erased": erased},
+        {"newly": newly},
     )
-    return [
-        row[0]
-        for row in con.execute(
-            """
-            select distinct lower(trim(email)) from raw.crm_contacts
-            where contact_id in (select unnest($erased::varchar[])) and email is not null
-            """,
-            {"erased": erased},
-        ).fetchall()
-    ]
+    rows = con.execute("select contact_id, email from unscrubbed").fetchall()
+    con.execute("drop table unscrubbed")
+    erased = sorted({contact for contact, _ in rows} | set(newly))
+    return erased, sorted({email for _, email in rows if email})
 
 
-def _remember_suppressions(con: duckdb.DuckDBPyConnection) -> None:
+def _remember_suppressions(con: duckdb.DuckDBPyConnection, addresses: list[str]) -> None:
     """An erased address that bounced, unsubscribed or was refused (whenever the event
     lands) stays suppressed by its hash, before the address itself is scrubbed."""
     con.execute(
@@ -89,34 +108,42 @@ def _remember_suppressions(con: duckdb.DuckDBPyConnection) -> None:
         update nightjar.erasures set was_suppressed = true
         where not was_suppressed and email_sha256 in (
             select sha256(lower(trim(email))) from raw.sendgrid_events
-            where email is not null and event in (select unnest($suppressing::varchar[]))
+            where lower(trim(email)) in (select unnest($addresses::varchar[]))
+              and event in (select unnest($suppressing::varchar[]))
             union
             select sha256(lower(trim(email))) from nightjar.suppressions
+            where lower(trim(email)) in (select unnest($addresses::varchar[]))
         )
         """,
-        {"suppressing": list(_SUPPRESSING_EVENTS)},
+        {"addresses": addresses, "suppressing": list(_SUPPRESSING_EVENTS)},
     )
 
 
-def _erased_addresses_landed_again(con: duckdb.DuckDBPyConnection, dates: list[str]) -> list[str]:
-    """Addresses of erased contacts in tonight's orders (a late guest order) or in events."""
+def _erased_addresses_landed_again(
+    con: duckdb.DuckDBPyConnection, dates: list[str], event_files: list[str]
+) -> list[str]:
+    """Addresses of erased contacts in orders of `dates` whose CRM extract is loaded (a
+    late guest order; before that, a contact registering again that night is not known yet)
+    and in the event files just loaded."""
     return [
         row[0]
         for row in con.execute(
             """
-            with erased as (
-                select email_sha256 from nightjar.erasures where email_sha256 is not null
-            ),
-            landed as (
+            with landed as (
                 select distinct lower(trim(email)) as email from raw.orders
-                where business_date in (select unnest($dates::date[])) and email is not null
+                where business_date in (select unnest($dates::date[]))
+                  and business_date in (
+                      select business_date from raw.loaded_files where extract = 'crm_contacts')
+                  and email is not null
                 union
                 select distinct lower(trim(email)) from raw.sendgrid_events
-                where email is not null
+                where source_file in (select unnest($files::varchar[])) and email is not null
             )
-            select email from landed where sha256(email) in (select email_sha256 from erased)
+            select email from landed
+            where sha256(email) in (
+                select email_sha256 from nightjar.erasures where email_sha256 is not null)
             """,
-            {"dates": dates},
+            {"dates": dates, "files": event_files},
         ).fetchall()
     ]
 
@@ -139,17 +166,19 @@ def _held_by_no_live_contact(con: duckdb.DuckDBPyConnection, addresses: list[str
 
 
 def _scrub_addresses(
-    con: duckdb.DuckDBPyConnection, addresses: list[str], erased: list[str]
+    con: duckdb.DuckDBPyConnection, addresses: list[str], erased: list[str], dates: list[str]
 ) -> None:
-    both = {"addresses": addresses, "erased": erased}
     con.execute(
         """
         update raw.orders set email = null
         where email is not null and (
             contact_id in (select unnest($erased::varchar[]))
+            -- a later order of an erased contact, by its id
+            or (business_date in (select unnest($dates::date[]))
+                and contact_id in (select contact_id from nightjar.erasures))
             or lower(trim(email)) in (select unnest($addresses::varchar[])))
         """,
-        both,
+        {"addresses": addresses, "erased": erased, "dates": dates},
     )
     # Events and suppressions by address only: an unsubscribe from an address a live contact
     # still holds must keep suppressing it. An erased address's suppression lives on as its

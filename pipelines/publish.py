@@ -13,9 +13,29 @@ from typing import Any
 
 import duckdb
 
+
+class UnpublishedBuild(Exception):
+    """A partial build would stand on the tables of a build that was never published."""
+
+
 BUILD_SCHEMA = "build"  # profiles.yml: where dbt writes
 PUBLISHED_SCHEMA = "main"
 _TABLE_MATERIALIZATIONS = {"table", "incremental"}
+
+
+def begin_build(con: duckdb.DuckDBPyConnection, partial: bool) -> None:
+    """Note that the build schema is about to change. A partial build (some models picked
+    in the UI) reads the rest of the build schema, so it may only start from a build that
+    was published whole."""
+    state = con.execute("select unpublished from nightjar.dbt_build_state").fetchall()
+    if partial and state and state[0][0]:
+        raise UnpublishedBuild(
+            "The last dbt build was not published (it failed), so the build schema holds "
+            "tables readers never saw. Materialize all warehouse models (or run the date "
+            "with `nightjar run`) instead of a selection."
+        )
+    con.execute("delete from nightjar.dbt_build_state")
+    con.execute("insert into nightjar.dbt_build_state values (true)")
 
 
 def published_models(manifest: dict[str, Any]) -> set[str]:
@@ -29,9 +49,20 @@ def published_models(manifest: dict[str, Any]) -> set[str]:
     }
 
 
-def publish(con: duckdb.DuckDBPyConnection, models: Iterable[str]) -> dict[str, int]:
+def dbt_views(manifest: dict[str, Any]) -> set[str]:
+    return {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
+    }
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection, models: Iterable[str], views: Iterable[str] = ()
+) -> dict[str, int]:
     """Copy the built tables into the published schema in one transaction; returns each
-    published table's row count."""
+    published table's row count. `views` (dbt's views) are dropped from the published
+    schema, where dbt wrote them before it had a build schema of its own."""
     built = {
         row[0]
         for row in con.execute(
@@ -41,11 +72,21 @@ def publish(con: duckdb.DuckDBPyConnection, models: Iterable[str]) -> dict[str, 
     tables = sorted(set(models) & built)
     con.execute("begin transaction")
     try:
+        in_the_way = {
+            row[0]
+            for row in con.execute(
+                "select view_name from duckdb_views() where schema_name = ?", [PUBLISHED_SCHEMA]
+            ).fetchall()
+        } & (set(views) | set(tables))
+        for view in sorted(in_the_way):
+            # dbt's views, written here before the build schema, or a table once a view
+            con.execute(f'drop view {PUBLISHED_SCHEMA}."{view}"')
         for table in tables:
             con.execute(
                 f'create or replace table {PUBLISHED_SCHEMA}."{table}" as '
                 f'select * from {BUILD_SCHEMA}."{table}"'
             )
+        con.execute("update nightjar.dbt_build_state set unpublished = false")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

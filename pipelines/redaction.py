@@ -16,7 +16,12 @@ from senders.base import mask_emails_in
 
 # SENDGRID_API_KEY, a future *_TOKEN, *_PASSWORD, *_SECRET, or an alert webhook URL (a Slack
 # webhook URL is a credential). SENDGRID_WEBHOOK_PUBLIC_KEY is public, but harmless to hide.
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|WEBHOOK_URL)$")
+# (after an underscore: the shell's PWD is a folder, not a password)
+_SECRET_NAME = re.compile(r"_(KEY|TOKEN|SECRET|PASSWORD|PASS|PWD|DSN|CREDENTIALS|WEBHOOK_URL)$")
+# a password inside any URL (https://user:password@host)
+_URL_PASSWORD = re.compile(r"(\w+://[^/\s:@]+:)[^/\s@]+@")
+# an address inside a URL's query (?email=jane%40example.com), which mask_emails_in misses
+_ENCODED_ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*%40")
 _SHORTEST_SECRET = 8  # shorter values (a flag, a port) would redact ordinary words
 REDACTED = "[redacted]"
 
@@ -34,6 +39,8 @@ def secret_values() -> list[str]:
 def redact(text: str) -> str:
     for secret in secret_values():
         text = text.replace(secret, REDACTED)
+    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
+    text = _ENCODED_ADDRESS.sub(r"\1***%40", text)
     return mask_emails_in(text)
 
 
@@ -49,6 +56,9 @@ def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
     redacted = redact(message)
     if redacted != message:
         record.msg, record.args = redacted, ()
+    if record.exc_info:
+        # a handler prints exc_text as it finds it: the traceback's values, redacted
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     return record
 
 

@@ -98,6 +98,9 @@ create table if not exists nightjar.erasures (  -- pipelines/erasure.py
     erased_at timestamptz not null,
     outbox_scrubbed boolean not null default false
 );
+create table if not exists nightjar.dbt_build_state (  -- pipelines/publish.py
+    unpublished boolean not null  -- the build schema holds tables readers never saw
+);
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -51,6 +51,9 @@ def test_a_dbt_build_failing_half_way_publishes_nothing(workspace, dbt_fails_hal
     assert snapshot(workspace) == before
     assert workspace.query("select count(*) from customer_360") == [(400,)]
     assert not (workspace.outbox / TODAY).exists()
+    # Nor can a selection of models (as picked in the UI) publish what stands on that build.
+    assert "The last dbt build was not published" in _materialize_only("cohort_loyalty", TODAY)
+    assert snapshot(workspace) == before
 
     dbt_fails_half_way(False)
     assert workspace.run(TODAY) == 0
@@ -139,3 +142,21 @@ def test_spend_collapsing_overnight_blocks_sending(workspace, capsys):
     err = capsys.readouterr().err
     assert "total_spend: total spend 450,000.00, was 600,000.00 on 2025-11-19" in err
     assert "--approve total_spend" in err
+
+
+def _materialize_only(model: str, day: str) -> str:
+    """Materialize one dbt model as the UI does; returns the failure's description."""
+    from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+    from pipelines.definitions import defs
+
+    result = materialize(
+        [defs.get_assets_def(AssetKey(model))],
+        selection=AssetSelection.assets(AssetKey(model)),
+        partition_key=day,
+        instance=DagsterInstance.ephemeral(),
+        resources=defs.resources,
+        raise_on_error=False,
+    )
+    (failure,) = [e.step_failure_data for e in result.all_events if e.is_step_failure]
+    return failure.user_failure_data.description

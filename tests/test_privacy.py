@@ -145,3 +145,26 @@ def test_no_secret_or_address_in_any_log_record_or_error(recorded, capsys, caplo
         lowered = text.lower()
         assert API_KEY not in text, place
         assert [a for a in addresses if a in lowered] == [], place
+
+
+def test_what_an_asset_logs_reaches_dagsters_storage_redacted(monkeypatch, tmp_path):
+    from dagster import DagsterInstance, asset, materialize
+
+    import pipelines.definitions  # noqa: F401  (installs the redaction, as every run does)
+
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+
+    @asset
+    def careless(context) -> None:
+        context.log.info(f"calling SendGrid with {API_KEY} for jane.doe@example.com")
+        logging.getLogger("python_http_client").warning("Authorization: Bearer %s", API_KEY)
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        assert materialize([careless], instance=instance).success
+    stored = "".join(
+        p.read_bytes().decode("utf-8", errors="replace") for p in home.rglob("*") if p.is_file()
+    )
+    assert "calling SendGrid with [redacted] for j***@example.com" in stored
+    assert API_KEY not in stored and "jane.doe@example.com" not in stored
