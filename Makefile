@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test lint dev chaos lock clean
+.PHONY: help install manifest demo test lint dev chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
@@ -15,6 +15,7 @@ help:
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make lint   - ruff and sqlfluff"
 	@echo "make chaos  - kill the sender 20 times while sending 100,000 messages; count duplicates"
+	@echo "make bench  - time a night at 100,000 and 1,000,000 contacts against plain DuckDB"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,11 @@ lint: install
 
 chaos: install
 	$(BIN)/python -m tests.chaos --messages 100000 --kills 20
+
+# BENCH_SCALES=S for the tenth scale alone; the landings are cached in ~/.cache/nightjar-bench
+BENCH_SCALES ?= S,M
+bench: manifest
+	$(BIN)/python -m tests.bench --scales $(BENCH_SCALES)
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
