@@ -23,9 +23,9 @@ from pipelines.publish import (
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
     begin_build,
-    dbt_views,
     publish,
     published_models,
+    unpublished_models,
 )
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
@@ -97,7 +97,7 @@ def warehouse_models(
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
     with connect(settings.warehouse) as con:
         manifest = load_manifest()
-        counts = publish(con, built & published_models(manifest), dbt_views(manifest))
+        counts = publish(con, built & published_models(manifest), unpublished_models(manifest))
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
         # Row counts as `dagster/row_count`, so cohort sizes plot night by night.

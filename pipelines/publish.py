@@ -21,6 +21,7 @@ class UnpublishedBuild(Exception):
 BUILD_SCHEMA = "build"  # profiles.yml: where dbt writes
 PUBLISHED_SCHEMA = "main"
 _TABLE_MATERIALIZATIONS = {"table", "incremental"}
+_PUBLISHED_FOLDERS = {"marts", "cohorts", "decisions"}
 
 
 def begin_build(con: duckdb.DuckDBPyConnection, partial: bool) -> None:
@@ -39,30 +40,28 @@ def begin_build(con: duckdb.DuckDBPyConnection, partial: bool) -> None:
 
 
 def published_models(manifest: dict[str, Any]) -> set[str]:
-    """Models readers query: the tables. Views (staging, intermediate) stay in the build
-    schema, where they belong to dbt."""
+    """Models readers query: the marts, cohorts and decisions tables. Staging and
+    intermediate models stay in the build schema, where they belong to dbt."""
     return {
         node["name"]
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
         and node["config"].get("materialized") in _TABLE_MATERIALIZATIONS
+        and _PUBLISHED_FOLDERS & set(node["fqn"])
     }
 
 
-def dbt_views(manifest: dict[str, Any]) -> set[str]:
-    return {
-        node["name"]
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
-    }
+def unpublished_models(manifest: dict[str, Any]) -> set[str]:
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    return models - published_models(manifest)
 
 
 def publish(
     con: duckdb.DuckDBPyConnection, models: Iterable[str], views: Iterable[str] = ()
 ) -> dict[str, int]:
     """Copy the built tables into the published schema in one transaction; returns each
-    published table's row count. `views` (dbt's views) are dropped from the published
-    schema, where dbt wrote them before it had a build schema of its own."""
+    published table's row count. Views named `views` (dbt's other models) are dropped from
+    the published schema, where dbt wrote them before it had a build schema of its own."""
     built = {
         row[0]
         for row in con.execute(

@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
             agree = all(f_cohorts.get(c, 0) == n for c, n in ours.items())
             ok &= agree
             _, short, _ = run_history_and_night(contacts, 73, Path(tmp) / "short")
-        lines += _scale_lines(name, contacts, history, night, short, f_start, f_sql, ours, agree)
+        table = _scale_lines(name, contacts, history, night, short, f_start, f_sql, ours, agree)
+        print("\n".join(table), flush=True)  # each scale as soon as it is measured
+        lines += table
     print()
     print("\n".join(lines))
     if args.messages:
@@ -342,6 +344,7 @@ def _scale_lines(name, contacts, history, night, short, f_start, f_sql, cohorts,
         f"history load      {history.wall:8.1f} s  {history.rows / history.wall:>11,.0f} rows/s  "
         f"peak {history.peak_mb:,.0f} MB   target <= {TARGETS['history_s']:.0f} s "
         f"{mark(history.wall <= TARGETS['history_s'])}",
+        "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in history.stages.items()),
         f"nightly run       {night.wall:8.1f} s  {night.rows / night.wall:>11,.0f} rows/s  "
         f"peak {night.peak_mb:,.0f} MB   target <= {TARGETS['nightly_s']:.0f} s "
         f"{mark(night.wall <= TARGETS['nightly_s'])}, <= {TARGETS['nightly_mb']:,.0f} MB "

@@ -67,31 +67,43 @@ with events as (
     select *, cast(timezone('UTC', event_timestamp) as date) as event_date
     from w.raw.web_events
     where business_date <= $as_of and event_timestamp < timezone('UTC', $as_of::timestamp + interval 1 day)
-    qualify row_number() over (partition by event_id order by business_date, source_row) = 1
 ),
 visitors as (
-    select anonymous_id, arg_max_null(contact_id, (event_timestamp, event_id)) as contact_id
+    select anonymous_id, arg_max(contact_id, struct_pack(event_timestamp, event_id)) as contact_id
     from events
     where contact_id is not null
     group by anonymous_id
 ),
-stitched as (
-    select events.*, visitors.contact_id as person
+per_contact as (
+    select
+        visitors.contact_id,
+        max(events.event_timestamp) as last_seen_at,
+        max(events.event_timestamp) filter (where events.event_name = 'purchase') as web_purchase_at
     from events
     inner join visitors on events.anonymous_id = visitors.anonymous_id
+    group by visitors.contact_id
+),
+recent as (
+    select * from events
+    where event_id in (select event_id from events where date_diff('day', event_date, $as_of) < 30)
+    qualify row_number() over (partition by event_id order by business_date, source_row) = 1
 )
 select
-    stitched.person as contact_id,
-    max(stitched.event_timestamp) as last_seen_at,
-    count(*) filter (where event_name = 'page_view' and date_diff('day', event_date, $as_of) < 30)
-        as page_views_30d,
-    count(*) filter (
-        where event_name = 'add_to_cart' and date_diff('day', event_date, $as_of) < 7
-        and (purchases.last_purchase_at is null or event_timestamp > purchases.last_purchase_at)
+    per_contact.contact_id,
+    per_contact.last_seen_at,
+    count(recent.event_id) filter (
+        where recent.event_name = 'page_view' and date_diff('day', recent.event_date, $as_of) < 30
+    ) as page_views_30d,
+    count(recent.event_id) filter (
+        where recent.event_name = 'add_to_cart' and date_diff('day', recent.event_date, $as_of) < 7
+        and recent.event_timestamp > coalesce(
+            greatest(per_contact.web_purchase_at, purchases.last_purchase_at), '-infinity')
     ) as cart_adds_7d
-from stitched
-left join purchases on stitched.person = purchases.contact_id
-group by stitched.person;
+from per_contact
+left join purchases on per_contact.contact_id = purchases.contact_id
+left join visitors on per_contact.contact_id = visitors.contact_id
+left join recent on visitors.anonymous_id = recent.anonymous_id
+group by per_contact.contact_id, per_contact.last_seen_at;
 
 create temp table customer_view as
 with suppressed as (

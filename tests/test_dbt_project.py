@@ -27,5 +27,5 @@ def test_dbt_unit_tests_pass(tmp_path):
         check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert "13 unit tests" in completed.stdout
+    assert "14 unit tests" in completed.stdout
     assert "ERROR=0" in completed.stdout

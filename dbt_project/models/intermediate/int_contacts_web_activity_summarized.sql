@@ -1,48 +1,95 @@
 -- Web activity per stitched contact as of D: last seen, recent page views, and add-to-cart
 -- events in the last days that no purchase (web or order) has followed yet.
+--
+-- The same figures as summarizing int_web_events_stitched, without sorting every web event
+-- ever landed each night: a latest timestamp needs no de-duplication, so it is taken per
+-- visitor over all events; only the recent events, which are counted, are de-duplicated
+-- (an event_id counts once, as its first landed copy).
 with events as (
     select *
-    from {{ ref('int_web_events_stitched') }}
-    where contact_id is not null
+    from {{ ref('stg_web__events') }}
+    where
+        business_date <= {{ as_of_date() }}
+        and event_timestamp < {{ end_of_as_of_date() }}
+),
+
+visitors as (
+    select * from {{ ref('int_web_visitors_identified') }}
+),
+
+per_visitor as (
+    select
+        anonymous_id,
+        max(event_timestamp) as last_seen_at,
+        max(event_timestamp) filter (where event_name = 'purchase') as last_web_purchase_at
+    from events
+    group by anonymous_id
+),
+
+recent_ids as (
+    select distinct event_id
+    from events
+    where
+        {{ days_before_as_of('event_date') }}
+        < greatest({{ var('web_page_view_window_days') }}, {{ var('cart_window_days') }})
+),
+
+recent as (
+    -- every copy of a recent event_id, wherever it landed, so the first copy is the one kept
+    select *
+    from events
+    where event_id in (select recent_ids.event_id from recent_ids)
+    qualify row_number() over (
+        partition by event_id order by business_date, source_row
+    ) = 1
+),
+
+per_contact as (
+    select
+        visitors.contact_id,
+        max(per_visitor.last_seen_at) as last_seen_at,
+        max(per_visitor.last_web_purchase_at) as last_web_purchase_at
+    from per_visitor
+    inner join visitors on per_visitor.anonymous_id = visitors.anonymous_id
+    group by visitors.contact_id
 ),
 
 last_purchases as (
     select
-        contact_id,
-        max(last_purchase_at) as last_purchase_at
-    from (
-        select
-            contact_id,
-            max(event_timestamp) as last_purchase_at
-        from events
-        where event_name = 'purchase'
-        group by contact_id
-        union all
-        select
-            contact_id,
-            last_purchase_at
-        from {{ ref('int_contacts_purchases_summarized') }}
-    )
-    group by contact_id
+        per_contact.contact_id,
+        greatest(per_contact.last_web_purchase_at, orders.last_purchase_at) as last_purchase_at
+    from per_contact
+    left join {{ ref('int_contacts_purchases_summarized') }} as orders
+        on per_contact.contact_id = orders.contact_id
+),
+
+recent_counts as (
+    select
+        visitors.contact_id,
+        count(*) filter (
+            where
+            recent.event_name = 'page_view'
+            and {{ days_before_as_of('recent.event_date') }} < {{ var('web_page_view_window_days') }}
+        ) as page_views_30d,
+        count(*) filter (
+            where
+            recent.event_name = 'add_to_cart'
+            and {{ days_before_as_of('recent.event_date') }} < {{ var('cart_window_days') }}
+            and (
+                last_purchases.last_purchase_at is null
+                or recent.event_timestamp > last_purchases.last_purchase_at
+            )
+        ) as cart_adds_7d_without_purchase
+    from recent
+    inner join visitors on recent.anonymous_id = visitors.anonymous_id
+    left join last_purchases on visitors.contact_id = last_purchases.contact_id
+    group by visitors.contact_id
 )
 
 select
-    events.contact_id,
-    max(events.event_timestamp) as last_seen_at,
-    count(*) filter (
-        where
-        events.event_name = 'page_view'
-        and {{ days_before_as_of('events.event_date') }} < {{ var('web_page_view_window_days') }}
-    ) as page_views_30d,
-    count(*) filter (
-        where
-        events.event_name = 'add_to_cart'
-        and {{ days_before_as_of('events.event_date') }} < {{ var('cart_window_days') }}
-        and (
-            last_purchases.last_purchase_at is null
-            or events.event_timestamp > last_purchases.last_purchase_at
-        )
-    ) as cart_adds_7d_without_purchase
-from events
-left join last_purchases on events.contact_id = last_purchases.contact_id
-group by events.contact_id
+    per_contact.contact_id,
+    per_contact.last_seen_at,
+    coalesce(recent_counts.page_views_30d, 0) as page_views_30d,
+    coalesce(recent_counts.cart_adds_7d_without_purchase, 0) as cart_adds_7d_without_purchase
+from per_contact
+left join recent_counts on per_contact.contact_id = recent_counts.contact_id

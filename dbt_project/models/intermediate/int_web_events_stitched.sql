@@ -10,18 +10,6 @@ with events as (
     qualify row_number() over (
         partition by event_id order by business_date, source_row
     ) = 1
-),
-
-visitors as (
-    -- event_id breaks a tie of timestamps, so a re-run always picks the same contact
-    select
-        anonymous_id,
-        contact_id
-    from events
-    where contact_id is not null
-    qualify row_number() over (
-        partition by anonymous_id order by event_timestamp desc, event_id desc
-    ) = 1
 )
 
 select
@@ -35,4 +23,5 @@ select
     events.value,
     visitors.contact_id
 from events
-left join visitors on events.anonymous_id = visitors.anonymous_id
+left join {{ ref('int_web_visitors_identified') }} as visitors
+    on events.anonymous_id = visitors.anonymous_id
