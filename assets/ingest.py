@@ -32,9 +32,11 @@ from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
 from senders.settlement import SendLockTimeout, send_lock
 
-# Folders validated and inserted together: few enough to bound memory on a history load,
-# many enough that a catch-up is a handful of statements.
+# Folders validated and inserted together: few enough to bound memory on a history load
+# (text, its checks and its parsed copy are all in memory at once), many enough that a
+# catch-up is a handful of statements. Bounded by bytes too, as a day's size varies.
 FOLDERS_PER_CHUNK = 31
+BYTES_PER_CHUNK = 64 * 1024 * 1024
 
 DESCRIPTIONS = {
     "crm_contacts": "CRM contacts as landed each night (crm_contacts.csv), checked against "
@@ -77,8 +79,7 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
         rows = quarantined = removed = 0
         con.execute("begin")
         try:
-            for start in range(0, len(folders), FOLDERS_PER_CHUNK):
-                chunk = folders[start : start + FOLDERS_PER_CHUNK]
+            for chunk in _chunks(folders, extract):
                 checked = load_extract(
                     chunk,
                     spec,
@@ -190,3 +191,19 @@ def _erase_in_outbox(settings: Settings, erased: list[str]) -> None:
         return  # a sender holds the outbox; the next load scrubs it
     with connect(settings.warehouse) as con:
         mark_outbox_scrubbed(con, erased)
+
+
+def _chunks(folders: list, extract: str):
+    """Consecutive folders, at most FOLDERS_PER_CHUNK and (unless one alone is bigger)
+    BYTES_PER_CHUNK of the extract's files at a time."""
+    chunk, size = [], 0
+    for folder in folders:
+        path = folder.extract_file(extract)
+        bytes_ = path.stat().st_size if path else 0
+        if chunk and (len(chunk) == FOLDERS_PER_CHUNK or size + bytes_ > BYTES_PER_CHUNK):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(folder)
+        size += bytes_
+    if chunk:
+        yield chunk

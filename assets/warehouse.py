@@ -29,7 +29,7 @@ from pipelines.publish import (
 )
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
-from pipelines.warehouse import connect, ensure_schema
+from pipelines.warehouse import connect, ensure_schema, memory_limit
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
@@ -49,6 +49,7 @@ translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_
 
 
 def dbt_build_args(business_date: str, settings: Settings) -> list[str]:
+    memory_limit()  # profiles.yml reads it too: refuse a bad value before dbt does
     variables = {
         **settings.dbt_vars,
         "as_of_date": business_date,

@@ -7,6 +7,8 @@ history and the suppression list.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,9 +117,24 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(path))
     try:
         con.execute("set TimeZone = 'UTC'")
+        con.execute(f"set memory_limit = '{memory_limit()}'")
         yield con
     finally:
         con.close()
+
+
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def memory_limit() -> str:
+    """NIGHTJAR_DUCKDB_MEMORY_LIMIT (default 1GB): DuckDB would otherwise take 80% of the
+    machine and keep it; bounded, it spills to disk. dbt reads the same setting."""
+    value = os.environ.get("NIGHTJAR_DUCKDB_MEMORY_LIMIT", "").strip() or "1GB"
+    if not _MEMORY.fullmatch(value):
+        raise ValueError(
+            f"NIGHTJAR_DUCKDB_MEMORY_LIMIT={value!r} is not a size such as 512MB or 4GB"
+        )
+    return value
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
