@@ -17,7 +17,7 @@ import polars as pl
 from models.extracts import CrmContacts, Orders, WebEvents, currency_check
 from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, parse_timestamp
 from pipelines.landing import LandingFolder
-from senders.base import mask_emails_in
+from senders.base import LOCAL_PART, mask_emails_in
 
 MAX_REPORTED_PROBLEMS = 50
 DEFAULT_MAX_BAD_SHARE = 0.005  # of a file's rows, quarantined before the night fails
@@ -381,8 +381,8 @@ def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
 
 
 def _addresses_masked(text: pl.Expr) -> pl.Expr:
-    """`?email=jane%40example.com` -> `?email=j***%40example.com`, as mask_email does."""
-    return text.str.replace_all(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)", "${1}***${2}")
+    """`?email=jane%40example.com` -> `?email=j***%40example.com`, as mask_emails_in does."""
+    return text.str.replace_all(LOCAL_PART, "${1}***${2}")
 
 
 def load_extract(

@@ -102,9 +102,8 @@ def warehouse_models(
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
         # Row counts as `dagster/row_count`, so cohort sizes plot night by night.
-        if isinstance(event, Output) and _model_name(context, event) in counts:
-            row_count = counts[_model_name(context, event)]
-            event = event.with_metadata({**event.metadata, "dagster/row_count": row_count})
+        if isinstance(event, Output) and (table := _model_name(context, event)) in counts:
+            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[table]})
         yield event
 
 

@@ -203,10 +203,10 @@ def _scrub_addresses(
 
 
 def _scrub_models_by_contact(con: duckdb.DuckDBPyConnection, erased: list[str]) -> None:
-    for schema, table in _model_tables(con, "contact_id"):
-        columns = _columns(con, schema, table) & set(PERSONAL_FIELDS)
-        if columns:
-            nulls = ", ".join(f'"{column}" = null' for column in sorted(columns))
+    for (schema, table), columns in _model_tables(con, "contact_id").items():
+        personal = sorted(columns & set(PERSONAL_FIELDS))
+        if personal:
+            nulls = ", ".join(f'"{column}" = null' for column in personal)
             con.execute(
                 f'update {schema}."{table}" set {nulls} '
                 "where contact_id in (select unnest($erased::varchar[]))",
@@ -214,31 +214,22 @@ def _scrub_models_by_contact(con: duckdb.DuckDBPyConnection, erased: list[str]) 
             )
 
 
-def _model_tables(con: duckdb.DuckDBPyConnection, column: str) -> list[tuple[str, str]]:
-    """dbt's tables (not views) with `column`."""
-    return con.execute(
+def _model_tables(con: duckdb.DuckDBPyConnection, key: str) -> dict[tuple[str, str], set[str]]:
+    """dbt's tables (not views) that have the column `key`, with all their columns."""
+    rows = con.execute(
         """
-        select distinct columns.schema_name, columns.table_name
+        select columns.schema_name, columns.table_name, list(columns.column_name)
         from duckdb_columns() as columns
         inner join duckdb_tables() as tables using (database_name, schema_name, table_name)
         where columns.database_name = current_database()
           and columns.schema_name in (select unnest($schemas::varchar[]))
-          and columns.column_name = $column
+        group by all
+        having list_contains(list(columns.column_name), $key)
         order by all
         """,
-        {"schemas": list(_MODEL_SCHEMAS), "column": column},
+        {"schemas": list(_MODEL_SCHEMAS), "key": key},
     ).fetchall()
-
-
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
-    return {
-        row[0]
-        for row in con.execute(
-            "select column_name from duckdb_columns() where database_name = current_database() "
-            "and schema_name = ? and table_name = ?",
-            [schema, table],
-        ).fetchall()
-    }
+    return {(schema, table): set(columns) for schema, table, columns in rows}
 
 
 def outbox_erasures_pending(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -20,8 +20,6 @@ from senders.base import mask_emails_in
 _SECRET_NAME = re.compile(r"_(KEY|TOKEN|SECRET|PASSWORD|PASS|PWD|DSN|CREDENTIALS|WEBHOOK_URL)$")
 # a password inside any URL (https://user:password@host)
 _URL_PASSWORD = re.compile(r"(\w+://[^/\s:@]+:)[^/\s@]+@")
-# an address inside a URL's query (?email=jane%40example.com), which mask_emails_in misses
-_ENCODED_ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*%40")
 _SHORTEST_SECRET = 8  # shorter values (a flag, a port) would redact ordinary words
 REDACTED = "[redacted]"
 
@@ -40,7 +38,6 @@ def redact(text: str) -> str:
     for secret in secret_values():
         text = text.replace(secret, REDACTED)
     text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
-    text = _ENCODED_ADDRESS.sub(r"\1***%40", text)
     return mask_emails_in(text)
 
 
