@@ -47,12 +47,7 @@ def erase_in_warehouse(
     ]
     erased, addresses = _record(con, newly)
     if erased:
-        nulls = ", ".join(f"{field} = null" for field in PERSONAL_FIELDS)
-        con.execute(
-            f"update raw.crm_contacts set {nulls} "
-            "where contact_id in (select unnest($erased::varchar[]))",
-            {"erased": erased},
-        )
+        _empty_personal_fields(con, "raw.crm_contacts", PERSONAL_FIELDS, erased)
         _scrub_models_by_contact(con, erased)
     addresses += _erased_addresses_landed_again(con, list(dates), list(event_files))
     orphaned = _held_by_no_live_contact(con, sorted(set(addresses)))
@@ -206,12 +201,15 @@ def _scrub_models_by_contact(con: duckdb.DuckDBPyConnection, erased: list[str]) 
     for (schema, table), columns in _model_tables(con, "contact_id").items():
         personal = sorted(columns & set(PERSONAL_FIELDS))
         if personal:
-            nulls = ", ".join(f'"{column}" = null' for column in personal)
-            con.execute(
-                f'update {schema}."{table}" set {nulls} '
-                "where contact_id in (select unnest($erased::varchar[]))",
-                {"erased": erased},
-            )
+            _empty_personal_fields(con, f'{schema}."{table}"', personal, erased)
+
+
+def _empty_personal_fields(con, relation: str, fields, erased: list[str]) -> None:
+    nulls = ", ".join(f'"{field}" = null' for field in fields)
+    con.execute(
+        f"update {relation} set {nulls} where contact_id in (select unnest($erased::varchar[]))",
+        {"erased": erased},
+    )
 
 
 def _model_tables(con: duckdb.DuckDBPyConnection, key: str) -> dict[tuple[str, str], set[str]]:
