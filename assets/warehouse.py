@@ -23,6 +23,7 @@ from pipelines.publish import (
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
     begin_build,
+    models_fingerprint,
     publish,
     published_models,
     unpublished_models,
@@ -48,18 +49,22 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
 translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def dbt_build_args(business_date: str, settings: Settings) -> list[str]:
+def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None) -> list[str]:
+    """`since`: the date the incremental models were last built for (pipelines/publish.py),
+    or None to rebuild them whole."""
     memory_limit()  # profiles.yml reads it too: refuse a bad value before dbt does
     variables = {
         **settings.dbt_vars,
         "as_of_date": business_date,
+        "incremental_since": since.isoformat() if since else None,
         "default_timezone": settings.default_timezone,
         "campaigns": campaigns_var(load_manifest()),
         # Send times are scheduled from now: a message is never due in the past.
         "send_after": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     # Unit tests prove the SQL, not the night's data: they run in `make test`, not nightly.
-    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
+    args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
+    return args if since else [*args, "--full-refresh"]
 
 
 @dbt_assets(
@@ -76,13 +81,24 @@ def warehouse_models(
     settings = nightjar.settings()
     # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
     os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    args = dbt_build_args(context.partition_key, settings)
+    manifest = load_manifest()
+    fingerprint = models_fingerprint(manifest)
+    business_date = dt.date.fromisoformat(context.partition_key)
     with connect(settings.warehouse) as con:
         ensure_schema(con)
         try:
-            begin_build(con, partial=context.is_subset)
+            since = begin_build(
+                con, business_date, context.is_subset, fingerprint, nightjar.full_refresh
+            )
         except UnpublishedBuild as error:
             raise Failure(description=str(error)) from None
+    context.log.info(
+        f"Incremental models: only what is new since {since}"
+        if since
+        else "Incremental models: rebuilt whole (first build, a date built before, changed "
+        "models, or --full-refresh)"
+    )
+    args = dbt_build_args(context.partition_key, settings, since)
     events, failure = [], None
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
@@ -96,9 +112,11 @@ def warehouse_models(
         yield from (event for event in events if isinstance(event, AssetCheckResult))
         raise failure
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
+    whole = None if context.is_subset else (business_date, fingerprint)
     with connect(settings.warehouse) as con:
-        manifest = load_manifest()
-        counts = publish(con, built & published_models(manifest), unpublished_models(manifest))
+        counts = publish(
+            con, built & published_models(manifest), unpublished_models(manifest), whole
+        )
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
         # Row counts as `dagster/row_count`, so cohort sizes plot night by night.

@@ -33,7 +33,11 @@ def _instance():
 
 
 def run_date(
-    business_date: dt.date, settings: Settings, dry_run: bool = False, approve: tuple = ()
+    business_date: dt.date,
+    settings: Settings,
+    dry_run: bool = False,
+    approve: tuple = (),
+    full_refresh: bool = False,
 ) -> int:
     """Materialize the nightly graph for one business date in-process; 0 when all succeeded.
 
@@ -71,6 +75,7 @@ def run_date(
                         "dry_run": dry_run,
                         "approve": list(approve),
                         "approved_by": f"nightjar run by {who}",
+                        "full_refresh": full_refresh,
                     }
                 }
             },
@@ -181,6 +186,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="CHECK",
         help="release a send check that blocked this date (recorded); may be repeated",
     )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild dbt's incremental models from the whole history (Nightjar does so by "
+        "itself on a first build, a re-run or a past date, and after models changed)",
+    )
 
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
@@ -204,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = load_settings()
     if args.command == "run":
-        return run_date(args.date, settings, dry_run=args.dry_run, approve=tuple(args.approve))
+        return run_date(
+            args.date,
+            settings,
+            dry_run=args.dry_run,
+            approve=tuple(args.approve),
+            full_refresh=args.full_refresh,
+        )
     if args.command == "generate":
         return generate(args, settings)
     if args.command == "webhook":

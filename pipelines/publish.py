@@ -8,6 +8,9 @@ process is killed mid-copy."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,19 +27,69 @@ _TABLE_MATERIALIZATIONS = {"table", "incremental"}
 _PUBLISHED_FOLDERS = {"marts", "cohorts", "decisions"}
 
 
-def begin_build(con: duckdb.DuckDBPyConnection, partial: bool) -> None:
-    """Note that the build schema is about to change. A partial build (some models picked
-    in the UI) reads the rest of the build schema, so it may only start from a build that
-    was published whole."""
-    state = con.execute("select unpublished from nightjar.dbt_build_state").fetchall()
-    if partial and state and state[0][0]:
+def begin_build(
+    con: duckdb.DuckDBPyConnection,
+    business_date: dt.date,
+    partial: bool,
+    fingerprint: str,
+    full_refresh: bool = False,
+) -> dt.date | None:
+    """Note that the build schema is about to change, and say how dbt may build it: the
+    date S its incremental models were last built for, so that it reads only what is new
+    since (var incremental_since), or None for a full refresh.
+
+    Incremental is safe only when the tables hold exactly S's state or a later one that
+    reading again from S repairs: S's build passed with the same models, and no build for
+    this date or a later one has started since (a re-run may bring other rows for the date;
+    a failed build may have moved some tables ahead). Otherwise dbt rebuilds them whole,
+    and until such a build passes nothing is vouched for.
+
+    A partial build (some models picked in the UI) reads the rest of the build schema, so it
+    may only start from a build that was published whole."""
+    rows = con.execute(
+        "select unpublished, built_through, attempted_through, models_fingerprint "
+        "from nightjar.dbt_build_state"
+    ).fetchall()
+    unpublished, built, attempted, built_with = rows[0] if rows else (False, None, None, None)
+    if partial and unpublished:
         raise UnpublishedBuild(
             "The last dbt build was not published (it failed), so the build schema holds "
             "tables readers never saw. Materialize all warehouse models (or run the date "
             "with `nightjar run`) instead of a selection."
         )
+    incremental = (
+        not full_refresh
+        and built is not None
+        and built_with == fingerprint
+        and business_date > max(attempted or built, built)
+    )
+    since = built if incremental else None
+    attempted = max(attempted or business_date, business_date) if partial else business_date
     con.execute("delete from nightjar.dbt_build_state")
-    con.execute("insert into nightjar.dbt_build_state values (true)")
+    con.execute(
+        "insert into nightjar.dbt_build_state values (true, ?, ?, ?)",
+        [since, attempted, built_with if incremental else None],
+    )
+    return since
+
+
+def models_fingerprint(manifest: dict[str, Any]) -> str:
+    """What the incremental models' rows depend on: their SQL and that of every model they
+    read. Any change, and the next build refreshes them whole."""
+    nodes = manifest["nodes"]
+    stack = [
+        uid
+        for uid, node in nodes.items()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+    ]
+    seen: dict[str, str] = {}
+    while stack:
+        uid = stack.pop()
+        if uid in seen or uid not in nodes:
+            continue
+        seen[uid] = nodes[uid]["checksum"]["checksum"]
+        stack += nodes[uid]["depends_on"]["nodes"]
+    return hashlib.sha256(json.dumps(sorted(seen.items())).encode()).hexdigest()
 
 
 def published_models(manifest: dict[str, Any]) -> set[str]:
@@ -57,18 +110,22 @@ def unpublished_models(manifest: dict[str, Any]) -> set[str]:
 
 
 def publish(
-    con: duckdb.DuckDBPyConnection, models: Iterable[str], views: Iterable[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    models: Iterable[str],
+    views: Iterable[str] = (),
+    built: tuple[dt.date, str] | None = None,
 ) -> dict[str, int]:
     """Copy the built tables into the published schema in one transaction; returns each
     published table's row count. Views named `views` (dbt's other models) are dropped from
-    the published schema, where dbt wrote them before it had a build schema of its own."""
-    built = {
+    the published schema, where dbt wrote them before it had a build schema of its own.
+    `built` is (date, fingerprint) of a whole build: its incremental tables hold that date."""
+    in_build = {
         row[0]
         for row in con.execute(
             "select table_name from duckdb_tables() where schema_name = ?", [BUILD_SCHEMA]
         ).fetchall()
     }
-    tables = sorted(set(models) & built)
+    tables = sorted(set(models) & in_build)
     con.execute("begin transaction")
     try:
         in_the_way = {
@@ -86,6 +143,11 @@ def publish(
                 f'select * from {BUILD_SCHEMA}."{table}"'
             )
         con.execute("update nightjar.dbt_build_state set unpublished = false")
+        if built:
+            con.execute(
+                "update nightjar.dbt_build_state set built_through = ?, models_fingerprint = ?",
+                list(built),
+            )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -28,6 +28,9 @@ class NightjarResource(ConfigurableResource):
     # Send checks released for this run (nightjar run --approve CHECK); recorded when used.
     approve: list[str] = Field(default_factory=list)
     approved_by: str | None = None  # who released them (the CLI says which user)
+    # Rebuild dbt's incremental models from all the history (nightjar run --full-refresh);
+    # Nightjar does so by itself whenever it cannot vouch for them (pipelines/publish.py).
+    full_refresh: bool = False
 
     def settings(self) -> Settings:
         base = load_settings()

@@ -103,6 +103,10 @@ create table if not exists nightjar.erasures (  -- pipelines/erasure.py
 create table if not exists nightjar.dbt_build_state (  -- pipelines/publish.py
     unpublished boolean not null  -- the build schema holds tables readers never saw
 );
+-- what the incremental models hold: built through a date, perhaps ahead up to another
+alter table nightjar.dbt_build_state add column if not exists built_through date;
+alter table nightjar.dbt_build_state add column if not exists attempted_through date;
+alter table nightjar.dbt_build_state add column if not exists models_fingerprint varchar;
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -128,10 +128,10 @@ def dbt_fails_half_way(monkeypatch: pytest.MonkeyPatch):
 
     build_args = assets.warehouse.dbt_build_args
 
-    def breaking(business_date, settings):
-        args = build_args(business_date, settings)
-        variables = json.loads(args[-1])
-        args[-1] = json.dumps({**variables, "max_messages_per_day": "not_a_column"})
+    def breaking(business_date, settings, since):
+        args = build_args(business_date, settings, since)
+        at = args.index("--vars") + 1
+        args[at] = json.dumps({**json.loads(args[at]), "max_messages_per_day": "not_a_column"})
         return args
 
     def switch(failing: bool) -> None:

@@ -2,9 +2,9 @@
 -- events in the last days that no purchase (web or order) has followed yet.
 --
 -- The same figures as summarizing int_web_events_stitched, without sorting every web event
--- ever landed each night: a latest timestamp needs no de-duplication, so it is taken per
--- visitor over all events; only the recent events, which are counted, are de-duplicated
--- (an event_id counts once, as its first landed copy).
+-- ever landed each night: latest timestamps come from the visitors' summary, and only the
+-- recent events, which are counted, are de-duplicated (an event_id counts once, as its first
+-- landed copy).
 with events as (
     select *
     from {{ ref('stg_web__events') }}
@@ -14,16 +14,8 @@ with events as (
 ),
 
 visitors as (
-    select * from {{ ref('int_web_visitors_identified') }}
-),
-
-per_visitor as (
-    select
-        anonymous_id,
-        max(event_timestamp) as last_seen_at,
-        max(event_timestamp) filter (where event_name = 'purchase') as last_web_purchase_at
-    from events
-    group by anonymous_id
+    select * from {{ ref('int_web_visitors_summarized') }}
+    where contact_id is not null
 ),
 
 recent_ids as (
@@ -46,12 +38,11 @@ recent as (
 
 per_contact as (
     select
-        visitors.contact_id,
-        max(per_visitor.last_seen_at) as last_seen_at,
-        max(per_visitor.last_web_purchase_at) as last_web_purchase_at
-    from per_visitor
-    inner join visitors on per_visitor.anonymous_id = visitors.anonymous_id
-    group by visitors.contact_id
+        contact_id,
+        max(last_seen_at) as last_seen_at,
+        max(last_web_purchase_at) as last_web_purchase_at
+    from visitors
+    group by contact_id
 ),
 
 last_purchases as (

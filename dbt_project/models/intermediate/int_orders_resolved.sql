@@ -1,18 +1,45 @@
 -- Each order as of D: its latest version before the end of D (a refund is a later version).
-select
-    order_id,
-    contact_id,
-    email,
-    ordered_at,
-    ordered_on,
-    updated_at,
-    status,
-    currency,
-    total_amount
-from {{ ref('stg_shop__orders') }}
-where
-    business_date <= {{ as_of_date() }}
-    and updated_at < {{ end_of_as_of_date() }}
+-- Incremental (macros/incremental.sql): a night reads the versions that became visible since
+-- the last build, and the current row of each order they touch, never the whole history.
+{{ config(
+    materialized='incremental',
+    unique_key='order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail'
+) }}
+{% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+
+with landed as (
+    select
+        business_date,
+        source_row,
+        order_id,
+        contact_id,
+        email,
+        ordered_at,
+        ordered_on,
+        updated_at,
+        status,
+        currency,
+        total_amount
+    from {{ ref('stg_shop__orders') }}
+    where
+        business_date <= {{ as_of_date() }}
+        and updated_at < {{ end_of_as_of_date() }}
+        and {{ incremental_window(windowed, 'business_date', 'updated_at') }}
+),
+
+versions as (
+    select * from landed
+    {% if windowed %}
+        union all by name
+        select * from {{ this }}
+        where order_id in (select landed.order_id from landed)
+    {% endif %}
+)
+
+select *
+from versions
 qualify row_number() over (
     partition by order_id
     order by updated_at desc, business_date desc, source_row desc

@@ -23,5 +23,5 @@ select
     events.value,
     visitors.contact_id
 from events
-left join {{ ref('int_web_visitors_identified') }} as visitors
+left join {{ ref('int_web_visitors_summarized') }} as visitors
     on events.anonymous_id = visitors.anonymous_id
