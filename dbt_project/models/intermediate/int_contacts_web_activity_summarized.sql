@@ -1,39 +1,48 @@
 -- Web activity per stitched contact as of D: last seen, recent page views, and add-to-cart
 -- events in the last days that no purchase (web or order) has followed yet.
 --
--- The same figures as summarizing int_web_events_stitched, without sorting every web event
+-- The same figures as summarizing int_web_events_stitched, without reading every web event
 -- ever landed each night: latest timestamps come from the visitors' summary, and only the
 -- recent events, which are counted, are de-duplicated (an event_id counts once, as its first
--- landed copy).
-with events as (
+-- landed copy, wherever that landed: only the ids and landing places of older copies are read).
+{% set window_days = [var('web_page_view_window_days'), var('cart_window_days')] | max %}
+
+with visitors as (
+    select * from {{ ref('int_web_visitors_summarized') }}
+    where contact_id is not null
+),
+
+window_events as (
+    -- the last days' events; on the raw timestamp, so that old row groups are skipped
     select *
     from {{ ref('stg_web__events') }}
     where
         business_date <= {{ as_of_date() }}
         and event_timestamp < {{ end_of_as_of_date() }}
+        and event_timestamp
+        >= timezone('UTC', cast({{ as_of_date() }} - {{ window_days - 1 }} as timestamp))
 ),
 
-visitors as (
-    select * from {{ ref('int_web_visitors_summarized') }}
-    where contact_id is not null
-),
-
-recent_ids as (
-    select distinct event_id
-    from events
+first_copies as (
+    select
+        event_id,
+        min(struct_pack(business_date, source_row)) as first_copy
+    from {{ ref('stg_web__events') }}
     where
-        {{ days_before_as_of('event_date') }}
-        < greatest({{ var('web_page_view_window_days') }}, {{ var('cart_window_days') }})
+        business_date <= {{ as_of_date() }}
+        and event_timestamp < {{ end_of_as_of_date() }}
+        and event_id in (select window_events.event_id from window_events)
+    group by event_id
 ),
 
 recent as (
-    -- every copy of a recent event_id, wherever it landed, so the first copy is the one kept
-    select *
-    from events
-    where event_id in (select recent_ids.event_id from recent_ids)
-    qualify row_number() over (
-        partition by event_id order by business_date, source_row
-    ) = 1
+    select window_events.*
+    from window_events
+    inner join first_copies
+        on
+            window_events.event_id = first_copies.event_id
+            and struct_pack(window_events.business_date, window_events.source_row)
+            = first_copies.first_copy
 ),
 
 per_contact as (

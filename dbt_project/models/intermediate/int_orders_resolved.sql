@@ -15,13 +15,15 @@ with landed as (
         source_row,
         order_id,
         contact_id,
-        email,
         ordered_at,
         ordered_on,
         updated_at,
         status,
         currency,
-        total_amount
+        total_amount,
+        -- only a guest order's address: it is attributed by it, the others by contact_id
+        -- (and erasing a contact then never rewrites this table of millions)
+        case when contact_id is null then email end as email
     from {{ ref('stg_shop__orders') }}
     where
         business_date <= {{ as_of_date() }}

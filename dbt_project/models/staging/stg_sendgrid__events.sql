@@ -1,7 +1,7 @@
 select
     sg_event_id,
     event as event_name,
-    email,
+    {{ normalize_email('email') }} as email,
     event_timestamp,
     sg_message_id,
     reason,
