@@ -24,6 +24,7 @@ TABLES = {
     "build.int_web_visitors_summarized": "anonymous_id",
     "build.int_contacts_web_activity_summarized": "contact_id",
     "build.int_contacts_purchases_summarized": "contact_id",
+    "build.int_contacts_resolved": "contact_id",
 }
 
 

@@ -1,11 +1,41 @@
 -- Each contact as of D: its latest version before the end of D, and whether it was ever
 -- erased. An erasure is permanent, whatever later versions say (CONTRACT §2).
-with versions as (
-    select *
+-- Incremental (macros/incremental.sql): a night reads the versions that became visible since
+-- the last build, and the current row of each contact they touch.
+{{ config(
+    materialized='incremental',
+    unique_key='contact_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail'
+) }}
+{% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{% set fields = [
+    'contact_id', 'email', 'first_name', 'last_name', 'birth_date', 'country', 'timezone',
+    'email_opt_in', 'created_at', 'updated_at', 'business_date', 'source_row'
+] %}
+
+with landed as (
+    select
+        {{ fields | join(', ') }},
+        is_deleted
     from {{ ref('stg_crm__contacts') }}
     where
         business_date <= {{ as_of_date() }}
         and updated_at < {{ end_of_as_of_date() }}
+        and {{ incremental_window(windowed, 'business_date', 'updated_at') }}
+),
+
+versions as (
+    select * from landed
+    {% if windowed %}
+        union all
+        -- the contact's row so far stands for all its earlier versions
+        select
+            {{ fields | join(', ') }},
+            is_erased as is_deleted
+        from {{ this }}
+        where contact_id in (select landed.contact_id from landed)
+    {% endif %}
 ),
 
 erased as (
@@ -35,6 +65,8 @@ select
     latest.email_opt_in,
     latest.created_at,
     latest.updated_at,
+    latest.business_date,
+    latest.source_row,
     erased.contact_id is not null as is_erased,
     {{ is_valid_email('latest.email') }} as is_email_valid
 from latest
