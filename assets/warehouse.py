@@ -88,7 +88,7 @@ def warehouse_models(
         ensure_schema(con)
         try:
             since = begin_build(
-                con, business_date, context.is_subset, fingerprint, nightjar.full_refresh
+                con, business_date, context.is_subset, manifest, nightjar.full_refresh
             )
         except UnpublishedBuild as error:
             raise Failure(description=str(error)) from None

@@ -31,7 +31,7 @@ def begin_build(
     con: duckdb.DuckDBPyConnection,
     business_date: dt.date,
     partial: bool,
-    fingerprint: str,
+    manifest: dict[str, Any],
     full_refresh: bool = False,
 ) -> dt.date | None:
     """Note that the build schema is about to change, and say how dbt may build it: the
@@ -41,8 +41,9 @@ def begin_build(
     Incremental is safe only when the tables hold exactly S's state or a later one that
     reading again from S repairs: S's build passed with the same models, and no build for
     this date or a later one has started since (a re-run may bring other rows for the date;
-    a failed build may have moved some tables ahead). Otherwise dbt rebuilds them whole,
-    and until such a build passes nothing is vouched for.
+    a failed build may have moved some tables ahead), and each table says it holds S or a
+    date a build since has reached (not a build by hand for another date). Otherwise dbt
+    rebuilds them whole, and until such a build passes nothing is vouched for.
 
     A partial build (some models picked in the UI) reads the rest of the build schema, so it
     may only start from a build that was published whole."""
@@ -57,31 +58,54 @@ def begin_build(
             "tables readers never saw. Materialize all warehouse models (or run the date "
             "with `nightjar run`) instead of a selection."
         )
+    fingerprint = models_fingerprint(manifest)
     incremental = (
         not full_refresh
         and built is not None
         and built_with == fingerprint
         and business_date > max(attempted or built, built)
+        and _tables_hold(con, incremental_models(manifest), built, attempted or built)
     )
     since = built if incremental else None
     attempted = max(attempted or business_date, business_date) if partial else business_date
     con.execute("delete from nightjar.dbt_build_state")
     con.execute(
         "insert into nightjar.dbt_build_state values (true, ?, ?, ?)",
-        [since, attempted, built_with if incremental else None],
+        [since, attempted, fingerprint if incremental else None],
     )
     return since
+
+
+def _tables_hold(
+    con: duckdb.DuckDBPyConnection, models: dict[str, str], built: dt.date, attempted: dt.date
+) -> bool:
+    """Every incremental model's table says (dbt post-hook) it was last built for a date from
+    `built` to `attempted`: reading again from `built` brings it to any later date."""
+    try:
+        held = dict(
+            con.execute(
+                f"select model, as_of_date from {BUILD_SCHEMA}.incremental_builds"
+            ).fetchall()
+        )
+    except duckdb.CatalogException:
+        return False
+    return all(built <= held.get(name, dt.date.min) <= attempted for name in models.values())
+
+
+def incremental_models(manifest: dict[str, Any]) -> dict[str, str]:
+    """unique_id: table name of every incremental model."""
+    return {
+        uid: node["alias"] or node["name"]
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+    }
 
 
 def models_fingerprint(manifest: dict[str, Any]) -> str:
     """What the incremental models' rows depend on: their SQL and that of every model they
     read. Any change, and the next build refreshes them whole."""
     nodes = manifest["nodes"]
-    stack = [
-        uid
-        for uid, node in nodes.items()
-        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
-    ]
+    stack = list(incremental_models(manifest))
     seen: dict[str, str] = {}
     while stack:
         uid = stack.pop()

@@ -165,7 +165,10 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
     history.rows = _warehouse_rows(warehouse)
     print(f"  the nightly run of {END} ...")
     (seen / END.isoformat()).symlink_to(source / END.isoformat())
-    ran = measure([*nightjar(), "run", "--date", END.isoformat()], env)
+    # The sample data plants 1% of birthdays on its last day (so that a demo has some): the
+    # send check would rightly hold that jump for a person to release, as here.
+    release = ["--approve", "cohort_size:cohort_birthday"]
+    ran = measure([*nightjar(), "run", "--date", END.isoformat(), *release], env)
     night = Night(ran.wall, ran.peak_mb, _stages(env, ran.wall), sum(new_rows.values()))
     return history, night, warehouse
 
@@ -364,6 +367,7 @@ def _scale_lines(name, contacts, history, night, short, f_start, f_sql, cohorts,
         *[f"  {stage:28} {seconds:8.1f} s" for stage, seconds in night.stages.items()],
         f"after 73 days     {short.wall:8.1f} s  730/73 days {growth:.2f} x "
         f"(target <= {TARGETS['growth']}) {mark(growth <= TARGETS['growth'])}",
+        "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in short.stages.items()),
         f"DuckDB floor      {floor_total:8.1f} s  (start-up {f_start:.2f} s, SQL {f_sql:.1f} s)",
         f"nightly / floor   {ratio:8.1f} x  (target <= {TARGETS['floor_ratio']}) "
         f"{mark(ratio <= TARGETS['floor_ratio'])}; without either's start-up {work_ratio:.1f} x",

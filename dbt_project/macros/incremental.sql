@@ -19,3 +19,14 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook of every incremental model: the date its table now holds, so that Nightjar can
+    tell whether a night may read only what is new (pipelines/publish.py). A build by hand
+    for another date is noticed, and the next night rebuilds whole. -#}
+{% macro record_incremental_build() -%}
+    create table if not exists {{ this.schema }}.incremental_builds (
+        model varchar primary key, as_of_date date not null
+    );
+    insert or replace into {{ this.schema }}.incremental_builds
+    values ('{{ this.identifier }}', {{ as_of_date() }})
+{%- endmacro %}
