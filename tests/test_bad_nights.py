@@ -160,3 +160,36 @@ def _materialize_only(model: str, day: str) -> str:
     )
     (failure,) = [e.step_failure_data for e in result.all_events if e.is_step_failure]
     return failure.user_failure_data.description
+
+
+def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypatch):
+    import datetime as dt
+
+    import pytest
+
+    import assets.ingest
+    from assets.ingest_files import ExtractError
+    from pipelines.settings import load_settings
+
+    monkeypatch.setattr(assets.ingest, "FOLDERS_PER_CHUNK", 1)  # one folder per transaction
+    gone = contact("gone", email="gone@example.com", is_deleted="true")
+    write_folder(workspace.landing, "2025-11-18", contacts=[contact("c1"), gone])
+    write_folder(workspace.landing, "2025-11-19", contacts=[contact("c2")])
+    faulty = write_folder(workspace.landing, TODAY, contacts=[contact("c3")])
+    (faulty / "_SUCCESS").write_text("crm_contacts.csv 5\n")  # 5 rows exported, 1 landed
+
+    def ingest():
+        return assets.ingest.ingest_extract(load_settings(), "crm_contacts", dt.date(2025, 11, 20))
+
+    with pytest.raises(ExtractError, match="truncated"):
+        ingest()
+    loaded = "select business_date from raw.loaded_files order by 1"
+    assert [str(row[0]) for row in workspace.query(loaded)] == ["2025-11-18", YESTERDAY]
+    assert workspace.ids("raw.crm_contacts") == {"c1", "gone", "c2"}  # nothing of the faulty file
+    # an erasure in a batch that stayed loaded takes effect tonight all the same
+    assert workspace.query("select email from raw.crm_contacts where contact_id = 'gone'") == [
+        (None,)
+    ]
+    (faulty / "_SUCCESS").write_text("crm_contacts.csv 1\n")  # exported again
+    assert ingest().dates == [dt.date(2025, 11, 20)]  # the next run goes on from there
+    assert workspace.ids("raw.crm_contacts") == {"c1", "gone", "c2", "c3"}
