@@ -1,5 +1,6 @@
 """Ingest assets: one per extract, loading every complete landing folder up to the run's date."""
 
+import contextlib
 from dataclasses import dataclass
 from datetime import date
 
@@ -77,7 +78,6 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
             if folder.business_date not in loaded or folder.business_date == business_date
         ]
         rows = quarantined = removed = 0
-        committed: list = []
         try:
             for chunk in _chunks(folders, extract):
                 # A transaction per chunk: DuckDB holds a transaction's inserts in memory
@@ -93,7 +93,6 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                         crm_snapshot=settings.crm_export == "snapshot",
                     )
                     _replace_rows(con, extract, chunk, checked)
-                committed += chunk
                 rows += checked.frame.height
                 actions = checked.quarantine["action"]
                 quarantined += (
@@ -102,12 +101,14 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
                     .n_unique()
                 )
                 removed += int((actions == "value_removed").sum())
-        finally:
-            if committed and extract in ("crm_contacts", "orders"):
-                # Erasures land with the CRM; a late guest order may carry an erased address.
-                # Even when a later folder was refused: what was loaded is scrubbed tonight.
-                with transaction(con):
-                    erase_in_warehouse(con, [f.business_date for f in committed])
+        except BaseException:
+            # The folders loaded before the fault are scrubbed tonight all the same; should
+            # that fail too, their dates stay unchecked for the next run, and the fault is
+            # what the night reports.
+            with contextlib.suppress(Exception):
+                _apply_erasures(con, extract)
+            raise
+        _apply_erasures(con, extract)
         pending = outbox_erasures_pending(con)
     if pending:
         _erase_in_outbox(settings, pending)
@@ -115,6 +116,26 @@ def ingest_extract(settings: Settings, extract: str, business_date: date) -> Ing
     return IngestSummary(
         extract, rows, [f.business_date for f in folders], skipped, quarantined, removed
     )
+
+
+def _apply_erasures(con, extract: str) -> None:
+    """Erasures land with the CRM, and a late guest order may carry an erased address: apply
+    them for every folder loaded and not checked yet (a run killed between a batch and this
+    leaves its folders to the next run)."""
+    if extract not in ("crm_contacts", "orders"):
+        return
+    with transaction(con):
+        unchecked = "from raw.loaded_files where extract = ? and not erasure_checked"
+        dates = [
+            row[0] for row in con.execute(f"select business_date {unchecked}", [extract]).fetchall()
+        ]
+        if dates:
+            erase_in_warehouse(con, dates)
+            con.execute(
+                "update raw.loaded_files set erasure_checked = true "
+                "where extract = ? and not erasure_checked",
+                [extract],
+            )
 
 
 def _replace_rows(con, extract: str, chunk: list, checked) -> None:
@@ -136,7 +157,9 @@ def _replace_rows(con, extract: str, chunk: list, checked) -> None:
             con.execute(f"insert into {table} by name select * from incoming")
             con.unregister("incoming")
     con.executemany(
-        "insert or replace into raw.loaded_files values (?, ?, ?, ?, now())",
+        "insert or replace into raw.loaded_files "
+        "(business_date, extract, source_file, row_count, loaded_at, erasure_checked) "
+        "values (?, ?, ?, ?, now(), false)",
         [
             (folder.business_date, extract, str(folder.extract_file(extract)), count)
             for folder, count in _rows_per_folder(chunk, frame)

@@ -54,7 +54,18 @@ def erase_in_warehouse(
     if orphaned or erased:
         _remember_suppressions(con, orphaned)
         _scrub_addresses(con, orphaned, erased, list(dates))
+        _no_valid_address_left(con)
     return len(newly)
+
+
+def _no_valid_address_left(con: duckdb.DuckDBPyConnection) -> None:
+    """An emptied address is no valid address, as a rebuild would say (incremental tables
+    keep a row until its key is touched again)."""
+    for schema, table in _model_tables(con, "is_email_valid"):
+        con.execute(
+            f'update {schema}."{table}" set is_email_valid = false '
+            "where email is null and is_email_valid"
+        )
 
 
 def _record(con: duckdb.DuckDBPyConnection, newly: list[str]) -> tuple[list[str], list[str]]:

@@ -48,10 +48,12 @@ def begin_build(
     A partial build (some models picked in the UI) reads the rest of the build schema, so it
     may only start from a build that was published whole."""
     rows = con.execute(
-        "select unpublished, built_through, attempted_through, models_fingerprint "
-        "from nightjar.dbt_build_state"
+        "select unpublished, built_through, attempted_through, models_fingerprint, "
+        "built_started_at from nightjar.dbt_build_state"
     ).fetchall()
-    unpublished, built, attempted, built_with = rows[0] if rows else (False, None, None, None)
+    unpublished, built, attempted, built_with, built_at = (
+        rows[0] if rows else (False,) + (None,) * 4
+    )
     if partial and unpublished:
         raise UnpublishedBuild(
             "The last dbt build was not published (it failed), so the build schema holds "
@@ -65,15 +67,27 @@ def begin_build(
         and built_with == fingerprint
         and business_date > max(attempted or built, built)
         and _tables_hold(con, incremental_models(manifest), built, attempted or built)
+        and not _loaded_late(con, built, built_at)
     )
     since = built if incremental else None
     attempted = max(attempted or business_date, business_date) if partial else business_date
     con.execute("delete from nightjar.dbt_build_state")
     con.execute(
-        "insert into nightjar.dbt_build_state values (true, ?, ?, ?)",
-        [since, attempted, fingerprint if incremental else None],
+        "insert into nightjar.dbt_build_state values (true, ?, ?, ?, now(), ?)",
+        [since, attempted, fingerprint if incremental else None, built_at if incremental else None],
     )
     return since
+
+
+def _loaded_late(con: duckdb.DuckDBPyConnection, built: dt.date, built_at) -> bool:
+    """A folder of a date the tables already hold, loaded after that build began: a folder
+    that completed late, or one loaded again. Its rows are older than the window."""
+    if built_at is None:
+        return True  # a build from before this was recorded: nothing to vouch with
+    return con.execute(
+        "select count(*) > 0 from raw.loaded_files where business_date <= ? and loaded_at > ?",
+        [built, built_at],
+    ).fetchall()[0][0]
 
 
 def _tables_hold(
@@ -102,17 +116,26 @@ def incremental_models(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 def models_fingerprint(manifest: dict[str, Any]) -> str:
-    """What the incremental models' rows depend on: their SQL and that of every model they
-    read. Any change, and the next build refreshes them whole."""
-    nodes = manifest["nodes"]
+    """What the incremental models' rows depend on: their SQL and config, and those of every
+    model they read and every macro any of them calls. Any change, and the next build
+    refreshes them whole."""
+    nodes, macros = manifest["nodes"], manifest["macros"]
     stack = list(incremental_models(manifest))
     seen: dict[str, str] = {}
     while stack:
         uid = stack.pop()
-        if uid in seen or uid not in nodes:
+        if uid in seen:
             continue
-        seen[uid] = nodes[uid]["checksum"]["checksum"]
-        stack += nodes[uid]["depends_on"]["nodes"]
+        if uid in nodes:
+            node = nodes[uid]
+            config = json.dumps(node.get("unrendered_config", {}), sort_keys=True, default=str)
+            seen[uid] = node["checksum"]["checksum"] + config
+        elif uid in macros:
+            node = macros[uid]
+            seen[uid] = node["macro_sql"]
+        else:
+            continue
+        stack += node["depends_on"].get("nodes", []) + node["depends_on"].get("macros", [])
     return hashlib.sha256(json.dumps(sorted(seen.items())).encode()).hexdigest()
 
 
@@ -169,7 +192,8 @@ def publish(
         con.execute("update nightjar.dbt_build_state set unpublished = false")
         if built:
             con.execute(
-                "update nightjar.dbt_build_state set built_through = ?, models_fingerprint = ?",
+                "update nightjar.dbt_build_state set built_through = ?, models_fingerprint = ?, "
+                "built_started_at = started_at",
                 list(built),
             )
         con.execute("commit")

@@ -58,6 +58,8 @@ create table if not exists raw.loaded_files (
     row_count bigint not null, loaded_at timestamptz not null,
     primary key (business_date, extract)
 );
+-- false until the erasures its rows may carry have been applied (assets/ingest.py)
+alter table raw.loaded_files add column if not exists erasure_checked boolean default true;
 """
 
 STATE_DDL = """
@@ -107,6 +109,8 @@ create table if not exists nightjar.dbt_build_state (  -- pipelines/publish.py
 alter table nightjar.dbt_build_state add column if not exists built_through date;
 alter table nightjar.dbt_build_state add column if not exists attempted_through date;
 alter table nightjar.dbt_build_state add column if not exists models_fingerprint varchar;
+alter table nightjar.dbt_build_state add column if not exists started_at timestamptz;
+alter table nightjar.dbt_build_state add column if not exists built_started_at timestamptz;
 create table if not exists nightjar.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
 from pipelines.sample_data import generate_landing
+from tests.landing import order, write_folder
 
 END = dt.date(2026, 3, 2)  # the run crosses 29 February (2026 has none: 1 March follows 28)
 DAYS = 9
@@ -130,3 +131,27 @@ def test_a_build_by_hand_for_another_date_is_noticed(nights):
     after = _snapshot(ws)
     assert ws.run(END.isoformat()) == 0  # whole, for comparison
     assert _snapshot(ws) == after
+
+
+def test_a_folder_completing_late_makes_the_next_night_rebuild_whole(nights):
+    ws, _, _, _ = nights
+    # a folder older than every date built completes only now, and a new day lands
+    late_day = END - dt.timedelta(days=DAYS)
+    late_order = order("late-order", "", f"{late_day}T10:00:00Z", "10.00")
+    write_folder(ws.landing, late_day.isoformat(), orders=[late_order])
+    write_folder(ws.landing, (END + dt.timedelta(days=1)).isoformat())
+    assert ws.run((END + dt.timedelta(days=1)).isoformat()) == 0
+    # its rows are older than any window: only a whole rebuild sees them
+    assert ws.query(
+        "select count(*) from build.int_orders_resolved where order_id = 'late-order'"
+    ) == [(1,)]
+
+
+def test_the_fingerprint_follows_the_macros_the_models_call():
+    from pipelines.dbt_setup import load_manifest
+    from pipelines.publish import models_fingerprint
+
+    manifest = load_manifest()
+    before = models_fingerprint(manifest)
+    manifest["macros"]["macro.nightjar.normalize_email"]["macro_sql"] += " "
+    assert models_fingerprint(manifest) != before

@@ -8,8 +8,6 @@
 {{ config(
     materialized='incremental',
     unique_key='anonymous_id',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
     post_hook="{{ record_incremental_build() }}"
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
