@@ -26,6 +26,7 @@ from pipelines.landing import (
     incomplete_folders_through,
     require_ready,
 )
+from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.redaction import redact
 from pipelines.resources import NightjarResource
@@ -176,6 +177,7 @@ def build_ingest_asset(extract: str):
     @asset(
         key=AssetKey(["raw", extract]),
         group_name="ingest",
+        owners=OWNERS["ingest"],
         partitions_def=nightly_partitions,
         kinds={"polars", "pandera", "duckdb"},
         pool=WAREHOUSE_POOL,

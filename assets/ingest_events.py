@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from pipelines.erasure import erase_in_warehouse
 from pipelines.landing import EVENTS_FOLDER
+from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
@@ -80,6 +81,7 @@ def load_event_files(landing: Path, warehouse: Path) -> tuple[int, int]:
 @asset(
     key=AssetKey(["raw", "sendgrid_events"]),
     group_name="ingest",
+    owners=OWNERS["ingest"],
     partitions_def=nightly_partitions,
     kinds={"duckdb", "sendgrid"},
     pool=WAREHOUSE_POOL,

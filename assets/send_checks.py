@@ -15,6 +15,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from assets.campaigns import Campaign
 from assets.sends import past_date_reason
+from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
@@ -109,6 +110,7 @@ def build_send_checks_asset(campaigns: list[Campaign]):
     @asset(
         name="send_checks",
         group_name="sends",
+        owners=OWNERS["sends"],
         deps=[
             AssetKey(["customer_360"]),
             AssetKey(["send_decisions"]),

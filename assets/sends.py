@@ -21,6 +21,7 @@ from dagster import (
 
 from assets.campaigns import Campaign
 from pipelines.landing import list_folders
+from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
@@ -422,6 +423,7 @@ def build_send_asset(campaign: Campaign):
     @asset(
         name=campaign.asset_name,
         group_name="sends",
+        owners=OWNERS["sends"],
         deps=[
             AssetKey([campaign.cohort]),
             AssetKey(["send_decisions"]),

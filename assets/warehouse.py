@@ -18,6 +18,7 @@ from dagster_dbt import (
 )
 
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
+from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.publish import (
     PUBLISHED_SCHEMA,
@@ -44,6 +45,9 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
         if "decisions" in fqn:
             return "sends"
         return "warehouse"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return OWNERS[self.get_group_name(dbt_resource_props)]
 
 
 translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

@@ -10,6 +10,7 @@ from assets.sends import build_send_asset
 from assets.warehouse import warehouse_models
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
 from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
+from pipelines.owners import OWNERS
 from pipelines.redaction import install as redact_logs
 from pipelines.resources import NightjarResource
 
@@ -20,6 +21,7 @@ STATE_TABLES = [
     AssetSpec(
         ["nightjar", "send_ledger"],
         group_name="sends",
+        owners=OWNERS["sends"],
         kinds={"duckdb"},
         description="Every message planned, sent, held out or skipped: one row per campaign, "
         "contact and occasion, with its status, variant and send time. What makes each "
@@ -28,6 +30,7 @@ STATE_TABLES = [
     AssetSpec(
         ["nightjar", "suppressions"],
         group_name="sends",
+        owners=OWNERS["sends"],
         kinds={"duckdb"},
         description="Addresses suppressed by hand (normalized), beside those SendGrid "
         "reports; both make the suppression_list model.",
@@ -35,13 +38,23 @@ STATE_TABLES = [
     AssetSpec(
         ["nightjar", "cohort_membership"],
         group_name="sends",
+        owners=OWNERS["sends"],
         kinds={"duckdb"},
         description="Who was in each cohort on each date it was sent, with the date they "
         "entered it: how loyalty tells a contact who stays from one who enters.",
     ),
     AssetSpec(
+        ["nightjar", "cohort_snapshots"],
+        group_name="sends",
+        owners=OWNERS["sends"],
+        kinds={"duckdb"},
+        description="Each cohort's size on each date it was sent, even when empty: what the "
+        "cohort_size send check compares tonight's cohort with.",
+    ),
+    AssetSpec(
         ["nightjar", "erasures"],
         group_name="ingest",
+        owners=OWNERS["ingest"],
         kinds={"duckdb"},
         description="Contacts erased (is_deleted), with only a SHA-256 hash of each address "
         "they had: a later order or event with the address is scrubbed on arrival, and an "

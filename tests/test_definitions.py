@@ -127,3 +127,15 @@ def test_the_schedule_runs_the_previous_business_date():
     tick = dt.datetime(2025, 11, 21, 6, 0, tzinfo=dt.UTC)
     requests = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick))
     assert [r.partition_key for r in requests.run_requests] == ["2025-11-20"]
+
+
+def test_every_asset_names_who_answers_for_it():
+    from pipelines.definitions import defs
+    from pipelines.owners import OWNERS
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == OWNERS[node.group_name], key.to_user_string()
+    assert graph.get(AssetKey("customer_360")).owners == ["team:analytics"]
+    assert graph.get(AssetKey("send_loyalty")).owners == ["team:marketing"]
