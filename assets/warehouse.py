@@ -24,6 +24,7 @@ from pipelines.publish import (
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
     begin_build,
+    incremental_models,
     models_fingerprint,
     publish,
     published_models,
@@ -92,7 +93,12 @@ def warehouse_models(
         ensure_schema(con)
         try:
             since = begin_build(
-                con, business_date, context.is_subset, manifest, nightjar.full_refresh
+                con,
+                business_date,
+                context.is_subset,
+                fingerprint,
+                incremental_models(manifest).values(),
+                nightjar.full_refresh,
             )
         except UnpublishedBuild as error:
             raise Failure(description=str(error)) from None

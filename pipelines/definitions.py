@@ -16,47 +16,48 @@ from pipelines.resources import NightjarResource
 
 redact_logs()  # before any run logs a line: secrets and addresses never reach a log
 
+
+def _state_table(name: str, group: str, description: str) -> AssetSpec:
+    return AssetSpec(
+        ["nightjar", name],
+        group_name=group,
+        owners=OWNERS[group],
+        kinds={"duckdb"},
+        description=description,
+    )
+
+
 # State Nightjar keeps beside the ledger; dbt reads both, the send assets maintain them.
 STATE_TABLES = [
-    AssetSpec(
-        ["nightjar", "send_ledger"],
-        group_name="sends",
-        owners=OWNERS["sends"],
-        kinds={"duckdb"},
-        description="Every message planned, sent, held out or skipped: one row per campaign, "
+    _state_table(
+        "send_ledger",
+        "sends",
+        "Every message planned, sent, held out or skipped: one row per campaign, "
         "contact and occasion, with its status, variant and send time. What makes each "
         "occasion go exactly once; send_decisions reads it for the frequency cap.",
     ),
-    AssetSpec(
-        ["nightjar", "suppressions"],
-        group_name="sends",
-        owners=OWNERS["sends"],
-        kinds={"duckdb"},
-        description="Addresses suppressed by hand (normalized), beside those SendGrid "
+    _state_table(
+        "suppressions",
+        "sends",
+        "Addresses suppressed by hand (normalized), beside those SendGrid "
         "reports; both make the suppression_list model.",
     ),
-    AssetSpec(
-        ["nightjar", "cohort_membership"],
-        group_name="sends",
-        owners=OWNERS["sends"],
-        kinds={"duckdb"},
-        description="Who was in each cohort on each date it was sent, with the date they "
+    _state_table(
+        "cohort_membership",
+        "sends",
+        "Who was in each cohort on each date it was sent, with the date they "
         "entered it: how loyalty tells a contact who stays from one who enters.",
     ),
-    AssetSpec(
-        ["nightjar", "cohort_snapshots"],
-        group_name="sends",
-        owners=OWNERS["sends"],
-        kinds={"duckdb"},
-        description="Each cohort's size on each date it was sent, even when empty: what the "
+    _state_table(
+        "cohort_snapshots",
+        "sends",
+        "Each cohort's size on each date it was sent, even when empty: what the "
         "cohort_size send check compares tonight's cohort with.",
     ),
-    AssetSpec(
-        ["nightjar", "erasures"],
-        group_name="ingest",
-        owners=OWNERS["ingest"],
-        kinds={"duckdb"},
-        description="Contacts erased (is_deleted), with only a SHA-256 hash of each address "
+    _state_table(
+        "erasures",
+        "ingest",
+        "Contacts erased (is_deleted), with only a SHA-256 hash of each address "
         "they had: a later order or event with the address is scrubbed on arrival, and an "
         "address that had unsubscribed stays suppressed if its owner registers again.",
     ),

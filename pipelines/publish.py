@@ -31,7 +31,8 @@ def begin_build(
     con: duckdb.DuckDBPyConnection,
     business_date: dt.date,
     partial: bool,
-    manifest: dict[str, Any],
+    fingerprint: str,
+    incremental_tables: Iterable[str],
     full_refresh: bool = False,
 ) -> dt.date | None:
     """Note that the build schema is about to change, and say how dbt may build it: the
@@ -60,13 +61,12 @@ def begin_build(
             "tables readers never saw. Materialize all warehouse models (or run the date "
             "with `nightjar run`) instead of a selection."
         )
-    fingerprint = models_fingerprint(manifest)
     incremental = (
         not full_refresh
         and built is not None
         and built_with == fingerprint
         and business_date > max(attempted or built, built)
-        and _tables_hold(con, incremental_models(manifest), built, attempted or built)
+        and _tables_hold(con, incremental_tables, built, attempted or built)
         and not _loaded_late(con, built, built_at)
     )
     since = built if incremental else None
@@ -91,7 +91,7 @@ def _loaded_late(con: duckdb.DuckDBPyConnection, built: dt.date, built_at) -> bo
 
 
 def _tables_hold(
-    con: duckdb.DuckDBPyConnection, models: dict[str, str], built: dt.date, attempted: dt.date
+    con: duckdb.DuckDBPyConnection, tables: Iterable[str], built: dt.date, attempted: dt.date
 ) -> bool:
     """Every incremental model's table says (dbt post-hook) it was last built for a date from
     `built` to `attempted`: reading again from `built` brings it to any later date."""
@@ -103,7 +103,7 @@ def _tables_hold(
         )
     except duckdb.CatalogException:
         return False
-    return all(built <= held.get(name, dt.date.min) <= attempted for name in models.values())
+    return all(built <= held.get(name, dt.date.min) <= attempted for name in tables)
 
 
 def incremental_models(manifest: dict[str, Any]) -> dict[str, str]:
