@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test lint dev chaos bench lock clean
+.PHONY: help install manifest demo test lint dev docs chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
 	@echo "make test   - lint, dbt unit tests and the whole test suite"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
 	@echo "make lint   - ruff and sqlfluff"
 	@echo "make chaos  - kill the sender 20 times while sending 100,000 messages; count duplicates"
 	@echo "make bench  - time a night at 100,000 and 1,000,000 contacts against plain DuckDB"
@@ -42,6 +43,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: ../$(BIN)/sqlfluff lint models tests macros
+
+docs: manifest
+	$(BIN)/nightjar docs
 
 chaos: install
 	$(BIN)/python -m tests.chaos --messages 100000 --kills 20

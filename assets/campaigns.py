@@ -82,8 +82,9 @@ class Campaign:
             "variants": [{"name": v.name, "weight": v.weight} for v in self.variants],
         }
 
-    def describe(self) -> str:
-        """What a marketer needs to know, shown on the send asset."""
+    def describe(self, dbt_vars: Mapping[str, Any]) -> str:
+        """What a marketer needs to know, shown on the send asset, with the contact policy
+        this installation applies (`dbt_vars`: pipelines.descriptions.effective_vars)."""
         once = f"once per contact and {self.occasion_column}"
         cooldown = f", and not again within {self.cooldown_days} days" if self.cooldown_days else ""
         if self.variants:
@@ -91,10 +92,17 @@ class Campaign:
             what = f"A/B test of variants {arms}"
         else:
             what = f'subject "{self.subject}", SendGrid template {self.template_id}'
+        share = self.holdout_share if self.holdout_share is not None else dbt_vars["holdout_share"]
+        hour = self.send_hour if self.send_hour is not None else dbt_vars["send_hour"]
         return (
             f"Sends the '{self.name}' campaign ({what}, priority {self.priority}) to the members "
-            f"of {self.cohort} that send_decisions picks, {once}{cooldown}. Only the latest "
-            f"business date sends. Cohort: {self.cohort_description}"
+            f"of {self.cohort} that send_decisions picks, {once}{cooldown}. {share:.0%} of "
+            f"the cohort is held out as a control group. Messages are scheduled for "
+            f"{hour}:00 local time, outside the quiet hours {dbt_vars['quiet_hours_start']}:00 "
+            f"to {dbt_vars['quiet_hours_end']}:00, at most {dbt_vars['max_messages_per_day']} "
+            f"message(s) a day and {dbt_vars['max_messages_per_7_days']} in 7 days per contact "
+            f"over all campaigns. Only the latest business date sends. "
+            f"Cohort: {self.cohort_description}"
         ).strip()
 
 
@@ -183,8 +191,13 @@ def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
     return tuple(variants)
 
 
-def campaigns_from_manifest(manifest: Mapping[str, Any]) -> list[Campaign]:
-    """Every campaign the dbt project declares, sorted by name; names must be unique."""
+def campaigns_from_manifest(
+    manifest: Mapping[str, Any], dbt_vars: Mapping[str, Any] | None = None
+) -> list[Campaign]:
+    """Every campaign the dbt project declares, sorted by name; names must be unique. With
+    `dbt_vars`, each cohort's description states the thresholds they set."""
+    from pipelines.descriptions import describe_model
+
     campaigns: dict[str, Campaign] = {}
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
@@ -192,7 +205,8 @@ def campaigns_from_manifest(manifest: Mapping[str, Any]) -> list[Campaign]:
         block = _campaign_block(node)
         if block is None:
             continue
-        campaign = parse_campaign(node["name"], block, node.get("description", ""))
+        description = describe_model(node, dbt_vars) if dbt_vars else node.get("description", "")
+        campaign = parse_campaign(node["name"], block, description)
         if campaign.name in campaigns:
             raise CampaignConfigError(
                 f"campaign name {campaign.name!r} is declared by both "

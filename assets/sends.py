@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from assets.campaigns import Campaign
+from pipelines.descriptions import current_vars
 from pipelines.landing import list_folders
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
@@ -60,13 +61,16 @@ class SendSummary:
     settled_from_earlier_runs: int = 0
     abandoned: int = 0
     errors: list[str] = field(default_factory=list)
+    # the first message of tonight's sends per variant ("" without variants), previewed
+    samples: dict[str, Message] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not (self.failed or self.pending or self.not_attempted)
 
     def metadata(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k not in ("errors", "decisions")}
+        skip = ("errors", "decisions", "samples")
+        flat = {k: v for k, v in asdict(self).items() if k not in skip}
         flat.update({f"decision_{k}": v for k, v in sorted(self.decisions.items())})
         return {k: v for k, v in flat.items() if v is not None}
 
@@ -326,6 +330,8 @@ def send_campaign(
             held = [build_message(campaign, row) for row in rows.iter_rows(named=True)]
             ledger.plan(_ledger_rows(held), day, sender.channel, status, why)
         messages = decided("send")  # ordered by contact_id, as the query returns them
+        for message in messages:
+            summary.samples.setdefault(message.variant or "", message)
         _check_send_times(messages, campaign, day)
         ledger.plan(_ledger_rows(messages), day, sender.channel)
         if log:
@@ -355,9 +361,21 @@ def send_campaign(
     return summary
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _masked(value: Any) -> Any:
+    """Names and other text show their first letter only; numbers and dates stay, so the
+    preview still shows what the template gets."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        return f"{value[:1]}***" if value else value
+    return value
+
+
 def render_sample(message: Message) -> str:
-    """One message as a marketer previews it; the address is masked, the data escaped."""
-    data = json.dumps(message.data, ensure_ascii=False, indent=2, sort_keys=True)
+    """One message as a marketer previews it: personal data masked, the rest escaped."""
+    masked = {key: _masked(value) for key, value in message.data.items()}
+    data = json.dumps(masked, ensure_ascii=False, indent=2, sort_keys=True)
     variant = f" · variant {message.variant}" if message.variant else ""
     when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
     # Personal data stays inside the code block: its fence is longer than any run of
@@ -365,7 +383,8 @@ def render_sample(message: Message) -> str:
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", data)), default=0))
     return (
         f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
-        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
+        f"To: {_masked(message.to_name) or ''} {mask_email(message.to_email)} · "
+        f"occasion {message.occasion}{when}\n\n"
         f"{fence}json\n{data}\n{fence}"
     )
 
@@ -433,7 +452,7 @@ def build_send_asset(campaign: Campaign):
         kinds={"sendgrid"},
         pool=WAREHOUSE_POOL,
         backfill_policy=ONE_RUN_PER_DATE,
-        description=campaign.describe(),
+        description=campaign.describe(current_vars()),
         metadata={
             "campaign": campaign.name,
             "template_id": campaign.template_id,
@@ -454,11 +473,9 @@ def build_send_asset(campaign: Campaign):
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
         metadata = summary.metadata()
-        samples = getattr(sender, "samples", {})
-        for (name, variant), sample in sorted(samples.items(), key=lambda i: str(i[0])):
-            if name == campaign.name:
-                key = f"sample_message_{variant}" if variant else "sample_message"
-                metadata[key] = MetadataValue.md(render_sample(sample))
+        for variant, sample in sorted(summary.samples.items()):
+            key = f"sample_message_{variant}" if variant else "sample_message"
+            metadata[key] = MetadataValue.md(render_sample(sample))
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

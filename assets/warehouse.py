@@ -17,7 +17,10 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from assets.campaigns import campaigns_from_manifest
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
+from pipelines.descriptions import current_vars, describe_model
+from pipelines.figures import audience_figures, cohort_changes, column_schemas
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.publish import (
@@ -36,8 +39,8 @@ from pipelines.warehouse import connect, ensure_schema, memory_limit
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
-    """Cohort models form the `cohorts` group, the send decisions join the `sends`; every
-    other model is the `warehouse`."""
+    """Cohort models form the `cohorts` group, the send decisions join the `sends`, campaign
+    outcomes the `results`; every other model is the `warehouse`."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
@@ -45,13 +48,20 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
             return "cohorts"
         if "decisions" in fqn:
             return "sends"
+        if "results" in fqn:
+            return "results"
         return "warehouse"
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return OWNERS[self.get_group_name(dbt_resource_props)]
 
-
-translator = NightjarDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # A cohort's rule with the thresholds this installation applies (NIGHTJAR_DBT_VARS).
+        if dbt_resource_props.get("resource_type") != "model":
+            return super().get_description(dbt_resource_props)
+        return describe_model(dbt_resource_props, current_vars()) or super().get_description(
+            dbt_resource_props
+        )
 
 
 def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None) -> list[str]:
@@ -72,15 +82,30 @@ def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None
     return args if since else [*args, "--full-refresh"]
 
 
-@dbt_assets(
-    manifest=dbt_project().manifest_path,
-    project=dbt_project(),
-    partitions_def=nightly_partitions,
-    dagster_dbt_translator=translator,
-    pool=WAREHOUSE_POOL,
-    backfill_policy=ONE_RUN_PER_DATE,
-)
-def warehouse_models(
+def build_warehouse_models():
+    """The dbt models as Dagster assets; built when the Definitions are, so that their
+    descriptions state the thresholds of the environment Dagster loads them in."""
+
+    @dbt_assets(
+        manifest=dbt_project().manifest_path,
+        project=dbt_project(),
+        partitions_def=nightly_partitions,
+        # a new translator each time: dagster-dbt caches the specs it made per translator
+        dagster_dbt_translator=NightjarDbtTranslator(
+            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+        ),
+        pool=WAREHOUSE_POOL,
+        backfill_policy=ONE_RUN_PER_DATE,
+    )
+    def warehouse_models(
+        context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
+    ):
+        yield from _build_and_publish(context, dbt, nightjar)
+
+    return warehouse_models
+
+
+def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
@@ -124,14 +149,28 @@ def warehouse_models(
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
     whole = None if context.is_subset else (business_date, fingerprint)
     with connect(settings.warehouse) as con:
+        # Measured before publishing: `main` still holds the night to compare with.
+        figures: dict[str, dict] = {
+            **cohort_changes(con, built & {c.cohort for c in campaigns_from_manifest(manifest)}),
+            "audience": audience_figures(con),
+        }
+        schemas = column_schemas(con, built, manifest)
         counts = publish(
             con, built & published_models(manifest), unpublished_models(manifest), whole
         )
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
-        # Row counts as `dagster/row_count`, so cohort sizes plot night by night.
-        if isinstance(event, Output) and (table := _model_name(context, event)) in counts:
-            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[table]})
+        # Row counts as `dagster/row_count`, so cohort sizes plot night by night, with who
+        # entered and left each cohort, the contacts that may be mailed, and every model's
+        # columns with their types and descriptions.
+        if isinstance(event, Output):
+            table = _model_name(context, event)
+            extra: dict = {**figures.get(table, {})}
+            if table in counts:
+                extra["dagster/row_count"] = counts[table]
+            if table in schemas:
+                extra["dagster/column_schema"] = schemas[table]
+            event = event.with_metadata({**event.metadata, **extra})
         yield event
 
 

@@ -112,34 +112,88 @@ def _demo_marker(path: Path) -> Path:
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    """A fresh sample landing, then the nightly run of its last date.
+    """A fresh sample landing, then the nightly runs of its last two dates: the second
+    night's results measure the first night's sends against its control group.
 
-    It starts from scratch each time, so it deletes the landing, warehouse and outbox, but
-    only those an earlier demo made: anything else is refused, never touched.
+    It starts from scratch each time, so it deletes the landing, warehouse, outbox and
+    reports, but only those an earlier demo made: anything else is refused, never touched.
     """
-    owned = [settings.landing, settings.outbox, settings.warehouse]
+    owned = [settings.landing, settings.outbox, settings.warehouse, settings.reports]
     for path in owned:
         if path.exists() and not _demo_marker(path).exists():
             print(
                 f"nightjar demo: {path} exists and was not made by the demo; point "
-                "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE and NIGHTJAR_OUTBOX elsewhere.",
+                "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE, NIGHTJAR_OUTBOX and NIGHTJAR_REPORTS "
+                "elsewhere.",
                 file=sys.stderr,
             )
             return 2
-    for path in owned:
+    pending = settings.landing.with_name(settings.landing.name + ".demo-pending")
+    for path in (*owned, pending):
         if path.is_dir():
             shutil.rmtree(path)
         for leftover in (path, _demo_marker(path), path.with_name(path.name + ".wal")):
             if leftover.is_file():
                 leftover.unlink()
-    for path in (settings.landing, settings.outbox):
+    for path in (settings.landing, settings.outbox, settings.reports):
         path.mkdir(parents=True, exist_ok=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     for path in owned:
         _demo_marker(path).touch()
-    args.out = None
+    # Generated aside, then landed a night at a time: only the latest date landed sends.
+    args.out = str(pending)
     generate(args, settings)
-    return run_date(args.end, settings)
+    first, last = args.end - dt.timedelta(days=1), args.end
+    for folder in sorted(pending.iterdir()):
+        if folder.name != last.isoformat():
+            folder.rename(settings.landing / folder.name)
+    code = run_date(first, settings)
+    if code:
+        return code
+    from pipelines.demo_engagement import write_demo_events
+
+    events = write_demo_events(settings.outbox / first.isoformat(), settings.landing, last, 1)
+    print(f"nightjar demo: {events} made-up SendGrid events for {first}'s messages")
+    (pending / last.isoformat()).rename(settings.landing / last.isoformat())
+    pending.rmdir()
+    return run_date(last, settings)
+
+
+def docs(args: argparse.Namespace, settings: Settings) -> int:
+    """dbt's documentation site as one static page: every model, column, test and the
+    lineage, with this installation's thresholds in the descriptions and, once a night has
+    run, each column's type from the warehouse."""
+    import json
+    import subprocess
+
+    from pipelines.dbt_setup import DBT_PROJECT_DIR, campaigns_var, dbt_executable, load_manifest
+
+    env = dict(os.environ)
+    if settings.warehouse.exists():
+        env["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
+    else:
+        # dbt would create an empty warehouse file; the docs then lack column types only
+        print(f"nightjar docs: {settings.warehouse} does not exist yet (make demo): no types")
+        env["NIGHTJAR_WAREHOUSE"] = ":memory:"
+    variables = {
+        **settings.dbt_vars,
+        "as_of_date": _yesterday().isoformat(),  # the SQL shown is last night's
+        "default_timezone": settings.default_timezone,
+        "campaigns": campaigns_var(load_manifest()),
+    }
+    # A target of its own: the nightly runs' manifest stays as `dbt parse` made it.
+    command = [
+        dbt_executable(), "docs", "generate", "--static", "--quiet",
+        "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", "target/docs",
+        "--vars", json.dumps(variables),
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=False)
+    if completed.returncode:
+        print("nightjar docs: dbt docs generate failed (above)", file=sys.stderr)
+        return 1
+    page = DBT_PROJECT_DIR / "target" / "docs" / "static_index.html"
+    print(f"nightjar docs: open {page} in a browser (one file, no server needed)")
+    return 0
 
 
 def webhook(args: argparse.Namespace, settings: Settings) -> int:
@@ -193,13 +247,14 @@ def parser() -> argparse.ArgumentParser:
         "itself on a first build, a re-run or a past date, and after models changed)",
     )
 
+    commands.add_parser("docs", help="generate dbt's documentation site as one static page")
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
     hook.add_argument("--port", type=int, help="port (default $NIGHTJAR_WEBHOOK_PORT or 8026)")
 
     for name, help_text in (
         ("generate", "write a sample landing of nightly extracts"),
-        ("demo", "generate a sample landing and run its last date end to end"),
+        ("demo", "generate a sample landing and run its last two dates end to end"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--contacts", type=int, default=2000)
@@ -226,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return generate(args, settings)
     if args.command == "webhook":
         return webhook(args, settings)
+    if args.command == "docs":
+        return docs(args, settings)
     return demo(args, settings)
 
 

@@ -3,13 +3,23 @@
 from dagster import AssetSpec, Definitions
 
 from assets.campaigns import campaigns_from_manifest
+from assets.freshness import freshness_checks
 from assets.ingest import ingest_assets
 from assets.ingest_events import sendgrid_events
+from assets.results import build_results_asset
 from assets.send_checks import build_send_checks_asset
 from assets.sends import build_send_asset
-from assets.warehouse import warehouse_models
+from assets.warehouse import build_warehouse_models
+from pipelines.alerts import alert_on_run_failure
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
-from pipelines.jobs import landing_sensor, nightly_job, nightly_schedule
+from pipelines.descriptions import current_vars
+from pipelines.jobs import (
+    freshness_job,
+    freshness_schedule,
+    landing_sensor,
+    nightly_job,
+    nightly_schedule,
+)
 from pipelines.owners import OWNERS
 from pipelines.redaction import install as redact_logs
 from pipelines.resources import NightjarResource
@@ -36,21 +46,23 @@ STATE_TABLES = [
         "contact and occasion, with its status, variant and send time. What makes each "
         "occasion go exactly once; send_decisions reads it for the frequency cap.",
     ),
+    # In the group of the models that read them, so that the lineage reads left to right:
+    # ingest -> warehouse -> cohorts -> sends -> results.
     _state_table(
         "suppressions",
-        "sends",
+        "ingest",
         "Addresses suppressed by hand (normalized), beside those SendGrid "
         "reports; both make the suppression_list model.",
     ),
     _state_table(
         "cohort_membership",
-        "sends",
+        "cohorts",
         "Who was in each cohort on each date it was sent, with the date they "
         "entered it: how loyalty tells a contact who stays from one who enters.",
     ),
     _state_table(
         "cohort_snapshots",
-        "sends",
+        "cohorts",
         "Each cohort's size on each date it was sent, even when empty: what the "
         "cohort_size send check compares tonight's cohort with.",
     ),
@@ -66,20 +78,23 @@ STATE_TABLES = [
 
 def build_definitions() -> Definitions:
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
-    campaigns = campaigns_from_manifest(load_manifest())
+    campaigns = campaigns_from_manifest(load_manifest(), current_vars())
     send_assets = [build_send_asset(c) for c in campaigns]
+    results_assets = [build_results_asset(c, current_vars()) for c in campaigns]
     return Definitions(
         assets=[
             *ingest_assets,
             sendgrid_events,
-            warehouse_models,
+            build_warehouse_models(),
             build_send_checks_asset(campaigns),
             *send_assets,
+            *results_assets,
             *STATE_TABLES,
         ],
-        jobs=[nightly_job],
-        schedules=[nightly_schedule],
-        sensors=[landing_sensor],
+        asset_checks=freshness_checks,
+        jobs=[nightly_job, freshness_job],
+        schedules=[nightly_schedule, freshness_schedule],
+        sensors=[landing_sensor, alert_on_run_failure],
         resources={
             "dbt": NightjarDbtCliResource(
                 project_dir=dbt_project(), dbt_executable=dbt_executable()

@@ -5,6 +5,7 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
+    ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
     build_schedule_from_partitioned_job,
@@ -13,14 +14,16 @@ from dagster import (
     sensor,
 )
 
+from assets.freshness import freshness_checks
 from pipelines.landing import list_folders
 from pipelines.partitions import nightly_partitions
 from pipelines.settings import load_settings
 
 # In-process: one DuckDB writer at a time, and no process start-up per asset.
+# Freshness is about now, not the date a run builds: it has a schedule of its own.
 nightly_job = define_asset_job(
     name="nightly_job",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - AssetSelection.checks(*freshness_checks),
     executor_def=in_process_executor,
     description="Load the night's extracts, rebuild the customer view and cohorts, and send.",
 )
@@ -30,6 +33,22 @@ nightly_schedule = build_schedule_from_partitioned_job(
     nightly_job,
     hour_of_day=6,
     name="nightly_schedule",
+    default_status=DefaultScheduleStatus.STOPPED,
+)
+
+
+# The extracts' freshness checks alone, every hour: a late export is seen before the night
+# would have run, not only when it runs.
+freshness_job = define_asset_job(
+    name="freshness_job",
+    selection=AssetSelection.checks(*freshness_checks),
+    executor_def=in_process_executor,
+    description="Check that every extract of the latest business date due has landed.",
+)
+freshness_schedule = ScheduleDefinition(
+    job=freshness_job,
+    cron_schedule="5 * * * *",
+    name="freshness_schedule",
     default_status=DefaultScheduleStatus.STOPPED,
 )
 

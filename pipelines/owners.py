@@ -7,4 +7,5 @@ OWNERS = {
     "warehouse": ["team:analytics"],
     "cohorts": ["team:analytics", "team:marketing"],
     "sends": ["team:marketing"],
+    "results": ["team:marketing", "team:analytics"],
 }

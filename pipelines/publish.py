@@ -24,7 +24,7 @@ class UnpublishedBuild(Exception):
 BUILD_SCHEMA = "build"  # profiles.yml: where dbt writes
 PUBLISHED_SCHEMA = "main"
 _TABLE_MATERIALIZATIONS = {"table", "incremental"}
-_PUBLISHED_FOLDERS = {"marts", "cohorts", "decisions"}
+_PUBLISHED_FOLDERS = {"marts", "cohorts", "decisions", "results"}
 
 
 def begin_build(
@@ -140,7 +140,7 @@ def models_fingerprint(manifest: dict[str, Any]) -> str:
 
 
 def published_models(manifest: dict[str, Any]) -> set[str]:
-    """Models readers query: the marts, cohorts and decisions tables. Staging and
+    """Models readers query: the marts, cohorts, decisions and results tables. Staging and
     intermediate models stay in the build schema, where they belong to dbt."""
     return {
         node["name"]

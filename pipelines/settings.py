@@ -33,6 +33,8 @@ KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
     "send_hour": (int, 0, 23),
     "quiet_hours_start": (int, 0, 23),
     "quiet_hours_end": (int, 0, 23),
+    "conversion_window_days": (int, 1, None),
+    "results_window_days": (int, 1, None),
 }
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
 
@@ -69,6 +71,14 @@ class Settings:
     max_cohort_change: float = 0.3
     max_mailable_share_drop: float = 0.2
     max_total_spend_drop: float = 0.2
+    # Where the campaign results' charts are written (one folder per business date).
+    reports: Path = field(default_factory=lambda: Path("data/reports").resolve())
+    # A business date's extracts are due the next day at this local hour (freshness checks).
+    extracts_due_hour: int = 6
+    # Where a failed run is announced (Slack-compatible incoming webhook); None: nowhere.
+    alert_webhook_url: str | None = None
+    # The Dagster UI's address, for links in alerts.
+    dagster_url: str = "http://127.0.0.1:3000"
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -105,7 +115,20 @@ def load_settings() -> Settings:
         max_cohort_change=_share("NIGHTJAR_MAX_COHORT_CHANGE", 0.3),
         max_mailable_share_drop=_share("NIGHTJAR_MAX_MAILABLE_SHARE_DROP", 0.2),
         max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
+        reports=_path("NIGHTJAR_REPORTS", "data/reports"),
+        extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
+        alert_webhook_url=os.environ.get("NIGHTJAR_ALERT_WEBHOOK_URL") or None,
+        dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
     )
+
+
+def _hour(name: str, default: int) -> int:
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise ValueError(f"{name}={text!r}: must be a whole hour from 0 to 23")
+    return int(text)
 
 
 def _share(name: str, default: float) -> float:

@@ -36,6 +36,7 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
         print("  loaded:  " + "; ".join(loaded))
     cohorts = [
         f"{key} {meta['dagster/row_count']:,}"
+        + (f" (+{meta['entered']:,} -{meta['left']:,})" if "entered" in meta else "")
         for key, meta in sorted(metadata.items())
         if key.startswith("cohort_") and "dagster/row_count" in meta
     ]
@@ -72,6 +73,14 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
                     if meta.get(k)
                 )
             )
+    _print_results(metadata)
+
+
+def _print_results(metadata: dict[str, dict]) -> None:
+    # chart_path only: the chart itself is a data URL of tens of kilobytes
+    for key, meta in sorted(metadata.items()):
+        if key.startswith("results_") and "summary" in meta:
+            print(f"  {key}: {meta['summary']} (chart: {meta['chart_path']})")
 
 
 def print_failures(result: ExecuteInProcessResult) -> None:

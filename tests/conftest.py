@@ -35,6 +35,10 @@ SETTING_NAMES = (
     "NIGHTJAR_MAX_COHORT_CHANGE",
     "NIGHTJAR_MAX_MAILABLE_SHARE_DROP",
     "NIGHTJAR_MAX_TOTAL_SPEND_DROP",
+    "NIGHTJAR_REPORTS",
+    "NIGHTJAR_EXTRACTS_DUE_HOUR",
+    "NIGHTJAR_ALERT_WEBHOOK_URL",
+    "NIGHTJAR_DAGSTER_URL",
     "DAGSTER_HOME",
 )
 
@@ -94,6 +98,7 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     mp.setenv("NIGHTJAR_LANDING", str(workspace.landing))
     mp.setenv("NIGHTJAR_WAREHOUSE", str(workspace.warehouse))
     mp.setenv("NIGHTJAR_OUTBOX", str(workspace.outbox))
+    mp.setenv("NIGHTJAR_REPORTS", str(workspace.root / "reports"))
     # A run waits this long for SendGrid's events of an unanswered batch; tests say when.
     mp.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "0")
     # Tests name who gets a message; the control group has tests of its own (test_holdouts).

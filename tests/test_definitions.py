@@ -11,7 +11,7 @@ from dagster import AssetKey, build_sensor_context
 from tests.landing import write_folder
 
 
-def test_definitions_load_with_groups_from_extracts_to_sends():
+def test_definitions_load_with_groups_from_extracts_to_results():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -37,10 +37,31 @@ def test_definitions_load_with_groups_from_extracts_to_sends():
         "send_reactivation",
         "send_birthday",
     }
+    assert {k for k, g in groups.items() if g == "results"} == {
+        "campaign_outcomes",
+        "results_loyalty",
+        "results_reactivation",
+        "results_birthday",
+    }
     assert groups["customer_360"] == "warehouse"
 
 
-def test_lineage_runs_from_each_extract_to_each_send():
+def test_the_groups_read_in_order_every_edge_goes_forward():
+    from pipelines.definitions import defs
+
+    order = ["ingest", "warehouse", "cohorts", "sends", "results"]
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        for parent in node.parent_keys:
+            behind = graph.get(parent).group_name
+            assert order.index(behind) <= order.index(node.group_name), (
+                f"{parent.to_user_string()} ({behind}) -> {key.to_user_string()} "
+                f"({node.group_name})"
+            )
+
+
+def test_lineage_runs_from_each_extract_to_each_send_and_its_results():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -51,6 +72,9 @@ def test_lineage_runs_from_each_extract_to_each_send():
         )
         assert {AssetKey("customer_360"), AssetKey("send_decisions")} <= upstream
         assert AssetKey(f"cohort_{campaign}") in _ancestors(graph, AssetKey("send_decisions"))
+        results = _ancestors(graph, AssetKey(f"results_{campaign}"))
+        assert {AssetKey(f"send_{campaign}"), AssetKey("campaign_outcomes")} <= results
+        assert AssetKey(["raw", "sendgrid_events"]) in results
 
 
 def _ancestors(graph, key):
@@ -72,6 +96,29 @@ def test_dbt_tests_are_asset_checks_and_send_assets_describe_their_rule():
     assert ("customer_360", "unique_customer_360_contact_id") in checks
     description = graph.get(AssetKey("send_loyalty")).description
     assert "cohort_loyalty" in description and "not again within 90 days" in description
+
+
+def test_cohort_and_send_descriptions_state_the_thresholds_this_installation_applies(
+    monkeypatch,
+):
+    from pipelines import descriptions
+    from pipelines.definitions import build_definitions
+
+    monkeypatch.setenv(
+        "NIGHTJAR_DBT_VARS", "{loyalty_min_spend_730d: 1500, holdout_share: 0.05, send_hour: 9}"
+    )
+    descriptions.current_vars.cache_clear()
+    try:
+        graph = build_definitions().resolve_asset_graph()
+    finally:
+        descriptions.current_vars.cache_clear()
+    loyalty = graph.get(AssetKey("cohort_loyalty")).description
+    assert "less than 90 days old and who spent more than 1500 on completed orders" in loyalty
+    send = graph.get(AssetKey("send_loyalty")).description
+    assert "5% of the cohort is held out" in send and "9:00 local time" in send
+    assert "spent more than 1500" in send
+    birthday = graph.get(AssetKey("cohort_birthday")).description
+    assert "birthday is 0 day(s) after the business date" in birthday
 
 
 def test_the_job_schedule_and_sensor_are_defined():

@@ -107,7 +107,8 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
         in completed.stdout
     )
     assert (
-        "cohorts as of 2025-11-20: cohort_birthday 3; cohort_loyalty 6; cohort_reactivation 2"
+        "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0); "
+        "cohort_reactivation 2 (+2 -0)"
         in completed.stdout
     )
     assert "send_birthday: 3 sent via outbox" in completed.stdout
@@ -144,7 +145,7 @@ def test_a_dry_run_counts_and_renders_every_message_but_sends_and_records_nothin
         "1 opted_out, 1 suppressed" in out
     )
     assert "send_birthday: would send 3" in out
-    assert "To: 0***@example.com · occasion 2025" in out  # birthday's first member, masked
+    assert "To: 0*** 0***@example.com · occasion 2025" in out  # the first member, masked
     assert (
         "**Happy birthday from all of us** (template `d-10000000000000000000000000000003`)" in out
     )

@@ -91,19 +91,25 @@ def test_names_holding_html_crlf_templates_or_sql_are_sent_as_data(recorded, cap
     ]
 
 
-def test_a_preview_keeps_a_name_inside_its_code_block():
+def test_a_preview_masks_personal_data_and_keeps_text_inside_its_code_block():
     from assets.sends import render_sample
     from senders.base import Message
 
-    first = HOSTILE["h_fence"][0] + " ````"
+    first = "````" + HOSTILE["h_fence"][0]
     preview = render_sample(
-        Message("s1", "loyalty", "h1", "2025-11-20", "jane@example.com", None, "d-1", "Hi",
-                "shop@example.com", None, data={"first_name": first})
+        Message("s1", "loyalty", "h1", "2025-11-20", "jane@example.com", "Jane Doe", "d-1",
+                "Hi", "shop@example.com", None,
+                data={"first_name": first, "spend_730d": 1234.5, "birthday_on": "2025-11-20",
+                      "last_name": "Doe"})
     )  # fmt: skip
-    fence = preview.splitlines()[4]
-    assert fence == "`````json" and preview.endswith("\n`````")
-    assert preview.count("`````") == 2  # the name's four backticks cannot close it
     assert "j***@example.com" in preview and "jane@example.com" not in preview
+    assert "Jane" not in preview and '"last_name": "D***"' in preview
+    # numbers and dates stay, so the preview still shows what the template gets
+    assert '"spend_730d": 1234.5' in preview and '"birthday_on": "2025-11-20"' in preview
+    # what is left of a name cannot close the block and become markdown or HTML
+    fence = preview.splitlines()[4]
+    assert fence == "```json" and preview.endswith("\n```")
+    assert '"first_name": "`***"' in preview
 
 
 def test_no_secret_or_address_in_any_log_record_or_error(recorded, capsys, caplog):

@@ -1,0 +1,47 @@
+"""Freshness checks: one per extract, failing when a business date's file is overdue."""
+
+import datetime as dt
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+
+from assets.ingest_files import EXTRACTS
+from pipelines.freshness import lateness
+from pipelines.resources import NightjarResource
+
+
+def build_freshness_check(extract: str):
+    @asset_check(
+        asset=AssetKey(["raw", extract]),
+        name="landed_on_time",
+        description=f"Fails when a business date's {extract} extract has not landed (complete "
+        "folder, _SUCCESS written) by NIGHTJAR_EXTRACTS_DUE_HOUR the next day, in "
+        "NIGHTJAR_DEFAULT_TIMEZONE. Runs with each night and every hour with the "
+        "freshness schedule.",
+        blocking=False,
+    )
+    def _landed_on_time(nightjar: NightjarResource) -> AssetCheckResult:
+        settings = nightjar.settings()
+        late = lateness(
+            settings.landing,
+            (f"{extract}.csv", f"{extract}.parquet"),
+            extract,
+            dt.datetime.now(dt.UTC),
+            settings.extracts_due_hour,
+            settings.default_timezone,
+        )
+        return AssetCheckResult(
+            passed=late.ok,
+            severity=AssetCheckSeverity.ERROR,
+            description=late.describe(settings.extracts_due_hour, settings.default_timezone),
+            metadata={
+                "expected_date": late.expected.isoformat(),
+                "latest_landed": late.latest_landed.isoformat() if late.latest_landed else "none",
+                "overdue_dates": len(late.overdue),
+                "hours_late": round(late.hours_late, 1),
+            },
+        )
+
+    return _landed_on_time
+
+
+freshness_checks = [build_freshness_check(extract) for extract in EXTRACTS]

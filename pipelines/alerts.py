@@ -1,0 +1,77 @@
+"""A failed run is announced to a chat channel: a short message posted as Slack-compatible
+JSON (`{"text": ...}`, which Slack, Mattermost, Rocket.Chat and Discord's /slack endpoint
+take) to NIGHTJAR_ALERT_WEBHOOK_URL. The URL is a credential: it never reaches a log."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+
+from pipelines.redaction import redact
+from pipelines.settings import load_settings
+
+MAX_STEPS = 3
+MAX_ERROR_CHARS = 300
+
+
+class AlertNotDelivered(RuntimeError):
+    """The webhook refused the alert or could not be reached."""
+
+
+def _step_errors(context: RunFailureSensorContext) -> list[str]:
+    lines = []
+    for event in context.get_step_failure_events()[:MAX_STEPS]:
+        data = event.step_failure_data
+        message = (
+            data.user_failure_data.description
+            if data.user_failure_data and data.user_failure_data.description
+            else (data.error.message if data.error else "unknown error")
+        )
+        message = " ".join(redact(message).split())
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 1] + "…"
+        lines.append(f"• {event.step_key}: {message}")
+    return lines
+
+
+def failure_message(context: RunFailureSensorContext, dagster_url: str) -> str:
+    run = context.dagster_run
+    date = run.tags.get("dagster/partition")
+    what = f"{run.job_name} failed" + (f" for business date {date}" if date else "")
+    steps = _step_errors(context) or [f"• {redact(context.failure_event.message or '')}"]
+    link = f"<{dagster_url}/runs/{run.run_id}|Open run {run.run_id[:8]} in Dagster>"
+    return "\n".join([f":rotating_light: Nightjar: {what}.", *steps, link])
+
+
+def post_alert(url: str, text: str, timeout: float = 10.0) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        raise AlertNotDelivered(f"the alert webhook answered {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise AlertNotDelivered(f"the alert webhook could not be reached: {reason}") from None
+
+
+@run_failure_sensor(
+    name="alert_on_run_failure",
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Posts a short message (job, business date, the failed steps and their "
+    "errors, a link to the run) to NIGHTJAR_ALERT_WEBHOOK_URL when a run fails.",
+)
+def alert_on_run_failure(context: RunFailureSensorContext) -> None:
+    settings = load_settings()
+    if not settings.alert_webhook_url:
+        context.log.info("NIGHTJAR_ALERT_WEBHOOK_URL is not set: no alert posted.")
+        return
+    post_alert(settings.alert_webhook_url, failure_message(context, settings.dagster_url))

@@ -1,0 +1,165 @@
+"""Campaign results: the messaged group against the control group, and the chart of both.
+
+The lift is the difference of the two conversion rates, in percentage points, with
+Newcombe's hybrid score interval (Newcombe 1998, method 10). Built from two Wilson intervals,
+it stays inside [-1, 1] and keeps its coverage with small groups and rates near 0, where
+the textbook Wald interval (p ± 1.96·se) is too narrow or collapses to a point: a control
+group of a few dozen members with no conversion is an everyday case here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+Z_95 = 1.959963984540054  # the normal quantile of 0.975
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Lift:
+    messaged_rate: float
+    holdout_rate: float
+    difference: float  # messaged - holdout, as a share (0.021 = 2.1 percentage points)
+    low: float
+    high: float
+
+    @property
+    def relative(self) -> float | None:
+        return self.difference / self.holdout_rate if self.holdout_rate else None
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def sentence(self) -> str:
+        verdict = (
+            "the messages made a difference"
+            if self.significant and self.difference > 0
+            else "the messaged group did worse"
+            if self.significant
+            else "not distinguishable from no effect"
+        )
+        return (
+            f"messaged {self.messaged_rate:.1%} vs holdout {self.holdout_rate:.1%}: "
+            f"{100 * self.difference:+.1f} pp (95% CI {100 * self.low:+.1f} to "
+            f"{100 * self.high:+.1f} pp); {verdict}"
+        )
+
+
+def lift(messaged_conversions: int, messaged: int, holdout_conversions: int, holdout: int):
+    """The lift of the messaged group over the holdout, or None when a group is empty."""
+    if not messaged or not holdout:
+        return None
+    p1, p2 = messaged_conversions / messaged, holdout_conversions / holdout
+    l1, u1 = wilson_interval(messaged_conversions, messaged)
+    l2, u2 = wilson_interval(holdout_conversions, holdout)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return Lift(p1, p2, d, low, high)
+
+
+# What the results count, by the campaign_outcomes column that says it.
+EMAIL_OUTCOMES = {
+    "delivered": "is_delivered",
+    "opened": "is_opened",
+    "clicked": "is_clicked",
+    "bounced": "is_bounced",
+    "unsubscribed": "is_unsubscribed",
+    "spam_reports": "is_spam_reported",
+}
+
+
+def by_send_date(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Per send date: members of each group, their email outcomes and conversions."""
+    messaged = pl.col("audience_group") == "messaged"
+    holdout = pl.col("audience_group") == "holdout"
+    return (
+        outcomes.group_by("send_date")
+        .agg(
+            messaged=messaged.sum(),
+            held_out=holdout.sum(),
+            **{name: (pl.col(col) & messaged).sum() for name, col in EMAIL_OUTCOMES.items()},
+            conversions_messaged=(pl.col("has_converted") & messaged).sum(),
+            conversions_holdout=(pl.col("has_converted") & holdout).sum(),
+            revenue_messaged=pl.col("conversion_revenue").filter(messaged).sum(),
+        )
+        .sort("send_date")
+    )
+
+
+def markdown_table(daily: pl.DataFrame) -> str:
+    header = (
+        "| send date | messaged | delivered | opened | clicked | converted | held out | converted |"
+    )
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in daily.iter_rows(named=True):
+        lines.append(
+            f"| {row['send_date']} | {row['messaged']:,} | {row['delivered']:,} | "
+            f"{row['opened']:,} | {row['clicked']:,} | {row['conversions_messaged']:,} | "
+            f"{row['held_out']:,} | {row['conversions_holdout']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def chart_png(campaign: str, day: dt.date, daily: pl.DataFrame, overall: Lift | None) -> bytes:
+    """Members and conversion rates of both groups per send date, over the last 30 days."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen: render to a file
+    import matplotlib.pyplot as plt
+
+    days = [day - dt.timedelta(days=n) for n in range(29, -1, -1)]
+    rows = {r["send_date"]: r for r in daily.iter_rows(named=True)}
+    empty = {"messaged": 0, "held_out": 0, "conversions_messaged": 0, "conversions_holdout": 0}
+
+    def rate(row, conversions, members):
+        return 100 * row[conversions] / row[members] if row[members] else math.nan
+
+    series = [rows.get(d, empty) for d in days]
+    x = list(range(len(days)))  # positions, labelled with the dates below
+    figure, (sizes, rates) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, dpi=100)
+    for shift, key, label in ((-0.2, "messaged", "messaged"), (0.2, "held_out", "holdout")):
+        sizes.bar([i + shift for i in x], [r[key] for r in series], 0.4, label=label)
+    sizes.set_ylabel("members")
+    sizes.legend(loc="upper left")
+    for key, members, label in (
+        ("conversions_messaged", "messaged", "messaged"),
+        ("conversions_holdout", "held_out", "holdout"),
+    ):
+        rates.plot(x, [rate(r, key, members) for r in series], marker="o", label=label)
+    rates.set_ylabel("converted (%)")
+    rates.set_ylim(bottom=0)
+    rates.legend(loc="upper left")
+    rates.set_xticks(x[::3], [d.strftime("%m-%d") for d in days[::3]])
+    rates.set_xlabel("send date")
+    headline = overall.sentence() if overall else "no holdout or no send yet: no lift to measure"
+    figure.suptitle(f"{campaign}: the last 30 days of sends, as of {day}\n{headline}", fontsize=10)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_report(reports: Path, campaign: str, day: dt.date, png: bytes) -> Path:
+    """`<reports>/<date>/results_<campaign>.png`, written whole or not at all."""
+    path = reports / day.isoformat() / f"results_{campaign}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".png.partial")
+    partial.write_bytes(png)
+    partial.replace(path)
+    return path
