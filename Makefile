@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 .PHONY: help install manifest demo test lint dev docs chaos bench lock clean
 
 help:
-	@echo "make demo   - generate sample data and run the nightly pipeline end to end"
+	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
 	@echo "make test   - lint, dbt unit tests and the whole test suite"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"

@@ -78,8 +78,19 @@ def build_results_asset(campaign: Campaign, dbt_vars: dict):
         )
         png = chart_png(campaign.name, day, daily, overall)
         path = write_report(settings.reports, campaign.name, day, png)
-        metadata = {
-            "summary": overall.sentence() if overall else "no holdout or no send yet: no lift",
+        metadata: dict = {
+            "summary": overall.sentence() if overall else "no holdout or no send yet: no lift"
+        }
+        if overall:
+            # numbers, so that Dagster plots them night by night
+            metadata |= {
+                "lift_pp": round(100 * overall.difference, 4),
+                "lift_ci_low_pp": round(100 * overall.low, 4),
+                "lift_ci_high_pp": round(100 * overall.high, 4),
+                "conversion_rate_messaged": round(overall.messaged_rate, 6),
+                "conversion_rate_holdout": round(overall.holdout_rate, 6),
+            }
+        metadata |= {
             "messaged": messaged,
             "held_out": held_out,
             **{name: totals.get(name, 0) for name in EMAIL_OUTCOMES},
@@ -94,15 +105,6 @@ def build_results_asset(campaign: Campaign, dbt_vars: dict):
             ),
             "chart_path": MetadataValue.path(str(path)),
         }
-        if overall:
-            # numbers, so that Dagster plots them night by night
-            metadata |= {
-                "conversion_rate_messaged": round(overall.messaged_rate, 6),
-                "conversion_rate_holdout": round(overall.holdout_rate, 6),
-                "lift_pp": round(100 * overall.difference, 4),
-                "lift_ci_low_pp": round(100 * overall.low, 4),
-                "lift_ci_high_pp": round(100 * overall.high, 4),
-            }
         context.log.info(f"{campaign.name}: {metadata['summary']}; chart in {path}")
         return MaterializeResult(metadata=metadata)
 

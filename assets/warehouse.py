@@ -28,6 +28,7 @@ from pipelines.publish import (
     UnpublishedBuild,
     begin_build,
     incremental_models,
+    is_published,
     models_fingerprint,
     publish,
     published_models,
@@ -54,6 +55,15 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return OWNERS[self.get_group_name(dbt_resource_props)]
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if is_published(dbt_resource_props):  # where readers find it, not dbt's build schema
+            database = dbt_resource_props.get("database")
+            metadata["dagster/table_name"] = ".".join(
+                p for p in (database, PUBLISHED_SCHEMA, dbt_resource_props["alias"]) if p
+            )
+        return metadata
 
     def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
         # A cohort's rule with the thresholds this installation applies (NIGHTJAR_DBT_VARS).
@@ -168,6 +178,10 @@ def _build_and_publish(
             extra: dict = {**figures.get(table, {})}
             if table in counts:
                 extra["dagster/row_count"] = counts[table]
+                # where readers find it: published to main, not dbt's build schema
+                extra["dagster/table_name"] = (
+                    f"{settings.warehouse.stem}.{PUBLISHED_SCHEMA}.{table}"
+                )
             if table in schemas:
                 extra["dagster/column_schema"] = schemas[table]
             event = event.with_metadata({**event.metadata, **extra})

@@ -139,16 +139,18 @@ def models_fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(sorted(seen.items())).encode()).hexdigest()
 
 
-def published_models(manifest: dict[str, Any]) -> set[str]:
-    """Models readers query: the marts, cohorts, decisions and results tables. Staging and
+def is_published(node: dict[str, Any]) -> bool:
+    """A model readers query: a marts, cohorts, decisions or results table. Staging and
     intermediate models stay in the build schema, where they belong to dbt."""
-    return {
-        node["name"]
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
+    return (
+        node["resource_type"] == "model"
         and node["config"].get("materialized") in _TABLE_MATERIALIZATIONS
-        and _PUBLISHED_FOLDERS & set(node["fqn"])
-    }
+        and bool(_PUBLISHED_FOLDERS & set(node["fqn"]))
+    )
+
+
+def published_models(manifest: dict[str, Any]) -> set[str]:
+    return {node["name"] for node in manifest["nodes"].values() if is_published(node)}
 
 
 def unpublished_models(manifest: dict[str, Any]) -> set[str]:

@@ -108,8 +108,7 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
     )
     assert (
         "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0); "
-        "cohort_reactivation 2 (+2 -0)"
-        in completed.stdout
+        "cohort_reactivation 2 (+2 -0)" in completed.stdout
     )
     assert "send_birthday: 3 sent via outbox" in completed.stdout
     assert (
