@@ -15,15 +15,14 @@ def build_freshness_check(extract: str):
         name="landed_on_time",
         description=f"Fails when a business date's {extract} extract has not landed (complete "
         "folder, _SUCCESS written) by NIGHTJAR_EXTRACTS_DUE_HOUR the next day, in "
-        "NIGHTJAR_DEFAULT_TIMEZONE. Runs with each night and every hour with the "
-        "freshness schedule.",
+        "NIGHTJAR_DEFAULT_TIMEZONE. Run by freshness_job, every hour once "
+        "freshness_schedule is on.",
         blocking=False,
     )
     def _landed_on_time(nightjar: NightjarResource) -> AssetCheckResult:
         settings = nightjar.settings()
         late = lateness(
             settings.landing,
-            (f"{extract}.csv", f"{extract}.parquet"),
             extract,
             dt.datetime.now(dt.UTC),
             settings.extracts_due_hour,

@@ -1,9 +1,11 @@
-"""Results assets: one per campaign, what its sends of the last 30 days achieved against
-the control group, as of the partition's business date."""
+"""Results assets: one per campaign, what its recent sends achieved against the control
+group, as of the partition's business date."""
 
 import base64
 import datetime as dt
 
+import duckdb
+import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -14,11 +16,13 @@ from dagster import (
 )
 
 from assets.campaigns import Campaign
+from pipelines.descriptions import effective_vars
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.results import (
     EMAIL_OUTCOMES,
+    Lift,
     by_send_date,
     chart_png,
     lift,
@@ -26,6 +30,21 @@ from pipelines.results import (
     write_report,
 )
 from pipelines.warehouse import connect
+
+
+def _totals(daily: pl.DataFrame) -> dict:
+    if not daily.height:
+        return dict.fromkeys(daily.columns, 0)
+    return daily.drop("send_date").sum().row(0, named=True)
+
+
+def _lift(totals: dict) -> Lift | None:
+    return lift(
+        totals["conversions_messaged"],
+        totals["messaged"],
+        totals["conversions_holdout"],
+        totals["held_out"],
+    )
 
 
 def build_results_asset(campaign: Campaign, dbt_vars: dict):
@@ -54,42 +73,55 @@ def build_results_asset(campaign: Campaign, dbt_vars: dict):
     def _results(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
         settings = nightjar.settings()
         day = dt.date.fromisoformat(context.partition_key)
+        # tonight's values, as dbt got them (the description has those of load time)
+        applied = effective_vars(settings.dbt_vars)
+        window, days = applied["conversion_window_days"], applied["results_window_days"]
         with connect(settings.warehouse) as con:
-            built_for = con.execute(
-                "select max(as_of_date) from main.campaign_outcomes"
-            ).fetchall()[0][0]
-            outcomes = con.sql(
-                "select * from main.campaign_outcomes where campaign = $campaign",
-                params={"campaign": campaign.name},
-            ).pl()
+            try:
+                outcomes = con.sql(
+                    "select * from main.campaign_outcomes where campaign = $campaign",
+                    params={"campaign": campaign.name},
+                ).pl()
+            except duckdb.CatalogException:
+                raise Failure(
+                    description=f"main.campaign_outcomes does not exist yet: materialize the "
+                    f"warehouse for {day} first."
+                ) from None
+        built_for = outcomes["as_of_date"].max() if outcomes.height else None
         if built_for is not None and built_for != day:
             raise Failure(
                 description=f"campaign_outcomes was built for {built_for}, not {day}: "
                 f"materialize the warehouse for {day} first."
             )
         daily = by_send_date(outcomes)
-        totals = daily.drop("send_date").sum().row(0, named=True) if daily.height else {}
-        messaged, held_out = totals.get("messaged", 0), totals.get("held_out", 0)
-        overall = lift(
-            totals.get("conversions_messaged", 0),
-            messaged,
-            totals.get("conversions_holdout", 0),
-            held_out,
-        )
-        png = chart_png(campaign.name, day, daily, overall)
+        totals = _totals(daily)
+        messaged, held_out = totals["messaged"], totals["held_out"]
+        # Both groups of a send date have had the same days to buy, so "so far" compares like
+        # with like; the windows already over give the figure that will not move any more.
+        overall = _lift(totals)
+        complete = outcomes.filter(pl.col("is_window_complete"))
+        final = _lift(_totals(by_send_date(complete)))
+        png = chart_png(campaign.name, day, daily, overall, days)
         path = write_report(settings.reports, campaign.name, day, png)
+        open_windows = outcomes.height - complete.height
         metadata: dict = {
-            "summary": overall.sentence() if overall else "no holdout or no send yet: no lift"
+            "summary": (
+                f"{overall.sentence()} (orders so far; {open_windows:,} of "
+                f"{outcomes.height:,} members' {window}-day windows still open)"
+                if overall
+                else "no holdout or no send yet: no lift"
+            )
         }
-        if overall:
-            # numbers, so that Dagster plots them night by night
-            metadata |= {
-                "lift_pp": round(100 * overall.difference, 4),
-                "lift_ci_low_pp": round(100 * overall.low, 4),
-                "lift_ci_high_pp": round(100 * overall.high, 4),
-                "conversion_rate_messaged": round(overall.messaged_rate, 6),
-                "conversion_rate_holdout": round(overall.holdout_rate, 6),
-            }
+        for prefix, result in (("", overall), ("complete_windows_", final)):
+            if result:  # numbers, so that Dagster plots them night by night
+                metadata |= {
+                    f"{prefix}lift_pp": round(100 * result.difference, 4),
+                    f"{prefix}lift_ci_low_pp": round(100 * result.low, 4),
+                    f"{prefix}lift_ci_high_pp": round(100 * result.high, 4),
+                    f"{prefix}conversion_rate_messaged": round(result.messaged_rate, 6),
+                    f"{prefix}conversion_rate_holdout": round(result.holdout_rate, 6),
+                }
+        metadata["members_window_complete"] = complete.height
         metadata |= {
             "messaged": messaged,
             "held_out": held_out,

@@ -361,13 +361,10 @@ def send_campaign(
     return summary
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
 def _masked(value: Any) -> Any:
-    """Names and other text show their first letter only; numbers and dates stay, so the
-    preview still shows what the template gets."""
-    if isinstance(value, str) and not _ISO_DATE.match(value):
+    """Text (names, dates of birth, ...) shows its first character only; numbers stay, so
+    the preview still shows the shape of what the template gets."""
+    if isinstance(value, str):
         return f"{value[:1]}***" if value else value
     return value
 
@@ -383,8 +380,7 @@ def render_sample(message: Message) -> str:
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", data)), default=0))
     return (
         f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
-        f"To: {_masked(message.to_name) or ''} {mask_email(message.to_email)} · "
-        f"occasion {message.occasion}{when}\n\n"
+        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
         f"{fence}json\n{data}\n{fence}"
     )
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import duckdb
 from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
@@ -159,12 +160,19 @@ def _build_and_publish(
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
     whole = None if context.is_subset else (business_date, fingerprint)
     with connect(settings.warehouse) as con:
-        # Measured before publishing: `main` still holds the night to compare with.
-        figures: dict[str, dict] = {
-            **cohort_changes(con, built & {c.cohort for c in campaigns_from_manifest(manifest)}),
-            "audience": audience_figures(con),
-        }
-        schemas = column_schemas(con, built, manifest)
+        # Measured before publishing: `main` still holds the night to compare with. They
+        # inform; a failure to measure never keeps a good build from being published.
+        figures: dict[str, dict] = {}
+        schemas: dict = {}
+        try:
+            cohorts = built & {c.cohort for c in campaigns_from_manifest(manifest)}
+            figures = {
+                **cohort_changes(con, cohorts, business_date),
+                "audience": audience_figures(con),
+            }
+            schemas = column_schemas(con, built, manifest)
+        except duckdb.Error as error:
+            context.log.warning(f"Tonight's figures could not be measured: {error}")
         counts = publish(
             con, built & published_models(manifest), unpublished_models(manifest), whole
         )

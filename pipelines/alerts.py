@@ -4,6 +4,7 @@ take) to NIGHTJAR_ALERT_WEBHOOK_URL. The URL is a credential: it never reaches a
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -47,20 +48,25 @@ def failure_message(context: RunFailureSensorContext, dagster_url: str) -> str:
 
 
 def post_alert(url: str, text: str, timeout: float = 10.0) -> None:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"text": text}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+    # Errors below never quote the URL: it is a credential.
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"text": text}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as error:
         raise AlertNotDelivered(f"the alert webhook answered {error.code}") from None
     except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        reason = redact(str(getattr(error, "reason", error)))
         raise AlertNotDelivered(f"the alert webhook could not be reached: {reason}") from None
+    except (ValueError, http.client.HTTPException):
+        raise AlertNotDelivered(
+            "NIGHTJAR_ALERT_WEBHOOK_URL is not a valid http(s) URL (value not shown)"
+        ) from None
 
 
 @run_failure_sensor(

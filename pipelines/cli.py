@@ -118,7 +118,13 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     It starts from scratch each time, so it deletes the landing, warehouse, outbox and
     reports, but only those an earlier demo made: anything else is refused, never touched.
     """
-    owned = [settings.landing, settings.outbox, settings.warehouse, settings.reports]
+    if args.days < 2:
+        print(
+            "nightjar demo: --days must be at least 2 (the demo runs two nights)", file=sys.stderr
+        )
+        return 2
+    pending = settings.landing.with_name(settings.landing.name + ".demo-pending")
+    owned = [settings.landing, settings.outbox, settings.warehouse, settings.reports, pending]
     for path in owned:
         if path.exists() and not _demo_marker(path).exists():
             print(
@@ -128,14 +134,13 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
-    pending = settings.landing.with_name(settings.landing.name + ".demo-pending")
-    for path in (*owned, pending):
+    for path in owned:
         if path.is_dir():
             shutil.rmtree(path)
         for leftover in (path, _demo_marker(path), path.with_name(path.name + ".wal")):
             if leftover.is_file():
                 leftover.unlink()
-    for path in (settings.landing, settings.outbox, settings.reports):
+    for path in (settings.landing, settings.outbox, settings.reports, pending):
         path.mkdir(parents=True, exist_ok=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     for path in owned:
@@ -145,7 +150,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     generate(args, settings)
     first, last = args.end - dt.timedelta(days=1), args.end
     for folder in sorted(pending.iterdir()):
-        if folder.name != last.isoformat():
+        if folder.is_dir() and folder.name != last.isoformat():
             folder.rename(settings.landing / folder.name)
     code = run_date(first, settings)
     if code:
@@ -155,7 +160,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     events = write_demo_events(settings.outbox / first.isoformat(), settings.landing, last, 1)
     print(f"nightjar demo: {events} made-up SendGrid events for {first}'s messages")
     (pending / last.isoformat()).rename(settings.landing / last.isoformat())
-    pending.rmdir()
+    shutil.rmtree(pending)  # now only its demo marker
     return run_date(last, settings)
 
 
@@ -163,18 +168,48 @@ def docs(args: argparse.Namespace, settings: Settings) -> int:
     """dbt's documentation site as one static page: every model, column, test and the
     lineage, with this installation's thresholds in the descriptions and, once a night has
     run, each column's type from the warehouse."""
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="nightjar-docs-"))
+    try:
+        catalog, why_not = _catalog_copy(settings.warehouse, scratch)
+        if why_not:
+            print(f"nightjar docs: no column types in the docs: {why_not}")
+        return _generate_docs(settings, catalog)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+DOCS_COPY_MAX_BYTES = 1024**3
+
+
+def _catalog_copy(warehouse: Path, scratch: Path) -> tuple[str, str | None]:
+    """A copy of the warehouse for dbt's catalog (the column types): dbt opens its database
+    for writing, and must not hold the live file's lock while a night may start."""
+    import duckdb
+
+    if not warehouse.exists():
+        return ":memory:", f"{warehouse} does not exist yet (make demo)"
+    if warehouse.stat().st_size > DOCS_COPY_MAX_BYTES:
+        return ":memory:", f"{warehouse} is larger than 1 GB, too large to copy"
+    try:
+        duckdb.connect(str(warehouse), read_only=True).close()  # not being written now
+    except duckdb.Error:
+        return ":memory:", f"{warehouse} is being written (a run in progress?)"
+    copy = scratch / warehouse.name
+    for source in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        if source.exists():
+            shutil.copy2(source, scratch / source.name)
+    return str(copy), None
+
+
+def _generate_docs(settings: Settings, catalog: str) -> int:
     import json
     import subprocess
 
     from pipelines.dbt_setup import DBT_PROJECT_DIR, campaigns_var, dbt_executable, load_manifest
 
-    env = dict(os.environ)
-    if settings.warehouse.exists():
-        env["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    else:
-        # dbt would create an empty warehouse file; the docs then lack column types only
-        print(f"nightjar docs: {settings.warehouse} does not exist yet (make demo): no types")
-        env["NIGHTJAR_WAREHOUSE"] = ":memory:"
+    env = {**os.environ, "NIGHTJAR_WAREHOUSE": catalog}
     variables = {
         **settings.dbt_vars,
         "as_of_date": _yesterday().isoformat(),  # the SQL shown is last night's

@@ -74,13 +74,26 @@ def ensure_manifest() -> Path:
     cohort: dbt only knows those dependencies when it parses with the var `campaigns`, so a
     first parse finds the campaigns and a second one records them."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+    fresh = manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
+    # A `dbt build` by hand rewrites the manifest without the var `campaigns`: fresh, but
+    # with the send decisions no longer depending on the cohorts.
+    if fresh and _knows_the_campaigns(load_manifest()):
         return manifest
     _dbt_parse({})
     campaigns = campaigns_var(load_manifest())
     if campaigns:
         _dbt_parse({"campaigns": campaigns})
     return manifest
+
+
+def _knows_the_campaigns(manifest: dict[str, Any]) -> bool:
+    """The cohorts are read by int_campaign_members_unioned only when parsed with them."""
+    nodes = manifest.get("nodes", {}).values()
+    union = [n for n in nodes if n.get("name") == "int_campaign_members_unioned"]
+    if not union:
+        return True
+    read = {dep.rsplit(".", 1)[-1] for dep in union[0]["depends_on"]["nodes"]}
+    return all(campaign["cohort"] in read for campaign in campaigns_var(manifest))
 
 
 def campaigns_var(manifest: dict[str, Any]) -> list[dict[str, Any]]:

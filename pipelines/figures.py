@@ -3,6 +3,7 @@ is published: `main` still holds the previous night's tables to compare with."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,10 +24,11 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 
 def cohort_changes(
-    con: duckdb.DuckDBPyConnection, cohorts: Iterable[str]
+    con: duckdb.DuckDBPyConnection, cohorts: Iterable[str], business_date: dt.date
 ) -> dict[str, dict[str, Any]]:
     """Per cohort built tonight: how many entered and left since the last published date
-    (everyone entered on a first night)."""
+    (everyone entered on a first night). Nothing on a re-run or a past date: there is no
+    earlier night in `main` to compare with."""
     changes = {}
     for cohort in cohorts:
         if not _exists(con, BUILD_SCHEMA, cohort):
@@ -37,17 +39,23 @@ def cohort_changes(
             changes[cohort] = {"entered": size, "left": 0, "compared_with": "nothing (first)"}
             continue
         before = f'{PUBLISHED_SCHEMA}."{cohort}"'
-        entered, left, previous = con.execute(
+        previous = con.execute(f"select max(as_of_date) from {before}").fetchall()[0][0]
+        if previous is not None and previous >= business_date:
+            continue
+        entered, left = con.execute(
             f"""
             select
                 (select count(*) from {tonight}
                  where contact_id not in (select contact_id from {before})),
                 (select count(*) from {before}
-                 where contact_id not in (select contact_id from {tonight})),
-                (select cast(max(as_of_date) as varchar) from {before})
+                 where contact_id not in (select contact_id from {tonight}))
             """
         ).fetchall()[0]
-        changes[cohort] = {"entered": entered, "left": left, "compared_with": previous or "-"}
+        changes[cohort] = {
+            "entered": entered,
+            "left": left,
+            "compared_with": previous.isoformat() if previous else "nothing (empty)",
+        }
     return changes
 
 

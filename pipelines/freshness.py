@@ -51,7 +51,6 @@ class Lateness:
 
 def lateness(
     landing: Path,
-    extract_files: tuple[str, ...],
     extract: str,
     now: dt.datetime,
     due_hour: int,
@@ -59,12 +58,10 @@ def lateness(
     look_back_days: int = 7,
 ) -> Lateness:
     """How late `extract` is: the due dates of the last `look_back_days` without a complete
-    folder holding one of `extract_files` (csv or parquet)."""
+    folder holding the extract (csv or parquet)."""
     expected = latest_due_date(now, due_hour, timezone)
     landed = {
-        f.business_date
-        for f in list_folders(landing)
-        if f.complete and any((f.path / name).is_file() for name in extract_files)
+        f.business_date for f in list_folders(landing) if f.complete and f.extract_file(extract)
     }
     since = expected - dt.timedelta(days=look_back_days - 1)
     if landed:

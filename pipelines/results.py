@@ -116,22 +116,24 @@ def markdown_table(daily: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def chart_png(campaign: str, day: dt.date, daily: pl.DataFrame, overall: Lift | None) -> bytes:
-    """Members and conversion rates of both groups per send date, over the last 30 days."""
+def chart_png(
+    campaign: str, day: dt.date, daily: pl.DataFrame, overall: Lift | None, days: int
+) -> bytes:
+    """Members and conversion rates of both groups per send date, over the last `days`."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: render to a file
     import matplotlib.pyplot as plt
 
-    days = [day - dt.timedelta(days=n) for n in range(29, -1, -1)]
+    dates = [day - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
     rows = {r["send_date"]: r for r in daily.iter_rows(named=True)}
     empty = {"messaged": 0, "held_out": 0, "conversions_messaged": 0, "conversions_holdout": 0}
 
     def rate(row, conversions, members):
         return 100 * row[conversions] / row[members] if row[members] else math.nan
 
-    series = [rows.get(d, empty) for d in days]
-    x = list(range(len(days)))  # positions, labelled with the dates below
+    series = [rows.get(d, empty) for d in dates]
+    x = list(range(len(dates)))  # positions, labelled with the dates below
     figure, (sizes, rates) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, dpi=100)
     for shift, key, label in ((-0.2, "messaged", "messaged"), (0.2, "held_out", "holdout")):
         sizes.bar([i + shift for i in x], [r[key] for r in series], 0.4, label=label)
@@ -145,10 +147,13 @@ def chart_png(campaign: str, day: dt.date, daily: pl.DataFrame, overall: Lift | 
     rates.set_ylabel("converted (%)")
     rates.set_ylim(bottom=0)
     rates.legend(loc="upper left")
-    rates.set_xticks(x[::3], [d.strftime("%m-%d") for d in days[::3]])
+    every = max(1, days // 10)
+    rates.set_xticks(x[::every], [d.strftime("%m-%d") for d in dates[::every]])
     rates.set_xlabel("send date")
     headline = overall.sentence() if overall else "no holdout or no send yet: no lift to measure"
-    figure.suptitle(f"{campaign}: the last 30 days of sends, as of {day}\n{headline}", fontsize=10)
+    figure.suptitle(
+        f"{campaign}: the last {days} days of sends, as of {day}\n{headline}", fontsize=10
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

@@ -117,9 +117,17 @@ def load_settings() -> Settings:
         max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
         reports=_path("NIGHTJAR_REPORTS", "data/reports"),
         extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
-        alert_webhook_url=os.environ.get("NIGHTJAR_ALERT_WEBHOOK_URL") or None,
+        alert_webhook_url=_secret_url("NIGHTJAR_ALERT_WEBHOOK_URL"),
         dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
     )
+
+
+def _secret_url(name: str) -> str | None:
+    value = (os.environ.get(name) or "").strip()
+    if value and (not re.match(r"^https?://[^\s/]+", value) or re.search(r"\s", value)):
+        # the value is a credential: the error does not quote it
+        raise ValueError(f"{name}: must be an http:// or https:// URL (value not shown)")
+    return value or None
 
 
 def _hour(name: str, default: int) -> int:

@@ -186,3 +186,16 @@ def test_every_asset_names_who_answers_for_it():
         assert node.owners == OWNERS[node.group_name], key.to_user_string()
     assert graph.get(AssetKey("customer_360")).owners == ["team:analytics"]
     assert graph.get(AssetKey("send_loyalty")).owners == ["team:marketing"]
+
+
+def test_a_manifest_dbt_wrote_without_the_campaigns_is_parsed_again():
+    # `dbt build` by hand writes a fresh manifest in which the cohorts feed no send decision
+    from pipelines.dbt_setup import _knows_the_campaigns, load_manifest
+
+    manifest = load_manifest()
+    assert _knows_the_campaigns(manifest)
+    (union,) = [
+        n for n in manifest["nodes"].values() if n["name"] == "int_campaign_members_unioned"
+    ]
+    union["depends_on"]["nodes"] = []
+    assert not _knows_the_campaigns(manifest)

@@ -15,3 +15,21 @@ def test_make_docs_writes_one_page_with_the_models_and_current_thresholds(worksp
     assert "who spent more than 1500 on completed orders" in page
     # no warehouse yet: dbt was given none, and made no file where Nightjar's would be
     assert not workspace.warehouse.exists()
+
+
+def test_the_docs_take_column_types_from_a_copy_of_the_warehouse(workspace):
+    import json
+
+    import duckdb
+
+    from pipelines.cli import main
+
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute("create schema build")
+        con.execute("create table build.cohort_loyalty (contact_id varchar, spend decimal(18, 2))")
+    before = workspace.warehouse.stat().st_mtime_ns
+    assert main(["docs"]) == 0
+    catalog = json.loads((DBT_PROJECT_DIR / "target" / "docs" / "catalog.json").read_text())
+    columns = catalog["nodes"]["model.nightjar.cohort_loyalty"]["columns"]
+    assert columns["spend"]["type"] == "DECIMAL(18,2)"
+    assert workspace.warehouse.stat().st_mtime_ns == before  # dbt never opened the real one

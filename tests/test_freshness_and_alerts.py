@@ -15,8 +15,6 @@ from dagster import DagsterInstance, build_run_status_sensor_context
 from pipelines.freshness import lateness, latest_due_date
 from tests.landing import contact, write_folder
 
-FILES = ("orders.csv", "orders.parquet")
-
 
 def _utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
@@ -37,18 +35,16 @@ def test_overdue_dates_are_those_without_a_complete_folder_holding_the_extract(t
     (tmp_path / "2026-11-20" / "orders.csv").unlink()  # the exporter forgot one file
     write_folder(tmp_path, "2026-11-21")
     write_folder(tmp_path, "2026-11-22", complete=False)  # no _SUCCESS yet
-    late = lateness(tmp_path, FILES, "orders", now, 6, "UTC")
+    late = lateness(tmp_path, "orders", now, 6, "UTC")
     assert late.overdue == [dt.date(2026, 11, 20), dt.date(2026, 11, 22)]
     assert late.latest_landed == dt.date(2026, 11, 21)
     assert late.hours_late == pytest.approx(51.0)  # the 20th was due on the 21st at 06:00
     message = late.describe(6, "UTC")
     assert "orders is overdue for 2026-11-20, 2026-11-22" in message and "51.0 h late" in message
     # contacts landed every day: on time
-    assert lateness(tmp_path, ("crm_contacts.csv",), "crm_contacts", now, 6, "UTC").overdue == [
-        dt.date(2026, 11, 22)
-    ]
+    assert lateness(tmp_path, "crm_contacts", now, 6, "UTC").overdue == [dt.date(2026, 11, 22)]
     (tmp_path / "2026-11-22" / "_SUCCESS").touch()
-    assert lateness(tmp_path, ("crm_contacts.csv",), "crm_contacts", now, 6, "UTC").ok
+    assert lateness(tmp_path, "crm_contacts", now, 6, "UTC").ok
 
 
 def test_the_freshness_job_fails_its_checks_while_yesterdays_extracts_are_missing(
@@ -176,3 +172,17 @@ def test_without_a_webhook_url_a_failure_posts_nothing(workspace, receiver):
     instance, result = _failed_night(workspace)
     _alert(instance, result)
     assert receiver.posted == []
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com/services/s3cr3t", "http://x y/s3cr3t"])
+def test_a_malformed_webhook_url_is_refused_without_quoting_it(url, monkeypatch):
+    from pipelines.alerts import AlertNotDelivered, post_alert
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("NIGHTJAR_ALERT_WEBHOOK_URL", url)
+    with pytest.raises(ValueError, match="NIGHTJAR_ALERT_WEBHOOK_URL") as error:
+        load_settings()
+    assert "s3cr3t" not in str(error.value)
+    with pytest.raises(AlertNotDelivered) as undelivered:
+        post_alert(url, "hello", timeout=2)
+    assert "s3cr3t" not in str(undelivered.value)

@@ -38,7 +38,8 @@ def two_nights(module_workspace, tmp_path_factory):
         home = tmp_path_factory.mktemp("dagster_home")
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         mp.setenv("DAGSTER_HOME", str(home))  # materializations kept, as under `dagster dev`
-        mp.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0.5}")
+        # a 1-day window: D's sends have had all of it by D+1
+        mp.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0.5, conversion_window_days: 1}")
         mp.setenv("NIGHTJAR_MAX_COHORT_CHANGE", "1")  # the birthday cohort empties on D+1
         members = [
             contact(m, birth_date="1990-11-20", updated_at="2025-11-19T08:00:00Z") for m in MEMBERS
@@ -111,12 +112,16 @@ def test_results_compare_the_messaged_group_with_the_holdout(two_nights):
     assert meta["lift_ci_high_pp"] == pytest.approx(100 * expected.high, abs=1e-3)
     assert meta["lift_ci_low_pp"] < meta["lift_pp"] < meta["lift_ci_high_pp"]
     assert "95% CI" in meta["summary"] and "vs holdout" in meta["summary"]
+    assert "0 of 40 members' 1-day windows still open" in meta["summary"]
+    assert meta["members_window_complete"] == 40
+    assert meta["complete_windows_lift_pp"] == meta["lift_pp"]
     assert (
         f"| {D} | {len(messaged)} | {len(messaged) - 1} | 5 | 2 | 6 | {len(held)} | 2 |"
         in (meta["by_send_date"])
     )
     # the first night had nothing to measure yet
     assert meta["_previous"]["messaged"] == 0 and "lift_pp" not in meta["_previous"]
+    assert meta["_previous"]["members_window_complete"] == 0
 
 
 def test_the_results_chart_is_a_png_in_the_reports_folder_and_on_the_asset(two_nights):
@@ -139,10 +144,10 @@ def test_campaign_outcomes_say_what_became_of_each_member(two_nights):
             "|| ':' || is_window_complete::varchar from campaign_outcomes"
         )
     )
-    assert rows[messaged[0]] == "messaged:true:false"  # 7 days after D are not over yet
-    assert rows[messaged[7]] == "messaged:false:false"  # refunded
-    assert rows[held[0]] == "holdout:true:false"
-    assert rows[held[3]] == "holdout:false:false"
+    assert rows[messaged[0]] == "messaged:true:true"  # the 1 day after D is over
+    assert rows[messaged[7]] == "messaged:false:true"  # refunded
+    assert rows[held[0]] == "holdout:true:true"
+    assert rows[held[3]] == "holdout:false:true"
 
 
 def test_cohorts_say_who_entered_and_left_and_the_audience_who_may_be_mailed(two_nights):

@@ -3,10 +3,12 @@
 --   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
 --   already_sent   this occasion's message went out (or may have: its fate is being settled)
 --   refused        the provider refused this occasion's address for good
---   holdout        the contact is in the campaign's control group (stable hash)
---   cooling_down   a message of this campaign went within its cooldown_days
+--   cooling_down   a message of this campaign went (or was held out) within its cooldown_days
 --   lower_priority the contact is due a higher-priority campaign today
 --   capped         the frequency cap (per day and per 7 days, all campaigns) is reached
+--   holdout        it would be messaged, but is in the campaign's control group (stable hash)
+-- The control group is drawn last, from those who would be messaged, so that it is the same
+-- kind of people as the messaged group: the results compare the two (models/results).
 -- Messages get a send time: the campaign's local hour in the contact's time zone, the next
 -- such moment after the decisions are made, moved out of the quiet hours.
 with members as (
@@ -60,20 +62,18 @@ screened as (
             when this_occasion.status = 'refused' then 'refused'
             when this_occasion.status = 'held_out' then 'holdout'
             when this_occasion.status = 'skipped' then 'cooling_down'
-            when
-                {{ stable_unit_hash(['members.campaign', 'members.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
-                < members.holdout_share
-                then 'holdout'
             when exists (
                 select 1
                 from ledger as earlier
                 where
                     earlier.campaign = members.campaign
                     and earlier.contact_id = members.contact_id
-                    and earlier.went_out
+                    and (earlier.went_out or earlier.status = 'held_out')
                     and earlier.business_date > {{ as_of_date() }} - to_days(members.cooldown_days)
             ) then 'cooling_down'
-        end as exclusion
+        end as exclusion,
+        {{ stable_unit_hash(['members.campaign', 'members.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
+        < members.holdout_share as is_drawn_for_holdout
     from members
     inner join contacts on members.contact_id = contacts.contact_id
     left join ledger as this_occasion
@@ -90,9 +90,9 @@ ranked as (
     select
         *,
         case
-            when in_play
+            when exclusion is null
                 then row_number() over (
-                    partition by contact_id, in_play
+                    partition by contact_id, exclusion is null
                     order by priority desc, campaign asc
                 )
         end as priority_rank,
@@ -103,14 +103,7 @@ ranked as (
                 {{ var('max_messages_per_7_days') }} - messages_7d
             )
         ) as allowance
-    from (
-        select
-            *,
-            -- a hold-out recorded on an earlier run counts like a message that went
-            exclusion is null
-            or (exclusion = 'holdout' and ledger_status is distinct from 'held_out') as in_play
-        from screened
-    ) as screened
+    from screened
 ),
 
 decided as (
@@ -118,6 +111,7 @@ decided as (
         *,
         case
             when exclusion is not null then exclusion
+            when priority_rank <= allowance and is_drawn_for_holdout then 'holdout'
             when priority_rank <= allowance then 'send'
             -- it would have gone, but earlier messages used up the allowance
             when priority_rank <= {{ var('max_messages_per_day') }} then 'capped'

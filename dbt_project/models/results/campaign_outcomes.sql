@@ -33,20 +33,31 @@ email_events as (
     group by send_id
 ),
 
+-- only the days a window can reach: the order history is long, the windows are recent
+recent_orders as (
+    select
+        contact_id,
+        ordered_on,
+        total_amount
+    from {{ ref('int_orders_attributed') }}
+    where
+        status = 'completed'
+        and ordered_on <= {{ as_of_date() }}
+        and ordered_on > {{ as_of_date() }} - to_days({{ var('results_window_days') }})
+),
+
 conversions as (
     select
         members.send_id,
         count(*) as conversions,
         sum(orders.total_amount) as conversion_revenue
     from members
-    inner join {{ ref('int_orders_attributed') }} as orders
+    inner join recent_orders as orders
         on
             members.contact_id = orders.contact_id
-            and orders.status = 'completed'
             and members.send_date < orders.ordered_on
             and members.send_date + to_days({{ var('conversion_window_days') }})
             >= orders.ordered_on
-            and orders.ordered_on <= {{ as_of_date() }}
     group by members.send_id
 )
 
