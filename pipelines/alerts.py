@@ -1,16 +1,26 @@
-"""A failed run is announced to a chat channel: a short message posted as Slack-compatible
-JSON (`{"text": ...}`, which Slack, Mattermost, Rocket.Chat and Discord's /slack endpoint
-take) to NIGHTJAR_ALERT_WEBHOOK_URL. The URL is a credential: it never reaches a log."""
+"""Failed runs and overdue extracts are announced to a chat channel: a short message posted
+as Slack-compatible JSON (`{"text": ...}`, which Slack, Mattermost, Rocket.Chat and Discord's
+/slack endpoint take) to NIGHTJAR_ALERT_WEBHOOK_URL. The URL is a credential: it never
+reaches a log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import urllib.error
 import urllib.request
 
-from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
 
+from pipelines.freshness import lateness
 from pipelines.redaction import redact
 from pipelines.settings import load_settings
 
@@ -81,3 +91,40 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
         context.log.info("NIGHTJAR_ALERT_WEBHOOK_URL is not set: no alert posted.")
         return
     post_alert(settings.alert_webhook_url, failure_message(context, settings.dagster_url))
+
+
+@sensor(
+    name="alert_on_overdue_extracts",
+    minimum_interval_seconds=600,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Posts a short message to NIGHTJAR_ALERT_WEBHOOK_URL when a business date's "
+    "extracts are overdue (the landed_on_time checks' rule), once per date.",
+)
+def alert_on_overdue_extracts(context: SensorEvaluationContext) -> SkipReason:
+    from assets.ingest_files import EXTRACTS
+
+    settings = load_settings()
+    if not settings.alert_webhook_url:
+        return SkipReason("NIGHTJAR_ALERT_WEBHOOK_URL is not set: no alert posted.")
+    now = dt.datetime.now(dt.UTC)
+    late = [
+        lateness(
+            settings.landing, extract, now, settings.extracts_due_hour, settings.default_timezone
+        )
+        for extract in EXTRACTS
+    ]
+    told = set(json.loads(context.cursor or "[]"))
+    news = sorted({d.isoformat() for entry in late for d in entry.overdue} - told)
+    if not news:
+        return SkipReason("No extract newly overdue.")
+    lines = [
+        f"• {entry.describe(settings.extracts_due_hour, settings.default_timezone)}"
+        for entry in late
+        if {d.isoformat() for d in entry.overdue} & set(news)
+    ]
+    post_alert(
+        settings.alert_webhook_url,
+        "\n".join([f":warning: Nightjar: extracts overdue for {', '.join(news)}.", *lines]),
+    )
+    context.update_cursor(json.dumps(sorted(told | set(news))[-60:]))
+    return SkipReason(f"Alert posted for {', '.join(news)}.")

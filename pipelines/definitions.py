@@ -10,7 +10,7 @@ from assets.results import build_results_asset
 from assets.send_checks import build_send_checks_asset
 from assets.sends import build_send_asset
 from assets.warehouse import build_warehouse_models
-from pipelines.alerts import alert_on_run_failure
+from pipelines.alerts import alert_on_overdue_extracts, alert_on_run_failure
 from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
 from pipelines.descriptions import current_vars
 from pipelines.jobs import (
@@ -94,7 +94,7 @@ def build_definitions() -> Definitions:
         asset_checks=freshness_checks,
         jobs=[nightly_job, freshness_job],
         schedules=[nightly_schedule, freshness_schedule],
-        sensors=[landing_sensor, alert_on_run_failure],
+        sensors=[landing_sensor, alert_on_run_failure, alert_on_overdue_extracts],
         resources={
             "dbt": NightjarDbtCliResource(
                 project_dir=dbt_project(), dbt_executable=dbt_executable()

@@ -186,3 +186,28 @@ def test_a_malformed_webhook_url_is_refused_without_quoting_it(url, monkeypatch)
     with pytest.raises(AlertNotDelivered) as undelivered:
         post_alert(url, "hello", timeout=2)
     assert "s3cr3t" not in str(undelivered.value)
+
+
+def test_overdue_extracts_are_announced_once_per_date(workspace, receiver, monkeypatch):
+    from dagster import build_sensor_context
+
+    from pipelines.alerts import alert_on_overdue_extracts
+
+    monkeypatch.setenv("NIGHTJAR_EXTRACTS_DUE_HOUR", "0")  # yesterday is always due by now
+    monkeypatch.setenv("NIGHTJAR_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{receiver.server_port}/h")
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    write_folder(workspace.landing, (yesterday - dt.timedelta(days=1)).isoformat())
+    folder = write_folder(workspace.landing, yesterday.isoformat())
+    (folder / "web_events.csv").unlink()  # one extract missing from a complete folder
+
+    context = build_sensor_context(cursor=None)
+    alert_on_overdue_extracts(context)
+    (post,) = receiver.posted
+    text = json.loads(post["body"])["text"]
+    assert text.splitlines()[0] == f":warning: Nightjar: extracts overdue for {yesterday}."
+    assert f"• web_events is overdue for {yesterday}" in text
+    assert "crm_contacts" not in text and "orders" not in text
+    # the next evaluation knows it has told: no second message for the same date
+    again = build_sensor_context(cursor=context.cursor)
+    alert_on_overdue_extracts(again)
+    assert len(receiver.posted) == 1
