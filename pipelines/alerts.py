@@ -23,6 +23,7 @@ from dagster import (
 from pipelines.freshness import lateness
 from pipelines.redaction import redact
 from pipelines.settings import load_settings
+from pipelines.summary import step_failure_message
 
 MAX_STEPS = 3
 MAX_ERROR_CHARS = 300
@@ -35,13 +36,7 @@ class AlertNotDelivered(RuntimeError):
 def _step_errors(context: RunFailureSensorContext) -> list[str]:
     lines = []
     for event in context.get_step_failure_events()[:MAX_STEPS]:
-        data = event.step_failure_data
-        message = (
-            data.user_failure_data.description
-            if data.user_failure_data and data.user_failure_data.description
-            else (data.error.message if data.error else "unknown error")
-        )
-        message = " ".join(redact(message).split())
+        message = " ".join(step_failure_message(event).split())
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 1] + "…"
         lines.append(f"• {event.step_key}: {message}")

@@ -10,17 +10,7 @@ from typing import Any
 import duckdb
 from dagster import TableColumn, TableSchema
 
-from pipelines.publish import BUILD_SCHEMA, PUBLISHED_SCHEMA
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = $schema and table_name = $table",
-            {"schema": schema, "table": table},
-        ).fetchall()[0][0]
-    )
+from pipelines.publish import BUILD_SCHEMA, PUBLISHED_SCHEMA, tables_in
 
 
 def cohort_changes(
@@ -30,11 +20,12 @@ def cohort_changes(
     (everyone entered on a first night). Nothing on a re-run or a past date: there is no
     earlier night in `main` to compare with."""
     changes = {}
+    built, published = tables_in(con, BUILD_SCHEMA), tables_in(con, PUBLISHED_SCHEMA)
     for cohort in cohorts:
-        if not _exists(con, BUILD_SCHEMA, cohort):
+        if cohort not in built:
             continue
         tonight = f'{BUILD_SCHEMA}."{cohort}"'
-        if not _exists(con, PUBLISHED_SCHEMA, cohort):
+        if cohort not in published:
             size = con.execute(f"select count(*) from {tonight}").fetchall()[0][0]
             changes[cohort] = {"entered": size, "left": 0, "compared_with": "nothing (first)"}
             continue
@@ -61,7 +52,7 @@ def cohort_changes(
 
 def audience_figures(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Contacts in the customer view, and how many of them may be mailed."""
-    if not _exists(con, BUILD_SCHEMA, "audience"):
+    if "audience" not in tables_in(con, BUILD_SCHEMA):
         return {}
     contacts, mailable = con.execute(
         f"""

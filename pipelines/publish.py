@@ -139,6 +139,14 @@ def models_fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(sorted(seen.items())).encode()).hexdigest()
 
 
+def tables_in(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """The names of the tables (not views) in `schema`."""
+    rows = con.execute(
+        "select table_name from duckdb_tables() where schema_name = ?", [schema]
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def is_published(node: dict[str, Any]) -> bool:
     """A model readers query: a marts, cohorts, decisions or results table. Staging and
     intermediate models stay in the build schema, where they belong to dbt."""
@@ -168,13 +176,7 @@ def publish(
     published table's row count. Views named `views` (dbt's other models) are dropped from
     the published schema, where dbt wrote them before it had a build schema of its own.
     `built` is (date, fingerprint) of a whole build: its incremental tables hold that date."""
-    in_build = {
-        row[0]
-        for row in con.execute(
-            "select table_name from duckdb_tables() where schema_name = ?", [BUILD_SCHEMA]
-        ).fetchall()
-    }
-    tables = sorted(set(models) & in_build)
+    tables = sorted(set(models) & tables_in(con, BUILD_SCHEMA))
     con.execute("begin transaction")
     try:
         in_the_way = {

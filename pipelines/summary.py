@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dagster import ExecuteInProcessResult
+from dagster import DagsterEvent, ExecuteInProcessResult
 
 from pipelines.redaction import redact
 
@@ -83,14 +83,19 @@ def _print_results(metadata: dict[str, dict]) -> None:
             print(f"  {key}: {meta['summary']} (chart: {meta['chart_path']})")
 
 
+def step_failure_message(event: DagsterEvent) -> str:
+    """Why a step failed, as its asset said it (a Failure's description) or else the error;
+    secrets and addresses redacted."""
+    data = event.step_failure_data
+    message = (
+        data.user_failure_data.description
+        if data.user_failure_data and data.user_failure_data.description
+        else (data.error.message.strip() if data.error else "unknown error")
+    )
+    return redact(message)
+
+
 def print_failures(result: ExecuteInProcessResult) -> None:
     for event in result.all_events:
-        if not event.is_step_failure:
-            continue
-        data = event.step_failure_data
-        message = (
-            data.user_failure_data.description
-            if data.user_failure_data and data.user_failure_data.description
-            else (data.error.message.strip() if data.error else "unknown error")
-        )
-        print(f"  FAILED {event.step_key}: {redact(message)}", file=sys.stderr)
+        if event.is_step_failure:
+            print(f"  FAILED {event.step_key}: {step_failure_message(event)}", file=sys.stderr)
