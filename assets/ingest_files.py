@@ -6,7 +6,6 @@ naming every problem (file, row, column, rule), so a bad night is refused before
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,14 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from models.extracts import CrmContacts, Orders, WebEvents, currency_check
+from assets.extract_reader import SIGNS, ExtractError, contract_names, read_csv_text
+from models.extracts import (
+    NO_CONTROL_CHARACTERS,
+    CrmContacts,
+    Orders,
+    WebEvents,
+    currency_check,
+)
 from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, parse_timestamp
 from pipelines.landing import LandingFolder
 from senders.base import LOCAL_PART, mask_emails_in
@@ -71,10 +77,6 @@ EXTRACTS = {
 }
 
 
-class ExtractError(Exception):
-    """An extract broke its contract; the message names the file, row, column and rule."""
-
-
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     # Parquet arrives typed; render it as the CSV text the contract describes, so one set
     # of rules checks both.
@@ -103,20 +105,6 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _last_line_cut_short(path: Path) -> bool:
-    """A last line with fewer fields than the header and no line break after it: the file
-    was cut while being written (a complete last record may lack the break, RFC 4180)."""
-    with path.open("rb") as handle:
-        header = handle.readline()
-        handle.seek(max(0, path.stat().st_size - 65536))
-        tail = handle.read()
-    if tail.endswith(b"\n") or b"\n" not in tail:
-        return False
-    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
-    fields = next(csv.reader([header.decode("utf-8-sig", "replace")]), [])
-    return len(next(csv.reader([last]), [])) < len(fields)
-
-
 def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     """One file as text columns with its origin; ExtractError if unreadable or short of columns."""
     if path.stat().st_size == 0:
@@ -124,49 +112,46 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
             f"{path}: the file is empty (0 bytes, not even a header): the export did not "
             "finish. Export the folder again and run the date again."
         )
-    if path.suffix == ".csv" and _last_line_cut_short(path):
-        raise ExtractError(
-            f"{path}: the last line is cut short (fewer fields than the header, and no line "
-            "break after it): the file is truncated. Export the folder again and run the "
-            "date again."
-        )
-    try:
-        if path.suffix == ".parquet":
+    if path.suffix == ".parquet":
+        try:
             frame = _as_text(pl.read_parquet(path))
-        else:
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
-    except Exception as exc:  # polars raises several types; the file is what matters here
-        # The parser quotes raw rows: mask addresses before the text reaches logs or the UI.
-        reason = mask_emails_in(str(exc))
-        raise ExtractError(
-            f"{path}: cannot be read as {path.suffix[1:].upper()} (UTF-8, comma-separated, "
-            f"RFC 4180 quoting): {reason}"
-        ) from None
-    frame = frame.rename({c: c.strip() for c in frame.columns})
+        except Exception as exc:  # the kind of fault, never a message that may quote values
+            raise ExtractError(
+                f"{path}: cannot be read as Parquet ({type(exc).__name__}). Export it again."
+            ) from None
+    else:
+        frame = read_csv_text(path)
+    for sign, name in SIGNS.items():
+        if len(frame.columns) == 1 and sign in frame.columns[0]:
+            raise ExtractError(
+                f"{path}: the header is separated by {name}, not commas; the contract wants "
+                "comma-separated values (README, The extracts). Fix the export's delimiter."
+            )
+    frame = frame.rename(
+        dict(zip(frame.columns, contract_names(path, frame.columns, spec.columns), strict=True))
+    )
     missing = [c for c in spec.columns if c not in frame.columns and c not in spec.optional]
     if missing:
-        header = ",".join(frame.columns)
-        for name, sign in (("semicolons", ";"), ("tabs", "\t"), ("pipes", "|")):
-            if len(frame.columns) == 1 and sign in header:
-                raise ExtractError(
-                    f"{path}: the header is separated by {name}, not commas; the contract "
-                    "wants comma-separated values (CONTRACT §1). Fix the export's delimiter."
-                )
         raise ExtractError(
             f"{path}: missing required column(s) {', '.join(missing)}; the header has "
-            f"{', '.join(frame.columns) or 'no columns'}. Fix the export (CONTRACT §1)."
+            f"{', '.join(frame.columns) or 'no columns'}. Fix the export (README, The extracts)."
         )
     for column, default in spec.optional.items():
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(default, pl.String).alias(column))
-    return frame.select(
-        pl.lit(str(path)).alias("source_file"),
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("source_row"),
-        *[clean_text(c).cast(pl.String) for c in spec.columns],
-    ).with_columns(
-        # An optional column's empty value means its default, as its absence does.
-        pl.col(column).fill_null(default)
-        for column, default in spec.optional.items()
+    return (
+        frame.select(
+            pl.lit(str(path)).alias("source_file"),
+            pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("source_row"),
+            *[clean_text(c).cast(pl.String) for c in spec.columns],
+        )
+        # A blank line (or one of empty fields) is no record: nothing to load or set aside.
+        .filter(~pl.all_horizontal(pl.col(spec.columns).is_null()))
+        .with_columns(
+            # An optional column's empty value means its default, as its absence does.
+            pl.col(column).fill_null(default)
+            for column, default in spec.optional.items()
+        )
     )
 
 
@@ -190,15 +175,24 @@ class Checked:
     quarantine: pl.DataFrame
 
 
+SHOWN_CHARACTERS = 80  # of a value in errors and the quarantine: a 10 MB field is not shown
+
+
 def _shown(column: str, value: str | None) -> str | None:
-    """A value as errors and the quarantine show it: personal data masked."""
+    """A value as errors and the quarantine show it: personal data masked, control
+    characters replaced, and cut to SHOWN_CHARACTERS."""
     if value is None:
         return None
     if column == "email":
-        return mask_emails_in(value) if "@" in value else "***"
-    if column in PERSONAL_COLUMNS:
-        return value[:1] + "***"
-    return mask_emails_in(value)
+        value = mask_emails_in(value) if "@" in value else "***"
+    elif column in PERSONAL_COLUMNS:
+        value = value[:1] + "***"
+    else:
+        value = mask_emails_in(value)
+    value = re.sub(r"[\x00-\x1f\x7f]", "\N{REPLACEMENT CHARACTER}", value)
+    if len(value) > SHOWN_CHARACTERS:
+        return f"{value[:SHOWN_CHARACTERS]}… ({len(value):,} characters)"
+    return value
 
 
 def _cases(errors: pa.errors.SchemaErrors, frame: pl.DataFrame) -> pl.DataFrame:
@@ -223,9 +217,13 @@ def _rule(check: str) -> str:
     allowed = re.fullmatch(r"isin\(\[(.*)\]\)", check)
     if allowed:
         return "one of " + allowed.group(1).replace("'", "")
+    longest = re.fullmatch(r"str_length\(None, (\d+)\)", check)
+    if longest:
+        return f"at most {int(longest.group(1)):,} characters long"
     return {
         "not_nullable": "present (it is required)",
         "str_matches('^[A-Za-z]{2}$')": "an ISO 3166-1 alpha-2 country code",
+        f"str_matches('{NO_CONTROL_CHARACTERS}')": "free of control characters (NUL, ESC, …)",
     }.get(check, check)
 
 
@@ -288,7 +286,9 @@ def validate(
             "guessed: fix the export and run the date again.",
             flags,
         )
-    optional = {name for name, column in schema.columns.items() if column.nullable}
+    # An optional value may be emptied, but not the contact an order or visit belongs to:
+    # emptied, it would make the order a guest's, to be matched by address.
+    optional = {n for n, c in schema.columns.items() if c.nullable} - {"contact_id"}
     cases = cases.with_columns(
         action=pl.when(pl.col("column").is_in(list(optional)))
         .then(pl.lit("value_removed"))

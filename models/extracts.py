@@ -4,6 +4,10 @@ Every column arrives as text; each model states what that text must look like so
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
 A key twice in one file is a fault of the whole file, checked by the loader before these
 (assets/ingest_files.py, `_duplicate_keys`).
+
+Every text column is bounded: a value over its length (or holding a control character) is a
+bad value like any other, so one row can never carry megabytes through the warehouse into a
+SendGrid request and fail its whole batch there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,25 @@ from pandera.api.polars.types import PolarsData
 from models.parsing import parse_bool, parse_date, parse_decimal, parse_timestamp
 
 ORDER_STATUSES = ("completed", "cancelled", "refunded")
+
+# The longest value each kind of text may have, in characters.
+MAX_ID = 255  # contact, order, event and visitor ids; SendGrid echoes the contact id
+MAX_EMAIL = 254  # RFC 5321: the longest address a mail server must accept
+MAX_NAME = 255
+MAX_NAME_OF_EVENT = 64  # GA4 names are at most 40
+MAX_SKU = 255
+MAX_URL = 2048
+# C0 control characters but tab, and DEL. Line breaks never reach a value: a file whose
+# values span lines is refused before validation (assets/ingest_files.py).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def text(max_chars: int, **kwargs):
+    """A text column of at most `max_chars` characters and no control characters (a NUL or
+    an escape sequence in an id or an address hides what the value really is)."""
+    return pa.Field(
+        str_length={"max_value": max_chars}, str_matches=NO_CONTROL_CHARACTERS, **kwargs
+    )
 
 
 @cache
@@ -46,10 +69,10 @@ class _Extract(pa.DataFrameModel):
 class CrmContacts(_Extract):
     """crm_contacts.csv: one version of a contact; upsert by contact_id, latest updated_at."""
 
-    contact_id: str = pa.Field(description="CRM identifier, compared exactly.")
-    email: str = pa.Field(nullable=True, description="Email address as the CRM holds it.")
-    first_name: str = pa.Field(nullable=True)
-    last_name: str = pa.Field(nullable=True)
+    contact_id: str = text(MAX_ID, description="CRM identifier, compared exactly.")
+    email: str = text(MAX_EMAIL, nullable=True, description="Email address as the CRM holds it.")
+    first_name: str = text(MAX_NAME, nullable=True)
+    last_name: str = text(MAX_NAME, nullable=True)
     birth_date: str = pa.Field(nullable=True, description="YYYY-MM-DD.")
     country: str = pa.Field(
         nullable=True, str_matches=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2."
@@ -73,7 +96,7 @@ class CrmContacts(_Extract):
     def _booleans(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_bool)
 
-    @pa.check("created_at", "updated_at", name="an ISO 8601 timestamp")
+    @pa.check("created_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_timestamp)
 
@@ -81,16 +104,16 @@ class CrmContacts(_Extract):
 class Orders(_Extract):
     """orders.csv: one version of an order; a refund arrives later as a new status."""
 
-    order_id: str = pa.Field(description="Order identifier, compared exactly.")
-    contact_id: str = pa.Field(nullable=True, description="Empty for a guest checkout.")
-    email: str = pa.Field(nullable=True, description="Attaches guest orders to a contact.")
+    order_id: str = text(MAX_ID, description="Order identifier, compared exactly.")
+    contact_id: str = text(MAX_ID, nullable=True, description="Empty for a guest checkout.")
+    email: str = text(MAX_EMAIL, nullable=True, description="Attaches guest orders to a contact.")
     ordered_at: str = pa.Field(description="ISO 8601 timestamp of the purchase.")
     updated_at: str = pa.Field(description="ISO 8601 timestamp; the latest version wins.")
     status: str = pa.Field(isin=list(ORDER_STATUSES), description="Order status.")
     currency: str = pa.Field(description="ISO 4217; must be the configured base currency.")
     total_amount: str = pa.Field(description="Order total, a decimal ≥ 0.")
 
-    @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp")
+    @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_timestamp)
 
@@ -103,16 +126,18 @@ class Orders(_Extract):
 class WebEvents(_Extract):
     """web_events.csv: analytics events, appended and de-duplicated by event_id."""
 
-    event_id: str = pa.Field(description="Event identifier; a repeated id counts once.")
+    event_id: str = text(MAX_ID, description="Event identifier; a repeated id counts once.")
     event_timestamp: str = pa.Field(description="ISO 8601 timestamp.")
-    event_name: str = pa.Field(description="GA4 event name (page_view, add_to_cart, ...).")
-    anonymous_id: str = pa.Field(description="Cookie id (GA4 user_pseudo_id).")
-    contact_id: str = pa.Field(nullable=True, description="Set while the visitor is logged in.")
-    page_url: str = pa.Field(nullable=True)
-    sku: str = pa.Field(nullable=True)
+    event_name: str = text(
+        MAX_NAME_OF_EVENT, description="GA4 event name (page_view, add_to_cart, ...)."
+    )
+    anonymous_id: str = text(MAX_ID, description="Cookie id (GA4 user_pseudo_id).")
+    contact_id: str = text(MAX_ID, nullable=True, description="Set while the visitor is logged in.")
+    page_url: str = text(MAX_URL, nullable=True)
+    sku: str = text(MAX_SKU, nullable=True)
     value: str = pa.Field(nullable=True, description="A decimal, may be empty.")
 
-    @pa.check("event_timestamp", name="an ISO 8601 timestamp")
+    @pa.check("event_timestamp", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamp(cls, data: PolarsData) -> pl.LazyFrame:
         return _parses(data, parse_timestamp)
 

@@ -6,6 +6,8 @@ The same expressions serve the pandera checks (is every value parseable?) and th
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 # Missing values: empty, whitespace-only and a literal "" (some exporters quote nothing).
@@ -21,8 +23,13 @@ def clean_text(column: str) -> pl.Expr:
     return pl.when(trimmed.is_in(_MISSING)).then(None).otherwise(trimmed).alias(column)
 
 
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+
 def parse_timestamp(expr: pl.Expr) -> pl.Expr:
-    """ISO 8601 text to a UTC timestamp; no offset means UTC; unparseable gives null."""
+    """ISO 8601 text to a UTC timestamp from 1900 to 9999; no offset means UTC; unparseable
+    or out of range gives null."""
     text = (
         expr.str.replace(r"(?i)^(\d{4}-\d{2}-\d{2})[ t]", "${1}T")
         .str.replace(r"(?i)z$", "+00:00")
@@ -36,9 +43,12 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     )
     # Minutes-only times ("T18:03+01:00") are valid ISO 8601; give them seconds.
     with_seconds = with_offset.str.replace(r"T(\d{2}:\d{2})([+-])", "T${1}:00${2}")
-    return with_seconds.str.to_datetime(
+    parsed = with_seconds.str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC", time_unit="us"
     )
+    # Years past 9999 (`+12025-...`, or 9999-12-31 with a western offset) parse, then break
+    # every reader that turns them into a Python datetime: out of range is unparseable.
+    return pl.when(parsed.is_between(EARLIEST, LATEST)).then(parsed)
 
 
 def parse_date(expr: pl.Expr) -> pl.Expr:

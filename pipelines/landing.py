@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,6 +15,20 @@ SUCCESS_MARKER = "_SUCCESS"
 EVENTS_FOLDER = "sendgrid_events"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ROW_COUNT = re.compile(r"^(\S+?)\s*[\s=,:]\s*(\d+)$")
+
+
+@contextmanager
+def events_folder_lock(landing: Path) -> Iterator[Path]:
+    """The SendGrid events folder (created if missing), held by one writer at a time across
+    processes: the webhook appends to its files while erasure rewrites them."""
+    folder = landing / EVENTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class LandingNotReady(Exception):

@@ -157,6 +157,67 @@ def duplicate_row(extract: str) -> Callable[[Path], None]:
     return breaks
 
 
+def _lines(folder: Path, extract: str) -> tuple[Path, list[bytes]]:
+    # the good folder's files end their lines in CRLF, as the csv module writes them
+    path = folder / f"{extract}.csv"
+    return path, path.read_bytes().split(b"\r\n")
+
+
+def line_endings(extract: str, ending: bytes, header_only: bool = False) -> Callable[[Path], None]:
+    """Every line (or the header alone) ends in `ending` instead of CRLF."""
+
+    def breaks(folder: Path) -> None:
+        path, lines = _lines(folder, extract)
+        if header_only:
+            path.write_bytes(lines[0] + ending + b"\n".join(lines[1:]))
+        else:
+            path.write_bytes(ending.join(lines))
+
+    return breaks
+
+
+def lone_cr_after_row(extract: str, row: int) -> Callable[[Path], None]:
+    def breaks(folder: Path) -> None:
+        path, lines = _lines(folder, extract)
+        text = b"\n".join(lines[: row + 1]) + b"\r" + b"\n".join(lines[row + 1 :])
+        path.write_bytes(text)
+
+    return breaks
+
+
+def header(extract: str, rename) -> Callable[[Path], None]:
+    """The header's names changed by `rename(names)`, the rows as they were."""
+
+    def breaks(folder: Path) -> None:
+        path, lines = _lines(folder, extract)
+        names = lines[0].decode().split(",")
+        path.write_bytes(b"\r\n".join([",".join(rename(names)).encode(), *lines[1:]]))
+
+    return breaks
+
+
+def renamed(old: str, new: str):
+    return lambda names: [new if n == old else n for n in names]
+
+
+def quote_spanning_rows(extract: str, first: int, last: int) -> Callable[[Path], None]:
+    """A quote opens at the start of row `first`'s last field and closes at the end of row
+    `last`'s: valid CSV that swallows the rows between into one value."""
+
+    def breaks(folder: Path) -> None:
+        path, lines = _lines(folder, extract)
+        head, _, tail = lines[first].rpartition(b",")
+        lines[first] = head + b',"' + tail
+        lines[last] = lines[last] + b'"'
+        path.write_bytes(b"\r\n".join(lines))
+
+    return breaks
+
+
+def big(characters: int, fill: str = "x") -> str:
+    return fill * characters
+
+
 CASES = [
     # crm_contacts: file-level
     Case("crm missing", "crm_contacts", remove("crm_contacts"), Fail(r"no crm_contacts\.csv \(or \.parquet\) although the folder is marked complete")),
@@ -205,4 +266,33 @@ CASES = [
     Case("events no anonymous id", "web_events", first_rows("web_events", 1, anonymous_id=""), Quarantine(1)),
     Case("events bad timestamp", "web_events", first_rows("web_events", 1, event_timestamp="now"), Quarantine(1)),
     Case("events half broken", "web_events", first_rows("web_events", 200, event_timestamp="now"), Fail(r"web_events\.csv: 200 of 400 rows \(50\.0%\)")),
+    # line endings: each convention read as the exporter meant it, or refused
+    Case("crm old Mac line endings (CR)", "crm_contacts", line_endings("crm_contacts", b"\r"), Quarantine(0)),
+    Case("crm LF line endings", "crm_contacts", line_endings("crm_contacts", b"\n"), Quarantine(0)),
+    Case("crm header alone ends in CR", "crm_contacts", line_endings("crm_contacts", b"\r", header_only=True), Fail(r"crm_contacts\.csv: mixed line endings: 1 line break\(s\) are a lone CR \(old Mac style\), the first on line 1")),
+    Case("orders one row ends in a lone CR", "orders", lone_cr_after_row("orders", 57), Fail(r"orders\.csv: mixed line endings: .* the first on line 58")),
+    Case("events quote swallowing rows", "web_events", quote_spanning_rows("web_events", 10, 14), Fail(r"web_events\.csv: 396 row\(s\) read from 400 line\(s\) after the header; row 10 \(line 11\) holds a line break")),
+    # header spellings: trimmed and any case, or refused by name
+    Case("crm header in capitals", "crm_contacts", header("crm_contacts", lambda names: [n.upper() for n in names]), Quarantine(0)),
+    Case("crm header padded", "crm_contacts", header("crm_contacts", lambda names: [f"  {n} " for n in names]), Quarantine(0)),
+    Case("crm is_deleted as isDeleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "isDeleted")), Fail(r"crm_contacts\.csv: header 'isDeleted' \(column 11\) looks like the contract's column is_deleted but is spelled differently")),
+    Case("crm is_deleted as is-deleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "is-deleted")), Fail(r"header 'is-deleted' \(column 11\) looks like the contract's column is_deleted")),
+    Case("crm is_deleted as deleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "deleted")), Fail(r"header 'deleted' \(column 11\) looks like the contract's column is_deleted")),
+    Case("crm is_deleted misspelt", "crm_contacts", header("crm_contacts", renamed("is_deleted", "is_delted")), Fail(r"header 'is_delted' \(column 11\) looks like the contract's column is_deleted")),
+    Case("crm email twice", "crm_contacts", header("crm_contacts", lambda names: [*names[:-1], "EMAIL "]), Fail(r"crm_contacts\.csv: the header names 'email' twice \(columns 2 and 11; names are compared trimmed and case-insensitively\)")),
+    Case("orders total amount spelt with a space", "orders", header("orders", renamed("total_amount", "Total Amount")), Fail(r"orders\.csv: header 'Total Amount' \(column 8\) looks like the contract's column total_amount")),
+    Case("events sku twice after trimming", "web_events", header("web_events", lambda names: [*names, " sku"]), Fail(r"web_events\.csv: the header names 'sku' twice \(columns 7 and 9")),
+    # oversized and hidden fields: bounded by the contract, one row never holds a file hostage
+    Case("crm 10 KB contact id", "crm_contacts", first_rows("crm_contacts", 1, contact_id=big(10_000)), Quarantine(1)),
+    Case("crm 10 MB first name", "crm_contacts", first_rows("crm_contacts", 1, first_name=big(10_000_000)), Quarantine(0, 1)),
+    Case("crm 300-character address", "crm_contacts", first_rows("crm_contacts", 1, email=big(290) + "@example.com"), Quarantine(0, 1)),
+    Case("crm NUL in a contact id", "crm_contacts", first_rows("crm_contacts", 1, contact_id="c\x00000"), Quarantine(1)),
+    Case("orders 10 KB contact id", "orders", first_rows("orders", 1, contact_id=big(10_000)), Quarantine(1)),
+    Case("events 5,000-character page url", "web_events", first_rows("web_events", 1, page_url="https://shop.example.com/?q=" + big(5_000)), Quarantine(0, 1)),
+    Case("events escape sequence in a sku", "web_events", first_rows("web_events", 1, sku="\x1b[2Jsku"), Quarantine(0, 1)),
+    # poison records: values that parse but would break a later stage
+    Case("orders year past 9999", "orders", first_rows("orders", 1, ordered_at="9999-12-31T23:00:00-14:00"), Quarantine(1)),
+    Case("orders signed five-digit year", "orders", first_rows("orders", 1, updated_at="+12025-01-01T00:00:00Z"), Quarantine(1)),
+    Case("orders amount past decimal(18,4)", "orders", first_rows("orders", 1, total_amount="123456789012345678901.00"), Quarantine(1)),
+    Case("events year 1066", "web_events", first_rows("web_events", 1, event_timestamp="1066-10-14T09:00:00Z"), Quarantine(1)),
 ]  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from pipelines.redaction import install, redact
@@ -40,7 +41,7 @@ def test_every_log_record_is_redacted_whoever_logs_it(monkeypatch, caplog):
 def _hostile_landing(landing: Path) -> None:
     write_all(landing)
     stamp = "2025-11-19T08:00:00Z"
-    write_folder(
+    folder = write_folder(
         landing,
         "2025-11-18",
         contacts=[
@@ -49,6 +50,10 @@ def _hostile_landing(landing: Path) -> None:
         ],
         orders=[order(f"o-{key}", key, "2025-11-10T10:00:00Z", "5000") for key in HOSTILE],
     )
+    # A CSV value may not span lines (such a file is refused); a Parquet value may.
+    csv_file = folder / "crm_contacts.csv"
+    pl.read_csv(csv_file, infer_schema=False).write_parquet(csv_file.with_suffix(".parquet"))
+    csv_file.unlink()
 
 
 @pytest.fixture

@@ -1,0 +1,200 @@
+"""Read one landed extract file as its exporter meant it, or refuse it with a one-line reason.
+
+A file is never half understood: every line-ending convention is read or refused, header
+names are matched to the contract by one rule, and a file that parses to fewer rows than it
+has lines is refused. Reasons name the file, line or column and rule, never a value: a
+broken row's name or birth date must not reach a terminal, a log or an alert.
+
+The header rule (README, "The extracts"): names are trimmed and compared with the contract's
+columns case-insensitively (` Email `, `EMAIL` are `email`). Refused: two names equal under
+that rule; and a name that is not a contract column but looks like a missing one (another
+style such as `isDeleted` or `is-deleted`, one letter off, or one containing the other such
+as `deleted`), since its values would otherwise be ignored: an erasure request read as "no".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import polars as pl
+
+SIGNS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class ExtractError(Exception):
+    """An extract broke its contract; the message names the file, row, column and rule."""
+
+
+def read_csv_text(path: Path) -> pl.DataFrame:
+    """A CSV extract as text columns named by the header rule's contract names (others kept
+    as they are), or ExtractError."""
+    data = path.read_bytes()
+    _require_utf8(path, data)
+    data = _one_line_ending(path, data)
+    if _last_line_cut_short(data):
+        raise ExtractError(
+            f"{path}: the last line is cut short (fewer fields than the header, and no line "
+            "break after it): the file is truncated. Export the folder again and run the "
+            "date again."
+        )
+    names = _header_names(data)
+    try:
+        frame = pl.read_csv(data, infer_schema=False, raise_if_empty=False)
+    except Exception:  # polars quotes the raw rows in its messages: never pass them on
+        raise ExtractError(
+            f"{path}: cannot be read as CSV (UTF-8, comma-separated, RFC 4180 quoting): "
+            f"{_quoting_problem(data)}. Fix the export and run the date again."
+        ) from None
+    if len(frame.columns) != len(names):
+        raise ExtractError(
+            f"{path}: the header line could not be read consistently ({len(names)} names, "
+            f"{len(frame.columns)} columns): check its quoting. Fix the export."
+        )
+    _require_a_row_per_line(path, data, frame)
+    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+
+
+def contract_names(path: Path, names: list[str], columns: list[str]) -> list[str]:
+    """The header's names with each contract column's spelling (trimmed, any case), or
+    ExtractError for a name that is twice or near-misses a missing contract column."""
+    by_folded = {column.lower(): column for column in columns}
+    resolved = [by_folded.get(name.strip().lower(), name) for name in names]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        folded = name.strip().lower()
+        if folded in seen:
+            raise ExtractError(
+                f"{path}: the header names {resolved[position - 1]!r} twice (columns "
+                f"{seen[folded]} and {position}; names are compared trimmed and "
+                "case-insensitively): remove or rename one of them in the export."
+            )
+        seen[folded] = position
+    present = set(resolved)
+    for position, name in enumerate(names, start=1):
+        if resolved[position - 1] in columns:
+            continue
+        for column in columns:
+            if _looks_like(name, column, missing=column not in present):
+                raise ExtractError(
+                    f"{path}: header {name.strip()!r} (column {position}) looks like the "
+                    f"contract's column {column} but is spelled differently, so its values "
+                    f"would be ignored. Rename it {column} (names are compared trimmed and "
+                    "case-insensitively), or remove it."
+                )
+    return resolved
+
+
+def _looks_like(name: str, column: str, missing: bool) -> bool:
+    """A near miss: the same words in another style; when the column is missing, also one
+    letter off or one name inside the other (`deleted` for `is_deleted`)."""
+    a, b = _letters(name), _letters(column)
+    if a == b:
+        return True
+    if not missing or min(len(a), len(b)) < 5:
+        return False
+    return a in b or b in a or _one_edit_apart(a, b)
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One letter added, removed, changed, or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+    if len(a) < len(b):
+        return a[start:] == b[start + 1 :]
+    swapped = start + 1 < len(a) and a[start] == b[start + 1] and a[start + 1] == b[start]
+    return a[start + 1 :] == b[start + 1 :] or (swapped and a[start + 2 :] == b[start + 2 :])
+
+
+def _require_utf8(path: Path, data: bytes) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ExtractError(
+            f"{path}: cannot be read as CSV (UTF-8, comma-separated, RFC 4180 quoting): line "
+            f"{line} is not UTF-8 (byte 0x{data[error.start]:02X}). Export the file as UTF-8."
+        ) from None
+
+
+def _one_line_ending(path: Path, data: bytes) -> bytes:
+    """LF and CRLF are read as they are; a file whose lines all end in a lone CR (old Mac
+    style) is read as such. A lone CR among LFs is refused: it is either a line end the
+    parser would not see (a header merged with its first row) or a line break in a value."""
+    crlf = data.count(b"\r\n")
+    lone_cr = data.count(b"\r") - crlf
+    if not lone_cr:
+        return data
+    if b"\n" not in data:
+        return data.replace(b"\r", b"\n")
+    first = re.search(rb"\r(?!\n)", data)
+    line = data.count(b"\n", 0, first.start()) + 1 if first else 0
+    raise ExtractError(
+        f"{path}: mixed line endings: {lone_cr} line break(s) are a lone CR (old Mac style), "
+        f"the first on line {line}, the others LF or CRLF. Export the file with one line "
+        "ending (LF or CRLF) and run the date again."
+    )
+
+
+def _last_line_cut_short(data: bytes) -> bool:
+    """A last line with fewer fields than the header and no line break after it: the file
+    was cut while being written (a complete last record may lack the break, RFC 4180)."""
+    if data.endswith(b"\n") or b"\n" not in data:
+        return False
+    return len(_fields(data.rsplit(b"\n", 1)[-1])) < len(_header_names(data))
+
+
+def _header_names(data: bytes) -> list[str]:
+    return _fields(data.split(b"\n", 1)[0].removeprefix(_UTF8_BOM).rstrip(b"\r"))
+
+
+def _fields(line: bytes) -> list[str]:
+    # A field over the csv module's limit (128 KiB) is polars' to read; it counts as one.
+    try:
+        return next(csv.reader([line.decode("utf-8", "replace")]), [])
+    except csv.Error:
+        return [""] * (line.count(b",") + 1)
+
+
+def _require_a_row_per_line(path: Path, data: bytes, frame: pl.DataFrame) -> None:
+    """Values hold no line breaks, so a file has a row for every line but the header; fewer
+    rows mean a quote that closes lines later (or a line end the parser did not see)."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if frame.height + 1 >= lines:
+        return
+    spanning = (
+        frame.with_row_index("row", offset=1)
+        .filter(pl.any_horizontal(pl.col(pl.String).exclude("row").str.contains("\n")))
+        .head(1)["row"]
+    )
+    where = ""
+    if len(spanning):
+        where = f"; row {spanning[0]} (line {spanning[0] + 1}) holds a line break"
+    raise ExtractError(
+        f"{path}: {frame.height:,} row(s) read from {lines - 1:,} line(s) after the header"
+        f"{where}: a quote that does not close where it should, or a value spanning lines, "
+        "which the contract does not allow. Fix the export and run the date again."
+    )
+
+
+def _quoting_problem(data: bytes) -> str:
+    """Where the CSV breaks, in words that quote no value."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), strict=True)
+    try:
+        width = len(next(reader, []))
+        for row in reader:
+            if len(row) > width:
+                return f"line {reader.line_num} has more fields than the header"
+    except csv.Error as error:
+        return f"line {reader.line_num}: {error}"
+    return "a quote that never closes, or fields the parser cannot split"
