@@ -15,6 +15,7 @@ from dagster import (
 
 from assets.ingest_files import EXTRACTS, ExtractError, load_extract
 from pipelines.erasure import (
+    erase_in_event_files,
     erase_in_outbox,
     erase_in_warehouse,
     mark_outbox_scrubbed,
@@ -214,6 +215,11 @@ ingest_assets = [build_ingest_asset(extract) for extract in EXTRACTS]
 
 
 def _erase_in_outbox(settings: Settings, erased: list[str]) -> None:
+    """New erasures reach the files Nightjar wrote: the SendGrid event files the webhook
+    landed, and the outbox (with the temporary files of writes killed half-way), under the
+    send lock, as only a sender writes there."""
+    with connect(settings.warehouse) as con:
+        erase_in_event_files(con, settings.landing)
     try:
         with send_lock(settings.warehouse, settings.send_lock_wait_seconds):
             erase_in_outbox(settings.outbox, erased)

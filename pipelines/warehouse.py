@@ -42,6 +42,8 @@ create table if not exists raw.sendgrid_events (
     bounce_type varchar, asm_group_id bigint,
     campaign varchar, contact_id varchar, send_id varchar  -- Nightjar's custom_args, echoed
 );
+-- the event's line in its file, as raw.quarantine names the lines left out
+alter table raw.sendgrid_events add column if not exists source_row bigint;
 create table if not exists raw.loaded_event_files (
     source_file varchar primary key, size_bytes bigint not null, row_count bigint not null,
     loaded_at timestamptz not null
@@ -100,8 +102,11 @@ create table if not exists nightjar.erasures (  -- pipelines/erasure.py
     email_sha256 varchar,  -- of an address the contact had (trimmed, lower-cased), or null
     was_suppressed boolean not null,  -- it had bounced, unsubscribed or been refused
     erased_at timestamptz not null,
-    outbox_scrubbed boolean not null default false
+    outbox_scrubbed boolean not null default false,
+    events_scrubbed boolean not null default false  -- the SendGrid event files
 );
+-- erasures made before event files were scrubbed: every file is searched once more
+alter table nightjar.erasures add column if not exists events_scrubbed boolean default false;
 create table if not exists nightjar.dbt_build_state (  -- pipelines/publish.py
     unpublished boolean not null  -- the build schema holds tables readers never saw
 );

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,10 +21,14 @@ class OutboxSender:
 
     channel = "outbox"
     max_batch_size = None
+    max_batch_bytes = None  # one file a campaign: no request to keep small
     records_sends = True
 
     def __init__(self, root: Path):
         self.root = root
+
+    def message_bytes(self, message: Message) -> int:
+        return 0
 
     def path(self, business_date: str, campaign: str) -> Path:
         return self.root / business_date / f"{campaign}.jsonl"
@@ -74,16 +79,42 @@ def _record(message: Message) -> dict:
     }
 
 
-def write_atomically(path: Path, text: str) -> None:
-    # Readers see the old file or the new one, never half of one.
+def write_atomically(path: Path, content: str | bytes, mode: int | None = None) -> None:
+    """Replace `path` with `content`: readers see the old file or the new one, never half of
+    one. `mode` keeps the permissions of a file being rewritten (a new one gets 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# The temporary file write_atomically makes: `.<name>.<8 random characters>.tmp` (mkstemp).
+_TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temp_files(root: Path) -> list[Path]:
+    """Remove the temporary files write_atomically left anywhere under `root`: a process
+    killed mid-write leaves one, a partial copy with names and addresses that no erasure
+    would ever find. Returns the files removed.
+
+    Call it only while holding the lock every writer under `root` takes (the send lock for
+    the outbox, the events folder's lock for SendGrid's events): a write in progress has a
+    temporary file too."""
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.rglob(".*.tmp")):
+        if _TEMP_FILE.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
