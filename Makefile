@@ -15,7 +15,7 @@ help:
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
 	@echo "make lint   - ruff and sqlfluff"
-	@echo "make chaos  - kill the sender 20 times while sending 100,000 messages; count duplicates"
+	@echo "make chaos  - kill the sender 20 times in 100,000 messages; attack the webhook on loopback"
 	@echo "make bench  - time a night at 100,000 and 1,000,000 contacts against plain DuckDB"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,7 @@ docs: manifest
 
 chaos: install
 	$(BIN)/python -m tests.chaos --messages 100000 --kills 20
+	$(BIN)/python -m tests.webhook_load --idle 1000 --slow 50 --posts 300 --stored 1000000
 
 # BENCH_SCALES=S for the tenth scale alone; the landings are cached in ~/.cache/nightjar-bench
 BENCH_SCALES ?= S,M

@@ -1,83 +1,329 @@
 """`nightjar webhook`: receives SendGrid's signed Event Webhook and lands the events as files.
 
-Only requests whose ECDSA signature verifies (SendGrid's own helper) are stored; everything
-else gets 403 and leaves no trace. Events are appended, one JSON object a line, to
-`$NIGHTJAR_LANDING/sendgrid_events/<UTC receipt date>.jsonl`; an `sg_event_id` seen before
-is not written again. The nightly run ingests those files.
+Only requests whose ECDSA signature verifies are stored; everything else gets 403 and leaves
+no trace. Events are appended, one JSON object a line, to
+`$NIGHTJAR_LANDING/sendgrid_events/<UTC receipt date>.jsonl`; an `sg_event_id` stored in the
+last DEDUP_DAYS days is not written again. The nightly run ingests those files.
+
+It is served by waitress, which reads each request whole (headers capped, body capped on the
+bytes it receives, Content-Length validated first) on one asynchronous I/O thread before a
+bounded pool of worker threads sees it, so idle and slow clients cost a socket, not a thread.
+On top of waitress: a deadline for receiving a whole request (slowloris), structural limits
+on the signed JSON, and de-duplication through a small SQLite index instead of memory.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import re
+import resource
+import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
-from pipelines.landing import EVENTS_FOLDER
+from pipelines.landing import EVENTS_FOLDER, events_folder_lock
 
 WEBHOOK_PATH = "/sendgrid/events"
-MAX_BODY_BYTES = 10 * 1024 * 1024  # SendGrid batches events; this is far above its batches
+
+# Structural limits on a signed body, checked after its signature (SendGrid posts arrays of
+# flat objects, batched up to about 768 KB; these are far above what it sends).
+MAX_EVENTS_PER_POST = 10_000
+MAX_NESTING = 16  # the array is level 1, an event level 2, a nested value level 3...
+MAX_EVENT_BYTES = 64 * 1024  # one event, as the JSON line stored
+# An sg_event_id de-duplicates only when it looks like one (SendGrid's are ~22-48 printable
+# ASCII characters); anything else is stored as it came, without de-duplication.
+_EVENT_ID = re.compile(r"[\x21-\x7e]{1,256}")
+
+# SendGrid retries a failed post for up to 72 hours and the nightly dbt model de-duplicates
+# by sg_event_id anyway: the webhook remembers ids for a bounded window, past the retries.
+DEDUP_DAYS = 7
+SEEN_INDEX = ".seen.sqlite"
+_PRUNE_BATCH = 5_000  # ids forgotten per post at most: pruning never stalls a request
+_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # replaced; other errors (locked...) are not
+
+# File descriptors kept free of connections: event files, the index, the lock, logs.
+_FD_RESERVE = 64
 
 log = logging.getLogger("nightjar.webhook")
 
 
-class EventStore:
-    """Appends events to the day's file, skipping event ids already stored."""
+@dataclass(frozen=True)
+class Limits:
+    """What a client may cost the server (the defaults suit SendGrid and survive abuse)."""
 
-    def __init__(self, landing: Path, clock: Callable[[], dt.datetime] | None = None):
+    # Counted on the bytes received (chunked bodies too); a larger Content-Length gets 413
+    # before any of the body is read.
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Request line and headers; SendGrid's are under 2 KB.
+    max_header_bytes: int = 32 * 1024
+    # Seconds to receive one whole request from its first byte: a client trickling its
+    # headers or body (slowloris) is disconnected however steadily it trickles.
+    request_deadline: float = 30.0
+    # Seconds a connection may stay silent, before its first request or between keep-alive
+    # requests.
+    idle_timeout: int = 15
+    # Requests handled at once; each holds at most one body, so memory stays bounded.
+    threads: int = 4
+    # Open connections; idle ones cost a socket each. Above it, new ones wait in the backlog.
+    max_connections: int = 4096
+    # Connections the kernel queues before they are accepted.
+    backlog: int = 2048
+
+    def within_open_files(self, open_files: int) -> Limits:
+        """These limits with no more connections than the process can open: a connection may
+        need two descriptors (its socket and a temporary file for a large body)."""
+        fitting = max(16, (open_files - _FD_RESERVE) // 2)
+        return replace(self, max_connections=min(self.max_connections, fitting))
+
+
+class BadBatch(ValueError):
+    """A signed body that is not an acceptable batch of events; its message is one line."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as it will be stored, with its sg_event_id when usable for de-duplication."""
+
+    id: str | None
+    line: bytes  # the JSON line, newline included
+
+    @classmethod
+    def of(cls, event: dict) -> Event:
+        event_id = event.get("sg_event_id")
+        usable = isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id) is not None
+        return cls(event_id if usable else None, _json_line(event))
+
+
+def _json_line(event: dict) -> bytes:
+    text = json.dumps(event, ensure_ascii=False, sort_keys=True)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800") is valid JSON but not UTF-8: keep it escaped, as sent.
+        return json.dumps(event, ensure_ascii=True, sort_keys=True).encode() + b"\n"
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        # 1e400 would be written back as Infinity, which no JSON reader accepts.
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_batch(body: bytes) -> list[Event]:
+    """The events of a signed body, or BadBatch saying in one line why it is refused."""
+    try:
+        value = json.loads(body, parse_float=_finite_float, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BadBatch(f"body nests deeper than {MAX_NESTING} levels") from None
+    except ValueError as error:  # also undecodable UTF-8 and integers over 4300 digits
+        reason = str(error).splitlines()[0][:160] if str(error) else "invalid"
+        raise BadBatch(f"body is not JSON ({reason})") from None
+    if not isinstance(value, list) or not all(isinstance(event, dict) for event in value):
+        raise BadBatch("body must be a JSON array of events")
+    if len(value) > MAX_EVENTS_PER_POST:
+        raise BadBatch(f"more than {MAX_EVENTS_PER_POST} events in one post")
+    if _nesting_exceeds(value, MAX_NESTING):
+        raise BadBatch(f"body nests deeper than {MAX_NESTING} levels")
+    events = [Event.of(event) for event in value]
+    for number, event in enumerate(events, 1):
+        if len(event.line) > MAX_EVENT_BYTES:
+            raise BadBatch(f"event {number} is larger than {MAX_EVENT_BYTES // 1024} KiB")
+    return events
+
+
+def _nesting_exceeds(value: object, limit: int) -> bool:
+    # Iterative: a recursive walk is what a hostile body would make overflow.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+class SeenIndex:
+    """sg_event_ids stored in the last DEDUP_DAYS days, in a SQLite file next to the events.
+
+    Only an optimisation (the nightly model de-duplicates too), so it never fails a post: a
+    missing file (folder deleted) is recreated, a corrupt one replaced, and while it cannot
+    be used events are simply stored without de-duplication."""
+
+    def __init__(self, path: Path, days: int = DEDUP_DAYS):
+        self.path = path
+        self.days = days
+        self._db: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+
+    def known(self, ids: Iterable[str], today: dt.date) -> set[str]:
+        """The ids among `ids` first stored within the window ending `today`."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        since = (today - dt.timedelta(days=self.days)).isoformat()
+
+        def query(db: sqlite3.Connection) -> set[str]:
+            found = set()
+            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"select id from seen where id in ({marks}) and day >= ?", [*chunk, since]
+                )
+                found.update(row[0] for row in rows)
+            return found
+
+        return self._use(query, set())
+
+    def remember(self, ids: Iterable[str], today: dt.date) -> None:
+        """Record ids stored `today` and forget a bounded number of expired ones."""
+        rows = [(event_id, today.isoformat()) for event_id in ids]
+        expired = (today - dt.timedelta(days=self.days)).isoformat()
+
+        def write(db: sqlite3.Connection) -> None:
+            with db:
+                db.executemany("insert or ignore into seen (id, day) values (?, ?)", rows)
+                db.execute(
+                    "delete from seen where id in (select id from seen where day < ? limit ?)",
+                    [expired, _PRUNE_BATCH],
+                )
+
+        self._use(write, None)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db = self._identity = None
+
+    def _use(self, action, fallback):
+        for _attempt in (1, 2):  # a corrupt file is replaced, then tried once more
+            try:
+                return action(self._connection())
+            except (sqlite3.Error, OSError) as error:
+                corrupt = getattr(error, "sqlite_errorname", "") in _CORRUPT
+                log.warning(
+                    "de-duplication index %s unusable (%s): %s",
+                    self.path,
+                    error,
+                    "recreating it" if corrupt else "storing without it for now",
+                )
+                self.close()  # reopened on next use
+                if not corrupt:  # locked, I/O error: the file may be fine; keep it
+                    return fallback
+                self._discard()
+        return fallback
+
+    def _connection(self) -> sqlite3.Connection:
+        # The folder may have been deleted (or the file replaced) since it was opened: an
+        # open connection would go on writing into a file nobody can see.
+        try:
+            stat = self.path.stat()
+            identity = (stat.st_dev, stat.st_ino)
+        except FileNotFoundError:
+            identity = None
+        if self._db is None or identity != self._identity:
+            self.close()
+            self._db = self._open()
+            stat = self.path.stat()
+            self._identity = (stat.st_dev, stat.st_ino)
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        try:
+            # WAL with synchronous=NORMAL: a crash loses at most the last ids (a retry is then
+            # stored twice, which the nightly model de-duplicates) and never corrupts the file.
+            db.execute("pragma journal_mode=wal")
+            db.execute("pragma synchronous=normal")
+            db.execute(
+                "create table if not exists seen (id text primary key, day text not null) "
+                "without rowid"
+            )
+            db.execute("create index if not exists seen_by_day on seen (day)")
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _discard(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+class EventStore:
+    """Appends events to the day's file, skipping event ids stored within DEDUP_DAYS."""
+
+    def __init__(
+        self,
+        landing: Path,
+        clock: Callable[[], dt.datetime] | None = None,
+        dedup_days: int = DEDUP_DAYS,
+    ):
+        self.landing = landing
         self.folder = landing / EVENTS_FOLDER
         self.folder.mkdir(parents=True, exist_ok=True)
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.Lock()
-        self._seen = self._load_seen()
+        # Start-up reads no event file: only this index, opened on first use.
+        self.seen = SeenIndex(self.folder / SEEN_INDEX, dedup_days)
 
-    def _load_seen(self) -> set[str]:
-        seen = set()
-        for path in self.folder.glob("*.jsonl"):
-            # Bytes, line by line: a line cut short by a crash is skipped, not fatal.
-            for line in path.read_bytes().split(b"\n"):
-                try:
-                    event_id = json.loads(line).get("sg_event_id")
-                except (ValueError, AttributeError):
-                    continue
-                if event_id:
-                    seen.add(event_id)
-        return seen
-
-    def append(self, events: list[dict]) -> int:
+    def append(self, events: list[Event]) -> int:
         """Store the new events durably; returns how many were new. Raises OSError when
         they could not be stored (the caller answers 500 and SendGrid sends them again)."""
-        with self._lock:
+        # The file lock: erasure rewrites these files from another process.
+        with self._lock, events_folder_lock(self.landing) as folder:
+            now = self._clock()
+            today = now.date()
+            known = self.seen.known({e.id for e in events if e.id}, today)
             fresh, ids = [], set()
             for event in events:
-                event_id = event.get("sg_event_id")
-                if event_id and (event_id in self._seen or event_id in ids):
-                    continue
+                if event.id:
+                    if event.id in known or event.id in ids:
+                        continue
+                    ids.add(event.id)
                 fresh.append(event)
-                if event_id:
-                    ids.add(event_id)
             if fresh:
-                self._write(fresh)
+                self._write(folder / f"{now:%Y-%m-%d}.jsonl", b"".join(e.line for e in fresh))
             # Only once they are on disk: a failed write must not make SendGrid's retry
             # look like a duplicate.
-            self._seen |= ids
+            self.seen.remember(ids, today)
             return len(fresh)
 
-    def _write(self, events: list[dict]) -> None:
-        path = self.folder / f"{self._clock():%Y-%m-%d}.jsonl"
-        data = b"".join(
-            json.dumps(event, ensure_ascii=False, sort_keys=True).encode() + b"\n"
-            for event in events
-        )
+    def close(self) -> None:
+        with self._lock:  # not under an append still running
+            self.seen.close()
+
+    def _write(self, path: Path, data: bytes) -> None:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             size = os.fstat(fd).st_size
@@ -93,84 +339,256 @@ class EventStore:
             os.close(fd)
 
 
-class WebhookServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _DeadlineChannel(HTTPChannel):
+    """waitress's connection, which also knows since when its current request is arriving.
 
-    def __init__(self, address: tuple[str, int], public_key: str, store: EventStore):
-        super().__init__(address, _Handler)
-        self.verifier = EventWebhook()
-        try:
-            self.public_key = self.verifier.convert_public_key_to_ecdsa(public_key.strip())
-        except (ValueError, UnsupportedAlgorithm) as error:
-            raise ValueError(
-                "SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid verification key: copy it from "
-                "SendGrid's Mail Settings > Event Webhook > Signature Verification."
-            ) from error
+    waitress only closes connections that stay silent (channel_timeout); one that sends a
+    byte every few seconds would keep its socket forever."""
+
+    request_began: float | None = None
+
+    def received(self, data: bytes) -> bool:
+        partial = self.request
+        done = super().received(data)
+        if self.request is None:
+            self.request_began = None  # nothing half-received
+        elif self.request is not partial:
+            self.request_began = time.monotonic()  # a new request started in this data
+        return done
+
+
+class _Listener(TcpWSGIServer):
+    """waitress's listening socket, whose housekeeping also enforces the request deadline."""
+
+    channel_class = _DeadlineChannel
+    request_deadline = Limits.request_deadline
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # silent connections (idle timeout)
+        cutoff = time.monotonic() - self.request_deadline
+        late = [
+            channel
+            for channel in self.active_channels.values()
+            if channel.request_began is not None and channel.request_began < cutoff
+        ]
+        for channel in late:
+            channel.will_close = True  # closed by the I/O loop, unanswered
+        if late:
+            log.info(
+                "closed %d connection(s) still sending a request after %gs",
+                len(late),
+                self.request_deadline,
+            )
+
+
+class _Refusals:
+    """Counts refused posts and logs them at most every 10 s: an attack cannot flood the log."""
+
+    def __init__(self, every: float = 10.0):
+        self._every = every
+        self._count = 0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, client: str) -> None:
+        with self._lock:
+            self._count += 1
+            now = time.monotonic()
+            if now < self._next:
+                return
+            count, self._count, self._next = self._count, 0, now + self._every
+        log.warning(
+            "rejected %d event post(s) with a bad or missing signature (last from %s)",
+            count,
+            client,
+        )
+
+
+_SIGNATURE = "HTTP_" + EventWebhookHeader.SIGNATURE.upper().replace("-", "_")
+_TIMESTAMP = "HTTP_" + EventWebhookHeader.TIMESTAMP.upper().replace("-", "_")
+
+
+class WebhookServer:
+    """The webhook on waitress with `limits`; serve_forever, shutdown and server_close work
+    as socketserver's do, so tests and `make chaos` can run it on a thread."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        public_key: str,
+        store: EventStore,
+        limits: Limits | None = None,
+    ):
+        self.public_key = _verification_key(public_key)
         self.store = store
+        self.limits = limits or Limits()
+        self._refusals = _Refusals()
+        self._map: dict = {}
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._dispatcher = ThreadedTaskDispatcher()
+        adjustments = self._adjustments(address)
+        self._listeners = []
+        try:
+            for sockinfo in adjustments.listen:
+                listener = _Listener(
+                    self.application,
+                    self._map,
+                    dispatcher=self._dispatcher,
+                    adj=adjustments,
+                    sockinfo=sockinfo,
+                )
+                listener.request_deadline = self.limits.request_deadline
+                self._listeners.append(listener)
+        except BaseException:
+            wasyncore.close_all(self._map)
+            raise
+        self._dispatcher.set_thread_count(self.limits.threads)
+
+    def _adjustments(self, address: tuple[str, int]) -> Adjustments:
+        limits = self.limits
+        return Adjustments(
+            host=address[0],
+            port=address[1],
+            threads=limits.threads,
+            # waitress answers 413 itself when Content-Length reaches this, before reading.
+            max_request_body_size=limits.max_body_bytes + 1,
+            max_request_header_size=limits.max_header_bytes,
+            channel_timeout=limits.idle_timeout,
+            cleanup_interval=1,  # how often the idle timeout and the deadline are checked
+            # The server itself and its wake-up pipe are in the same map as the connections.
+            connection_limit=limits.max_connections + 2,
+            backlog=limits.backlog,
+            # Bodies above this wait in a temporary file: connections x this bounds memory.
+            inbuf_overflow=64 * 1024,
+            # select() cannot watch descriptors above 1024: a thousand idle clients would
+            # crash the loop.
+            asyncore_use_poll=True,
+            # Resets and broken pipes are what abusive clients do; not worth a traceback.
+            log_socket_errors=False,
+            ident="nightjar",
+        )
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self._listeners[0].effective_host, self._listeners[0].effective_port
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}{WEBHOOK_PATH}"
 
+    def serve_forever(self) -> None:
+        self._stop.clear()
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=1.0, use_poll=True, map=self._map, count=1)
+        finally:
+            self._stopped.set()
 
-class _Handler(BaseHTTPRequestHandler):
-    server: WebhookServer
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._listeners[0].pull_trigger()  # wake the loop from its poll
+        self._stopped.wait(timeout=10)
 
-    def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] != WEBHOOK_PATH:
-            return self._answer(HTTPStatus.NOT_FOUND, "not found")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            return self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large")
-        body = self.rfile.read(length)
-        signature = self.headers.get(EventWebhookHeader.SIGNATURE)
-        timestamp = self.headers.get(EventWebhookHeader.TIMESTAMP)
+    def server_close(self) -> None:
+        self._dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(self._map)
+        self.store.close()
+
+    # --- the WSGI application, on a worker thread once the whole request has arrived ---
+
+    def application(self, environ: dict, start_response) -> list[bytes]:
+        try:
+            status, text = self._handle(environ)
+        except Exception:  # every request gets an answer, whatever went wrong
+            log.exception("could not handle an event post")
+            status, text = HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"
+        data = text.encode() + b"\n"
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+        ]
+        if status == HTTPStatus.METHOD_NOT_ALLOWED:
+            headers.append(("Allow", "POST"))
+        start_response(f"{status.value} {status.phrase}", headers)
+        return [data]
+
+    def _handle(self, environ: dict) -> tuple[HTTPStatus, str]:
+        if environ.get("PATH_INFO") != WEBHOOK_PATH:
+            return HTTPStatus.NOT_FOUND, "not found"
+        if environ.get("REQUEST_METHOD") != "POST":
+            return HTTPStatus.METHOD_NOT_ALLOWED, "only POST"
+        signature, timestamp = environ.get(_SIGNATURE), environ.get(_TIMESTAMP)
+        if not signature or not timestamp:
+            self._refusals.add(environ.get("REMOTE_ADDR", "?"))
+            return HTTPStatus.FORBIDDEN, "signature verification failed"
+        # waitress stops at the cap already; this bounds what is read even if it did not.
+        body = environ["wsgi.input"].read(self.limits.max_body_bytes + 1)
+        if len(body) > self.limits.max_body_bytes:
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large"
         if not self._verified(body, signature, timestamp):
-            log.warning(
-                "rejected an event post from %s: bad or missing signature", self.client_address[0]
-            )
-            return self._answer(HTTPStatus.FORBIDDEN, "signature verification failed")
+            self._refusals.add(environ.get("REMOTE_ADDR", "?"))
+            return HTTPStatus.FORBIDDEN, "signature verification failed"
         try:
-            events = json.loads(body)
-        except ValueError:
-            return self._answer(HTTPStatus.BAD_REQUEST, "body is not JSON")
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-            return self._answer(HTTPStatus.BAD_REQUEST, "body must be a JSON array of events")
+            events = decode_batch(body)
+        except BadBatch as error:
+            log.warning("refused a signed event post: %s", error)
+            return HTTPStatus.BAD_REQUEST, str(error)
         try:
-            stored = self.server.store.append(events)
+            stored = self.store.append(events)
         except OSError as error:
             log.error("could not store %d event(s): %s", len(events), error)
-            return self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, "could not store the events")
+            return HTTPStatus.INTERNAL_SERVER_ERROR, "could not store the events"
         log.info("stored %d of %d event(s)", stored, len(events))
-        return self._answer(HTTPStatus.OK, "ok")
+        return HTTPStatus.OK, "ok"
 
-    def _verified(self, body: bytes, signature: str | None, timestamp: str | None) -> bool:
-        if not signature or not timestamp:
-            return False
+    def _verified(self, body: bytes, signature: str, timestamp: str) -> bool:
+        """SendGrid's check (its helper's: ECDSA P-256 over SHA-256 of timestamp + body) on
+        the raw bytes, hashed in place: an unsigned 10 MB body is never copied."""
         try:
-            payload = body.decode("utf-8")
-            return self.server.verifier.verify_signature(
-                payload, signature, timestamp, self.server.public_key
-            )
-        except (ValueError, UnicodeDecodeError):  # undecodable base64 or body
+            decoded = base64.b64decode(signature)
+            digest = hashes.Hash(hashes.SHA256())
+            digest.update(timestamp.encode("utf-8"))
+            digest.update(body)
+            self.public_key.verify(decoded, digest.finalize(), ec.ECDSA(Prehashed(hashes.SHA256())))
+            return True
+        except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
             return False
 
-    def _answer(self, status: HTTPStatus, text: str) -> None:
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug("%s - %s", self.client_address[0], format % args)
+def _verification_key(public_key: str) -> ec.EllipticCurvePublicKey:
+    try:
+        key = EventWebhook().convert_public_key_to_ecdsa(public_key.strip())
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise ValueError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a valid verification key: copy it from "
+            "SendGrid's Mail Settings > Event Webhook > Signature Verification."
+        ) from error
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("SENDGRID_WEBHOOK_PUBLIC_KEY is not an elliptic-curve (ECDSA) key.")
+    return key
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (a thousand idle
+    clients need a thousand sockets); returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # On failure the soft limit stays; the connection limit follows it.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def serve(landing: Path, public_key: str, host: str, port: int) -> None:
-    server = WebhookServer((host, port), public_key, EventStore(landing))
-    print(f"nightjar webhook: listening on {server.url}, storing into {server.store.folder}")
+    limits = Limits().within_open_files(raise_open_file_limit())
+    server = WebhookServer((host, port), public_key, EventStore(landing), limits)
+    print(
+        f"nightjar webhook: listening on {server.url}, storing into {server.store.folder}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

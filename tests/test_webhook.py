@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pipelines.landing import EVENTS_FOLDER
-from pipelines.webhook import EventStore, WebhookServer
+from pipelines.webhook import SEEN_INDEX, EventStore, WebhookServer
 
 SAMPLE = json.loads(
     (Path(__file__).parent / "reference" / "sendgrid-event-webhook-sample.json").read_text()
@@ -164,7 +164,7 @@ def test_events_that_could_not_be_stored_get_500_and_the_retry_stores_them(
     body = json.dumps([{"event": "open", "sg_event_id": "e9", "timestamp": 1}]).encode()
     real_write = EventStore._write
 
-    def disk_full(self, events):
+    def disk_full(self, path, data):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(EventStore, "_write", disk_full)
@@ -172,3 +172,18 @@ def test_events_that_could_not_be_stored_get_500_and_the_retry_stores_them(
     monkeypatch.setattr(EventStore, "_write", real_write)
     assert post(server, body, signer.headers(body)) == 200  # SendGrid's retry
     assert [e["sg_event_id"] for e in stored(tmp_path)] == ["e9"]
+
+
+def test_a_corrupt_deduplication_index_is_replaced_and_nothing_is_refused(tmp_path, signer):
+    folder = tmp_path / EVENTS_FOLDER
+    folder.mkdir()
+    (folder / SEEN_INDEX).write_bytes(b"not a database" * 100)
+    server = start(tmp_path, signer.public_key)
+    try:
+        body = json.dumps([{"event": "open", "sg_event_id": "c1", "timestamp": 1}]).encode()
+        assert post(server, body, signer.headers(body)) == 200
+        assert post(server, body, signer.headers(body)) == 200  # a retry, recognised
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [e["sg_event_id"] for e in stored(tmp_path)] == ["c1"]
