@@ -13,7 +13,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VALID_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A plain ASCII address (README, "The business rules"), judged trimmed of spaces, as landed.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+VALID_EMAIL = re.compile(
+    rf"(?=.{{1,254}}\Z)(?=[^@]{{1,64}}@){_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+"
+    r"(?:[A-Za-z]{2,63}|[Xx][Nn]--[A-Za-z0-9-]{1,59})\Z",
+    re.DOTALL,
+)
 
 
 def _clean(value: str | None) -> str | None:
@@ -128,7 +135,6 @@ def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int =
         last = max((d for d, _ in bought), default=None)
         days_since = (business_date - last).days if last else None
         spend_730d = round(sum(a for d, a in bought if (business_date - d).days < 730), 2)
-        email = (row["email"] or "").lower()
         birth = dt.date.fromisoformat(row["birth_date"]) if row["birth_date"] else None
         if birth and not dt.date(1900, 1, 1) <= birth <= business_date:
             birth = None
@@ -141,7 +147,7 @@ def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int =
                 "spend_730d": spend_730d,
                 "last_purchase_date": last,
             }
-            if not VALID_EMAIL.match(email):
+            if not VALID_EMAIL.match(row["email"] or ""):
                 expected.unmailable[cid] = "invalid_email"
             elif not _bool(row["email_opt_in"]):
                 expected.unmailable[cid] = "opted_out"

@@ -10,7 +10,7 @@
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
 {% set fields = [
     'contact_id', 'email', 'first_name', 'last_name', 'birth_date', 'country', 'timezone',
-    'email_opt_in', 'created_at', 'updated_at', 'business_date', 'source_row'
+    'email_opt_in', 'created_at', 'updated_at', 'business_date', 'source_row', 'is_email_valid'
 ] %}
 
 with landed as (
@@ -66,7 +66,7 @@ select
     latest.updated_at,
     latest.business_date,
     latest.source_row,
-    erased.contact_id is not null as is_erased,
-    {{ is_valid_email('latest.email') }} as is_email_valid
+    latest.is_email_valid,  -- judged in staging, on the address as landed
+    erased.contact_id is not null as is_erased
 from latest
 left join erased on latest.contact_id = erased.contact_id

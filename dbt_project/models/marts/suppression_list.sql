@@ -20,11 +20,12 @@ with reported as (
 
 manual as (
     select
-        lower(trim(email)) as email,
+        {{ normalize_email('email') }} as email,
         suppressed_at,
         -- Nightjar adds an address SendGrid refused for good; any other row was added by hand
         case when reason = 'refused' then 'refused' else 'manual' end as reason
     from {{ source('nightjar', 'suppressions') }}
+    where {{ normalize_email('email') }} is not null
 )
 
 select

@@ -11,5 +11,7 @@ select
     created_at,
     updated_at,
     is_deleted,
-    {{ normalize_email('email') }} as email
+    {{ normalize_email('email') }} as email,
+    -- judged on the address as landed: see the macro for why not on the normalized one
+    {{ is_valid_email('email') }} as is_email_valid
 from {{ source('raw', 'crm_contacts') }}
