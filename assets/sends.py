@@ -4,7 +4,6 @@ import datetime as dt
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +27,8 @@ from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
 from pipelines.warehouse import connect, ensure_schema
 from senders.base import Message, Sender, batches, mask_email
+from senders.delivery import Delivery, SendSummary
+from senders.late_suppressions import LateSuppressions
 from senders.ledger import (
     SENDABLE_STATUSES,
     WENT_OUT_STATUSES,
@@ -35,44 +36,13 @@ from senders.ledger import (
     RehearsalLedger,
     send_id,
 )
+from senders.outbox import remove_stale_temp_files
 from senders.settlement import (
     SendLockTimeout,
     send_ids_seen_by_sendgrid,
     send_lock,
     settle_in_flight,
 )
-
-
-@dataclass
-class SendSummary:
-    campaign: str
-    business_date: str
-    channel: str
-    skipped_reason: str | None = None
-    cohort_size: int = 0
-    # send_decisions' count of members by decision ('send' or the reason not to), with
-    # 'send' turned 'already_sent' where another run sent it since.
-    decisions: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-    failed: int = 0  # refused for now: sent again by the next run
-    refused: int = 0  # refused for good (an address the provider will not take)
-    pending: int = 0  # fate unknown: waiting for SendGrid's events
-    not_attempted: int = 0  # left planned when the channel stopped answering
-    settled_from_earlier_runs: int = 0
-    abandoned: int = 0
-    errors: list[str] = field(default_factory=list)
-    # the first message of tonight's sends per variant ("" without variants), previewed
-    samples: dict[str, Message] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.pending or self.not_attempted)
-
-    def metadata(self) -> dict[str, Any]:
-        skip = ("errors", "decisions", "samples")
-        flat = {k: v for k, v in asdict(self).items() if k not in skip}
-        flat.update({f"decision_{k}": v for k, v in sorted(self.decisions.items())})
-        return {k: v for k, v in flat.items() if v is not None}
 
 
 def past_date_reason(
@@ -96,20 +66,34 @@ def past_date_reason(
     return None
 
 
-STALE_AFTER = dt.timedelta(hours=1)
-MAX_UNANSWERED_IN_A_ROW = 3  # then the channel seems down: the rest waits for the next run
-LEDGER_REASONS = {"refused": "refused", "held_out": "holdout", "skipped": "cooling_down"}
+LEDGER_REASONS = {
+    "refused": "refused",
+    "held_out": "holdout",
+    "skipped": "cooling_down",
+    "withdrawn": "suppressed",
+}
 
 
 def _check_decisions_are_current(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date, settings: Settings
 ) -> None:
-    """send_decisions must be today's and cover the whole cohort, or nothing goes."""
-    built_for = con.execute("select max(as_of_date) from main.send_decisions").fetchall()[0][0]
+    """send_decisions must be today's, recent and cover the whole cohort, or nothing goes."""
+    built_for, decided_at = con.execute(
+        "select max(as_of_date), max(decided_at) from main.send_decisions"
+    ).fetchall()[0]
     if built_for is not None and built_for != day:
         raise Failure(
             description=f"send_decisions was built for {built_for}, not {day}: materialize "
             f"the warehouse for {day} before sending {campaign.name}."
+        )
+    age = dt.datetime.now(dt.UTC) - decided_at if decided_at else None
+    if age is not None and age > dt.timedelta(minutes=settings.max_decision_age_minutes):
+        # Unsubscribes, send times and caps have moved on since: decide again, then send.
+        raise Failure(
+            description=f"The send decisions for {day} were made {age.total_seconds() / 60:.0f}"
+            f" minutes ago (at {decided_at:%Y-%m-%d %H:%M} UTC), more than "
+            f"NIGHTJAR_MAX_DECISION_AGE_MINUTES={settings.max_decision_age_minutes:g}: run "
+            f"the date again (nightjar run --date {day}) to decide again and send."
         )
     members, decided = con.execute(
         f"""
@@ -138,6 +122,7 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
             decisions.decision as nightjar_decision,
             decisions.variant as nightjar_variant,
             decisions.send_at as nightjar_send_at,
+            decisions.deliver_by as nightjar_deliver_by,
             ledger.status as nightjar_ledger_status,
             decisions.ledger_status as nightjar_decided_status
         from main.send_decisions as decisions
@@ -174,20 +159,6 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
     )
 
 
-def _check_send_times(messages: list[Message], campaign: Campaign, day: dt.date) -> None:
-    """Send times are chosen when the decisions are made; hours later they may have passed,
-    and a message would go at once, perhaps in the quiet hours."""
-    now = dt.datetime.now(dt.UTC)
-    late = [m for m in messages if m.send_at is not None and m.send_at < now - STALE_AFTER]
-    if late:
-        raise Failure(
-            description=f"{campaign.name} for {day}: {len(late)} message(s) were scheduled "
-            f"for times that passed more than an hour ago (the earliest "
-            f"{min(m.send_at for m in late).isoformat()}): the send decisions are stale. "
-            "Materialize the warehouse for the date again (nightjar run), then send."
-        )
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
@@ -222,6 +193,7 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
         data={column: _json_safe(row.get(column)) for column in campaign.template_data},
         variant=row.get("nightjar_variant"),
         send_at=row.get("nightjar_send_at"),
+        deliver_by=row.get("nightjar_deliver_by"),
     )
 
 
@@ -294,7 +266,9 @@ def send_campaign(
         summary.skipped_reason = past_date_reason(con, settings, day)
         if summary.skipped_reason:
             return summary
-        _check_decisions_are_current(con, campaign, day)
+        _check_decisions_are_current(con, campaign, day, settings)
+        # A write killed half way left a temporary copy of an outbox file, with addresses.
+        remove_stale_temp_files(settings.outbox)
         rehearsal = not sender.records_sends
         ledger = RehearsalLedger(con) if rehearsal else Ledger(con)
         if rehearsal and sender.channel == "sendgrid":
@@ -332,7 +306,6 @@ def send_campaign(
         messages = decided("send")  # ordered by contact_id, as the query returns them
         for message in messages:
             summary.samples.setdefault(message.variant or "", message)
-        _check_send_times(messages, campaign, day)
         ledger.plan(_ledger_rows(messages), day, sender.channel)
         if log:
             log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
@@ -343,21 +316,19 @@ def send_campaign(
         planned = [
             batch
             for group in by_variant.values()
-            for batch in batches(group, sender.max_batch_size)
+            for batch in batches(
+                group, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes
+            )
         ]
-        unanswered_in_a_row = 0
-        for index, batch in enumerate(planned):
-            unanswered = _send_one_batch(ledger, sender, day, batch, summary, log)
-            lost = [m for m in batch if m.send_id in set(unanswered)]
-            if not lost or _wait_for_settlement(ledger, settings, lost, summary):
-                unanswered_in_a_row = 0
-                continue
-            # Its messages stay in flight until SendGrid's events settle them; the rest of
-            # the campaign goes, unless the channel seems to have stopped answering.
-            unanswered_in_a_row += 1
-            if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
-                summary.not_attempted = sum(len(b) for b in planned[index + 1 :])
-                break
+        Delivery(
+            sender,
+            ledger,
+            day,
+            summary,
+            withheld=LateSuppressions(settings.landing, con).withheld,
+            settled=lambda lost: _wait_for_settlement(ledger, settings, lost, summary),
+            log=log,
+        ).run(planned)
     return summary
 
 
@@ -389,33 +360,6 @@ def _ledger_rows(messages: list[Message]):
     return (
         (m.send_id, m.campaign, m.contact_id, m.occasion, m.variant, m.send_at) for m in messages
     )
-
-
-def _send_one_batch(ledger, sender, day, batch, summary, log) -> list[str]:
-    """Send one batch; returns the send_ids whose fate is unknown."""
-    ledger.mark([m.send_id for m in batch], "in_flight")
-    outcome = sender.send_batch(day.isoformat(), batch)
-    for refused_id, reason in outcome.refused.items():
-        ledger.mark([refused_id], "refused", error=reason)
-    ledger.suppress([m.to_email for m in batch if m.send_id in outcome.refused], "refused")
-    summary.refused += len(outcome.refused)
-    if outcome.refused and log:
-        log.warning(f"{summary.campaign}: {len(outcome.refused)} address(es) refused for good")
-    ids = [m.send_id for m in batch if m.send_id not in outcome.refused]
-    if outcome.accepted:
-        ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
-        summary.sent += len(ids)
-        return []
-    summary.errors.append(f"{len(ids)} message(s): {outcome.error}")
-    if log:
-        log.error(f"{summary.campaign}: batch of {len(ids)} not accepted: {outcome.error}")
-    if outcome.fate_unknown:
-        ledger.note(ids, outcome.error)
-        summary.pending += len(ids)
-        return ids
-    ledger.mark(ids, "failed", error=outcome.error)
-    summary.failed += len(ids)
-    return []
 
 
 def _require_send_checks(settings: Settings, day: dt.date) -> None:

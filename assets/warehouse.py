@@ -2,10 +2,14 @@
 partition's business date, with dbt tests as Dagster asset checks. dbt builds into the
 `build` schema; the night's tables are published to `main` only when the whole build passed."""
 
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -146,17 +150,22 @@ def _build_and_publish(
     )
     args = dbt_build_args(context.partition_key, settings, since)
     events, failure = [], None
+    invocation = dbt.cli(args, context=context)
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
         # file, then publish and count the tables' rows ourselves.
-        events.extend(dbt.cli(args, context=context).stream())
+        events.extend(invocation.stream())
     except DagsterDbtCliRuntimeError as error:
         failure = error
+    finally:
+        kept = keep_as_last_nightly(invocation.target_path, context.op_execution_context.op.name)
     if failure:
         # Nothing is published, so no model was materialized tonight; the checks show which
         # dbt test failed.
         yield from (event for event in events if isinstance(event, AssetCheckResult))
-        raise failure
+        # its "view the dbt debug log" names the folder that is now last_nightly
+        description = (failure.description or "").replace(str(invocation.target_path), str(kept))
+        raise DagsterDbtCliRuntimeError(description=description) from None
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
     whole = None if context.is_subset else (business_date, fingerprint)
     with connect(settings.warehouse) as con:
@@ -194,6 +203,38 @@ def _build_and_publish(
                 extra["dagster/column_schema"] = schemas[table]
             event = event.with_metadata({**event.metadata, **extra})
         yield event
+
+
+# dagster-dbt gives every dbt invocation a target folder of its own (warehouse_models-<run
+# id>-<random>: dbt.log, run_results.json, compiled SQL; about 5 MB a night) and never removes
+# it. Parallel nights cannot share one fixed folder, so each night keeps its own while dbt
+# runs and then turns it into target/last_nightly, replacing the previous night's.
+LAST_NIGHTLY = "last_nightly"
+# A folder this old was left by a night killed while dbt ran: no night takes a day.
+ABANDONED_AFTER = dt.timedelta(days=1)
+
+
+def keep_as_last_nightly(target_path: Path, op_name: str) -> Path:
+    """Make this invocation's target folder `last_nightly` beside it, replacing the previous
+    one, and remove folders abandoned by killed nights. Returns where the artifacts are now.
+    Never fails the night: a night running at the same time may take the name first, and
+    then its artifacts, as recent as these, are the ones kept."""
+    last = target_path.with_name(LAST_NIGHTLY)
+    retired = target_path.with_name(f".{LAST_NIGHTLY}-{target_path.name}")
+    with contextlib.suppress(OSError):
+        last.rename(retired)  # renamed, then removed: last_nightly is never half removed
+    shutil.rmtree(retired, ignore_errors=True)
+    try:
+        target_path.rename(last)
+    except OSError:
+        shutil.rmtree(target_path, ignore_errors=True)
+    cutoff = time.time() - ABANDONED_AFTER.total_seconds()
+    for pattern in (f"{op_name}-*", f".{LAST_NIGHTLY}-*"):
+        for folder in target_path.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+    return last
 
 
 def _model_name(context: AssetExecutionContext, event: Output) -> str:

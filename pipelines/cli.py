@@ -22,14 +22,39 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+# The project's instance settings: telemetry off, and the warehouse pool's limit of 1.
+DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
 def _instance():
+    """The Dagster instance `nightjar run` records its runs in, always with the project's
+    settings: without them Dagster's defaults apply, telemetry on and no pool limit."""
+    import yaml
     from dagster import DagsterInstance
 
     # With DAGSTER_HOME set, runs are recorded where `dagster dev` shows them.
     if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        home = Path(os.environ["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        _write_project_settings(home)
         return DagsterInstance.get()
-    return DagsterInstance.ephemeral()
+    return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
+
+
+def _write_project_settings(home: Path) -> None:
+    """Give a DAGSTER_HOME without settings the project's dagster.yaml; never replace one."""
+    if any((home / name).exists() for name in ("dagster.yaml", "dagster.yml")):
+        return
+    # Written aside, then linked into place: a link never replaces a file, and a second
+    # `nightjar run` starting at the same moment never reads a half-written one.
+    draft = home / f".dagster.yaml.{os.getpid()}"
+    shutil.copyfile(DAGSTER_YAML, draft)
+    try:
+        os.link(draft, home / "dagster.yaml")
+    except FileExistsError:
+        pass  # the other run's copy is the same file
+    finally:
+        draft.unlink()
 
 
 def run_date(

@@ -58,6 +58,8 @@ class Settings:
     unsettled_policy: str = "give_up"
     settle_wait_seconds: float = 30.0
     send_lock_wait_seconds: float = 60.0
+    # A send refuses decisions older than this: unsubscribes and send times have moved on.
+    max_decision_age_minutes: float = 60.0
     # Business thresholds and the contact policy are dbt vars (dbt_project.yml); these
     # override them for this installation, e.g. {"holdout_share": 0.05}.
     dbt_vars: dict = field(default_factory=dict)
@@ -109,6 +111,7 @@ def load_settings() -> Settings:
         unsettled_policy=_choice("NIGHTJAR_UNSETTLED_POLICY", ("give_up", "resend")),
         settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
         send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
+        max_decision_age_minutes=_positive("NIGHTJAR_MAX_DECISION_AGE_MINUTES", 60),
         dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
         quarantine_max_share=_share("NIGHTJAR_QUARANTINE_MAX_SHARE", 0.005),
         crm_export=_choice("NIGHTJAR_CRM_EXPORT", ("changes", "snapshot")),
@@ -137,6 +140,17 @@ def _hour(name: str, default: int) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 23:
         raise ValueError(f"{name}={text!r}: must be a whole hour from 0 to 23")
     return int(text)
+
+
+def _positive(name: str, default: float) -> float:
+    text = (os.environ.get(name) or "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}={text!r}: must be a number above 0")
+    return value
 
 
 def _share(name: str, default: float) -> float:

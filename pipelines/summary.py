@@ -31,7 +31,10 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     ]
     events = metadata.get("raw/sendgrid_events", {})
     if events.get("files_loaded"):
-        loaded.append(f"SendGrid events {events['events_loaded']:,} new")
+        loaded.append(
+            f"SendGrid events {events['events_loaded']:,} new"
+            + (f", {q:,} quarantined" if (q := events.get("events_quarantined")) else "")
+        )
     if loaded:
         print("  loaded:  " + "; ".join(loaded))
     cohorts = [
@@ -67,6 +70,7 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
                     f", {meta[k]:,} {label}"
                     for k, label in (
                         ("refused", "refused by the provider"),
+                        ("withdrawn", "withdrawn (suppressed since the decisions)"),
                         ("pending", "pending"),
                         ("not_attempted", "not attempted"),
                     )

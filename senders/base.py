@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,9 @@ class Message:
     data: dict[str, Any] = field(default_factory=dict)
     variant: str | None = None  # the A/B arm, when the campaign tests variants
     send_at: dt.datetime | None = None  # when the provider is to deliver it (aware, UTC)
+    # The latest moment it may still leave (aware, UTC): the next quiet hours in the
+    # contact's time zone. Past it, a provider would deliver at once, perhaps at night.
+    deliver_by: dt.datetime | None = None
 
     @property
     def custom_args(self) -> dict[str, str]:
@@ -50,14 +53,27 @@ class BatchOutcome:
     # True when the request may have reached the provider although no answer came back:
     # sending again could duplicate, so such messages are never re-sent automatically.
     fate_unknown: bool = False
+    # Of `refused`, those refused for their address: no campaign should try it again.
+    bad_addresses: set[str] = field(default_factory=set)
+    # Refused for something in it that the provider did not name (a request too large, an
+    # error without a field): sent again in halves, a bad message is found and set aside.
+    splittable: bool = False
+    # Refused whatever it holds (a bad API key, a template that does not exist): every other
+    # batch would be too, so the campaign stops here.
+    stop: bool = False
 
 
 class Sender(Protocol):
     channel: str
     max_batch_size: int | None  # None: the whole campaign in one batch
+    max_batch_bytes: int | None  # None: no limit on a request's size
     records_sends: bool  # False for rehearsals (SendGrid's sandbox): no ledger, no occasions
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome: ...
+
+    def message_bytes(self, message: Message) -> int:
+        """What one message adds to a request, for `max_batch_bytes`."""
+        ...
 
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s@\"'`,;:<>()\[\]]+@[^\s@\"'`,;:<>()\[\]]+")
@@ -84,21 +100,34 @@ def mask_email(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def batches(messages: Sequence[Message], size: int | None) -> Iterator[list[Message]]:
-    """Split into batches of at most `size`, never with one address twice in a batch
+def batches(
+    messages: Sequence[Message],
+    size: int | None,
+    max_bytes: int | None = None,
+    size_of: Callable[[Message], int] | None = None,
+) -> Iterator[list[Message]]:
+    """Split into batches of at most `size` messages and `max_bytes` (by `size_of`; a
+    message bigger than that alone goes alone), never with one address twice in a batch
     (SendGrid rejects a request that names an address twice). One pass, in order."""
     limit = size or max(len(messages), 1)
     filled: list[list[Message]] = []
+    used: list[int] = []  # bytes of each batch
     last_batch_of: dict[str, int] = {}
     first_open = 0  # every batch before it is full
     for message in messages:
         address = message.to_email.lower()
+        weight = size_of(message) if max_bytes is not None and size_of else 0
         index = max(first_open, last_batch_of.get(address, -1) + 1)
-        while index < len(filled) and len(filled[index]) >= limit:
+        while index < len(filled) and (
+            len(filled[index]) >= limit
+            or (max_bytes is not None and filled[index] and used[index] + weight > max_bytes)
+        ):
             index += 1
         if index == len(filled):
             filled.append([])
+            used.append(0)
         filled[index].append(message)
+        used[index] += weight
         last_batch_of[address] = index
         while first_open < len(filled) and len(filled[first_open]) >= limit:
             first_open += 1

@@ -10,7 +10,11 @@ from senders.base import BatchOutcome, Message
 class DryRunSender:
     channel = "dry run"
     max_batch_size = None
+    max_batch_bytes = None  # nothing is sent: no request to keep small
     records_sends = False  # no ledger rows, no cohort history: a later real run sends all
+
+    def message_bytes(self, message: Message) -> int:
+        return 0
 
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
         return BatchOutcome(accepted=True)

@@ -18,9 +18,12 @@ the first message) is `skipped`: that occasion passes without a message, for goo
 A contact in a campaign's control group is `held_out` for the occasion: never messaged, and
 recorded so that results can compare it with the messaged group.
 
+A planned message whose address was suppressed after the decisions were made (an unsubscribe
+that reached the webhook since) is `withdrawn` just before its batch leaves: never sent.
+
 Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`,
-`skipped` and `held_out` never are. `in_flight`, `accepted` and `abandoned` count as a message
-that went.
+`skipped`, `held_out` and `withdrawn` never are. `in_flight`, `accepted` and `abandoned` count
+as a message that went.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ STATUSES = (
     "skipped",
     "refused",
     "held_out",
+    "withdrawn",
 )
 LEDGER_COLUMNS = {
     "send_id": pl.String,

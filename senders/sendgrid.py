@@ -17,6 +17,8 @@ from pipelines.redaction import redact
 from senders.base import BatchOutcome, Message
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
+# SendGrid refuses a request over 30 MB (413); a margin for what the client adds around it.
+MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 
 class SendGridSender:
@@ -30,6 +32,7 @@ class SendGridSender:
 
     channel = "sendgrid"
     max_batch_size = MAX_PERSONALIZATIONS
+    max_batch_bytes = MAX_REQUEST_BYTES
 
     def __init__(
         self,
@@ -73,25 +76,40 @@ class SendGridSender:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
+    def message_bytes(self, message: Message) -> int:
+        return len(json.dumps(_personalization(message), default=str).encode()) + 1
+
     def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
         if len(messages) > MAX_PERSONALIZATIONS:
             raise ValueError(f"at most {MAX_PERSONALIZATIONS} messages per request")
-        remaining = list(messages)
-        refused: dict[str, str] = {}
+        # A message no request may hold: SendGrid would hang up while it is still uploaded.
+        refused = {
+            m.send_id: f"refused: {size / 2**20:.0f} MB, more than a request may hold"
+            for m in messages
+            if (size := self.message_bytes(m)) > MAX_REQUEST_BYTES
+        }
+        remaining = [m for m in messages if m.send_id not in refused]
+        bad_addresses: set[str] = set()
         while remaining:
-            outcome, errors = self._post(self.request_body(remaining))
-            bad = _refused_personalizations(errors, remaining)
-            if outcome.accepted or outcome.fate_unknown or not bad:
-                outcome.refused = refused
+            outcome, status, errors = self._post(self.request_body(remaining))
+            named = _refused_personalizations(errors, remaining)
+            if not (outcome.accepted or outcome.fate_unknown or named):
+                _classify(outcome, status, errors)
+            if outcome.accepted or outcome.fate_unknown or not named:
+                outcome.refused, outcome.bad_addresses = refused, bad_addresses
                 return outcome
-            # SendGrid refuses a whole request for one bad recipient: set those aside and
-            # send the rest again.
-            refused.update(bad)
-            remaining = [m for m in remaining if m.send_id not in bad]
-        return BatchOutcome(accepted=True, refused=refused)
+            # SendGrid refuses a whole request for one bad personalization: set those
+            # aside and send the rest again.
+            for send_id, (reason, for_address) in named.items():
+                refused[send_id] = reason
+                if for_address:
+                    bad_addresses.add(send_id)
+            remaining = [m for m in remaining if m.send_id not in named]
+        return BatchOutcome(accepted=True, refused=refused, bad_addresses=bad_addresses)
 
-    def _post(self, body: dict) -> tuple[BatchOutcome, list[dict]]:
-        """One request with its retries; the 4xx error list, if any, beside the outcome."""
+    def _post(self, body: dict) -> tuple[BatchOutcome, int | None, list[dict]]:
+        """One request with its retries: the outcome, and the 4xx status and error list
+        SendGrid answered, if any."""
         last_error = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -99,32 +117,40 @@ class SendGridSender:
                     request_body=body, timeout=self.timeout
                 )
                 message_id = response.headers.get("X-Message-Id")
-                return BatchOutcome(accepted=True, provider_message_id=message_id), []
+                return BatchOutcome(accepted=True, provider_message_id=message_id), None, []
             except HTTPError as error:
-                last_error = _describe_http_error(error)
-                if error.status_code == 429:
-                    self._sleep(self._rate_limit_wait(error, attempt))
-                elif error.status_code >= 500:
-                    self._sleep(self._backoff(attempt))
-                else:
-                    return BatchOutcome(accepted=False, error=last_error), _errors(error)
+                status, errors, headers = error.status_code, _errors(error), error.headers
+                last_error = _describe(status, errors)
             except urllib.error.URLError as error:
                 # urllib raises URLError only while connecting or writing the request, so
                 # SendGrid cannot have processed it: safe to try again.
                 last_error = redact(f"could not reach {self._client.host}: {error.reason}")
                 self._sleep(self._backoff(attempt))
+                continue
             except (TimeoutError, http.client.HTTPException, ConnectionError) as error:
-                # The request went out and the answer did not come back.
-                return _unknown(error), []
+                status = _status_before_the_cut(error)
+                if status is None:
+                    # The request went out and the answer did not come back.
+                    return _unknown(error), None, []
+                # A status line came, then the connection broke in its body: SendGrid has
+                # said what became of the request, only its reasons are lost.
+                errors, headers = [], error.__context__.headers
+                last_error = f"SendGrid answered {status} (its reasons cut short)"
+            if status == 429:
+                self._sleep(self._rate_limit_wait(headers, attempt))
+            elif status >= 500:
+                self._sleep(self._backoff(attempt))
+            else:
+                return BatchOutcome(accepted=False, error=last_error), status, errors
         failure = f"gave up after {self.max_attempts} attempts: {last_error}"
-        return BatchOutcome(accepted=False, error=failure), []
+        return BatchOutcome(accepted=False, error=failure), None, []
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads out many senders' retries
 
-    def _rate_limit_wait(self, error: HTTPError, attempt: int) -> float:
-        reset = (error.headers or {}).get("X-RateLimit-Reset")
+    def _rate_limit_wait(self, headers, attempt: int) -> float:
+        reset = (headers or {}).get("X-RateLimit-Reset")
         try:
             wait = float(reset) - self._clock()
         except (TypeError, ValueError):
@@ -156,28 +182,57 @@ def _errors(error: HTTPError) -> list[dict]:
     return [e for e in errors if isinstance(e, dict)]
 
 
-def _describe_http_error(error: HTTPError) -> str:
+def _describe(status: int, errors: list[dict]) -> str:
     # SendGrid's messages may quote an address; they end up in the ledger, logs and the UI.
-    detail = redact("; ".join(str(e.get("message")) for e in _errors(error)))
-    return f"SendGrid answered {error.status_code}" + (f": {detail}" if detail else "")
+    detail = redact("; ".join(str(e.get("message")) for e in errors))
+    return f"SendGrid answered {status}" + (f": {detail}" if detail else "")
 
 
-# An error about one recipient's address; any other error is the request's (a bad send_at,
-# say, must not pass for an address SendGrid refuses).
-_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\b")
+def _status_before_the_cut(error: Exception) -> int | None:
+    """The 4xx/5xx status of an answer whose body broke off: the client raises the cut
+    while reading the error body, inside its handling of urllib's HTTPError."""
+    context = error.__context__
+    return context.code if isinstance(context, urllib.error.HTTPError) else None
 
 
-def _refused_personalizations(errors: list[dict], messages: list[Message]) -> dict[str, str]:
-    """send_id -> reason when every error names a personalization; else {} (the whole
-    request is at fault)."""
-    refused: dict[str, str] = {}
+# An error about one personalization (its index); about its recipient's address when the
+# field is to/cc/bcc. Its send_at is Nightjar's doing, not the message's: such an error, and
+# any other field, is the request's.
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?!\.send_at)(?:\.(to|cc|bcc)\b)?")
+
+
+def _refused_personalizations(
+    errors: list[dict], messages: list[Message]
+) -> dict[str, tuple[str, bool]]:
+    """send_id -> (reason, for its address) when every error names a personalization; else
+    {} (the request is at fault, not a message in it)."""
+    refused: dict[str, tuple[str, bool]] = {}
     for error in errors:
         match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
         if not match or int(match.group(1)) >= len(messages):
             return {}
-        reason = redact(str(error.get("message")))
-        refused[messages[int(match.group(1))].send_id] = f"SendGrid refused: {reason}"
+        reason = f"SendGrid refused: {redact(str(error.get('message')))}"
+        refused[messages[int(match.group(1))].send_id] = (reason, match.group(2) is not None)
     return refused
+
+
+def _classify(outcome: BatchOutcome, status: int | None, errors: list[dict]) -> None:
+    """A refused request that names no personalization: refused whatever it holds (stop the
+    campaign), or for something unnamed in it (split it to find the message)."""
+    if status is None:
+        return  # 5xx or 429 past the retries: the next run sends it again
+    if status in (401, 403):
+        outcome.stop = True
+        outcome.error += (
+            " — check SENDGRID_API_KEY (Mail Send permission) and the campaign's from_email "
+            "(a verified sender)"
+        )
+    elif status in (400, 413) and not any(e.get("field") for e in errors):
+        outcome.splittable = True  # too large, or no field named: a message in it?
+    else:
+        # a field of the request itself (the template, the sender ...), or an endpoint
+        # that is not SendGrid's mail send (404, 405, 415): so is every other batch
+        outcome.stop = True
 
 
 def _unknown(error: Exception) -> BatchOutcome:

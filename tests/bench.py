@@ -217,11 +217,9 @@ def _dbt_model_seconds(run_id: str) -> dict[str, float]:
     test counts with the model it tests."""
     from pipelines.dbt_setup import load_manifest
 
-    targets = sorted(
-        (REPO / "dbt_project" / "target").glob(f"warehouse_models-{run_id[:7]}*/run_results.json"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if not targets:
+    # the night's dbt artifacts, kept as target/last_nightly (assets/warehouse.py)
+    targets = [REPO / "dbt_project" / "target" / "last_nightly" / "run_results.json"]
+    if not targets[-1].exists():
         return {}
     nodes = load_manifest()["nodes"]
     folders: dict[str, float] = {}

@@ -21,7 +21,9 @@ def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) 
             'send' as decision,
             cast(null as varchar) as variant,
             cast(null as timestamptz) as send_at,
+            cast(null as timestamptz) as deliver_by,
             cast(null as varchar) as ledger_status,
+            now() as decided_at,
             as_of_date
         from main."{campaign.cohort}"
         """

@@ -537,6 +537,8 @@ class _Fault:
     status: int | None  # None: drop the connection
     headers: dict[str, str | None]
     processed: bool = False  # drop only: handle the request first, then lose the response
+    field: str | None = None  # the field the error names
+    cut: bool = False  # the connection breaks in the middle of the error body
 
 
 class _RequestError(Exception):
@@ -699,19 +701,27 @@ class SendGridTestServer:
     # -- scripting -----------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, count: int = 1, headers: dict[str, str | None] | None = None
+        self,
+        status: int,
+        count: int = 1,
+        headers: dict[str, str | None] | None = None,
+        *,
+        field: str | None = None,
+        cut: bool = False,
     ) -> None:
         """Answer the next ``count`` requests with ``status`` (before auth or validation).
 
         A 429 carries X-RateLimit-Limit/-Remaining (0)/-Reset (the next epoch second);
-        ``headers`` add to or override the defaults (a None value removes a header).
-        Faults queue up in call order, together with ``drop_next``.
+        ``headers`` add to or override the defaults (a None value removes a header). The
+        error names ``field``; with ``cut`` the connection breaks half way through the error
+        body (its Content-Length promises more). Faults queue up in call order, together
+        with ``drop_next``.
         """
         if not 400 <= status <= 599:
             raise ValueError(f"fail_next needs a 4xx or 5xx status, got {status}")
         if count < 1:
             raise ValueError("count must be at least 1")
-        fault = _Fault(status=status, headers=dict(headers or {}))
+        fault = _Fault(status=status, headers=dict(headers or {}), field=field, cut=cut)
         with self._lock:
             self._faults.extend([fault] * count)
 
@@ -816,8 +826,21 @@ class SendGridTestServer:
             message = HTTPStatus(status).phrase.lower()
         except ValueError:  # a status without a standard phrase, e.g. 599
             message = f"error {status}"
-        errors = [_error(message, None)]
-        self._reject(handler, status, _parse_for_record(raw), errors, headers)
+        errors = [_error(message, fault.field)]
+        if not fault.cut:
+            self._reject(handler, status, _parse_for_record(raw), errors, headers)
+            return
+        self._reject(handler, status, _parse_for_record(raw), errors, respond=False)
+        payload = json.dumps({"errors": errors}).encode("utf-8")
+        handler.send_response(status)
+        for name, value in headers.items():
+            if value is not None:
+                handler.send_header(name, value)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload[: len(payload) // 2])
+        handler.close_connection = True
 
     def _dispatch(self, handler: _Handler) -> None:
         try:

@@ -232,7 +232,7 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
 
 
 def test_a_refused_batch_fails_the_send_and_a_rerun_sends_it(sendgrid_workspace, server):
-    server.fail_next(400, count=1)
+    server.fail_next(400, count=1, field="template_id")  # the request's fault, not a message's
     assert sendgrid_workspace.run(D) == 1
     failed = sendgrid_workspace.query(
         "select campaign, count(*) from nightjar.send_ledger where status = 'failed' group by 1"

@@ -29,3 +29,29 @@
         false
     {%- endif -%}
 {%- endmacro %}
+
+{#- The first moment of the quiet hours after a local moment outside them (null without
+    quiet hours): a message due then must not leave once it has passed. -#}
+{% macro next_quiet_hours_start(local_moment) -%}
+    {%- set start = var('quiet_hours_start') | int -%}
+    {%- if start == var('quiet_hours_end') | int -%}
+        cast(null as timestamp)
+    {%- else -%}
+        {%- set that_day = dbt.dateadd('hour', start, dbt.date_trunc('day', local_moment)) -%}
+        case
+            when {{ that_day }} <= {{ local_moment }} then {{ dbt.dateadd('day', 1, that_day) }}
+            else {{ that_day }}
+        end
+    {%- endif -%}
+{%- endmacro %}
+
+{#- When the decisions were made (var send_after, set by Nightjar when it builds them), so
+    that a send can refuse decisions grown stale; null in a build by hand. -#}
+{% macro decided_at() -%}
+    {%- set value = var('send_after', none) -%}
+    {%- if value -%}
+        cast('{{ value }}' as timestamptz)
+    {%- else -%}
+        cast(null as timestamptz)
+    {%- endif -%}
+{%- endmacro %}

@@ -129,6 +129,21 @@ scheduled as (
             else send_hour
         end as local_hour
     from decided
+),
+
+timed as (
+    -- the local moment each message is due: its hour on the day of local_after, or the
+    -- next day once that hour has passed
+    select
+        *,
+        date_trunc('day', local_after)
+        + to_hours(local_hour)
+        + case
+            when date_trunc('day', local_after) + to_hours(local_hour) < local_after
+                then interval 1 day
+            else interval 0 day
+        end as local_send_at
+    from scheduled
 )
 
 select
@@ -142,21 +157,18 @@ select
     case when decision = 'send' or ledger_status = 'in_flight' then variant end as variant,
     case
         when decision = 'send' or ledger_status = 'in_flight'
-            then timezone(
-                timezone,
-                date_trunc('day', local_after)
-                + to_hours(local_hour)
-                + case
-                    when date_trunc('day', local_after) + to_hours(local_hour) < local_after
-                        then interval 1 day
-                    else interval 0 day
-                end
-            )
+            then timezone(timezone, local_send_at)
     end as send_at,
+    -- past it, the provider would deliver at once, in the quiet hours: the send stops there
+    case
+        when decision = 'send' or ledger_status = 'in_flight'
+            then timezone(timezone, {{ next_quiet_hours_start('local_send_at') }})
+    end as deliver_by,
     priority,
     priority_rank,
     messages_today,
     messages_7d,
     ledger_status,
+    {{ decided_at() }} as decided_at,
     {{ as_of_date() }} as as_of_date
-from scheduled
+from timed

@@ -1,0 +1,186 @@
+"""A campaign's batches out through a sender, one request at a time, recorded in the ledger.
+
+Each batch is checked just before it leaves (an address suppressed since the decisions were
+made is withdrawn; a batch past its deliver_by stops the send). A batch the provider refuses
+for an unnamed reason is sent again in halves, so that one bad message cannot hold back the
+rest; a batch refused whatever it holds (a bad API key) stops the campaign after one request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from senders.base import Message, Sender
+from senders.ledger import Ledger
+
+MAX_UNANSWERED_IN_A_ROW = 3  # then the channel seems down: the rest waits for the next run
+# Requests spent halving refused batches, per campaign: a bad message among 1,000 is found in
+# about 20; a fault of every request (no field named) stops here instead of 2,000 requests.
+MAX_SPLIT_REQUESTS = 100
+
+
+@dataclass
+class SendSummary:
+    campaign: str
+    business_date: str
+    channel: str
+    skipped_reason: str | None = None
+    cohort_size: int = 0
+    # send_decisions' count of members by decision ('send' or the reason not to), with
+    # 'send' turned 'already_sent' where another run sent it since.
+    decisions: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    failed: int = 0  # refused for now: sent again by the next run
+    refused: int = 0  # refused for good (an address or a message the provider will not take)
+    withdrawn: int = 0  # suppressed after the decisions were made: never sent
+    pending: int = 0  # fate unknown: waiting for SendGrid's events
+    not_attempted: int = 0  # left planned when the channel stopped answering
+    settled_from_earlier_runs: int = 0
+    abandoned: int = 0
+    errors: list[str] = field(default_factory=list)
+    # the first message of tonight's sends per variant ("" without variants), previewed
+    samples: dict[str, Message] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.pending or self.not_attempted)
+
+    def metadata(self) -> dict[str, Any]:
+        skip = ("errors", "decisions", "samples")
+        flat = {k: v for k, v in asdict(self).items() if k not in skip}
+        flat.update({f"decision_{k}": v for k, v in sorted(self.decisions.items())})
+        return {k: v for k, v in flat.items() if v is not None}
+
+
+@dataclass
+class Delivery:
+    """One campaign's send: where it goes, what it records, and its checks before a batch."""
+
+    sender: Sender
+    ledger: Ledger
+    day: dt.date
+    summary: SendSummary
+    # send_id -> why, for messages that may no longer go (suppressed since the decisions)
+    withheld: Callable[[list[Message]], dict[str, str]]
+    # True when every message of an unanswered batch turned out to be settled
+    settled: Callable[[list[Message]], bool]
+    log: Any = None
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    def run(self, planned: list[list[Message]]) -> None:
+        queue = deque(planned)
+        unanswered_in_a_row = 0
+        self._splits_left = MAX_SPLIT_REQUESTS
+        self._lone_refusals: list[tuple[Message, str]] = []
+        self._accepted_any = False
+        while queue:
+            batch = self._withdraw(queue.popleft())
+            if not batch:
+                continue
+            late = [m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by]
+            if late:
+                self._stop(
+                    queue,
+                    batch,
+                    f"{len(late)} message(s) reached the quiet hours before they could leave "
+                    f"(a long wait, such as SendGrid's rate limit, since "
+                    f"{min(m.deliver_by for m in late):%H:%M} UTC)",
+                )
+                break
+            step, unanswered = self._send(batch, queue)
+            if step == "stop":
+                self._stop(queue, [], "the channel refuses every request")
+                break
+            if not unanswered or self.settled(unanswered):
+                unanswered_in_a_row = 0
+                continue
+            # Its messages stay in flight until SendGrid's events settle them; the rest of
+            # the campaign goes, unless the channel seems to have stopped answering.
+            unanswered_in_a_row += 1
+            if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
+                self.summary.not_attempted = sum(len(b) for b in queue)
+                break
+        self._judge_lone_refusals()
+
+    def _withdraw(self, batch: list[Message]) -> list[Message]:
+        """The batch without the messages that may no longer go, those marked withdrawn."""
+        reasons = self.withheld(batch) if self.sender.records_sends else {}
+        for send_id, reason in reasons.items():
+            self.ledger.mark([send_id], "withdrawn", error=reason)
+        if reasons:
+            self.summary.withdrawn += len(reasons)
+            self._warn(f"{len(reasons)} message(s) withdrawn: suppressed since the decisions")
+        return [m for m in batch if m.send_id not in reasons]
+
+    def _send(self, batch: list[Message], queue: deque) -> tuple[str, list[Message]]:
+        """One request; returns what to do next and the messages of unknown fate."""
+        summary = self.summary
+        self.ledger.mark([m.send_id for m in batch], "in_flight")
+        outcome = self.sender.send_batch(self.day.isoformat(), batch)
+        for refused_id, reason in outcome.refused.items():
+            self.ledger.mark([refused_id], "refused", error=reason)
+        self.ledger.suppress(
+            [m.to_email for m in batch if m.send_id in outcome.bad_addresses], "refused"
+        )
+        summary.refused += len(outcome.refused)
+        if outcome.refused:
+            self._warn(f"{len(outcome.refused)} message(s) refused for good")
+        rest = [m for m in batch if m.send_id not in outcome.refused]
+        ids = [m.send_id for m in rest]
+        if outcome.accepted:
+            self._accepted_any = True
+            self.ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
+            summary.sent += len(ids)
+            return "next", []
+        if outcome.fate_unknown:
+            self._error(f"{len(ids)} message(s): {outcome.error}")
+            self.ledger.note(ids, outcome.error)
+            summary.pending += len(ids)
+            return "next", rest
+        self.ledger.mark(ids, "failed", error=outcome.error)
+        if outcome.splittable and len(rest) > 1 and self._splits_left >= 2:
+            # Refused for something in it that SendGrid did not name: each half goes again
+            # (failed meanwhile, so a crash leaves them to the next run).
+            self._splits_left -= 2
+            half = len(rest) // 2
+            queue.extendleft([rest[half:], rest[:half]])
+            return "next", []
+        if outcome.splittable and len(rest) == 1:
+            self._lone_refusals.append((rest[0], outcome.error))
+            return "next", []
+        self._error(f"{len(ids)} message(s): {outcome.error}")
+        summary.failed += len(ids)
+        return ("stop" if outcome.stop else "next"), []
+
+    def _judge_lone_refusals(self) -> None:
+        """A message refused alone is at fault only if others got through: refused for good
+        then; if none did, the fault is the request's, and the next run tries them all."""
+        for message, error in self._lone_refusals:
+            if self._accepted_any:
+                self.ledger.mark([message.send_id], "refused", error=f"refused alone: {error}")
+                self.summary.refused += 1
+            else:
+                self.summary.failed += 1
+                self._error(f"1 message(s): {error}")
+        if self._lone_refusals and self._accepted_any:
+            self._warn(f"{len(self._lone_refusals)} message(s) refused alone, for good")
+
+    def _stop(self, queue: deque, batch: list[Message], why: str) -> None:
+        self.summary.not_attempted = len(batch) + sum(len(b) for b in queue)
+        self._error(
+            f"stopped: {why}; {self.summary.not_attempted} message(s) not attempted, "
+            "left for the next run"
+        )
+
+    def _warn(self, text: str) -> None:
+        if self.log:
+            self.log.warning(f"{self.summary.campaign}: {text}")
+
+    def _error(self, text: str) -> None:
+        self.summary.errors.append(text)
+        if self.log:
+            self.log.error(f"{self.summary.campaign}: {text}")
