@@ -174,3 +174,23 @@ def test_an_event_for_an_erased_address_arriving_later_is_scrubbed_the_next_nigh
     assert workspace.query(
         "select bool_or(was_suppressed) from nightjar.erasures where contact_id = 'c-4711'"
     ) == [(True,)]
+
+
+def test_a_broken_row_is_never_printed_with_its_personal_fields(workspace, capsys, caplog):
+    # An unterminated quote in the middle of the CRM file: the CSV parser's own message
+    # quotes the rows after it, names, birth dates, countries and time zones included.
+    person = contact("c42", first_name="Wilhelmina", last_name="Zorrostrasse",
+                     birth_date="1971-03-09", timezone="Pacific/Chatham", country="NZ",
+                     email="wilhelmina.z@example.com")  # fmt: skip
+    folder = write_folder(workspace.landing, D, contacts=[contact("c41"), person])
+    path = folder / "crm_contacts.csv"
+    text = path.read_text(encoding="utf-8").replace("C41,", '"C41,', 1)
+    path.write_text(text, encoding="utf-8")
+
+    assert workspace.run(D) == 1
+    printed = capsys.readouterr()
+    shown = printed.out + printed.err + caplog.text
+    assert "crm_contacts.csv: cannot be read as CSV" in shown
+    for personal in ("Wilhelmina", "Zorrostrasse", "1971-03-09", "Pacific/Chatham",
+                     "wilhelmina.z", ",NZ,"):  # fmt: skip
+        assert personal not in shown
