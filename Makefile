@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test lint dev docs chaos bench lock clean
+.PHONY: help install manifest demo test test-browser lint dev docs chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
-	@echo "make test   - lint, dbt unit tests and the whole test suite"
+	@echo "make test   - lint, dbt unit tests and the whole test suite but the browser's"
+	@echo "make test-browser - Chromium reads the Dagster UI after the demo's two nights"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
 	@echo "make lint   - ruff and sqlfluff"
@@ -37,7 +38,11 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/nightjar demo
 
 test: lint manifest
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser"
+
+# Needs Debian's chromium (.ci/run installs it).
+test-browser: manifest
+	$(BIN)/python -m pytest -m browser tests/test_browser.py
 
 lint: install
 	$(BIN)/ruff check .

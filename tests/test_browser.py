@@ -23,6 +23,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+# Its own make target (make test-browser, run by .ci/run): a demo's two nights, a webserver
+# and Chromium take a worker for over a minute, which make test's budget cannot spare.
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts" / "browser"
 CHROMIUM = os.environ.get("NIGHTJAR_CHROMIUM", "/usr/bin/chromium")
