@@ -143,24 +143,21 @@ def _hour(name: str, default: int) -> int:
 
 
 def _positive(name: str, default: float) -> float:
-    text = (os.environ.get(name) or "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}={text!r}: must be a number above 0")
-    return value
+    return _number(name, default, lambda v: v > 0 and math.isfinite(v), "a number above 0")
 
 
 def _share(name: str, default: float) -> float:
+    return _number(name, default, lambda v: 0 <= v <= 1, "a share from 0 to 1 (0.05 = 5%)")
+
+
+def _number(name: str, default: float, fits, rule: str) -> float:
     text = (os.environ.get(name) or "").strip()
     try:
         value = float(text) if text else default
     except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name}={text!r}: must be a share from 0 to 1 (0.05 = 5%)")
+        value = math.nan
+    if not fits(value):
+        raise ValueError(f"{name}={text!r}: must be {rule}")
     return value
 
 

@@ -13,17 +13,16 @@ import subprocess
 import sys
 import time
 
-from assets.campaigns import Campaign
 from assets.sends import send_campaign
 from assets.warehouse import ABANDONED_AFTER, LAST_NIGHTLY, keep_as_last_nightly
 from pipelines.cli import DAGSTER_YAML, _instance, main
 from pipelines.dbt_setup import DBT_PROJECT_DIR
 from pipelines.settings import load_settings
-from pipelines.warehouse import connect, ensure_schema
+from pipelines.warehouse import connect
 from senders.sendgrid import SendGridSender
-from tests.decisions import decide_to_send_everyone
 from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.sendgrid_server import SendGridTestServer
+from tests.test_send_faults import CAMPAIGN, cohort, statuses
 from tests.test_sendgrid_sender import message
 
 # -- the CLI's Dagster instance has the project's settings ----------------------------------
@@ -117,39 +116,16 @@ def test_a_killed_nights_dbt_folder_goes_after_a_day_a_running_nights_stays(tmp_
 
 # -- sending: faults of the answer, the key and the clock ------------------------------------
 
-NEWS = Campaign(
-    name="news",
-    cohort="cohort_news",
-    template_id="d-1",
-    subject="News",
-    from_email="hello@shop.example.com",
-    occasion_column="edition",
-)
-
 
 def news_cohort(workspace, size: int, deliver_within: dt.timedelta | None = None) -> None:
-    with connect(workspace.warehouse) as con:
-        ensure_schema(con)
-        con.execute(
-            """
-            create or replace table main.cohort_news as
-            select printf('C%05d', i) as contact_id, printf('c%05d@example.com', i) as email,
-                   'N' as first_name, 'M' as last_name, 'first' as edition,
-                   ?::date as as_of_date
-            from range(?) as t(i)
-            """,
-            [D, size],
-        )
-        decide_to_send_everyone(con, NEWS)
-        if deliver_within is not None:
+    """test_send_faults' cohort of `size`, every member due; all to leave within a time."""
+    cohort(workspace, size)
+    if deliver_within is not None:
+        with connect(workspace.warehouse) as con:
             con.execute(
                 "update main.send_decisions set deliver_by = ?",
                 [dt.datetime.now(dt.UTC) + deliver_within],
             )
-
-
-def statuses(workspace) -> dict[str, int]:
-    return dict(workspace.query("select status, count(*) from nightjar.send_ledger group by 1"))
 
 
 def test_an_error_cut_mid_body_is_a_failure_of_known_fate():
@@ -174,7 +150,7 @@ def test_a_bad_api_key_stops_the_campaign_after_the_first_401(workspace):
     news_cohort(workspace, 2500)  # three requests' worth
     with SendGridTestServer(api_key="SG.the-right-key") as server:
         wrong = SendGridSender("SG.a-revoked-key", server.url, base_delay=0.01)
-        summary = send_campaign(NEWS, dt.date.fromisoformat(D), load_settings(), wrong)
+        summary = send_campaign(CAMPAIGN, dt.date.fromisoformat(D), load_settings(), wrong)
     assert len(server.rejected) == 1 and server.rejected[0][0] == 401
     assert (summary.sent, summary.failed, summary.not_attempted) == (0, 1000, 1500)
     assert "check SENDGRID_API_KEY" in summary.errors[0]
@@ -188,7 +164,7 @@ def test_a_long_rate_limit_wait_rechecks_the_quiet_hours_before_each_batch(works
     with SendGridTestServer(api_key="SG.key") as server:
         server.fail_next(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 4)})
         sender = SendGridSender("SG.key", server.url, base_delay=0.01)
-        summary = send_campaign(NEWS, dt.date.fromisoformat(D), load_settings(), sender)
+        summary = send_campaign(CAMPAIGN, dt.date.fromisoformat(D), load_settings(), sender)
     assert (summary.sent, summary.not_attempted) == (1000, 500)
     assert "reached the quiet hours before they could leave" in summary.errors[0]
     assert statuses(workspace) == {"accepted": 1000, "planned": 500}
