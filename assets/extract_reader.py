@@ -8,8 +8,11 @@ broken row's name or birth date must not reach a terminal, a log or an alert.
 The header rule (README, "The extracts"): names are trimmed and compared with the contract's
 columns case-insensitively (` Email `, `EMAIL` are `email`). Refused: two names equal under
 that rule; and a name that is not a contract column but looks like a missing one (another
-style such as `isDeleted` or `is-deleted`, one letter off, or one containing the other such
-as `deleted`), since its values would otherwise be ignored: an erasure request read as "no".
+style such as `isDeleted` or `is-deleted`, one letter off, one containing the other such as
+`deleted`, or for `is_deleted` any name speaking of deletion or erasure, `deleted_at`,
+`gdpr_erasure`), since its values would otherwise be ignored: an erasure read as "no".
+A header's names are shown in errors only when they are contract columns or look like them:
+a file without its header line would otherwise print its first customer.
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ import polars as pl
 
 SIGNS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 _UTF8_BOM = b"\xef\xbb\xbf"
+MAX_COLUMNS = 1000  # a header of a million names takes gigabytes to parse
+# Words that make a name an erasure flag, whatever else it says: refused while `is_deleted`
+# is missing, as its values (erasure requests) would be ignored.
+_ERASURE_WORDS = {"is_deleted": ("delet", "eras", "gdpr", "forget")}
 
 
 class ExtractError(Exception):
     """An extract broke its contract; the message names the file, row, column and rule."""
 
 
-def read_csv_text(path: Path) -> pl.DataFrame:
-    """A CSV extract as text columns named by the header rule's contract names (others kept
-    as they are), or ExtractError."""
+def read_csv_text(path: Path) -> tuple[pl.DataFrame, list[str]]:
+    """A CSV extract as text columns (named by polars, in the header's order) and the
+    header's names as written, or ExtractError."""
     data = path.read_bytes()
     _require_utf8(path, data)
     data = _one_line_ending(path, data)
@@ -42,6 +49,12 @@ def read_csv_text(path: Path) -> pl.DataFrame:
             "date again."
         )
     names = _header_names(data)
+    if len(names) > MAX_COLUMNS:
+        raise ExtractError(
+            f"{path}: the header has {len(names):,} names, more than {MAX_COLUMNS:,}: not "
+            "an extract of this contract. Fix the export."
+        )
+    _require_whole_rows(path, data, len(names))
     try:
         frame = pl.read_csv(data, infer_schema=False, raise_if_empty=False)
     except Exception:  # polars quotes the raw rows in its messages: never pass them on
@@ -55,7 +68,7 @@ def read_csv_text(path: Path) -> pl.DataFrame:
             f"{len(frame.columns)} columns): check its quoting. Fix the export."
         )
     _require_a_row_per_line(path, data, frame)
-    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+    return frame, names
 
 
 def contract_names(path: Path, names: list[str], columns: list[str]) -> list[str]:
@@ -66,11 +79,13 @@ def contract_names(path: Path, names: list[str], columns: list[str]) -> list[str
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         folded = name.strip().lower()
-        if folded in seen:
+        if folded in seen and folded:  # empty names are extra columns, ignored
+            which = resolved[position - 1]
+            named = f"names {which!r} twice" if which in columns else "repeats a name"
             raise ExtractError(
-                f"{path}: the header names {resolved[position - 1]!r} twice (columns "
-                f"{seen[folded]} and {position}; names are compared trimmed and "
-                "case-insensitively): remove or rename one of them in the export."
+                f"{path}: the header {named} (columns {seen[folded]} and {position}; names "
+                "are compared trimmed and case-insensitively): remove or rename one of them "
+                "in the export."
             )
         seen[folded] = position
     present = set(resolved)
@@ -79,8 +94,9 @@ def contract_names(path: Path, names: list[str], columns: list[str]) -> list[str
             continue
         for column in columns:
             if _looks_like(name, column, missing=column not in present):
+                shown = name.strip() if "@" not in name and len(name) <= 64 else "(a name)"
                 raise ExtractError(
-                    f"{path}: header {name.strip()!r} (column {position}) looks like the "
+                    f"{path}: header {shown!r} (column {position}) looks like the "
                     f"contract's column {column} but is spelled differently, so its values "
                     f"would be ignored. Rename it {column} (names are compared trimmed and "
                     "case-insensitively), or remove it."
@@ -94,7 +110,11 @@ def _looks_like(name: str, column: str, missing: bool) -> bool:
     a, b = _letters(name), _letters(column)
     if a == b:
         return True
-    if not missing or min(len(a), len(b)) < 5:
+    if not missing:
+        return False
+    if any(word in a for word in _ERASURE_WORDS.get(column, ())):
+        return True
+    if min(len(a), len(b)) < 5:
         return False
     return a in b or b in a or _one_edit_apart(a, b)
 
@@ -164,6 +184,32 @@ def _fields(line: bytes) -> list[str]:
         return next(csv.reader([line.decode("utf-8", "replace")]), [])
     except csv.Error:
         return [""] * (line.count(b",") + 1)
+
+
+def _require_whole_rows(path: Path, data: bytes, width: int) -> None:
+    """Every line holds as many fields as the header: a field missing in the middle of a
+    line would move the rest into the wrong columns, an erasure flag out of its own. (One
+    line is one row here: values spanning lines are refused.) Quoted fields are counted
+    whole, commas inside them not."""
+    lines = pl.Series([data.decode("utf-8")]).str.split("\n").explode().str.strip_chars_end("\r")
+    commas = lines.str.replace_all(r'(^|,)"(?:[^"]|"")*"', "$1").str.count_matches(",")
+    wrong = (
+        pl.DataFrame({"line": lines, "fields": commas + 1})
+        .with_row_index("number", offset=1)
+        .filter(
+            (pl.col("number") > 1)
+            & (pl.col("line").str.strip_chars() != "")
+            & (pl.col("fields") != width)
+        )
+        .head(1)
+    )
+    if wrong.height:
+        number, fields = wrong["number"][0], wrong["fields"][0]
+        raise ExtractError(
+            f"{path}: line {number} has {fields} field(s), the header {width}: a field "
+            f"{'missing' if fields < width else 'too many'} would move the values after it "
+            "into the wrong columns. Fix the export and run the date again."
+        )
 
 
 def _require_a_row_per_line(path: Path, data: bytes, frame: pl.DataFrame) -> None:

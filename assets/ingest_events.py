@@ -41,11 +41,12 @@ TEXT_FIELDS = (
     "send_id",
 )  # fmt: skip
 INTEGER_FIELDS = ("asm_group_id",)
-# No event is older than SendGrid itself, nor happens after it was received: a day past the
-# receipt date's end (UTC) is allowed for clocks, no more. Out of range, DuckDB's
-# to_timestamp fails the whole load (10**20), or the event lands in a year nobody queries.
+# No event is older than SendGrid itself. Later than the receipt date is allowed, however
+# far (up to the last representable second): a webhook host whose clock runs days behind
+# must not turn a real unsubscribe into mail sent. Out of this range DuckDB's to_timestamp
+# fails the whole load (10**20).
 EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-DAYS_AFTER_RECEIPT = 1
+LATEST_EVENT = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 # The rules, as "<column> must be <rule>" reads.
 NOT_AN_OBJECT = "one JSON object a line (a line cut short by a crash, or not JSON)"
@@ -53,7 +54,7 @@ REQUIRED = "present (it is required)"
 TEXT = "text"
 INTEGER = "an integer"
 WHOLE_SECONDS = "a whole number of seconds since 1970-01-01 UTC"
-IN_RANGE = f"from 2000-01-01 to {DAYS_AFTER_RECEIPT} day after the file's receipt date (UTC)"
+IN_RANGE = "from 2000-01-01 to 9999-12-31 (UTC)"
 MAX_SHOWN_CHARACTERS = 200  # of a quarantined value
 MAX_WARNED_PROBLEMS = 20  # named one by one in the asset's warning
 
@@ -95,11 +96,11 @@ class EventsLoaded:
 
 
 def load_event_files(landing: Path, warehouse: Path) -> EventsLoaded:
-    """(Re)load every event file that is new or has changed size since it was loaded: the
-    webhook only appends, so a file of the same size holds the same events (an erasure's
-    rewrite changes its size, so it loads again, scrubbed). A reloaded file replaces its own
-    rows and quarantine. Files holding an erased contact's or address's events are scrubbed
-    once the load is committed."""
+    """(Re)load every event file that is new or has changed since it was loaded: the webhook
+    appends, an erasure rewrites (perhaps to the very same size), and either changes the
+    file's modification time, so a file of the same size and time holds the same events. A
+    reloaded file replaces its own rows and quarantine. Files holding an erased contact's or
+    address's events are scrubbed once the load is committed."""
     remove_stale_event_temp_files(landing)
     files = sorted((landing / EVENTS_FOLDER).glob("*.jsonl"))
     loaded = EventsLoaded()
@@ -107,12 +108,16 @@ def load_event_files(landing: Path, warehouse: Path) -> EventsLoaded:
     to_scrub: list[ErasedLines] = []
     with connect(warehouse) as con:
         ensure_schema(con)
-        known = dict(
-            con.execute("select source_file, size_bytes from raw.loaded_event_files").fetchall()
-        )
+        known = {
+            name: (size, modified)
+            for name, size, modified in con.execute(
+                "select source_file, size_bytes, modified_ns from raw.loaded_event_files"
+            ).fetchall()
+        }
         with transaction(con):
             for path in files:
-                if known.get(str(path)) == path.stat().st_size:
+                stat = path.stat()
+                if known.get(str(path)) == (stat.st_size, stat.st_mtime_ns):
                     continue
                 events = read_event_file(path)
                 rows, problems = _load_file(con, events)
@@ -137,16 +142,13 @@ def _load_file(con: duckdb.DuckDBPyConnection, events: EventFile) -> tuple[int, 
     replacing what an earlier load of the file left. Returns (events loaded, problems)."""
     source = str(events.path)
     received = _receipt_date(events.path)
-    latest = dt.datetime.combine(received, dt.time(), dt.UTC) + dt.timedelta(
-        days=1 + DAYS_AFTER_RECEIPT
-    )
     con.register("event_file_lines", events.lines)
     try:
         con.execute(
             _CHECKED_EVENTS,
             {
                 "earliest": EARLIEST_EVENT.timestamp(),
-                "latest": latest.timestamp(),
+                "latest": LATEST_EVENT.timestamp(),
                 "not_an_object": NOT_AN_OBJECT,
                 "required": REQUIRED,
                 "text": TEXT,
@@ -164,8 +166,10 @@ def _load_file(con: duckdb.DuckDBPyConnection, events: EventFile) -> tuple[int, 
     problems = _quarantine(con, source, received)
     con.execute("drop table checked_events")
     con.execute(
-        "insert or replace into raw.loaded_event_files values (?, ?, ?, now())",
-        [source, events.size, rows],
+        "insert or replace into raw.loaded_event_files "
+        "(source_file, size_bytes, row_count, loaded_at, modified_ns) "
+        "values (?, ?, ?, now(), ?)",
+        [source, events.size, rows, events.modified_ns],
     )
     return rows, problems
 
@@ -254,7 +258,7 @@ checked as (
         case when not is_object then null
              when coalesce(timestamp_type, 'NULL') = 'NULL' then $required
              when seconds is null or seconds <> floor(seconds) then $whole_seconds
-             when seconds < $earliest or seconds >= $latest then $in_range
+             when seconds < $earliest or seconds > $latest then $in_range
         end as timestamp_problem
     from typed
 )

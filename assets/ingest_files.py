@@ -16,6 +16,7 @@ import polars as pl
 from assets.extract_reader import SIGNS, ExtractError, contract_names, read_csv_text
 from models.extracts import (
     NO_CONTROL_CHARACTERS,
+    NO_INVISIBLE_CHARACTERS,
     CrmContacts,
     Orders,
     WebEvents,
@@ -119,22 +120,28 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
             raise ExtractError(
                 f"{path}: cannot be read as Parquet ({type(exc).__name__}). Export it again."
             ) from None
+        names = frame.columns
     else:
-        frame = read_csv_text(path)
+        frame, names = read_csv_text(path)
     for sign, name in SIGNS.items():
-        if len(frame.columns) == 1 and sign in frame.columns[0]:
+        if len(names) == 1 and sign in names[0]:
             raise ExtractError(
                 f"{path}: the header is separated by {name}, not commas; the contract wants "
                 "comma-separated values (README, The extracts). Fix the export's delimiter."
             )
+    resolved = contract_names(path, names, spec.columns)
     frame = frame.rename(
-        dict(zip(frame.columns, contract_names(path, frame.columns, spec.columns), strict=True))
+        {old: new for old, new in zip(frame.columns, resolved, strict=True) if new in spec.columns}
     )
     missing = [c for c in spec.columns if c not in frame.columns and c not in spec.optional]
     if missing:
+        found = [c for c in spec.columns if c in frame.columns]
+        # The header's other names are not shown: without a header line, they are a customer.
         raise ExtractError(
             f"{path}: missing required column(s) {', '.join(missing)}; the header has "
-            f"{', '.join(frame.columns) or 'no columns'}. Fix the export (README, The extracts)."
+            f"{len(names)} name(s), of the contract's columns "
+            f"{', '.join(found) if found else 'none (is the header line missing?)'}. Fix the "
+            "export (README, The extracts)."
         )
     for column, default in spec.optional.items():
         if column not in frame.columns:
@@ -224,6 +231,9 @@ def _rule(check: str) -> str:
         "not_nullable": "present (it is required)",
         "str_matches('^[A-Za-z]{2}$')": "an ISO 3166-1 alpha-2 country code",
         f"str_matches('{NO_CONTROL_CHARACTERS}')": "free of control characters (NUL, ESC, …)",
+        f"str_matches('{NO_INVISIBLE_CHARACTERS}')": (
+            "free of control and invisible characters (NUL, a zero-width space, …)"
+        ),
     }.get(check, check)
 
 

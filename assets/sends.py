@@ -90,8 +90,8 @@ def _check_decisions_are_current(
     if age is not None and age > dt.timedelta(minutes=settings.max_decision_age_minutes):
         # Unsubscribes, send times and caps have moved on since: decide again, then send.
         raise Failure(
-            description=f"The send decisions for {day} were made {age.total_seconds() / 60:.0f}"
-            f" minutes ago (at {decided_at:%Y-%m-%d %H:%M} UTC), more than "
+            description=f"The send decisions for {day} were made {_duration(age)} ago (at "
+            f"{decided_at:%Y-%m-%d %H:%M:%S} UTC), more than "
             f"NIGHTJAR_MAX_DECISION_AGE_MINUTES={settings.max_decision_age_minutes:g}: run "
             f"the date again (nightjar run --date {day}) to decide again and send."
         )
@@ -109,6 +109,11 @@ def _check_decisions_are_current(
             f"{decided} for {campaign.name}: the decisions were built from another version of "
             "the campaigns. Materialize the warehouse again (nightjar run) before sending."
         )
+
+
+def _duration(age: dt.timedelta) -> str:
+    seconds = age.total_seconds()
+    return f"{seconds:.0f} seconds" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
 def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFrame:

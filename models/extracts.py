@@ -30,16 +30,38 @@ MAX_NAME = 255
 MAX_NAME_OF_EVENT = 64  # GA4 names are at most 40
 MAX_SKU = 255
 MAX_URL = 2048
-# C0 control characters but tab, and DEL. Line breaks never reach a value: a file whose
-# values span lines is refused before validation (assets/ingest_files.py).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# No control character (C0 but tab and line breaks, DEL, C1) nor line or paragraph separator
+# in any text; in an id or an address no tab, line break or invisible format character either
+# (a zero-width space, a soft hyphen, a byte-order mark): `erased\u200b` would be another
+# contact than `erased`, unseen. Names keep format characters: Persian writes with the
+# zero-width non-joiner.
+# Spelled as ranges (Unicode's Cc, Zl, Zp and Cf) that Python's re, which pandera compiles
+# them with, and polars' Rust regex both read. Text keeps tab and line breaks: a Parquet
+# name may hold them (a CSV value may not span lines), and the display name drops them.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+_BREAKS = r"\t\n\r"
+_FORMAT = (
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    r"\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    r"\U000e0020-\U000e007f"
+)
+NO_CONTROL_CHARACTERS = rf"^[^{_CONTROL}]*$"
+NO_INVISIBLE_CHARACTERS = rf"^[^{_CONTROL}{_BREAKS}{_FORMAT}]*$"
 
 
 def text(max_chars: int, **kwargs):
     """A text column of at most `max_chars` characters and no control characters (a NUL or
-    an escape sequence in an id or an address hides what the value really is)."""
+    an escape sequence hides what the value really is)."""
     return pa.Field(
         str_length={"max_value": max_chars}, str_matches=NO_CONTROL_CHARACTERS, **kwargs
+    )
+
+
+def identifier(max_chars: int, **kwargs):
+    """An id or an address: text without invisible characters either."""
+    return pa.Field(
+        str_length={"max_value": max_chars}, str_matches=NO_INVISIBLE_CHARACTERS, **kwargs
     )
 
 
@@ -69,8 +91,10 @@ class _Extract(pa.DataFrameModel):
 class CrmContacts(_Extract):
     """crm_contacts.csv: one version of a contact; upsert by contact_id, latest updated_at."""
 
-    contact_id: str = text(MAX_ID, description="CRM identifier, compared exactly.")
-    email: str = text(MAX_EMAIL, nullable=True, description="Email address as the CRM holds it.")
+    contact_id: str = identifier(MAX_ID, description="CRM identifier, compared exactly.")
+    email: str = identifier(
+        MAX_EMAIL, nullable=True, description="Email address as the CRM holds it."
+    )
     first_name: str = text(MAX_NAME, nullable=True)
     last_name: str = text(MAX_NAME, nullable=True)
     birth_date: str = pa.Field(nullable=True, description="YYYY-MM-DD.")
@@ -104,9 +128,11 @@ class CrmContacts(_Extract):
 class Orders(_Extract):
     """orders.csv: one version of an order; a refund arrives later as a new status."""
 
-    order_id: str = text(MAX_ID, description="Order identifier, compared exactly.")
-    contact_id: str = text(MAX_ID, nullable=True, description="Empty for a guest checkout.")
-    email: str = text(MAX_EMAIL, nullable=True, description="Attaches guest orders to a contact.")
+    order_id: str = identifier(MAX_ID, description="Order identifier, compared exactly.")
+    contact_id: str = identifier(MAX_ID, nullable=True, description="Empty for a guest checkout.")
+    email: str = identifier(
+        MAX_EMAIL, nullable=True, description="Attaches guest orders to a contact."
+    )
     ordered_at: str = pa.Field(description="ISO 8601 timestamp of the purchase.")
     updated_at: str = pa.Field(description="ISO 8601 timestamp; the latest version wins.")
     status: str = pa.Field(isin=list(ORDER_STATUSES), description="Order status.")
@@ -126,13 +152,15 @@ class Orders(_Extract):
 class WebEvents(_Extract):
     """web_events.csv: analytics events, appended and de-duplicated by event_id."""
 
-    event_id: str = text(MAX_ID, description="Event identifier; a repeated id counts once.")
+    event_id: str = identifier(MAX_ID, description="Event identifier; a repeated id counts once.")
     event_timestamp: str = pa.Field(description="ISO 8601 timestamp.")
     event_name: str = text(
         MAX_NAME_OF_EVENT, description="GA4 event name (page_view, add_to_cart, ...)."
     )
-    anonymous_id: str = text(MAX_ID, description="Cookie id (GA4 user_pseudo_id).")
-    contact_id: str = text(MAX_ID, nullable=True, description="Set while the visitor is logged in.")
+    anonymous_id: str = identifier(MAX_ID, description="Cookie id (GA4 user_pseudo_id).")
+    contact_id: str = identifier(
+        MAX_ID, nullable=True, description="Set while the visitor is logged in."
+    )
     page_url: str = text(MAX_URL, nullable=True)
     sku: str = text(MAX_SKU, nullable=True)
     value: str = pa.Field(nullable=True, description="A decimal, may be empty.")

@@ -383,10 +383,11 @@ def erase_in_outbox(outbox: Path, erased: list[str]) -> int:
 @dataclass(frozen=True)
 class EventFile:
     """A SendGrid event file as read at one moment: its lines numbered from 1 (source_row,
-    line), and which file (inode) and how many bytes they are."""
+    line), and which file (inode, last change) and how many bytes they are."""
 
     path: Path
     inode: int
+    modified_ns: int  # an inode may be reused by a rewrite; its change time is not
     size: int
     lines: pa.Table
 
@@ -398,14 +399,23 @@ class ErasedLines:
 
     path: Path
     inode: int
+    modified_ns: int
     size: int
     rows: dict[int, bool]
+
+    def describes(self, stat: os.stat_result) -> bool:
+        """The file is still the one these line numbers were found in."""
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == (
+            self.inode,
+            self.modified_ns,
+            self.size,
+        )
 
 
 def read_event_file(path: Path) -> EventFile:
     """The file's lines, numbered as an editor numbers them (shared with the events load)."""
     with path.open("rb") as handle:
-        inode = os.fstat(handle.fileno()).st_ino
+        stat = os.fstat(handle.fileno())
         data = handle.read()
     # A write cut inside a character leaves bytes that are not UTF-8: replaced, so that the
     # line is still read (and found, reported) rather than the whole file refused.
@@ -418,7 +428,7 @@ def read_event_file(path: Path) -> EventFile:
             "line": pa.array(texts, pa.string()),
         }
     )
-    return EventFile(path, inode, len(data), lines)
+    return EventFile(path, stat.st_ino, stat.st_mtime_ns, len(data), lines)
 
 
 # Lines holding an erased contact's (by contact_id) or erased address's (by its hash, unless a
@@ -469,7 +479,7 @@ def find_erased_event_lines(con: duckdb.DuckDBPyConnection, events: EventFile) -
     """The lines of `events` to scrub. First remembers, by hash, which erased addresses they
     show unsubscribed or bounced: the suppression must outlive the address."""
     if not con.execute("select count(*) from nightjar.erasures").fetchall()[0][0]:
-        return ErasedLines(events.path, events.inode, events.size, {})  # nobody erased yet
+        return ErasedLines(events.path, events.inode, events.modified_ns, events.size, {})
     con.register("event_file_lines", events.lines)
     try:
         con.execute(_ERASED_LINES, {"allowed": [*EVENT_KEYS_KEPT, "erased"]})
@@ -480,7 +490,7 @@ def find_erased_event_lines(con: duckdb.DuckDBPyConnection, events: EventFile) -
     finally:
         con.unregister("event_file_lines")
         con.execute("drop table if exists erased_lines")
-    return ErasedLines(events.path, events.inode, events.size, dict(rows))
+    return ErasedLines(events.path, events.inode, events.modified_ns, events.size, dict(rows))
 
 
 def scrub_event_file(con: duckdb.DuckDBPyConnection, landing: Path, found: ErasedLines) -> int:
@@ -491,12 +501,11 @@ def scrub_event_file(con: duckdb.DuckDBPyConnection, landing: Path, found: Erase
     with events_folder_lock(landing):
         path = found.path
         current = path.stat()
-        if current.st_ino != found.inode or current.st_size < found.size:
-            # rewritten by another run since it was read: its line numbers moved
+        if not found.describes(current):
+            # appended to, or rewritten by another run, since it was searched: search it again
             found = find_erased_event_lines(con, read_event_file(path))
         if not found.rows:
             return 0
-        # Lines appended since the search are untouched: the next load searches them.
         lines = path.read_bytes().split(b"\n")
         for row, email_kept in found.rows.items():
             lines[row - 1] = _scrubbed_event(lines[row - 1], email_kept)
@@ -566,7 +575,18 @@ def _files_with_erased_events(con: duckdb.DuckDBPyConnection, landing: Path) -> 
     files = sorted(str(p) for p in (landing / EVENTS_FOLDER).glob("*.jsonl"))
     if not files:
         return []
-    rows = con.execute(
+    try:
+        rows = _erased_event_files_query(con, files)
+    except duckdb.Error:
+        # A line DuckDB cannot read (bytes cut inside a character, a line of 16 MB): every
+        # file is searched line by line instead, as a newly loaded one is. The error is not
+        # shown: it quotes the line.
+        return [Path(name) for name in files]
+    return [Path(row[0]) for row in sorted(rows)]
+
+
+def _erased_event_files_query(con: duckdb.DuckDBPyConnection, files: list[str]) -> list:
+    return con.execute(
         r"""
         with lines as (
             select filename, line, try_cast(line as json) as doc
@@ -584,4 +604,3 @@ def _files_with_erased_events(con: duckdb.DuckDBPyConnection, landing: Path) -> 
         """,
         {"files": files},
     ).fetchall()
-    return [Path(row[0]) for row in sorted(rows)]

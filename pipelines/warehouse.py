@@ -48,6 +48,9 @@ create table if not exists raw.loaded_event_files (
     source_file varchar primary key, size_bytes bigint not null, row_count bigint not null,
     loaded_at timestamptz not null
 );
+-- when the file last changed as loaded: a rewritten (scrubbed) file is loaded again even at
+-- the same size
+alter table raw.loaded_event_files add column if not exists modified_ns bigint;
 create table if not exists raw.quarantine (
     business_date date not null, extract varchar not null,
     source_file varchar not null, source_row bigint not null,

@@ -2,13 +2,14 @@
 
 The decisions read the suppression list as the night's load left it. An unsubscribe that
 reaches `nightjar webhook` later, or an address SendGrid refuses for another campaign that
-same night, must still stop a message that has not left. Each look reads only the bytes the
-webhook appended since the last one, so it costs what is new, not the whole day's events.
+same night, must still stop a message that has not left. The first look reads the files
+changed since the load (today's, as a rule), each later one only the bytes appended since.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -26,10 +27,16 @@ class LateSuppressions:
     def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection):
         self.folder = landing / EVENTS_FOLDER
         self.con = con
-        # The loader recorded each file's size: the decisions saw everything before it.
-        self._read_to: dict[str, int] = dict(
-            con.execute("select source_file, size_bytes from raw.loaded_event_files").fetchall()
-        )
+        # What the night's load read: each file's size and modification time. A file changed
+        # since (appended to, or rewritten by an erasure, perhaps into the same inode) is
+        # read whole at the first look; one unchanged, not at all.
+        self._loaded: dict[str, tuple[int, int]] = {
+            name: (size, modified)
+            for name, size, modified in con.execute(
+                "select source_file, size_bytes, modified_ns from raw.loaded_event_files"
+            ).fetchall()
+        }
+        self._read_to: dict[str, int] = {}
         self._suppressed: dict[str, str] = {}  # normalized address -> event
 
     def withheld(self, batch: list[Message]) -> dict[str, str]:
@@ -54,18 +61,22 @@ class LateSuppressions:
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("*.jsonl")):
-            start = self._read_to.get(str(path), 0)
-            size = path.stat().st_size
-            if size < start:
-                start = 0  # rewritten (erasure scrubs its files): read it again
-            if size == start:
-                continue
             with path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                name = str(path)
+                if name not in self._read_to:  # the first look at it
+                    unchanged = self._loaded.get(name) == (stat.st_size, stat.st_mtime_ns)
+                    self._read_to[name] = stat.st_size if unchanged else 0
+                start = self._read_to[name]
+                if stat.st_size < start:
+                    start = 0  # rewritten meanwhile (erasure): read it whole again
+                if stat.st_size == start:
+                    continue
                 handle.seek(start)
-                data = handle.read(size - start)
+                data = handle.read(stat.st_size - start)
             # Only whole lines: the webhook may be writing the next one.
             complete = data[: data.rfind(b"\n") + 1]
-            self._read_to[str(path)] = start + len(complete)
+            self._read_to[name] = start + len(complete)
             for line in complete.splitlines():
                 self._note(line)
 

@@ -196,9 +196,11 @@ def _status_before_the_cut(error: Exception) -> int | None:
 
 
 # An error about one personalization (its index); about its recipient's address when the
-# field is to/cc/bcc. Its send_at is Nightjar's doing, not the message's: such an error, and
-# any other field, is the request's.
-_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?!\.send_at)(?:\.(to|cc|bcc)\b)?")
+# field is to/cc/bcc or one of their emails (not their display names). Its send_at is
+# Nightjar's doing, not the message's: such an error, and any other field, is the request's.
+_PERSONALIZATION_FIELD = re.compile(
+    r"^personalizations\.(\d+)(?!\.send_at)(?:\.((?:to|cc|bcc)(?:\.\d+(?:\.email)?)?$))?"
+)
 
 
 def _refused_personalizations(

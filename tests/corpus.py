@@ -214,6 +214,21 @@ def quote_spanning_rows(extract: str, first: int, last: int) -> Callable[[Path],
     return breaks
 
 
+def field_dropped(extract: str, row: int, column: str, **values) -> Callable[[Path], None]:
+    """Row `row` (0-based) gets `values`, then loses its `column` field: the rest of its line
+    moves one column to the left."""
+
+    def breaks(folder: Path) -> None:
+        set_values(extract, {row: values})(folder)
+        path, lines = _lines(folder, extract)
+        position = lines[0].decode().split(",").index(column)
+        fields = lines[row + 1].decode().split(",")
+        lines[row + 1] = ",".join(fields[:position] + fields[position + 1 :]).encode()
+        path.write_bytes(b"\r\n".join(lines))
+
+    return breaks
+
+
 def big(characters: int, fill: str = "x") -> str:
     return fill * characters
 
@@ -225,7 +240,7 @@ CASES = [
     Case("crm empty snapshot", "crm_contacts", header_only("crm_contacts"), Fail(r"crm_contacts\.csv: a header and no rows, but the CRM exports full snapshots")),
     Case("crm no changes today", "crm_contacts", header_only("crm_contacts"), Quarantine(0), crm_export="changes"),
     Case("crm column missing", "crm_contacts", drop_column("crm_contacts", "email_opt_in"), Fail(r"crm_contacts\.csv: missing required column\(s\) email_opt_in")),
-    Case("crm column renamed", "crm_contacts", rename_column("crm_contacts", "updated_at", "last_modified"), Fail(r"missing required column\(s\) updated_at; the header has .*last_modified")),
+    Case("crm column renamed", "crm_contacts", rename_column("crm_contacts", "updated_at", "last_modified"), Fail(r"missing required column\(s\) updated_at; the header has 11 name\(s\), of the contract's columns contact_id, email")),
     Case("crm semicolons", "crm_contacts", delimiter("crm_contacts", ";"), Fail(r"crm_contacts\.csv: the header is separated by semicolons, not commas")),
     Case("crm tabs", "crm_contacts", delimiter("crm_contacts", "\t"), Fail(r"crm_contacts\.csv: the header is separated by tabs, not commas")),
     Case("crm latin-1", "crm_contacts", latin1("crm_contacts"), Fail(r"crm_contacts\.csv: cannot be read as CSV \(UTF-8")),
@@ -278,14 +293,19 @@ CASES = [
     Case("crm is_deleted as isDeleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "isDeleted")), Fail(r"crm_contacts\.csv: header 'isDeleted' \(column 11\) looks like the contract's column is_deleted but is spelled differently")),
     Case("crm is_deleted as is-deleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "is-deleted")), Fail(r"header 'is-deleted' \(column 11\) looks like the contract's column is_deleted")),
     Case("crm is_deleted as deleted", "crm_contacts", header("crm_contacts", renamed("is_deleted", "deleted")), Fail(r"header 'deleted' \(column 11\) looks like the contract's column is_deleted")),
+    Case("crm is_deleted as deleted_at", "crm_contacts", header("crm_contacts", renamed("is_deleted", "deleted_at")), Fail(r"header 'deleted_at' \(column 11\) looks like the contract's column is_deleted")),
+    Case("crm is_deleted as gdpr_erasure", "crm_contacts", header("crm_contacts", renamed("is_deleted", "GDPR erasure")), Fail(r"header 'GDPR erasure' \(column 11\) looks like the contract's column is_deleted")),
     Case("crm is_deleted misspelt", "crm_contacts", header("crm_contacts", renamed("is_deleted", "is_delted")), Fail(r"header 'is_delted' \(column 11\) looks like the contract's column is_deleted")),
     Case("crm email twice", "crm_contacts", header("crm_contacts", lambda names: [*names[:-1], "EMAIL "]), Fail(r"crm_contacts\.csv: the header names 'email' twice \(columns 2 and 11; names are compared trimmed and case-insensitively\)")),
     Case("orders total amount spelt with a space", "orders", header("orders", renamed("total_amount", "Total Amount")), Fail(r"orders\.csv: header 'Total Amount' \(column 8\) looks like the contract's column total_amount")),
-    Case("events sku twice after trimming", "web_events", header("web_events", lambda names: [*names, " sku"]), Fail(r"web_events\.csv: the header names 'sku' twice \(columns 7 and 9")),
+    Case("events sku twice after trimming", "web_events", header("web_events", renamed("value", " SKU ")), Fail(r"web_events\.csv: the header names 'sku' twice \(columns 7 and 8")),
+    Case("events quoted comma in a value", "web_events", set_values("web_events", {5: {"anonymous_id": "a,b"}}), Quarantine(0)),
+    Case("crm erasure row missing a field", "crm_contacts", field_dropped("crm_contacts", 6, "first_name", is_deleted="true"), Fail(r"crm_contacts\.csv: line 8 has 10 field\(s\), the header 11: a field missing would move the values after it into the wrong columns")),
     # oversized and hidden fields: bounded by the contract, one row never holds a file hostage
     Case("crm 10 KB contact id", "crm_contacts", first_rows("crm_contacts", 1, contact_id=big(10_000)), Quarantine(1)),
     Case("crm 10 MB first name", "crm_contacts", first_rows("crm_contacts", 1, first_name=big(10_000_000)), Quarantine(0, 1)),
     Case("crm 300-character address", "crm_contacts", first_rows("crm_contacts", 1, email=big(290) + "@example.com"), Quarantine(0, 1)),
+    Case("crm zero-width space in an erasure's id", "crm_contacts", first_rows("crm_contacts", 1, contact_id="c0000\u200b", is_deleted="true"), Fail(r"crm_contacts: 1 erasure request\(s\) \(is_deleted true\) break the extract contract.*column contact_id: must be free of control and invisible characters")),
     Case("crm NUL in a contact id", "crm_contacts", first_rows("crm_contacts", 1, contact_id="c\x00000"), Quarantine(1)),
     Case("orders 10 KB contact id", "orders", first_rows("orders", 1, contact_id=big(10_000)), Quarantine(1)),
     Case("events 5,000-character page url", "web_events", first_rows("web_events", 1, page_url="https://shop.example.com/?q=" + big(5_000)), Quarantine(0, 1)),

@@ -27,7 +27,12 @@ STILL_MAILED = {
 }
 
 
-def test_lookalikes_of_an_unsubscribed_address_are_invalid_and_never_messaged(workspace):
+def test_lookalikes_of_an_unsubscribed_address_are_invalid_and_never_messaged(
+    workspace, monkeypatch
+):
+    # The loader empties addresses holding NUL or an invisible character (row faults: three
+    # of seven rows here, so the share is lifted); the Cyrillic one only dbt finds invalid.
+    monkeypatch.setenv("NIGHTJAR_QUARANTINE_MAX_SHARE", "1")
     everyone = {"jane": "jane@example.com", **LOOKALIKES, **STILL_MAILED}
     write_folder(
         workspace.landing,

@@ -194,3 +194,26 @@ def test_a_broken_row_is_never_printed_with_its_personal_fields(workspace, capsy
     for personal in ("Wilhelmina", "Zorrostrasse", "1971-03-09", "Pacific/Chatham",
                      "wilhelmina.z", ",NZ,"):  # fmt: skip
         assert personal not in shown
+
+
+def test_an_event_line_cut_inside_a_character_never_stops_an_erasure(workspace):
+    # DuckDB refuses to read such a line; the erasure then searches each file line by line.
+    from pipelines.erasure import erase_in_event_files
+    from pipelines.landing import EVENTS_FOLDER
+    from pipelines.warehouse import connect, ensure_schema
+
+    folder = workspace.landing / EVENTS_FOLDER
+    folder.mkdir(parents=True)
+    mine = {"event": "open", "email": "gone@example.com", "contact_id": "gone",
+            "sg_event_id": "o1", "timestamp": at("2025-11-18T09:00:00+00:00"),
+            "ip": "203.0.113.7"}  # fmt: skip
+    cut = '{"event": "open", "email": "other@example.com", "note": "café'.encode()[:-1]
+    (folder / "2025-11-18.jsonl").write_bytes(json.dumps(mine).encode() + b"\n" + cut + b"\n")
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            "insert into nightjar.erasures (contact_id, email_sha256, was_suppressed, erased_at) "
+            "values ('gone', sha256('gone@example.com'), false, now())"
+        )
+        assert erase_in_event_files(con, workspace.landing) == 1
+    assert files_holding(workspace.landing, "gone@example.com", "203.0.113.7") == []

@@ -67,3 +67,39 @@ def test_decisions_older_than_the_setting_are_refused_and_nothing_is_sent(
     monkeypatch.setenv("NIGHTJAR_MAX_DECISION_AGE_MINUTES", "")  # the default: an hour
     assert workspace.run(D) == 0
     assert workspace.outbox_lines(D, "loyalty")
+
+
+def test_an_event_file_rewritten_by_an_erasure_is_read_whole_again(workspace):
+    """A file scrubbed after the load (shorter, another inode) and then appended to: every
+    byte past the recorded size of the old file is new to the decisions, not only those past
+    that size in the new one; and the next load reads it again even at the very same size."""
+    from assets.ingest_events import load_event_files
+    from pipelines.landing import EVENTS_FOLDER
+    from pipelines.warehouse import connect
+    from senders.base import Message
+    from senders.late_suppressions import LateSuppressions
+    from senders.outbox import write_atomically
+
+    open_event = {"event": "open", "email": "gone@example.com", "sg_event_id": "o1",
+                  "timestamp": 1763632800, "useragent": "x" * 300}  # fmt: skip
+    land_events(workspace.landing, D, [open_event])
+    load_event_files(workspace.landing, workspace.warehouse)
+    path = workspace.landing / EVENTS_FOLDER / f"{D}.jsonl"
+    loaded_size = path.stat().st_size
+    write_atomically(path, '{"event": "open", "erased": true, "sg_event_id": "o1"}\n')  # scrub
+    unsubscribe = {"event": "unsubscribe", "email": LOYAL, "sg_event_id": "u9",
+                   "timestamp": 1763632900, "reason": "r" * 300}  # fmt: skip
+    land_events(workspace.landing, D, [unsubscribe])
+    assert path.stat().st_size > loaded_size  # past the old size: only its tail was read
+
+    message = Message("s1", "loyalty", "loyal", D, LOYAL, None, "d-1", "Hi", "shop@x.example", None)
+    with connect(workspace.warehouse) as con:
+        assert LateSuppressions(workspace.landing, con).withheld([message]) == {
+            "s1": "suppressed after the decisions were made (unsubscribe)"
+        }
+
+    # Rewritten again to exactly the size loaded: a new file all the same, loaded again.
+    text = path.read_text()
+    write_atomically(path, text[: loaded_size - 1].ljust(loaded_size - 1) + "\n")
+    assert path.stat().st_size == loaded_size
+    assert load_event_files(workspace.landing, workspace.warehouse).files == 1

@@ -20,7 +20,7 @@
     {%- set address = 'trim(' ~ column ~ ')' -%}
     {%- set atext = "[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]" -%}
     {%- set label = '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?' -%}
-    {%- set top_level = '([A-Za-z]{2,63}|[Xx][Nn]--[A-Za-z0-9-]{1,59})' -%}
+    {%- set top_level = '([A-Za-z]{2,63}|[Xx][Nn]--([A-Za-z0-9-]{0,58}[A-Za-z0-9]))' -%}
     coalesce(
         {{ full_match(address, "'" ~ atext ~ '+(\.' ~ atext ~ '+)*@(' ~ label ~ '\.)+' ~ top_level ~ "'") }}
         and {{ dbt.length(address) }} <= 254
