@@ -28,11 +28,10 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.landing import EVENTS_FOLDER, events_folder_lock
+from senders.late_suppressions import SUPPRESSING_EVENTS
 from senders.outbox import remove_stale_temp_files, write_atomically
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "birth_date", "country", "timezone")
-# SendGrid events that suppress an address for good (as the suppression_list model).
-_SUPPRESSING_EVENTS = ("bounce", "spamreport", "unsubscribe", "group_unsubscribe")
 # Where dbt's tables live: scrubbed in place, since a failed build publishes nothing.
 _MODEL_SCHEMAS = ("main", "build")
 # What a SendGrid event of an erased contact or address keeps: the ids and facts that
@@ -143,7 +142,7 @@ def _remember_suppressions(con: duckdb.DuckDBPyConnection, addresses: list[str])
             where lower(trim(email)) in (select unnest($addresses::varchar[]))
         )
         """,
-        {"addresses": addresses, "suppressing": list(_SUPPRESSING_EVENTS)},
+        {"addresses": addresses, "suppressing": sorted(SUPPRESSING_EVENTS)},
     )
 
 
@@ -296,7 +295,7 @@ def _remember_event_addresses(con: duckdb.DuckDBPyConnection, relation: str) -> 
             select sha256(email) from {relation}
             where not email_kept and event in (select unnest($suppressing::varchar[])))
         """,
-        {"suppressing": list(_SUPPRESSING_EVENTS)},
+        {"suppressing": sorted(SUPPRESSING_EVENTS)},
     )
 
 

@@ -17,7 +17,8 @@ import duckdb
 from pipelines.landing import EVENTS_FOLDER
 from senders.base import Message
 
-# SendGrid events that suppress an address for good (as the suppression_list model reads).
+# SendGrid events that suppress an address for good (as the suppression_list model reads;
+# erasure keeps an erased address suppressed by them).
 SUPPRESSING_EVENTS = frozenset({"bounce", "spamreport", "unsubscribe", "group_unsubscribe"})
 
 

@@ -241,7 +241,8 @@ def _kill_and_finish(
 
 
 def run_sendgrid(messages: int, kills: int, seed: int) -> Outcome:
-    from pipelines.webhook import EventStore, WebhookServer
+    from pipelines.event_store import EventStore
+    from pipelines.webhook import WebhookServer
     from tests.sendgrid_server import SendGridTestServer
 
     rng = random.Random(seed)

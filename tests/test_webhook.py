@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pipelines.event_store import SEEN_INDEX, EventStore
 from pipelines.landing import EVENTS_FOLDER
-from pipelines.webhook import SEEN_INDEX, EventStore, WebhookServer
+from pipelines.webhook import WebhookServer
 
 SAMPLE = json.loads(
     (Path(__file__).parent / "reference" / "sendgrid-event-webhook-sample.json").read_text()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.event_store import EventStore
 from pipelines.landing import EVENTS_FOLDER
-from pipelines.webhook import EventStore, Limits, WebhookServer
+from pipelines.webhook import Limits, WebhookServer
 from tests.test_webhook import Signer, post, stored
 
 DAY = dt.datetime(2025, 11, 20, 12, tzinfo=dt.UTC)

@@ -35,15 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.event_store import DEDUP_DAYS, Event, EventStore
 from pipelines.landing import EVENTS_FOLDER
-from pipelines.webhook import (
-    DEDUP_DAYS,
-    WEBHOOK_PATH,
-    Event,
-    EventStore,
-    Limits,
-    raise_open_file_limit,
-)
+from pipelines.webhook import WEBHOOK_PATH, Limits, raise_open_file_limit
 from tests.test_webhook import Signer
 
 HOST = "127.0.0.1"
