@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_child(args.floor)
         return 0
     print(f"Nightjar bench on {os.cpu_count()} cores, {_memory_gb():.0f} GB; cache {cache_dir()}")
+    cache_dir().mkdir(parents=True, exist_ok=True)  # a fresh machine has none yet
     lines = []
     ok = True
     for name in [s.strip() for s in args.scales.split(",") if s.strip()]:
