@@ -75,6 +75,14 @@ class Settings:
     max_total_spend_drop: float = 0.2
     # Where the campaign results' charts are written (one folder per business date).
     reports: Path = field(default_factory=lambda: Path("data/reports").resolve())
+    # Nightjar's own state (send ledger, cohort history, approvals, suppressions, erasures),
+    # kept apart from the warehouse, which may be deleted and rebuilt from the landing.
+    # None: state.duckdb beside the warehouse.
+    state: Path | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.state or self.warehouse.with_name("state.duckdb")
     # A business date's extracts are due the next day at this local hour (freshness checks).
     extracts_due_hour: int = 6
     # Where a failed run is announced (Slack-compatible incoming webhook); None: nowhere.
@@ -119,6 +127,7 @@ def load_settings() -> Settings:
         max_mailable_share_drop=_share("NIGHTJAR_MAX_MAILABLE_SHARE_DROP", 0.2),
         max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
         reports=_path("NIGHTJAR_REPORTS", "data/reports"),
+        state=_path("NIGHTJAR_STATE", "") if os.environ.get("NIGHTJAR_STATE") else None,
         extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
         alert_webhook_url=_secret_url("NIGHTJAR_ALERT_WEBHOOK_URL"),
         dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
