@@ -47,7 +47,10 @@ test-browser: manifest
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: ../$(BIN)/sqlfluff lint models tests macros
+	# dbt attaches Nightjar's state read-only: an empty one serves the templater
+	$(BIN)/python -c "import duckdb; duckdb.connect('$(VENV)/lint-state.duckdb').close()"
+	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: NIGHTJAR_STATE=$(CURDIR)/$(VENV)/lint-state.duckdb \
+		../$(BIN)/sqlfluff lint models tests macros
 
 docs: manifest
 	$(BIN)/nightjar docs

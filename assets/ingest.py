@@ -1,19 +1,22 @@
-"""Ingest assets: one per extract, loading every complete landing folder up to the run's date."""
+"""Ingest: the night's three extracts, loaded together from every complete landing folder up
+to the run's date, so that a night is loaded whole or not at all."""
 
 import contextlib
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 
-from assets.ingest_files import EXTRACTS, ExtractError, load_extract
+from assets.ingest_files import EXTRACTS, Checked, ExtractError, load_extract
 from pipelines.erasure import (
     erase_in_event_files,
     erase_in_outbox,
@@ -22,6 +25,7 @@ from pipelines.erasure import (
     outbox_erasures_pending,
 )
 from pipelines.landing import (
+    LandingFolder,
     LandingNotReady,
     complete_folders_through,
     incomplete_folders_through,
@@ -61,83 +65,144 @@ class IngestSummary:
     values_removed: int = 0  # an optional value broke it: emptied, the row kept
 
 
-def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:
-    """Load `extract` from every complete folder <= business_date not loaded yet, and from the
-    business date's own folder again; a reloaded date replaces its rows, never doubles them."""
+@dataclass
+class _Counted:
+    rows: int = 0
+    quarantined: int = 0
+    removed: int = 0
+
+    def add(self, checked: Checked) -> None:
+        self.rows += checked.frame.height
+        actions = checked.quarantine["action"]
+        self.quarantined += (
+            checked.quarantine.filter(actions == "row_quarantined")
+            .select("source_file", "source_row")
+            .n_unique()
+        )
+        self.removed += int((actions == "value_removed").sum())
+
+
+def ingest_night(
+    settings: Settings, business_date: date, extracts: tuple[str, ...] = tuple(EXTRACTS)
+) -> dict[str, IngestSummary]:
+    """Load the extracts from every complete folder <= business_date not loaded yet, and from
+    the business date's own folder again; a reloaded date replaces its rows, never doubles
+    them. The extracts of a folder load together or not at all: a refused orders file leaves
+    that night's contacts and web events unloaded too, never half a night."""
     require_ready(settings.landing, business_date)
-    spec = EXTRACTS[extract]
     with connect(settings.warehouse) as con:
         ensure_schema(con)
-        loaded = {
-            row[0]
-            for row in con.execute(
-                "select business_date from raw.loaded_files where extract = ?", [extract]
-            ).fetchall()
-        }
-        folders = [
-            folder
-            for folder in complete_folders_through(settings.landing, business_date)
-            if folder.business_date not in loaded or folder.business_date == business_date
-        ]
-        rows = quarantined = removed = 0
+        folders = _folders_to_load(con, settings.landing, business_date, extracts)
+        counted = {extract: _Counted() for extract in extracts}
         try:
-            for chunk in _chunks(folders, extract):
-                # A transaction per chunk: DuckDB holds a transaction's inserts in memory
-                # until it commits (14 GB for a 730-day history at a million contacts, under
-                # 1 GB a chunk). A refused file loads nothing; folders before it stay loaded
-                # and are not loaded again by the next run.
+            for chunk in _chunks(folders, extracts):
+                # Every file of the chunk is checked before anything is written ...
+                checked = _check_all(settings, chunk, extracts)
+                # ... and written in one transaction per chunk: DuckDB holds a transaction's
+                # inserts in memory until it commits (14 GB for a 730-day history at a
+                # million contacts, under 1 GB a chunk). A refused file loads nothing of its
+                # chunk; chunks before it stay loaded and are not loaded again next run.
                 with transaction(con):
-                    checked = load_extract(
-                        chunk,
-                        spec,
-                        settings.base_currency,
-                        settings.quarantine_max_share,
-                        crm_snapshot=settings.crm_export == "snapshot",
-                    )
-                    _replace_rows(con, extract, chunk, checked)
-                rows += checked.frame.height
-                actions = checked.quarantine["action"]
-                quarantined += (
-                    checked.quarantine.filter(actions == "row_quarantined")
-                    .select("source_file", "source_row")
-                    .n_unique()
-                )
-                removed += int((actions == "value_removed").sum())
+                    for extract, rows in checked.items():
+                        _replace_rows(con, extract, chunk, rows)
+                for extract, rows in checked.items():
+                    counted[extract].add(rows)
         except BaseException:
             # The folders loaded before the fault are scrubbed tonight all the same; should
             # that fail too, their dates stay unchecked for the next run, and the fault is
             # what the night reports.
             with contextlib.suppress(Exception):
-                _apply_erasures(con, extract)
+                _apply_erasures(con, extracts)
             raise
-        _apply_erasures(con, extract)
+        _apply_erasures(con, extracts)
         pending = outbox_erasures_pending(con)
     if pending:
         _erase_in_outbox(settings, pending)
     skipped = [f.business_date for f in incomplete_folders_through(settings.landing, business_date)]
-    return IngestSummary(
-        extract, rows, [f.business_date for f in folders], skipped, quarantined, removed
+    dates = [folder.business_date for folder in folders]
+    return {
+        extract: IngestSummary(extract, c.rows, dates, skipped, c.quarantined, c.removed)
+        for extract, c in counted.items()
+    }
+
+
+def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:
+    """One extract alone, as ingest_night loads it (a tool's or a test's load; the nightly
+    run loads the three together)."""
+    return ingest_night(settings, business_date, (extract,))[extract]
+
+
+def _folders_to_load(
+    con, landing: Path, business_date: date, extracts: tuple[str, ...]
+) -> list[LandingFolder]:
+    """Complete folders up to the date of which an extract is not loaded yet (an older run
+    may have loaded a night in part), and the date's own folder again."""
+    loaded = {
+        row[0]
+        for row in con.execute(
+            "select business_date from raw.loaded_files "
+            "where extract in (select unnest($extracts::varchar[])) "
+            "group by business_date having count(distinct extract) = $count",
+            {"extracts": list(extracts), "count": len(extracts)},
+        ).fetchall()
+    }
+    return [
+        folder
+        for folder in complete_folders_through(landing, business_date)
+        if folder.business_date not in loaded or folder.business_date == business_date
+    ]
+
+
+def _check_all(
+    settings: Settings, chunk: list[LandingFolder], extracts: tuple[str, ...]
+) -> dict[str, Checked]:
+    """Each extract of the chunk checked; every refused file is named at once, so that one
+    export fixes them all."""
+    checked, refused = {}, []
+    for extract in extracts:
+        try:
+            checked[extract] = _check(settings, chunk, extract)
+        except ExtractError as error:
+            refused.append(str(error))
+    if refused:
+        raise ExtractError("\n".join(refused))
+    return checked
+
+
+def _check(settings: Settings, chunk: list[LandingFolder], extract: str) -> Checked:
+    return load_extract(
+        chunk,
+        EXTRACTS[extract],
+        settings.base_currency,
+        settings.quarantine_max_share,
+        crm_snapshot=settings.crm_export == "snapshot",
     )
 
 
-def _apply_erasures(con, extract: str) -> None:
+def _apply_erasures(con, extracts: tuple[str, ...]) -> None:
     """Erasures land with the CRM, and a late guest order may carry an erased address: apply
     them for every folder loaded and not checked yet (a run killed between a batch and this
     leaves its folders to the next run)."""
-    if extract not in ("crm_contacts", "orders"):
-        return
-    with transaction(con):
-        unchecked = "from raw.loaded_files where extract = ? and not erasure_checked"
-        dates = [
-            row[0] for row in con.execute(f"select business_date {unchecked}", [extract]).fetchall()
-        ]
-        if dates:
-            erase_in_warehouse(con, dates)
-            con.execute(
-                "update raw.loaded_files set erasure_checked = true "
-                "where extract = ? and not erasure_checked",
-                [extract],
-            )
+    for extract in ("crm_contacts", "orders"):
+        if extract in extracts:
+            _apply_erasures_of(con, extract)
+
+
+def _apply_erasures_of(con, extract: str) -> None:
+    # Statement by statement, not one transaction: DuckDB writes one file per transaction,
+    # and erasure writes the state (remembering) before the warehouse (forgetting). A crash
+    # in between leaves the dates unchecked, and the next run applies them again.
+    unchecked = "from raw.loaded_files where extract = ? and not erasure_checked"
+    dates = [
+        row[0] for row in con.execute(f"select business_date {unchecked}", [extract]).fetchall()
+    ]
+    if dates:
+        erase_in_warehouse(con, dates)
+        con.execute(
+            "update raw.loaded_files set erasure_checked = true "
+            "where extract = ? and not erasure_checked",
+            [extract],
+        )
 
 
 def _replace_rows(con, extract: str, chunk: list, checked) -> None:
@@ -174,44 +239,58 @@ def _rows_per_folder(chunk, frame):
     return [(folder, counts.get(folder.business_date, 0)) for folder in chunk]
 
 
-def build_ingest_asset(extract: str):
-    @asset(
-        key=AssetKey(["raw", extract]),
+def _extract_spec(extract: str) -> AssetSpec:
+    return AssetSpec(
+        AssetKey(["raw", extract]),
         group_name="ingest",
         owners=OWNERS["ingest"],
-        partitions_def=nightly_partitions,
         kinds={"polars", "pandera", "duckdb"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=ONE_RUN_PER_DATE,
         description=DESCRIPTIONS[extract],
         metadata={"extract_file": f"{extract}.csv"},
     )
-    def _ingest(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
-        business_date = date.fromisoformat(context.partition_key)
-        try:
-            summary = ingest_extract(nightjar.settings(), extract, business_date)
-        except (LandingNotReady, ExtractError) as error:
-            raise Failure(description=redact(str(error))) from None
-        for skipped in summary.skipped_incomplete:
-            context.log.warning(f"Skipped {skipped}: its landing folder has no _SUCCESS yet.")
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": summary.rows,
-                "rows_quarantined": summary.rows_quarantined,
-                "values_removed": summary.values_removed,
-                "folders_loaded": len(summary.dates),
-                "first_date_loaded": str(min(summary.dates)),
-                "last_date_loaded": str(max(summary.dates)),
-                "incomplete_folders_skipped": MetadataValue.json(
-                    [str(d) for d in summary.skipped_incomplete]
-                ),
-            }
-        )
-
-    return _ingest
 
 
-ingest_assets = [build_ingest_asset(extract) for extract in EXTRACTS]
+def _materialization(extract: str, summary: IngestSummary) -> MaterializeResult:
+    return MaterializeResult(
+        asset_key=AssetKey(["raw", extract]),
+        metadata={
+            "dagster/row_count": summary.rows,
+            "rows_quarantined": summary.rows_quarantined,
+            "values_removed": summary.values_removed,
+            "folders_loaded": len(summary.dates),
+            "first_date_loaded": str(min(summary.dates)),
+            "last_date_loaded": str(max(summary.dates)),
+            "incomplete_folders_skipped": MetadataValue.json(
+                [str(d) for d in summary.skipped_incomplete]
+            ),
+        },
+    )
+
+
+# One step for the three extracts (step key raw__extracts): a night's files are loaded
+# together or not at all, so they cannot be materialized one without the others.
+@multi_asset(
+    name="raw__extracts",
+    specs=[_extract_spec(extract) for extract in EXTRACTS],
+    partitions_def=nightly_partitions,
+    can_subset=False,
+    pool=WAREHOUSE_POOL,
+    backfill_policy=ONE_RUN_PER_DATE,
+    description="Load the night's three extracts together, checked against the contract.",
+)
+def raw_extracts(context: AssetExecutionContext, nightjar: NightjarResource):
+    business_date = date.fromisoformat(context.partition_key)
+    try:
+        summaries = ingest_night(nightjar.settings(), business_date)
+    except (LandingNotReady, ExtractError) as error:
+        raise Failure(description=redact(str(error))) from None
+    for skipped in summaries["crm_contacts"].skipped_incomplete:
+        context.log.warning(f"Skipped {skipped}: its landing folder has no _SUCCESS yet.")
+    for extract, summary in summaries.items():
+        yield _materialization(extract, summary)
+
+
+ingest_assets = [raw_extracts]
 
 
 def _erase_in_outbox(settings: Settings, erased: list[str]) -> None:
@@ -229,13 +308,16 @@ def _erase_in_outbox(settings: Settings, erased: list[str]) -> None:
         mark_outbox_scrubbed(con, erased)
 
 
-def _chunks(folders: list, extract: str):
+def _chunks(folders: list[LandingFolder], extracts: tuple[str, ...]):
     """Consecutive folders, at most FOLDERS_PER_CHUNK and (unless one alone is bigger)
-    BYTES_PER_CHUNK of the extract's files at a time."""
+    BYTES_PER_CHUNK of the extracts' files at a time."""
     chunk, size = [], 0
     for folder in folders:
-        path = folder.extract_file(extract)
-        bytes_ = path.stat().st_size if path else 0
+        bytes_ = sum(
+            path.stat().st_size
+            for path in (folder.extract_file(extract) for extract in extracts)
+            if path
+        )
         if chunk and (len(chunk) == FOLDERS_PER_CHUNK or size + bytes_ > BYTES_PER_CHUNK):
             yield chunk
             chunk, size = [], 0

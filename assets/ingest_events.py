@@ -104,7 +104,6 @@ def load_event_files(landing: Path, warehouse: Path) -> EventsLoaded:
     remove_stale_event_temp_files(landing)
     files = sorted((landing / EVENTS_FOLDER).glob("*.jsonl"))
     loaded = EventsLoaded()
-    loaded_files: list[str] = []
     to_scrub: list[ErasedLines] = []
     with connect(warehouse) as con:
         ensure_schema(con)
@@ -114,27 +113,45 @@ def load_event_files(landing: Path, warehouse: Path) -> EventsLoaded:
                 "select source_file, size_bytes, modified_ns from raw.loaded_event_files"
             ).fetchall()
         }
-        with transaction(con):
-            for path in files:
-                stat = path.stat()
-                if known.get(str(path)) == (stat.st_size, stat.st_mtime_ns):
-                    continue
-                events = read_event_file(path)
+        for path in files:
+            stat = path.stat()
+            if known.get(str(path)) == (stat.st_size, stat.st_mtime_ns):
+                continue
+            events = read_event_file(path)
+            # First the state remembers which erased addresses these events show
+            # unsubscribed, then the warehouse takes the file (DuckDB writes one file per
+            # transaction): a crash between them loses no suppression.
+            found = find_erased_event_lines(con, events)
+            with transaction(con):
                 rows, problems = _load_file(con, events)
-                loaded_files.append(str(path))
-                loaded.files += 1
-                loaded.rows += rows
-                loaded.problems += problems
-                found = find_erased_event_lines(con, events)
-                if found.rows:
-                    to_scrub.append(found)
-            if loaded_files:
-                # events about erased addresses keep none
-                erase_in_warehouse(con, event_files=loaded_files)
+            loaded.files += 1
+            loaded.rows += rows
+            loaded.problems += problems
+            if found.rows:
+                to_scrub.append(found)
+        _erase_in_loaded_events(con)
         for found in to_scrub:
             scrub_event_file(con, landing, found)
         erase_in_event_files(con, landing)  # erasures no file has been searched for yet
     return loaded
+
+
+def _erase_in_loaded_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Events about erased addresses keep none: applied to every file loaded and not checked
+    yet, also one a crash left between its load and this."""
+    files = [
+        row[0]
+        for row in con.execute(
+            "select source_file from raw.loaded_event_files where not erasure_checked"
+        ).fetchall()
+    ]
+    if files:
+        erase_in_warehouse(con, event_files=files)
+        con.execute(
+            "update raw.loaded_event_files set erasure_checked = true "
+            "where source_file in (select unnest($files::varchar[]))",
+            {"files": files},
+        )
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, events: EventFile) -> tuple[int, list[Problem]]:
@@ -167,8 +184,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, events: EventFile) -> tuple[int, 
     con.execute("drop table checked_events")
     con.execute(
         "insert or replace into raw.loaded_event_files "
-        "(source_file, size_bytes, row_count, loaded_at, modified_ns) "
-        "values (?, ?, ?, now(), ?)",
+        "(source_file, size_bytes, row_count, loaded_at, modified_ns, erasure_checked) "
+        "values (?, ?, ?, now(), ?, false)",
         [source, events.size, rows, events.modified_ns],
     )
     return rows, problems

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, MetadataValue, Output
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
@@ -24,7 +24,7 @@ from dagster_dbt import (
 
 from assets.campaigns import campaigns_from_manifest
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
-from pipelines.descriptions import current_vars, describe_model
+from pipelines.descriptions import current_vars, describe_model, vars_record
 from pipelines.figures import audience_figures, cohort_changes, column_schemas
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
@@ -40,13 +40,19 @@ from pipelines.publish import (
     unpublished_models,
 )
 from pipelines.resources import NightjarResource
-from pipelines.settings import Settings
-from pipelines.warehouse import connect, ensure_schema, memory_limit
+from pipelines.settings import Settings, effective_dbt_vars
+from pipelines.warehouse import connect, ensure_schema, memory_limit, state_path_for
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
     """Cohort models form the `cohorts` group, the send decisions join the `sends`, campaign
-    outcomes the `results`; every other model is the `warehouse`."""
+    outcomes the `results`; every other model is the `warehouse`.
+
+    `dbt_vars`: what the descriptions state (pipelines.descriptions.current_vars)."""
+
+    def __init__(self, dbt_vars: Mapping[str, Any], settings: DagsterDbtTranslatorSettings):
+        super().__init__(settings)
+        self.dbt_vars = dbt_vars
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
@@ -74,7 +80,7 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
         # A cohort's rule with the thresholds this installation applies (NIGHTJAR_DBT_VARS).
         if dbt_resource_props.get("resource_type") != "model":
             return super().get_description(dbt_resource_props)
-        return describe_model(dbt_resource_props, current_vars()) or super().get_description(
+        return describe_model(dbt_resource_props, self.dbt_vars) or super().get_description(
             dbt_resource_props
         )
 
@@ -84,10 +90,9 @@ def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None
     or None to rebuild them whole."""
     memory_limit()  # profiles.yml reads it too: refuse a bad value before dbt does
     variables = {
-        **settings.dbt_vars,
+        **effective_dbt_vars(settings),  # as the descriptions state them
         "as_of_date": business_date,
         "incremental_since": since.isoformat() if since else None,
-        "default_timezone": settings.default_timezone,
         "campaigns": campaigns_var(load_manifest()),
         # Send times are scheduled from now: a message is never due in the past.
         "send_after": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -107,7 +112,7 @@ def build_warehouse_models():
         partitions_def=nightly_partitions,
         # a new translator each time: dagster-dbt caches the specs it made per translator
         dagster_dbt_translator=NightjarDbtTranslator(
-            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+            current_vars(), settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
         ),
         pool=WAREHOUSE_POOL,
         backfill_policy=ONE_RUN_PER_DATE,
@@ -124,8 +129,9 @@ def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
-    # profiles.yml reads the path from here; an absolute path, since dbt runs in its folder.
+    # profiles.yml reads the paths from here; absolute paths, since dbt runs in its folder.
     os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
+    os.environ["NIGHTJAR_STATE"] = str(state_path_for(settings.warehouse))
     manifest = load_manifest()
     fingerprint = models_fingerprint(manifest)
     business_date = dt.date.fromisoformat(context.partition_key)
@@ -149,6 +155,9 @@ def _build_and_publish(
         "models, or --full-refresh)"
     )
     args = dbt_build_args(context.partition_key, settings, since)
+    # What dbt ran with, read from its own arguments: the UI's descriptions are those of the
+    # environment `dagster dev` loaded them in, which may not be this run's.
+    ran_with = MetadataValue.json(vars_record(json.loads(args[args.index("--vars") + 1])))
     events, failure = [], None
     invocation = dbt.cli(args, context=context)
     try:
@@ -192,7 +201,7 @@ def _build_and_publish(
         # columns with their types and descriptions.
         if isinstance(event, Output):
             table = _model_name(context, event)
-            extra: dict = {**figures.get(table, {})}
+            extra: dict = {**figures.get(table, {}), "vars": ran_with}
             if table in counts:
                 extra["dagster/row_count"] = counts[table]
                 # where readers find it: published to main, not dbt's build schema

@@ -50,7 +50,7 @@ def begin_build(
     may only start from a build that was published whole."""
     rows = con.execute(
         "select unpublished, built_through, attempted_through, models_fingerprint, "
-        "built_started_at from nightjar.dbt_build_state"
+        "built_started_at from nightjar_build.dbt_build_state"
     ).fetchall()
     unpublished, built, attempted, built_with, built_at = (
         rows[0] if rows else (False,) + (None,) * 4
@@ -71,9 +71,9 @@ def begin_build(
     )
     since = built if incremental else None
     attempted = max(attempted or business_date, business_date) if partial else business_date
-    con.execute("delete from nightjar.dbt_build_state")
+    con.execute("delete from nightjar_build.dbt_build_state")
     con.execute(
-        "insert into nightjar.dbt_build_state values (true, ?, ?, ?, now(), ?)",
+        "insert into nightjar_build.dbt_build_state values (true, ?, ?, ?, now(), ?)",
         [since, attempted, fingerprint if incremental else None, built_at if incremental else None],
     )
     return since
@@ -142,7 +142,9 @@ def models_fingerprint(manifest: dict[str, Any]) -> str:
 def tables_in(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     """The names of the tables (not views) in `schema`."""
     rows = con.execute(
-        "select table_name from duckdb_tables() where schema_name = ?", [schema]
+        "select table_name from duckdb_tables() "
+        "where database_name = current_database() and schema_name = ?",
+        [schema],
     ).fetchall()
     return {row[0] for row in rows}
 
@@ -182,7 +184,9 @@ def publish(
         in_the_way = {
             row[0]
             for row in con.execute(
-                "select view_name from duckdb_views() where schema_name = ?", [PUBLISHED_SCHEMA]
+                "select view_name from duckdb_views() "
+                "where database_name = current_database() and schema_name = ?",
+                [PUBLISHED_SCHEMA],
             ).fetchall()
         } & (set(views) | set(tables))
         for view in sorted(in_the_way):
@@ -193,11 +197,11 @@ def publish(
                 f'create or replace table {PUBLISHED_SCHEMA}."{table}" as '
                 f'select * from {BUILD_SCHEMA}."{table}"'
             )
-        con.execute("update nightjar.dbt_build_state set unpublished = false")
+        con.execute("update nightjar_build.dbt_build_state set unpublished = false")
         if built:
             con.execute(
-                "update nightjar.dbt_build_state set built_through = ?, models_fingerprint = ?, "
-                "built_started_at = started_at",
+                "update nightjar_build.dbt_build_state set built_through = ?, "
+                "models_fingerprint = ?, built_started_at = started_at",
                 list(built),
             )
         con.execute("commit")

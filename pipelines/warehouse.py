@@ -1,8 +1,16 @@
-"""The DuckDB warehouse: brief connections, and the tables Nightjar owns outside dbt.
+"""The DuckDB warehouse and Nightjar's state beside it: brief connections, and the tables
+Nightjar owns outside dbt.
 
-`raw.*` holds every loaded extract row with its business date and origin; `nightjar.*` holds
-state that must outlive any `dbt build --full-refresh`: the send ledger, cohort membership
-history and the suppression list.
+`raw.*`, in the warehouse, holds every loaded extract row with its business date and origin:
+like dbt's tables it can be rebuilt from the landing, and the warehouse file may be deleted.
+`nightjar.*` is Nightjar's state, which nothing can rebuild: the send ledger, cohort history,
+approvals, suppressions and erasures. It lives in a file of its own (NIGHTJAR_STATE, default
+state.duckdb beside the warehouse), attached to every warehouse connection as the catalog
+`nightjar`, so that `nightjar.send_ledger` reads the same wherever it is written. Deleting or
+rebuilding the warehouse never makes Nightjar forget what it sent.
+
+DuckDB lets one transaction write to one attached file only: code writes state and the
+warehouse in separate statements, state first where both change ("remember, then forget").
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ create table if not exists raw.loaded_event_files (
 -- when the file last changed as loaded: a rewritten (scrubbed) file is loaded again even at
 -- the same size
 alter table raw.loaded_event_files add column if not exists modified_ns bigint;
+-- false until the erasures its events may carry have been applied (assets/ingest_events.py)
+alter table raw.loaded_event_files add column if not exists erasure_checked boolean default true;
 create table if not exists raw.quarantine (
     business_date date not null, extract varchar not null,
     source_file varchar not null, source_row bigint not null,
@@ -68,8 +78,7 @@ alter table raw.loaded_files add column if not exists erasure_checked boolean de
 """
 
 STATE_DDL = """
-create schema if not exists nightjar;
-create table if not exists nightjar.send_ledger (
+create table if not exists nightjar.main.send_ledger (
     send_id varchar primary key,
     campaign varchar not null, contact_id varchar not null, occasion varchar not null,
     business_date date not null, channel varchar not null,
@@ -80,27 +89,27 @@ create table if not exists nightjar.send_ledger (
     unique (campaign, contact_id, occasion)
 );
 -- ledgers made before A/B variants and send times
-alter table nightjar.send_ledger add column if not exists variant varchar;
-alter table nightjar.send_ledger add column if not exists send_at timestamptz;
-create table if not exists nightjar.cohort_membership (
+alter table nightjar.main.send_ledger add column if not exists variant varchar;
+alter table nightjar.main.send_ledger add column if not exists send_at timestamptz;
+create table if not exists nightjar.main.cohort_membership (
     cohort varchar not null, business_date date not null, contact_id varchar not null,
     entered_on date not null,
     primary key (cohort, business_date, contact_id)
 );
-create table if not exists nightjar.cohort_snapshots (
+create table if not exists nightjar.main.cohort_snapshots (
     cohort varchar not null, business_date date not null, member_count bigint not null,
     primary key (cohort, business_date)
 );
-create table if not exists nightjar.night_metrics (
+create table if not exists nightjar.main.night_metrics (
     business_date date primary key,  -- nights that passed the send checks
     contacts bigint not null, mailable bigint not null, total_spend decimal(18, 4) not null
 );
-create table if not exists nightjar.approvals (
+create table if not exists nightjar.main.approvals (
     business_date date not null, check_name varchar not null,
     approved_at timestamptz not null, approved_by varchar not null,
     primary key (business_date, check_name)
 );
-create table if not exists nightjar.erasures (  -- pipelines/erasure.py
+create table if not exists nightjar.main.erasures (  -- pipelines/erasure.py
     contact_id varchar not null,
     email_sha256 varchar,  -- of an address the contact had (trimmed, lower-cased), or null
     was_suppressed boolean not null,  -- it had bounced, unsubscribed or been refused
@@ -109,34 +118,71 @@ create table if not exists nightjar.erasures (  -- pipelines/erasure.py
     events_scrubbed boolean not null default false  -- the SendGrid event files
 );
 -- erasures made before event files were scrubbed: every file is searched once more
-alter table nightjar.erasures add column if not exists events_scrubbed boolean default false;
-create table if not exists nightjar.dbt_build_state (  -- pipelines/publish.py
-    unpublished boolean not null  -- the build schema holds tables readers never saw
-);
--- what the incremental models hold: built through a date, perhaps ahead up to another
-alter table nightjar.dbt_build_state add column if not exists built_through date;
-alter table nightjar.dbt_build_state add column if not exists attempted_through date;
-alter table nightjar.dbt_build_state add column if not exists models_fingerprint varchar;
-alter table nightjar.dbt_build_state add column if not exists started_at timestamptz;
-alter table nightjar.dbt_build_state add column if not exists built_started_at timestamptz;
-create table if not exists nightjar.suppressions (
+alter table nightjar.main.erasures add column if not exists events_scrubbed boolean default false;
+create table if not exists nightjar.main.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null
 );
 """
 
+BUILD_STATE_DDL = """
+-- what dbt's build schema holds: the warehouse's own, deleted with it
+create schema if not exists nightjar_build;
+create table if not exists nightjar_build.dbt_build_state (  -- pipelines/publish.py
+    unpublished boolean not null  -- the build schema holds tables readers never saw
+);
+-- what the incremental models hold: built through a date, perhaps ahead up to another
+alter table nightjar_build.dbt_build_state add column if not exists built_through date;
+alter table nightjar_build.dbt_build_state add column if not exists attempted_through date;
+alter table nightjar_build.dbt_build_state add column if not exists models_fingerprint varchar;
+alter table nightjar_build.dbt_build_state add column if not exists started_at timestamptz;
+alter table nightjar_build.dbt_build_state add column if not exists built_started_at timestamptz;
+"""
+
+
+STATE_CATALOG = "nightjar"
+# Nightjar's state tables, as the warehouse held them before they had a file of their own.
+STATE_TABLES = (
+    "send_ledger", "cohort_membership", "cohort_snapshots", "night_metrics", "approvals",
+    "erasures", "suppressions",
+)  # fmt: skip
+
+
+def state_path_for(warehouse: Path) -> Path:
+    """Where the state of `warehouse` lives: NIGHTJAR_STATE, or state.duckdb beside it."""
+    explicit = (os.environ.get("NIGHTJAR_STATE") or "").strip()
+    return (
+        Path(explicit).expanduser().resolve() if explicit else warehouse.with_name("state.duckdb")
+    )
+
 
 @contextmanager
-def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection; DuckDB allows one writing process per file, so never hold one."""
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the warehouse, the state attached as `nightjar`; DuckDB
+    allows one writing process per file, so never hold one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), read_only=read_only)
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"set memory_limit = '{memory_limit()}'")
+        _attach_state(con, state_path_for(path), read_only)
         yield con
     finally:
         con.close()
+
+
+def _attach_state(con: duckdb.DuckDBPyConnection, state: Path, read_only: bool) -> None:
+    if con.execute("select current_database()").fetchall()[0][0] == STATE_CATALOG:
+        raise ValueError(
+            f"NIGHTJAR_WAREHOUSE may not be named {STATE_CATALOG}.duckdb: that name is Nightjar's "
+            "state's. Rename the file."
+        )
+    if read_only and not state.exists():
+        return  # nothing sent yet; a reader then finds no nightjar.* table
+    state.parent.mkdir(parents=True, exist_ok=True)
+    mode = " (read_only)" if read_only else ""
+    quoted = str(state).replace("'", "''")
+    con.execute(f"attach if not exists '{quoted}' as {STATE_CATALOG}{mode}")
 
 
 @contextmanager
@@ -166,6 +212,46 @@ def memory_limit() -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw and state tables if missing; dbt reads them as sources."""
+    """Create the raw and state tables if missing (dbt reads them as sources), and move the
+    state of a warehouse made before it had a file of its own into that file."""
     con.execute(RAW_DDL)
     con.execute(STATE_DDL)
+    con.execute(BUILD_STATE_DDL)
+    _move_state_out_of_warehouse(con)
+
+
+def _move_state_out_of_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    """An older warehouse kept Nightjar's state in its schema `nightjar`: its rows go to the
+    state file (into tables still empty there: a move interrupted half way is finished by
+    the next run, never doubled), the build state to `nightjar_build`, then the schema goes.
+    A statement each: DuckDB writes one file per transaction."""
+    database = con.execute("select current_database()").fetchall()[0][0]
+    old = {
+        row[0]
+        for row in con.execute(
+            "select table_name from duckdb_tables() "
+            "where database_name = ? and schema_name = 'nightjar'",
+            [database],
+        ).fetchall()
+    }
+    if not old and not _has_old_schema(con, database):
+        return
+    targets = {table: f"{STATE_CATALOG}.main.{table}" for table in STATE_TABLES}
+    targets["dbt_build_state"] = "nightjar_build.dbt_build_state"
+    for table in sorted(old & set(targets)):
+        target = targets[table]
+        if not con.execute(f"select count(*) from {target}").fetchall()[0][0]:
+            con.execute(
+                f'insert into {target} by name select * from "{database}".nightjar."{table}"'
+            )
+    con.execute(f'drop schema "{database}".nightjar cascade')
+
+
+def _has_old_schema(con: duckdb.DuckDBPyConnection, database: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_schemas() "
+            "where database_name = ? and schema_name = 'nightjar'",
+            [database],
+        ).fetchall()[0][0]
+    )

@@ -8,41 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines.dbt_setup import ensure_manifest
-
-SETTING_NAMES = (
-    "NIGHTJAR_LANDING",
-    "NIGHTJAR_WAREHOUSE",
-    "NIGHTJAR_OUTBOX",
-    "NIGHTJAR_BASE_CURRENCY",
-    "NIGHTJAR_DEFAULT_TIMEZONE",
-    "SENDGRID_API_KEY",
-    "SENDGRID_API_HOST",
-    "SENDGRID_SANDBOX",
-    "SENDGRID_WEBHOOK_PUBLIC_KEY",
-    "NIGHTJAR_WEBHOOK_HOST",
-    "NIGHTJAR_WEBHOOK_PORT",
-    "NIGHTJAR_SETTLE_GRACE_HOURS",
-    "NIGHTJAR_UNSETTLED_POLICY",
-    "NIGHTJAR_SETTLE_WAIT_SECONDS",
-    "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
-    "NIGHTJAR_MAX_DECISION_AGE_MINUTES",
-    "NIGHTJAR_STATE",
-    "NIGHTJAR_DBT_VARS",
-    "NIGHTJAR_QUARANTINE_MAX_SHARE",
-    "NIGHTJAR_CRM_EXPORT",
-    "NIGHTJAR_MAX_COHORT_CHANGE",
-    "NIGHTJAR_MAX_MAILABLE_SHARE_DROP",
-    "NIGHTJAR_MAX_TOTAL_SPEND_DROP",
-    "NIGHTJAR_REPORTS",
-    "NIGHTJAR_EXTRACTS_DUE_HOUR",
-    "NIGHTJAR_ALERT_WEBHOOK_URL",
-    "NIGHTJAR_DAGSTER_URL",
-    "DAGSTER_HOME",
-)
+from pipelines.settings import SETTING_NAMES  # the one list of them: emptied per test
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,9 +43,29 @@ class Workspace:
 
         return run_date(dt.date.fromisoformat(business_date), load_settings())
 
+    def run_with(self, business_date: str, **resource_config):
+        """Run a night in-process as `nightjar run` does, with fields of the `nightjar`
+        resource set in run config (`baseline=True`, `approve=[...]`); the Dagster result."""
+        from dagster import DagsterInstance
+
+        from pipelines.definitions import defs
+
+        return defs.resolve_job_def("nightly_job").execute_in_process(
+            partition_key=business_date,
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config={"resources": {"nightjar": {"config": resource_config}}},
+        )
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.duckdb"
+
     def query(self, sql: str, params=None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            con.execute("set TimeZone = 'UTC'")
+        """Read the warehouse, with Nightjar's state attached as `nightjar`."""
+        from pipelines.warehouse import connect
+
+        with connect(self.warehouse, read_only=True) as con:
             return con.execute(sql, params or []).fetchall()
 
     def ids(self, table: str) -> set[str]:
@@ -105,6 +94,9 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     mp.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "0")
     # Tests name who gets a message; the control group has tests of its own (test_holdouts).
     mp.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0}")
+    # Tests plant a landing and expect its first night to send; a first night's refusal and
+    # its baseline have tests of their own (test_first_night_and_gaps).
+    mp.setenv("NIGHTJAR_FIRST_NIGHT", "send_backlog")
     workspace.landing.mkdir(parents=True, exist_ok=True)
     return workspace
 

@@ -34,7 +34,7 @@ TABLES = {
 
 def _state(ws) -> tuple:
     return ws.query(
-        "select unpublished, built_through, attempted_through from nightjar.dbt_build_state"
+        "select unpublished, built_through, attempted_through from nightjar_build.dbt_build_state"
     )[0]
 
 
@@ -123,7 +123,9 @@ def test_a_build_by_hand_for_another_date_is_noticed(nights):
             "--select", "int_orders_resolved", "--vars", f"{{as_of_date: '{dates[1]}'}}",
             "--target-path", f"target/hand-{os.getpid()}",
         ],
-        cwd=DBT_PROJECT_DIR, env={**os.environ, "NIGHTJAR_WAREHOUSE": str(ws.warehouse)},
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "NIGHTJAR_WAREHOUSE": str(ws.warehouse),
+             "NIGHTJAR_STATE": str(ws.state)},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]

@@ -1,0 +1,115 @@
+"""Issue 14, part 1: Nightjar's state outlives the warehouse.
+
+The warehouse is derived from the landing, and deleting it to rebuild is a normal act: the
+send ledger, cohort history and the rest live in a state file of their own, so a rebuilt
+warehouse never mails anyone twice. An older warehouse's state moves there by itself.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines.state import StateNotEmpty, export_state, import_state
+from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
+from tests.scenario import HISTORY, D, write_all
+from tests.sendgrid_server import SendGridTestServer
+
+API_KEY = "SG.state-test"
+
+
+def messages_per_contact(server) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for body in server.accepted:
+        for p in body["personalizations"]:
+            key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def delete_warehouse(workspace) -> None:
+    for path in (workspace.warehouse, workspace.warehouse.with_name("warehouse.duckdb.wal")):
+        path.unlink(missing_ok=True)
+
+
+def test_deleting_the_warehouse_and_running_again_sends_nothing_twice(workspace, monkeypatch):
+    write_all(workspace.landing)
+    with SendGridTestServer(api_key=API_KEY) as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+        assert workspace.run(D) == 0
+        sent = messages_per_contact(server)
+        assert sent and set(sent.values()) == {1}
+
+        delete_warehouse(workspace)  # rebuilt from the landing, as an operator may
+        assert workspace.run(D) == 0
+        assert messages_per_contact(server) == sent  # not one message more
+    assert workspace.warehouse.exists() and workspace.state.exists()
+    assert workspace.query(
+        "select count(*) from nightjar.send_ledger where status = 'accepted'"
+    ) == [(sum(sent.values()),)]
+    # The rebuilt warehouse holds no state of its own.
+    assert workspace.query(
+        "select count(*) from duckdb_tables() "
+        "where database_name = current_database() and schema_name = 'nightjar'"
+    ) == [(0,)]
+
+
+def _back_to_the_old_layout(workspace) -> dict[str, int]:
+    """The warehouse as Nightjar kept it before: its state in the warehouse's schema
+    `nightjar`, no state file. Returns the rows per table it then holds."""
+    with connect(workspace.warehouse) as con:
+        con.execute("create schema warehouse.nightjar")
+        for table in (*STATE_TABLES, "dbt_build_state"):
+            source = "nightjar_build" if table == "dbt_build_state" else "nightjar.main"
+            con.execute(
+                f"create table warehouse.nightjar.{table} as select * from {source}.{table}"
+            )
+        con.execute("drop schema nightjar_build cascade")
+        counts = {
+            t: con.execute(f"select count(*) from warehouse.nightjar.{t}").fetchall()[0][0]
+            for t in STATE_TABLES
+        }
+    workspace.state.unlink()
+    return counts
+
+
+def test_an_older_warehouse_moves_its_state_out_by_itself_once(workspace):
+    write_all(workspace.landing)
+    assert workspace.run(HISTORY) == 0
+    assert workspace.run(D) == 0
+    sent = workspace.outbox_lines(D, "loyalty")
+    assert sent
+    old = _back_to_the_old_layout(workspace)
+    assert old["send_ledger"] and old["cohort_membership"]
+
+    for _ in range(2):  # and a second time changes nothing
+        with connect(workspace.warehouse) as con:
+            ensure_schema(con)
+    assert {
+        t: workspace.query(f"select count(*) from nightjar.{t}")[0][0] for t in STATE_TABLES
+    } == old
+    assert workspace.query(
+        "select schema_name from duckdb_schemas() where database_name = current_database() "
+        "and schema_name in ('nightjar', 'nightjar_build') order by 1"
+    ) == [("nightjar_build",)]
+    # The next run knows what was sent: the same messages, not one more.
+    assert workspace.run(D) == 0
+    assert workspace.outbox_lines(D, "loyalty") == sent
+
+
+def test_the_state_is_exported_and_imported_whole(workspace, tmp_path):
+    write_all(workspace.landing)
+    assert workspace.run(D) == 0
+    exported = export_state(workspace.warehouse, tmp_path / "backup")
+    assert exported["send_ledger"] > 0
+
+    with pytest.raises(StateNotEmpty, match="importing would mix two histories"):
+        import_state(workspace.warehouse, tmp_path / "backup")
+    workspace.state.unlink()  # lost: restored from the backup
+    assert import_state(workspace.warehouse, tmp_path / "backup") == exported
+    with duckdb.connect(str(workspace.state), read_only=True) as con:
+        assert con.execute("select count(*) from send_ledger").fetchall() == [
+            (exported["send_ledger"],)
+        ]
+    assert workspace.run(D) == 0  # and nothing is sent again
