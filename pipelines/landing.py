@@ -79,9 +79,16 @@ def list_folders(landing: Path) -> list[LandingFolder]:
 
 
 def require_ready(landing: Path, business_date: date) -> LandingFolder:
-    """The folder of `business_date`, or a one-line reason why the night cannot run yet."""
+    """The folder of `business_date`, or a one-line reason why the night cannot run: each
+    way of not being ready has its own sentence, saying what to do."""
+    if not landing.is_dir():
+        raise LandingNotReady(
+            f"The landing folder {landing} does not exist: set NIGHTJAR_LANDING to the folder "
+            "the extracts land in."
+        )
+    folders = list_folders(landing)
     today = datetime.now(UTC).date()
-    future = [f for f in list_folders(landing) if f.business_date >= today]
+    future = [f for f in folders if f.business_date >= today]
     if future:
         raise LandingNotReady(
             f"Landing folder {future[0].path} is dated {future[0].business_date}, a day that "
@@ -90,16 +97,38 @@ def require_ready(landing: Path, business_date: date) -> LandingFolder:
         )
     folder = LandingFolder(business_date, landing / business_date.isoformat())
     if not folder.path.is_dir():
-        raise LandingNotReady(
-            f"Landing folder {folder.path} does not exist: the extracts for "
-            f"{business_date} have not landed yet."
-        )
+        raise LandingNotReady(_missing_folder(folder, folders))
     if not folder.complete:
         raise LandingNotReady(
             f"Landing folder {folder.path} is not ready: no {SUCCESS_MARKER} file yet "
             "(the exporter writes it last). Run again once the export has finished."
         )
     return folder
+
+
+def _missing_folder(folder: LandingFolder, folders: list[LandingFolder]) -> str:
+    """Why a date's folder is missing, as far as the landing can tell."""
+    day, landing = folder.business_date, folder.path.parent
+    if not folders:
+        return (
+            f"No extracts have landed in {landing} (no YYYY-MM-DD folder in it): check "
+            "NIGHTJAR_LANDING, or wait for the first export."
+        )
+    first, latest = folders[0].business_date, folders[-1].business_date
+    if day < first:
+        return (
+            f"{day} is before the first landed folder, {first} (in {landing}): there is "
+            f"nothing to load for it. Run a date from {first} on."
+        )
+    if day > latest:
+        return (
+            f"The extracts for {day} have not landed yet: there is no folder {folder.path} "
+            f"(the latest folder is {latest})."
+        )
+    return (
+        f"The extracts for {day} are missing: there is no folder {folder.path}, though "
+        f"later dates have landed (up to {latest}). Ask the exporter for {day}."
+    )
 
 
 def complete_folders_through(landing: Path, business_date: date) -> list[LandingFolder]:

@@ -1,12 +1,32 @@
-"""What `nightjar run` prints: rows loaded, cohort sizes, messages per campaign, failures."""
+"""What `nightjar run` prints: rows loaded, cohort sizes, messages per campaign, and a failed
+night's cause in a few lines, every detail going to the run's log file instead."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster import DagsterEvent, ExecuteInProcessResult
+from dagster import DagsterEvent, ExecuteInProcessResult, InitLoggerContext, logger
 
 from pipelines.redaction import redact
+
+if TYPE_CHECKING:
+    from dagster_shared.error import SerializableErrorInfo
+
+# A cause longer than this is cut in the terminal (its first lines and its last, which says
+# what to do); the run's log file has it whole.
+MAX_CAUSE_LINES = 6
+# Dagster's wrappers around the error an asset raised: the terminal shows what they wrap.
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+DBT_FAILED = "The dbt CLI process with command"  # how dagster-dbt's error begins
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
+_DBT_FAILURE = re.compile(r"^(?:Failure|Error) in (\w+) (\S+)")
+_DBT_ERROR_KIND = re.compile(r"^(?:Runtime|Database|Compilation|Parsing|Dependency) Error in ")
 
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
@@ -88,18 +108,140 @@ def _print_results(metadata: dict[str, dict]) -> None:
 
 
 def step_failure_message(event: DagsterEvent) -> str:
-    """Why a step failed, as its asset said it (a Failure's description) or else the error;
-    secrets and addresses redacted."""
+    """Why a step failed, as its asset said it (a Failure's description, dbt's own error for
+    a dbt build) or else the error it raised; secrets and addresses redacted."""
+    return "\n".join(cause_lines(event))
+
+
+def cause_lines(event: DagsterEvent) -> list[str]:
     data = event.step_failure_data
-    message = (
-        data.user_failure_data.description
-        if data.user_failure_data and data.user_failure_data.description
-        else (data.error.message.strip() if data.error else "unknown error")
-    )
-    return redact(message)
+    if data.user_failure_data and data.user_failure_data.description:
+        text = data.user_failure_data.description
+        lines = _dbt_cause(text) if text.startswith(DBT_FAILED) else _lines(text)
+    elif data.error:
+        lines = _error_cause(data.error)
+    else:
+        lines = ["unknown error"]
+    return [redact(line) for line in lines]
 
 
-def print_failures(result: ExecuteInProcessResult) -> None:
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in _ANSI.sub("", text).strip().splitlines() if line.strip()]
+
+
+def _first_line(error: SerializableErrorInfo) -> str:
+    """The error's first line, its class named without its module (`_duckdb.IOException`
+    reads `IOException`)."""
+    line = (_lines(error.message) or [error.cls_name or "unknown error"])[0]
+    qualified, colon, rest = line.partition(": ")
+    if colon and error.cls_name and qualified.endswith(error.cls_name):
+        return f"{error.cls_name}: {rest}"
+    return line
+
+
+def _error_cause(error: SerializableErrorInfo) -> list[str]:
+    """The error an asset raised (not Dagster's wrapper around it), and what caused that."""
+    while error.cls_name in _WRAPPERS and error.cause:
+        error = error.cause
+    cause = error.cause or error.context
+    return [_first_line(error)] + ([f"caused by {_first_line(cause)}"] if cause else [])
+
+
+def _dbt_cause(text: str) -> list[str]:
+    """dbt's errors as dagster-dbt parsed them, without the command line (every var, a
+    thousand characters) and the progress lines around them: which model or test failed,
+    and the database's reason."""
+    if DBT_ERRORS_MARKER not in text:  # dbt stopped before any model: its exit code
+        status = [line for line in _lines(text) if line.startswith("failed with exit code")]
+        return ["dbt build " + (status[0] if status else "failed")]
+    parsed = _lines(text.split(DBT_ERRORS_MARKER, 1)[1])
+    failures = [(i, m) for i, line in enumerate(parsed) if (m := _DBT_FAILURE.match(line))]
+    if not failures:
+        return ["dbt build failed: " + (parsed[0] if parsed else "see the run's log")]
+    at, match = failures[0]
+    reasons = [line.strip() for line in parsed[at + 1 :] if not _DBT_ERROR_KIND.match(line.strip())]
+    what = f"dbt build failed in {match.group(1)} {match.group(2)}"
+    if len(failures) > 1:
+        what += f" (and {len(failures) - 1} more)"
+    return [what + (f": {reasons[0]}" if reasons else "")]
+
+
+def failure_lines(result: ExecuteInProcessResult) -> list[str]:
+    """Each failed step with its cause, for the terminal: steps failing for the same cause
+    are named together, so no message is repeated; a long cause is cut."""
+    causes: dict[tuple[str, ...], list[str]] = {}
     for event in result.all_events:
         if event.is_step_failure:
-            print(f"  FAILED {event.step_key}: {step_failure_message(event)}", file=sys.stderr)
+            causes.setdefault(tuple(cause_lines(event)), []).append(event.step_key)
+    lines = []
+    for cause, steps in causes.items():
+        shown = _cut(list(cause))
+        lines.append(f"  {', '.join(steps)}: {shown[0]}")
+        lines.extend(f"    {line}" for line in shown[1:])
+    return lines
+
+
+def run_failure_lines(result: ExecuteInProcessResult) -> list[str]:
+    """A run that failed with no step failing (its start, say): the run's own error."""
+    for event in result.all_events:
+        if event.is_run_failure:
+            error = getattr(event.event_specific_data, "error", None)
+            cause = _error_cause(error) if error else _lines(event.message or "")
+            return [f"  {redact(line)}" for line in _cut(cause or ["the run failed"])]
+    return ["  the run failed (no step failed; see the run's log)"]
+
+
+def _cut(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_CAUSE_LINES:
+        return lines
+    hidden = len(lines) - MAX_CAUSE_LINES + 1
+    head = lines[: MAX_CAUSE_LINES - 2]
+    return [*head, f"… {hidden} more line(s) in the run's log", lines[-1]]
+
+
+class _Warnings(logging.Handler):
+    """The terminal's share of Dagster's log: warnings only, one short line each. Errors are
+    the failed steps, which the CLI prints once with their cause when the run is over."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            return
+        meta = getattr(record, "dagster_meta", None) or {}
+        text = redact(meta.get("orig_message") or record.getMessage())
+        where = f" in {meta['step_key']}" if meta.get("step_key") else ""
+        # sys.stderr looked up now: a test may have replaced it since the run began
+        print(f"nightjar: warning{where}: {text}".replace("\n", "\n  "), file=sys.stderr)
+
+
+class _RunLogFile(logging.Handler):
+    """Every record of the run, tracebacks included, appended to the run's log file (opened
+    for each record: nothing stays open once the run is over)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.path = path
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(redact(self.format(record)) + "\n")
+        except OSError:
+            pass  # a log that cannot be written never fails the night it describes
+
+
+@logger(
+    config_schema={"path": str},
+    description="nightjar run's log: warnings to the terminal, every event to a file",
+)
+def run_log(init_context: InitLoggerContext) -> logging.Logger:
+    path = Path(init_context.logger_config["path"])
+    with contextlib.suppress(OSError):  # then the file is not written, the night goes on
+        path.parent.mkdir(parents=True, exist_ok=True)
+    run_logger = logging.Logger("nightjar", level=logging.DEBUG)
+    run_logger.addHandler(_Warnings())
+    run_logger.addHandler(_RunLogFile(path))
+    return run_logger

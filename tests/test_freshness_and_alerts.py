@@ -144,7 +144,7 @@ def test_a_failed_run_posts_a_short_slack_compatible_message(
     text = json.loads(post["body"])["text"]
     lines = text.splitlines()
     assert lines[0] == ":rotating_light: Nightjar: nightly_job failed for business date 2025-11-20."
-    assert any(line.startswith("• raw__orders: ") and "orders.csv" in line for line in lines)
+    assert any(line.startswith("• raw__extracts: ") and "orders.csv" in line for line in lines)
     run_id = result.dagster_run.run_id
     assert (
         lines[-1] == f"<http://dagster.example:3000/runs/{run_id}|Open run {run_id[:8]} in Dagster>"

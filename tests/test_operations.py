@@ -75,7 +75,11 @@ def test_the_ledger_survives_a_full_refresh_and_nothing_is_sent_twice(workspace)
             "--target-path", "target/full-refresh-test",
         ],
         cwd=DBT_PROJECT_DIR,
-        env={**os.environ, "NIGHTJAR_WAREHOUSE": str(workspace.warehouse)},
+        env={
+            **os.environ,
+            "NIGHTJAR_WAREHOUSE": str(workspace.warehouse),
+            "NIGHTJAR_STATE": str(workspace.state),
+        },
         check=True,
         capture_output=True,
     )  # fmt: skip
