@@ -15,8 +15,8 @@ def build_freshness_check(extract: str):
         name="landed_on_time",
         description=f"Fails when a business date's {extract} extract has not landed (complete "
         "folder, _SUCCESS written) by NIGHTJAR_EXTRACTS_DUE_HOUR the next day, in "
-        "NIGHTJAR_DEFAULT_TIMEZONE. Run by freshness_job, every hour once "
-        "freshness_schedule is on.",
+        "NIGHTJAR_DEFAULT_TIMEZONE, or when any date since the first folder never landed (a "
+        "gap in the history). Run by freshness_job, every hour once freshness_schedule is on.",
         blocking=False,
     )
     def _landed_on_time(nightjar: NightjarResource) -> AssetCheckResult:
@@ -36,6 +36,7 @@ def build_freshness_check(extract: str):
                 "expected_date": late.expected.isoformat(),
                 "latest_landed": late.latest_landed.isoformat() if late.latest_landed else "none",
                 "overdue_dates": len(late.overdue),
+                "history_gaps": len(late.gaps),
                 "hours_late": round(late.hours_late, 1),
             },
         )

@@ -19,12 +19,12 @@ from dagster import (
 )
 
 from assets.campaigns import Campaign
-from pipelines.descriptions import current_vars
+from pipelines.descriptions import current_vars, vars_record
 from pipelines.landing import list_folders
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
-from pipelines.settings import Settings
+from pipelines.settings import Settings, effective_dbt_vars
 from pipelines.warehouse import connect, ensure_schema
 from senders.base import Message, Sender, batches, mask_email
 from senders.delivery import Delivery, SendSummary
@@ -71,6 +71,7 @@ LEDGER_REASONS = {
     "held_out": "holdout",
     "skipped": "cooling_down",
     "withdrawn": "suppressed",
+    "baseline": "baseline",
 }
 
 
@@ -155,9 +156,16 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
         & (pl.col("nightjar_decided_status") == "in_flight")
         & pl.col("nightjar_ledger_status").is_in(SENDABLE_STATUSES)
     )
+    # The baseline night records every member's occasion after the decisions were made
+    # (assets/send_checks.py): the control group is served by it too, never held out.
+    baselined = (pl.col("nightjar_decision") == "holdout") & (
+        pl.col("nightjar_ledger_status") == "baseline"
+    )
     return frame.with_columns(
         nightjar_decision=pl.when((pl.col("nightjar_decision") == "send") & gone.is_not_null())
         .then(gone)
+        .when(baselined)
+        .then(pl.lit("baseline"))
         .when(found_unsent)
         .then(pl.lit("send"))
         .otherwise(pl.col("nightjar_decision"))
@@ -418,6 +426,9 @@ def build_send_asset(campaign: Campaign):
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
         metadata = summary.metadata()
+        # The contact policy this run applies (the description is the code location's).
+        night = {**effective_dbt_vars(settings), "as_of_date": context.partition_key}
+        metadata["vars"] = MetadataValue.json(vars_record(night))
         for variant, sample in sorted(summary.samples.items()):
             key = f"sample_message_{variant}" if variant else "sample_message"
             metadata[key] = MetadataValue.md(render_sample(sample))

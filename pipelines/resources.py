@@ -31,6 +31,11 @@ class NightjarResource(ConfigurableResource):
     # Rebuild dbt's incremental models from all the history (nightjar run --full-refresh);
     # Nightjar does so by itself whenever it cannot vouch for them (pipelines/publish.py).
     full_refresh: bool = False
+    # What a first night does (nothing ever sent or recorded), overriding NIGHTJAR_FIRST_NIGHT:
+    # nightjar run --baseline records every current occasion as served and messages no one;
+    # --send-backlog sends to every current member (assets/send_checks.py).
+    baseline: bool = False
+    send_backlog: bool = False
 
     def settings(self) -> Settings:
         base = load_settings()
@@ -44,6 +49,19 @@ class NightjarResource(ConfigurableResource):
             if value
         }
         return Settings(**{**base.__dict__, **overrides})
+
+    def first_night_policy(self, settings: Settings) -> str:
+        """`refuse`, `baseline` or `send_backlog`: this run's flag, else the setting."""
+        if self.baseline and self.send_backlog:
+            raise ValueError(
+                "--baseline and --send-backlog exclude each other: a first night either "
+                "records every current occasion without messaging anyone, or sends them all."
+            )
+        if self.baseline:
+            return "baseline"
+        if self.send_backlog:
+            return "send_backlog"
+        return settings.first_night
 
 
 def make_sender(settings: Settings, dry_run: bool = False) -> Sender:

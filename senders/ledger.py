@@ -21,9 +21,13 @@ recorded so that results can compare it with the messaged group.
 A planned message whose address was suppressed after the decisions were made (an unsubscribe
 that reached the webhook since) is `withdrawn` just before its batch leaves: never sent.
 
+An occasion that was already current on the baseline night (the first night, run with
+`nightjar run --baseline`) is `baseline`: served before Nightjar, so never sent. No message
+went, so it counts toward no frequency cap and no cooldown (assets/send_checks.py).
+
 Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`,
-`skipped`, `held_out` and `withdrawn` never are. `in_flight`, `accepted` and `abandoned` count
-as a message that went.
+`skipped`, `held_out`, `withdrawn` and `baseline` never are. `in_flight`, `accepted` and
+`abandoned` count as a message that went.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ STATUSES = (
     "refused",
     "held_out",
     "withdrawn",
+    "baseline",
 )
 LEDGER_COLUMNS = {
     "send_id": pl.String,
