@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.settings import number_rule_broken
+from pipelines.settings import nearest_name, number_rule_broken
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
@@ -118,9 +118,7 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
     missing = [key for key in REQUIRED_KEYS if not block.get(key)]
     if missing:
         raise CampaignConfigError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(block) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
-    if unknown:
-        raise CampaignConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    _refuse_unknown_keys(block, (*REQUIRED_KEYS, *OPTIONAL_KEYS), where)
     if not _NAME.match(str(block["name"])):
         raise CampaignConfigError(f"{where}.name: use lower-case letters, digits and _")
     for key in ("occasion_column", *block.get("template_data", ())):
@@ -148,6 +146,18 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
     )
 
 
+def _refuse_unknown_keys(block: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    """A misspelled key (holdout_shares) would leave the default in force without a word:
+    refused, with the nearest known key."""
+    unknown = sorted(set(map(str, block)) - set(known))
+    if unknown:
+        named = [
+            f"{key} (did you mean {near}?)" if (near := nearest_name(key, known)) else key
+            for key in unknown
+        ]
+        raise CampaignConfigError(f"{where}: unknown key(s) {', '.join(named)}")
+
+
 def _number(block, key, where, kind, low, high):
     """block[key] as a whole number (kind int) or a number, within [low, high]; None if unset.
     These values reach SQL, so nothing but a number gets through."""
@@ -169,9 +179,7 @@ def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
         here = f"{where}.variants[{index}]"
         if not isinstance(entry, Mapping) or not entry.get("name"):
             raise CampaignConfigError(f"{here}: must be a mapping with a name")
-        unknown = sorted(set(entry) - set(VARIANT_KEYS))
-        if unknown:
-            raise CampaignConfigError(f"{here}: unknown key(s) {', '.join(unknown)}")
+        _refuse_unknown_keys(entry, VARIANT_KEYS, here)
         if not _NAME.match(str(entry["name"])):
             raise CampaignConfigError(f"{here}.name: use lower-case letters, digits and _")
         weight = _number(entry, "weight", here, float, 0, None)

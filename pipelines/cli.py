@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import NoReturn
 
+# Nothing here imports Dagster at module level: a bad date or setting is refused in a blink,
+# before the seconds Dagster and dbt take to load.
+from pipelines.run_lock import RunLockBusy, run_lock
 from pipelines.settings import Settings, load_settings
 
 DEMO_MARKER = ".nightjar-demo"
+# nightly_partitions' first date (pipelines/partitions.py), here so that a date is judged
+# without importing Dagster; tests/test_errors_in_one_line.py holds the two equal.
+FIRST_BUSINESS_DATE = dt.date(2020, 1, 1)
+EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
 
 
 def _date(text: str) -> dt.date:
@@ -57,63 +67,112 @@ def _write_project_settings(home: Path) -> None:
         draft.unlink()
 
 
+def date_refusal(business_date: dt.date) -> str | None:
+    """Why `business_date` cannot run, in one sentence, or None. A date runs once it has
+    ended in UTC, as nightly_partitions says."""
+    today = dt.datetime.now(dt.UTC).date()
+    latest = today - dt.timedelta(days=1)
+    if business_date < FIRST_BUSINESS_DATE:
+        return (
+            f"{business_date} is not a business date Nightjar can run: dates from "
+            f"{FIRST_BUSINESS_DATE} run once they have ended in UTC (the latest now is {latest})."
+        )
+    if business_date > latest:
+        return (
+            f"{business_date} has not ended yet (today is {today} UTC): a business date runs "
+            f"once it has ended, so the latest that can run now is {latest}."
+        )
+    return None
+
+
 def run_date(
     business_date: dt.date,
     settings: Settings,
     dry_run: bool = False,
     approve: tuple = (),
     full_refresh: bool = False,
+    baseline: bool = False,
+    send_backlog: bool = False,
 ) -> int:
     """Materialize the nightly graph for one business date in-process; 0 when all succeeded.
 
     A dry run loads and builds as usual, then renders and counts every message without
-    sending one or writing the ledger."""
+    sending one or writing the ledger. `baseline` / `send_backlog`: what a first night does
+    (assets/send_checks.py). One run at a time per warehouse: a second one waits for the
+    first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
+    refusal = date_refusal(business_date)
+    if refusal:
+        print(f"nightjar: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        # Before anything is loaded, or even dbt's manifest prepared.
+        with run_lock(settings.warehouse, business_date, settings.run_lock_wait_seconds):
+            who = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+            options = {
+                "dry_run": dry_run,
+                "approve": list(approve),
+                "approved_by": f"nightjar run by {who}",
+                "full_refresh": full_refresh,
+                "baseline": baseline,
+                "send_backlog": send_backlog,
+            }
+            return _run_night(business_date, settings, options)
+    except RunLockBusy as busy:
+        print(f"nightjar: {busy}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int:
+    """The night itself; `options`: the nightjar resource's run config."""
     from pipelines.dbt_setup import ensure_manifest
 
     ensure_manifest()
     from pipelines.definitions import defs
-    from pipelines.partitions import nightly_partitions
-    from pipelines.summary import print_failures, print_summary
+    from pipelines.summary import print_summary, run_log
 
     key = business_date.isoformat()
-    if not nightly_partitions.has_partition_key(key):
-        print(
-            f"nightjar: {key} is not a business date Nightjar can run: dates from "
-            f"{nightly_partitions.start:%Y-%m-%d} run once they have ended in UTC "
-            f"(the latest now is {nightly_partitions.get_last_partition_key()}).",
-            file=sys.stderr,
-        )
-        return 2
-    who = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
     started = time.monotonic()
     print(f"nightjar: running {key} (landing {settings.landing}, warehouse {settings.warehouse})")
-    result = defs.resolve_job_def("nightly_job").execute_in_process(
+    run_id = str(uuid.uuid4())  # chosen here, so the log file is named before the run starts
+    log_file = settings.reports / key / f"run-{run_id}.log"
+    # Dagster's log goes to the run's log file, every event with its traceback; the terminal
+    # gets its warnings only, then the summary, and a failed step's cause once, below.
+    job = defs.resolve_job_def("nightly_job").with_logger_defs({"nightjar": run_log})
+    result = job.execute_in_process(
         partition_key=key,
         instance=_instance(),
         raise_on_error=False,
-        # Dagster's step-by-step log is for the UI; the terminal gets warnings and the summary.
+        run_id=run_id,
         run_config={
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            "resources": {
-                "nightjar": {
-                    "config": {
-                        "dry_run": dry_run,
-                        "approve": list(approve),
-                        "approved_by": f"nightjar run by {who}",
-                        "full_refresh": full_refresh,
-                    }
-                }
-            },
+            "loggers": {"nightjar": {"config": {"path": str(log_file)}}},
+            "resources": {"nightjar": {"config": options}},
         },
     )
     elapsed = time.monotonic() - started
     print_summary(result, key)
     if not result.success:
-        print_failures(result)
-        print(f"nightjar: {key} FAILED after {elapsed:.1f}s", file=sys.stderr)
-        return 1
+        _print_failure(result, key, elapsed, log_file)
+        return EXIT_FAILED
     print(f"nightjar: {key} done in {elapsed:.1f}s")
     return 0
+
+
+def _print_failure(result, key: str, elapsed: float, log_file: Path) -> None:
+    """A failed night in a few lines, the cause last but one: what failed, why, and where
+    the whole story is (which ends with these lines too)."""
+    from pipelines.summary import failure_lines, run_failure_lines
+
+    told = [
+        f"nightjar: {key} FAILED after {elapsed:.1f}s",
+        *(failure_lines(result) or run_failure_lines(result)),
+    ]
+    # A log that cannot be written hides no failure: the terminal still tells it.
+    with contextlib.suppress(OSError), log_file.open("a", encoding="utf-8") as log:
+        log.write("\n".join(told) + "\n")
+    sys.stdout.flush()  # the summary first, where both streams share a terminal
+    for line in told:
+        print(line, file=sys.stderr)
+    print(f"nightjar: every event of the run, tracebacks included: {log_file}", file=sys.stderr)
 
 
 def generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,7 +236,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     for folder in sorted(pending.iterdir()):
         if folder.is_dir() and folder.name != last.isoformat():
             folder.rename(settings.landing / folder.name)
-    code = run_date(first, settings)
+    code = run_date(first, settings, send_backlog=True)  # the demo's first night sends
     if code:
         return code
     from pipelines.demo_engagement import write_demo_events
@@ -200,7 +259,7 @@ def docs(args: argparse.Namespace, settings: Settings) -> int:
         catalog, why_not = _catalog_copy(settings.warehouse, scratch)
         if why_not:
             print(f"nightjar docs: no column types in the docs: {why_not}")
-        return _generate_docs(settings, catalog)
+        return _generate_docs(settings, catalog, _state_copy(settings.warehouse, scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -228,13 +287,29 @@ def _catalog_copy(warehouse: Path, scratch: Path) -> tuple[str, str | None]:
     return str(copy), None
 
 
-def _generate_docs(settings: Settings, catalog: str) -> int:
+def _state_copy(warehouse: Path, scratch: Path) -> str:
+    """A copy of Nightjar's state for dbt to attach (its sources): a run may be writing the
+    live one. An empty one before any night ran."""
+    import duckdb
+
+    from pipelines.warehouse import state_path_for
+
+    live, copy = state_path_for(warehouse), scratch / "state" / "state.duckdb"
+    copy.parent.mkdir()
+    for source in (live, live.with_name(live.name + ".wal")):
+        if source.exists():
+            shutil.copy2(source, copy.parent / source.name)
+    duckdb.connect(str(copy)).close()  # creates an empty one where there was none
+    return str(copy)
+
+
+def _generate_docs(settings: Settings, catalog: str, state_copy: str) -> int:
     import json
     import subprocess
 
     from pipelines.dbt_setup import DBT_PROJECT_DIR, campaigns_var, dbt_executable, load_manifest
 
-    env = {**os.environ, "NIGHTJAR_WAREHOUSE": catalog}
+    env = {**os.environ, "NIGHTJAR_WAREHOUSE": catalog, "NIGHTJAR_STATE": state_copy}
     variables = {
         **settings.dbt_vars,
         "as_of_date": _yesterday().isoformat(),  # the SQL shown is last night's
@@ -280,12 +355,36 @@ def webhook(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def state(args: argparse.Namespace, settings: Settings) -> int:
+    """`nightjar state export --to DIR` / `import --from DIR`: the state nothing rebuilds."""
+    from pipelines.state import StateNotEmpty, export_state, import_state
+
+    try:
+        if args.state_command == "export":
+            counts = export_state(settings.warehouse, Path(args.to).resolve())
+        else:
+            counts = import_state(settings.warehouse, Path(args.source).resolve(), args.replace)
+    except (StateNotEmpty, FileNotFoundError) as error:
+        print(f"nightjar state: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    rows = ", ".join(f"{table} {n:,}" for table, n in counts.items())
+    print(f"nightjar state {args.state_command}: {rows}")
+    return 0
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error (a date that is no date) in one line instead of three."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="nightjar", description=__doc__)
+    root = _Parser(prog="nightjar", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the nightly graph for one business date")
@@ -306,6 +405,26 @@ def parser() -> argparse.ArgumentParser:
         help="rebuild dbt's incremental models from the whole history (Nightjar does so by "
         "itself on a first build, a re-run or a past date, and after models changed)",
     )
+    first_night = run.add_mutually_exclusive_group()
+    first_night.add_argument(
+        "--baseline",
+        action="store_true",
+        help="on a first night (nothing ever sent): record every current occasion as served "
+        "and message no one; from the next night on only new occasions are sent",
+    )
+    first_night.add_argument(
+        "--send-backlog",
+        action="store_true",
+        help="on a first night: send to every current member of every cohort",
+    )
+
+    state = commands.add_parser("state", help="back up or restore Nightjar's state")
+    state_commands = state.add_subparsers(dest="state_command", required=True)
+    export = state_commands.add_parser("export", help="write each state table as Parquet")
+    export.add_argument("--to", required=True, help="a folder for the Parquet files")
+    restore = state_commands.add_parser("import", help="restore an export into the state")
+    restore.add_argument("--from", dest="source", required=True, help="an export's folder")
+    restore.add_argument("--replace", action="store_true", help="drop what the state holds first")
 
     commands.add_parser("docs", help="generate dbt's documentation site as one static page")
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
@@ -328,7 +447,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as error:  # the settings' own one-line reason, naming the variable
+        print(f"nightjar: {error}", file=sys.stderr)
+        return EXIT_REFUSED
     if args.command == "run":
         return run_date(
             args.date,
@@ -336,7 +459,11 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=args.dry_run,
             approve=tuple(args.approve),
             full_refresh=args.full_refresh,
+            baseline=args.baseline,
+            send_backlog=args.send_backlog,
         )
+    if args.command == "state":
+        return state(args, settings)
     if args.command == "generate":
         return generate(args, settings)
     if args.command == "webhook":

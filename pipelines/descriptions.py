@@ -1,9 +1,15 @@
-"""Model descriptions with tonight's thresholds, for the Dagster UI.
+"""Model descriptions with tonight's thresholds, for the Dagster UI, and the record of the
+vars a night ran with.
 
-A cohort's YAML description states its rule with `{{ var("...") }}`, so `dbt docs` shows the
+A model's YAML description states its rule with `{{ var("...") }}`, so `dbt docs` shows the
 values too. dbt renders it once, when it parses, with the project's defaults; an installation
 that overrides a var (NIGHTJAR_DBT_VARS) would then show a rule it does not apply. So the
-Dagster UI renders the YAML's own text again here, with the values the nightly build passes.
+Dagster UI renders the YAML's own text again here, with the vars the nightly build passes:
+both come from pipelines.settings.effective_dbt_vars, read afresh each time.
+
+The UI's code location may still run in another environment than a night (`dagster dev`
+started in one shell, `nightjar run` in another): each night's materializations therefore
+record the vars they ran with (metadata `vars`, see vars_record), the truth per date.
 """
 
 from __future__ import annotations
@@ -17,20 +23,37 @@ import jinja2
 import yaml
 
 from pipelines.dbt_setup import DBT_PROJECT_DIR
+from pipelines.settings import effective_dbt_vars, load_settings, project_vars
+
+# Not in a night's record of its vars: the campaigns are the send assets' own definitions,
+# and when the decisions were made is send_decisions' `decided_at`.
+_NOT_RECORDED = ("campaigns", "send_after")
 
 
 def effective_vars(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """dbt_project.yml's vars with this installation's overrides (settings.dbt_vars)."""
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    return {**(project.get("vars") or {}), **overrides}
+    return {**project_vars(), **overrides}
 
 
-@cache
 def current_vars() -> dict[str, Any]:
-    """The vars tonight's build applies, read once per process (as Dagster loads its code)."""
-    from pipelines.settings import load_settings
+    """The vars a night run in this environment now applies, with the campaigns (whose
+    priorities send_decisions states). Never cached: the Definitions describe what a run
+    started with the same environment would apply, not what applied when they first loaded."""
+    from pipelines.dbt_setup import campaigns_var, load_manifest
 
-    return effective_vars(load_settings().dbt_vars)
+    return {**effective_dbt_vars(load_settings()), "campaigns": campaigns_var(load_manifest())}
+
+
+# Callers written when current_vars was cached clear it (tests/test_definitions.py); there is
+# nothing left to clear.
+current_vars.cache_clear = lambda: None  # type: ignore[attr-defined]
+
+
+def vars_record(dbt_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """What a night's materializations record of the vars it ran with (metadata `vars`):
+    every var of the project, as_of_date included, with its value that night."""
+    recorded = [name for name in sorted(project_vars()) if name not in _NOT_RECORDED]
+    return {name: dbt_vars.get(name) for name in recorded}
 
 
 @cache

@@ -2,19 +2,73 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import zoneinfo
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from dotenv import find_dotenv, load_dotenv
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# Every environment variable Nightjar reads, the one list of them (README "Settings" and
+# .env.example describe them; tests/test_one_source_of_truth.py holds them to it). These
+# are read by load_settings (DAGSTER_HOME by `nightjar run`); tests/conftest.py empties them
+# for every test.
+SETTING_NAMES = (
+    "NIGHTJAR_LANDING",
+    "NIGHTJAR_WAREHOUSE",
+    "NIGHTJAR_OUTBOX",
+    "NIGHTJAR_BASE_CURRENCY",
+    "NIGHTJAR_DEFAULT_TIMEZONE",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_HOST",
+    "SENDGRID_SANDBOX",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "NIGHTJAR_WEBHOOK_HOST",
+    "NIGHTJAR_WEBHOOK_PORT",
+    "NIGHTJAR_SETTLE_GRACE_HOURS",
+    "NIGHTJAR_UNSETTLED_POLICY",
+    "NIGHTJAR_SETTLE_WAIT_SECONDS",
+    "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
+    "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
+    "NIGHTJAR_MAX_DECISION_AGE_MINUTES",
+    "NIGHTJAR_STATE",
+    "NIGHTJAR_DBT_VARS",
+    "NIGHTJAR_QUARANTINE_MAX_SHARE",
+    "NIGHTJAR_CRM_EXPORT",
+    "NIGHTJAR_MAX_COHORT_CHANGE",
+    "NIGHTJAR_MAX_MAILABLE_SHARE_DROP",
+    "NIGHTJAR_MAX_TOTAL_SPEND_DROP",
+    "NIGHTJAR_REPORTS",
+    "NIGHTJAR_EXTRACTS_DUE_HOUR",
+    "NIGHTJAR_FIRST_NIGHT",
+    "NIGHTJAR_ALERT_WEBHOOK_URL",
+    "NIGHTJAR_DAGSTER_URL",
+    "DAGSTER_HOME",
+)
+# ... and these where they are used: the dbt project's folder as Nightjar is imported
+# (pipelines/dbt_setup.py), DuckDB's memory inside dbt (profiles.yml), and test tooling.
+SETTING_NAMES_READ_ELSEWHERE = (
+    "NIGHTJAR_DBT_PROJECT_DIR",
+    "NIGHTJAR_DUCKDB_MEMORY_LIMIT",
+    "NIGHTJAR_CHROMIUM",
+    "NIGHTJAR_BENCH_CACHE",
+)
+KNOWN_SETTING_NAMES = SETTING_NAMES + SETTING_NAMES_READ_ELSEWHERE
 # dbt vars Nightjar sets itself each run; NIGHTJAR_DBT_VARS may not override them.
-NIGHTJAR_OWNED_VARS = ("as_of_date", "campaigns", "send_after", "default_timezone")
+VARS_NIGHTJAR_SETS = (
+    "as_of_date",
+    "campaigns",
+    "send_after",
+    "default_timezone",
+    "incremental_since",
+)
 _VAR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # The project's own vars, with what each must be: (kind, lowest, highest). A value out of
 # range would not fail loudly in SQL: quiet hours of 1260 simply never apply.
@@ -58,6 +112,10 @@ class Settings:
     unsettled_policy: str = "give_up"
     settle_wait_seconds: float = 30.0
     send_lock_wait_seconds: float = 60.0
+    # How long a second `nightjar run` of the warehouse waits for the first (pipelines/
+    # run_lock.py). 0: a night takes minutes, and a second run of it started meanwhile is
+    # nearly always a mistake; it stops at once, naming the first.
+    run_lock_wait_seconds: float = 0.0
     # A send refuses decisions older than this: unsubscribes and send times have moved on.
     max_decision_age_minutes: float = 60.0
     # Business thresholds and the contact policy are dbt vars (dbt_project.yml); these
@@ -83,12 +141,16 @@ class Settings:
     @property
     def state_path(self) -> Path:
         return self.state or self.warehouse.with_name("state.duckdb")
+
     # A business date's extracts are due the next day at this local hour (freshness checks).
     extracts_due_hour: int = 6
     # Where a failed run is announced (Slack-compatible incoming webhook); None: nowhere.
     alert_webhook_url: str | None = None
     # The Dagster UI's address, for links in alerts.
     dagster_url: str = "http://127.0.0.1:3000"
+    # What a first night (nothing ever sent or recorded) does: `refuse` to send until told,
+    # record a `baseline` (message no one), or `send_backlog` to every current member.
+    first_night: str = "refuse"
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -103,6 +165,7 @@ def _path(name: str, default: str) -> Path:
 def load_settings() -> Settings:
     # The .env of the directory nightjar runs in (or above it), never the package's own.
     load_dotenv(find_dotenv(usecwd=True), override=False)
+    refuse_unknown_settings(os.environ)
     return Settings(
         landing=_path("NIGHTJAR_LANDING", "data/landing"),
         warehouse=_path("NIGHTJAR_WAREHOUSE", "data/warehouse.duckdb"),
@@ -119,6 +182,12 @@ def load_settings() -> Settings:
         unsettled_policy=_choice("NIGHTJAR_UNSETTLED_POLICY", ("give_up", "resend")),
         settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
         send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
+        run_lock_wait_seconds=_number(
+            "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
+            0,
+            lambda v: 0 <= v < math.inf,
+            "a number of seconds, 0 or more",
+        ),
         max_decision_age_minutes=_positive("NIGHTJAR_MAX_DECISION_AGE_MINUTES", 60),
         dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
         quarantine_max_share=_share("NIGHTJAR_QUARANTINE_MAX_SHARE", 0.005),
@@ -131,7 +200,31 @@ def load_settings() -> Settings:
         extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
         alert_webhook_url=_secret_url("NIGHTJAR_ALERT_WEBHOOK_URL"),
         dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        first_night=_choice("NIGHTJAR_FIRST_NIGHT", ("refuse", "baseline", "send_backlog")),
     )
+
+
+def refuse_unknown_settings(environ: Mapping[str, str]) -> None:
+    """A NIGHTJAR_ name Nightjar does not read is a misspelling: one letter short of
+    NIGHTJAR_QUARANTINE_MAX_SHARE, it would leave the default in force without a word."""
+    for name in sorted(environ):
+        # Set to nothing, a name asks for nothing (every setting reads "" as unset).
+        if name.startswith("NIGHTJAR_") and name not in KNOWN_SETTING_NAMES and environ[name]:
+            raise ValueError(
+                f"{name} is not a Nightjar setting"
+                + (did_you_mean(name, KNOWN_SETTING_NAMES) or " (see .env.example)")
+            )
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The suggestion for a misspelled name ("; did you mean X?"), or "" when none is near."""
+    nearest = nearest_name(name, known)
+    return f"; did you mean {nearest}?" if nearest else ""
+
+
+def nearest_name(name: str, known: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(name, sorted(known), n=1)
+    return matches[0] if matches else None
 
 
 def _secret_url(name: str) -> str | None:
@@ -185,17 +278,51 @@ def parse_dbt_vars(text: str) -> dict:
     for key, value in values.items():
         if not isinstance(key, str) or not _VAR_NAME.match(key):
             raise ValueError(f"{name}: {key!r} is not a dbt var name")
-        if key in NIGHTJAR_OWNED_VARS:
+        if key in VARS_NIGHTJAR_SETS:
             raise ValueError(f"{name}: {key} is set by Nightjar itself")
         if key in KNOWN_DBT_VARS:
             check_dbt_var(key, value, name)
+            if KNOWN_DBT_VARS[key][0] is int:
+                values[key] = int(value)  # 22.0 is 22: a whole hour, not "22.0:00"
             continue
+        _require_project_var(key, name)
         plain = isinstance(value, bool) or _finite_number(value) or _plain_word(value)
         if not plain:
             raise ValueError(
                 f"{name}: {key} must be a number, true/false or a plain word, not {value!r}"
             )
     return values
+
+
+def _require_project_var(key: str, where: str) -> None:
+    """A var the project does not declare changes nothing: dbt ignores it, so a misspelled
+    threshold (loyalty_min_spend) would leave the default in force without a word."""
+    declared = set(project_vars()) - set(VARS_NIGHTJAR_SETS)
+    if key not in declared:
+        raise ValueError(
+            f"{where}: {key} is not a var of this project"
+            + (did_you_mean(key, declared) or " (see dbt_project.yml)")
+        )
+
+
+def project_vars() -> dict[str, Any]:
+    """The vars dbt_project.yml declares, with their defaults (an analyst may add one there
+    for a new cohort: it is then a var NIGHTJAR_DBT_VARS may set)."""
+    from pipelines.dbt_setup import DBT_PROJECT_DIR  # here: it loads dagster-dbt, a second
+
+    document = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()) or {}
+    return dict(document.get("vars") or {})
+
+
+def effective_dbt_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars a night applies: the project's defaults, this installation's overrides,
+    and the settings Nightjar passes as vars. The one resolution of them: the nightly build
+    passes these to dbt, and every description states them."""
+    return {
+        **project_vars(),
+        **settings.dbt_vars,
+        "default_timezone": settings.default_timezone,
+    }
 
 
 def check_dbt_var(key: str, value, where: str) -> None:

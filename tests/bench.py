@@ -156,6 +156,8 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
         "NIGHTJAR_OUTBOX": str(work / "outbox"),
         "DAGSTER_HOME": str(work / "dagster"),
         "SENDGRID_API_KEY": "",
+        # The history load is a first night that sends to whole cohorts, as measured before.
+        "NIGHTJAR_FIRST_NIGHT": "send_backlog",
     }
     (work / "dagster").mkdir(parents=True, exist_ok=True)
     before = END - dt.timedelta(days=1)

@@ -34,7 +34,6 @@ def test_an_unknown_unsettled_policy_is_refused_with_its_choices(workspace, monk
     ("value", "message"),
     [
         ("[1, 2]", "must be a mapping"),
-        ("{my_var: '0; drop table x'}", "must be a number, true/false or a plain word"),
         ("{as_of_date: 2020-01-01}", "as_of_date is set by Nightjar itself"),
         ("{'Bad Name': 1}", "is not a dbt var name"),
         # YAML reads 21:00 as 1260 (base 60): quiet hours that would never apply
@@ -50,6 +49,25 @@ def test_dbt_vars_from_the_environment_are_plain_values_only(
     monkeypatch.setenv("NIGHTJAR_DBT_VARS", value)
     with pytest.raises(ValueError, match=f"NIGHTJAR_DBT_VARS: .*{message}"):
         load_settings()
+
+
+def test_a_var_an_analyst_adds_to_the_project_takes_plain_values_only(
+    workspace, monkeypatch, tmp_path
+):
+    import pipelines.dbt_setup
+
+    project = tmp_path / "dbt_project"
+    project.mkdir()
+    declared = (pipelines.dbt_setup.DBT_PROJECT_DIR / "dbt_project.yml").read_text()
+    (project / "dbt_project.yml").write_text(
+        declared.replace("vars:\n", "vars:\n  vip_min_spend: 1000\n", 1)
+    )
+    monkeypatch.setattr(pipelines.dbt_setup, "DBT_PROJECT_DIR", project)
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{vip_min_spend: '0; drop table x'}")
+    with pytest.raises(ValueError, match="vip_min_spend must be a number, true/false or a plain"):
+        load_settings()
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{vip_min_spend: 1500}")
+    assert load_settings().dbt_vars == {"vip_min_spend": 1500}
 
 
 def test_dbt_vars_from_the_environment_override_the_projects(workspace, monkeypatch):

@@ -3,6 +3,8 @@
 --   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
 --   already_sent   this occasion's message went out (or may have: its fate is being settled)
 --   refused        the provider refused this occasion's address for good
+--   baseline       this occasion was current on the baseline night (nightjar run --baseline):
+--                  served before Nightjar, never messaged; it counts toward no cap or cooldown
 --   cooling_down   a message of this campaign went (or was held out) within its cooldown_days
 --   lower_priority the contact is due a higher-priority campaign today
 --   capped         the frequency cap (per day and per 7 days, all campaigns) is reached
@@ -61,6 +63,7 @@ screened as (
             when this_occasion.went_out then 'already_sent'
             when this_occasion.status = 'refused' then 'refused'
             when this_occasion.status = 'held_out' then 'holdout'
+            when this_occasion.status = 'baseline' then 'baseline'
             when this_occasion.status = 'skipped' then 'cooling_down'
             when exists (
                 select 1
