@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test test-browser lint dev docs chaos bench lock clean
+.PHONY: help install manifest demo test test-browser test-slow test-postgres lint dev docs chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
-	@echo "make test   - lint, dbt unit tests and the whole test suite but the browser's"
+	@echo "make test   - lint, dbt unit tests and the test suite but its slow, browser and PostgreSQL parts"
 	@echo "make test-browser - Chromium reads the Dagster UI after the demo's two nights"
+	@echo "make test-slow - chaos (killed senders), webhook load, a long catch-up, hostile Dagster runs"
+	@echo "make test-postgres - the state on a real PostgreSQL server (Debian's postgresql)"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
 	@echo "make lint   - ruff and sqlfluff"
@@ -37,8 +39,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/nightjar demo
 
+# Slower suites have targets of their own, each run by .ci/run.
 test: lint manifest
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+		-m "not browser and not slow and not postgres"
+
+test-slow: manifest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m slow
+
+# The state on a real PostgreSQL server each test worker starts (Debian's postgresql, which
+# .ci/run installs): exactly-once when the local replica is lost, a night run again.
+test-postgres: manifest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m postgres tests/test_state_postgres.py
 
 # Needs Debian's chromium (.ci/run installs it).
 test-browser: manifest

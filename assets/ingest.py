@@ -36,6 +36,7 @@ from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_parti
 from pipelines.redaction import redact
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
+from pipelines.state_postgres import synced as state_synced
 from pipelines.warehouse import connect, ensure_schema, transaction
 from senders.settlement import SendLockTimeout, send_lock
 
@@ -280,8 +281,10 @@ def _materialization(extract: str, summary: IngestSummary) -> MaterializeResult:
 )
 def raw_extracts(context: AssetExecutionContext, nightjar: NightjarResource):
     business_date = date.fromisoformat(context.partition_key)
+    settings = nightjar.settings()
     try:
-        summaries = ingest_night(nightjar.settings(), business_date)
+        with state_synced(settings):  # PostgreSQL's state: pulled first, erasures pushed after
+            summaries = ingest_night(settings, business_date)
     except (LandingNotReady, ExtractError) as error:
         raise Failure(description=redact(str(error))) from None
     for skipped in summaries["crm_contacts"].skipped_incomplete:

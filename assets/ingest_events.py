@@ -29,6 +29,7 @@ from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource
 from pipelines.settings import Settings
+from pipelines.state_postgres import synced as state_synced
 from pipelines.warehouse import connect, ensure_schema, transaction
 from senders.ledger import Ledger
 from senders.settlement import SendLockTimeout, Settled, send_lock, settle_in_flight
@@ -377,7 +378,9 @@ def sendgrid_events(
     context: AssetExecutionContext, nightjar: NightjarResource
 ) -> MaterializeResult:
     settings = nightjar.settings()
-    loaded = load_event_files(settings.landing, settings.warehouse)
+    with state_synced(settings) as mirror:  # PostgreSQL's state, when it has one
+        loaded = load_event_files(settings.landing, settings.warehouse)
+        settled = None if nightjar.dry_run else settle_ledger(settings, mirror)
     if loaded.problems:
         context.log.warning(_problems_warning(loaded))
     metadata = {
@@ -386,8 +389,7 @@ def sendgrid_events(
         "events_quarantined": loaded.quarantined,
         "values_removed": loaded.values_removed,
     }
-    if not nightjar.dry_run:  # a dry run changes no ledger
-        settled = settle_ledger(settings)
+    if settled is not None:  # a dry run changes no ledger
         metadata.update(
             messages_settled=settled.settled,
             messages_abandoned=settled.abandoned,
@@ -407,7 +409,7 @@ def _problems_warning(loaded: EventsLoaded) -> str:
     )
 
 
-def settle_ledger(settings: Settings) -> Settled:
+def settle_ledger(settings: Settings, mirror=None) -> Settled:
     """Every campaign's messages of unknown fate, settled from the events just loaded."""
     try:
         with (
@@ -415,6 +417,6 @@ def settle_ledger(settings: Settings) -> Settled:
             connect(settings.warehouse) as con,
         ):
             ensure_schema(con)
-            return settle_in_flight(Ledger(con), settings)
+            return settle_in_flight(Ledger(con, mirror), settings)
     except SendLockTimeout as error:
         raise Failure(description=str(error)) from None

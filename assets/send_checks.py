@@ -28,6 +28,7 @@ from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings
+from pipelines.state_postgres import synced as state_synced
 from pipelines.warehouse import connect, ensure_schema, transaction
 from senders.ledger import Ledger, send_id
 
@@ -329,7 +330,8 @@ def build_send_checks_asset(campaigns: list[Campaign]):
     ) -> MaterializeResult:
         settings = nightjar.settings()
         day = dt.date.fromisoformat(context.partition_key)
-        with connect(settings.warehouse) as con:
+        # with PostgreSQL's state: pulled first, the approvals and metrics pushed after
+        with state_synced(settings), connect(settings.warehouse) as con:
             ensure_schema(con)
             skipped = past_date_reason(con, settings, day)
             if skipped:  # nothing will be sent: nothing to guard, nothing to record

@@ -20,11 +20,13 @@ from dagster import (
 
 from assets.campaigns import Campaign
 from pipelines.descriptions import current_vars, vars_record
+from pipelines.explain import DECISION_WORDS, send_preview
 from pipelines.landing import list_folders
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings, effective_dbt_vars
+from pipelines.state_postgres import synced as state_synced
 from pipelines.warehouse import connect, ensure_schema
 from senders.base import Message, Sender, batches, mask_email
 from senders.delivery import Delivery, SendSummary
@@ -273,6 +275,7 @@ def send_campaign(
     summary = SendSummary(campaign.name, day.isoformat(), sender.channel)
     with (
         send_lock(settings.warehouse, settings.send_lock_wait_seconds),
+        state_synced(settings) as mirror,  # PostgreSQL's state, when it has one
         connect(settings.warehouse) as con,
     ):
         ensure_schema(con)
@@ -283,7 +286,7 @@ def send_campaign(
         # A write killed half way left a temporary copy of an outbox file, with addresses.
         remove_stale_temp_files(settings.outbox)
         rehearsal = not sender.records_sends
-        ledger = RehearsalLedger(con) if rehearsal else Ledger(con)
+        ledger = RehearsalLedger(con) if rehearsal else Ledger(con, mirror)
         if rehearsal and sender.channel == "sendgrid":
             summary.channel += " sandbox (nothing recorded)"
         # Normally settled before the decisions were made (raw/sendgrid_events); events that
@@ -369,6 +372,55 @@ def render_sample(message: Message) -> str:
     )
 
 
+def marketer_metadata(
+    summary: SendSummary, preview: str | None, night: dict[str, Any]
+) -> dict[str, Any]:
+    """A send's materialization as a marketer reads it: the night's figures first, in words
+    (Dagster plots each number under its name), then who got what and why, one message as
+    it went out, and last what only an engineer needs."""
+    metadata: dict[str, Any] = {}
+    if summary.skipped_reason:
+        metadata["not sent because"] = summary.skipped_reason
+    metadata["cohort size"] = summary.cohort_size
+    metadata["sent"] = summary.sent
+    metadata["held out"] = summary.decisions.get("holdout", 0)
+    # each reason not to message that applied, in send_decisions' order of them
+    for decision in [*DECISION_WORDS, *sorted(set(summary.decisions) - set(DECISION_WORDS))]:
+        if decision not in ("send", "holdout") and summary.decisions.get(decision):
+            label = DECISION_WORDS.get(decision, decision.replace("_", " "))
+            metadata[label] = summary.decisions[decision]
+    metadata["failed"] = summary.failed
+    if preview:
+        metadata["preview"] = MetadataValue.md(preview)
+    for variant, sample in sorted(summary.samples.items()):
+        key = f"sample message, variant {variant}" if variant else "sample message"
+        metadata[key] = MetadataValue.md(render_sample(sample))
+    metadata["channel"] = summary.channel
+    metadata["delivery"] = MetadataValue.json(
+        {
+            "refused": summary.refused,  # by the provider tonight, for good
+            "withdrawn": summary.withdrawn,
+            "pending": summary.pending,
+            "not_attempted": summary.not_attempted,
+            "settled_from_earlier_runs": summary.settled_from_earlier_runs,
+            "abandoned": summary.abandoned,
+        }
+    )
+    # The contact policy this run applies (the description is the code location's).
+    metadata["vars"] = MetadataValue.json(vars_record(night))
+    return metadata
+
+
+def _preview(campaign: Campaign, settings: Settings, send_hour: int, log) -> str | None:
+    """The first members of the campaign with what became of them, read after the send."""
+    try:
+        with connect(settings.warehouse) as con:
+            return send_preview(con, campaign.name, campaign.cooldown_days, send_hour)
+    except duckdb.Error as error:  # a preview never fails a send
+        log.warning(f"{campaign.name}: no preview of its members: {error}")
+        return None
+
+
 def _ledger_rows(messages: list[Message]):
     return (
         (m.send_id, m.campaign, m.contact_id, m.occasion, m.variant, m.send_at) for m in messages
@@ -425,13 +477,13 @@ def build_send_asset(campaign: Campaign):
             summary = send_campaign(campaign, day, settings, sender, context.log)
         except SendLockTimeout as error:
             raise Failure(description=str(error)) from None
-        metadata = summary.metadata()
-        # The contact policy this run applies (the description is the code location's).
         night = {**effective_dbt_vars(settings), "as_of_date": context.partition_key}
-        metadata["vars"] = MetadataValue.json(vars_record(night))
-        for variant, sample in sorted(summary.samples.items()):
-            key = f"sample_message_{variant}" if variant else "sample_message"
-            metadata[key] = MetadataValue.md(render_sample(sample))
+        # A past date's decisions are not its own: nothing to preview.
+        send_hour = campaign.send_hour if campaign.send_hour is not None else night["send_hour"]
+        preview = (
+            None if summary.skipped_reason else _preview(campaign, settings, send_hour, context.log)
+        )
+        metadata = marketer_metadata(summary, preview, night)
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

@@ -22,13 +22,15 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from assets.campaigns import campaigns_from_manifest
+from assets.campaigns import Campaign, campaigns_from_manifest
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
 from pipelines.descriptions import current_vars, describe_model, vars_record
+from pipelines.explain import PREVIEW_ROWS, markdown_table, masked, preview_heading
 from pipelines.figures import audience_figures, cohort_changes, column_schemas
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.publish import (
+    BUILD_SCHEMA,
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
     begin_build,
@@ -37,6 +39,7 @@ from pipelines.publish import (
     models_fingerprint,
     publish,
     published_models,
+    tables_in,
     unpublished_models,
 )
 from pipelines.resources import NightjarResource
@@ -182,13 +185,19 @@ def _build_and_publish(
         # inform; a failure to measure never keeps a good build from being published.
         figures: dict[str, dict] = {}
         schemas: dict = {}
+        previews: dict[str, str] = {}
+        campaigns = {c.cohort: c for c in campaigns_from_manifest(manifest)}
+        cohorts = built & set(campaigns)
         try:
-            cohorts = built & {c.cohort for c in campaigns_from_manifest(manifest)}
             figures = {
                 **cohort_changes(con, cohorts, business_date),
                 "audience": audience_figures(con),
             }
             schemas = column_schemas(con, built, manifest)
+            previews = {
+                cohort: cohort_preview(con, campaigns[cohort], cohort in figures)
+                for cohort in sorted(cohorts)
+            }
         except duckdb.Error as error:
             context.log.warning(f"Tonight's figures could not be measured: {error}")
         counts = publish(
@@ -196,12 +205,11 @@ def _build_and_publish(
         )
     context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
     for event in events:
-        # Row counts as `dagster/row_count`, so cohort sizes plot night by night, with who
-        # entered and left each cohort, the contacts that may be mailed, and every model's
-        # columns with their types and descriptions.
+        # Each model's figures with the vars it ran with, its row count and its columns with
+        # their types and descriptions; a cohort as a marketer reads it (cohort_metadata).
         if isinstance(event, Output):
             table = _model_name(context, event)
-            extra: dict = {**figures.get(table, {}), "vars": ran_with}
+            extra: dict = {**_in_words(figures.get(table, {})), "vars": ran_with}
             if table in counts:
                 extra["dagster/row_count"] = counts[table]
                 # where readers find it: published to main, not dbt's build schema
@@ -210,8 +218,71 @@ def _build_and_publish(
                 )
             if table in schemas:
                 extra["dagster/column_schema"] = schemas[table]
-            event = event.with_metadata({**event.metadata, **extra})
+            if table in cohorts:
+                metadata = cohort_metadata(extra, previews.get(table))
+            else:  # dbt's own (run time, unique id, ...) after Nightjar's
+                metadata = {**extra, **{k: v for k, v in event.metadata.items() if k not in extra}}
+            event = event.with_metadata(metadata)
         yield event
+
+
+# What pipelines/figures.py measures, named as the UI shows (and plots) it.
+_WORDS = {"compared_with": "compared with", "mailable_contacts": "mailable contacts"}
+
+
+def _in_words(figures: Mapping[str, Any]) -> dict[str, Any]:
+    return {_WORDS.get(name, name): value for name, value in figures.items()}
+
+
+def cohort_metadata(extra: Mapping[str, Any], preview: str | None) -> dict[str, Any]:
+    """A cohort's materialization as a marketer reads it: its size, who entered and left
+    (each plotted night by night under that name), its first members, then the vars, where
+    the table is and its columns. dbt's run results (run time, unique and invocation ids,
+    status) are left out, and so is the row count, which is the cohort size."""
+    metadata: dict[str, Any] = {}
+    if "dagster/row_count" in extra:
+        metadata["cohort size"] = extra["dagster/row_count"]
+    for name in ("entered", "left", "compared with"):
+        if name in extra:
+            metadata[name] = extra[name]
+    if preview:
+        metadata["preview"] = MetadataValue.md(preview)
+    for name in ("vars", "dagster/table_name", "dagster/column_schema"):
+        if name in extra:
+            metadata[name] = extra[name]
+    return metadata
+
+
+def cohort_preview(con: duckdb.DuckDBPyConnection, campaign: Campaign, compared: bool) -> str:
+    """The first PREVIEW_ROWS members of tonight's build of the cohort by contact id, with
+    their masked address, their occasion and whether they entered tonight (`compared`: the
+    night is compared with the one published, as pipelines.figures.cohort_changes does)."""
+    cohort, occasion = campaign.cohort, campaign.occasion_column
+    published = f'{PUBLISHED_SCHEMA}."{cohort}"'
+    new = (
+        f"contact_id not in (select contact_id from {published})"
+        if compared and cohort in tables_in(con, PUBLISHED_SCHEMA)
+        else ("true" if compared else "null")
+    )
+    rows = con.execute(
+        f"""
+        select contact_id, email, cast("{occasion}" as varchar), {new}, count(*) over ()
+        from {BUILD_SCHEMA}."{cohort}"
+        order by contact_id
+        limit {PREVIEW_ROWS}
+        """
+    ).fetchall()
+    heading = preview_heading(rows[0][4] if rows else 0, len(rows))
+    if not rows:
+        return heading
+    headers = ["contact", "email", f"occasion ({occasion})"]
+    if compared:
+        headers.append("entered tonight")
+    table = [
+        (contact, masked(email), value, *(["yes" if entered else "no"] if compared else []))
+        for contact, email, value, entered, _ in rows
+    ]
+    return heading + "\n\n" + markdown_table(headers, table)
 
 
 # dagster-dbt gives every dbt invocation a target folder of its own (warehouse_models-<run

@@ -15,13 +15,11 @@ from typing import NoReturn
 
 # Nothing here imports Dagster at module level: a bad date or setting is refused in a blink,
 # before the seconds Dagster and dbt take to load.
+from pipelines.landing import EARLIEST_BUSINESS_DATE, first_business_date
 from pipelines.run_lock import RunLockBusy, run_lock
 from pipelines.settings import Settings, load_settings
 
 DEMO_MARKER = ".nightjar-demo"
-# nightly_partitions' first date (pipelines/partitions.py), here so that a date is judged
-# without importing Dagster; tests/test_errors_in_one_line.py holds the two equal.
-FIRST_BUSINESS_DATE = dt.date(2020, 1, 1)
 EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
 
 
@@ -32,8 +30,12 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+PROJECT = Path(__file__).resolve().parent.parent
 # The project's instance settings: telemetry off, and the warehouse pool's limit of 1.
-DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+DAGSTER_YAML = PROJECT / "dagster.yaml"
+# The instance `make dev` opens (the Makefile's DAGSTER_HOME): runs started from the CLI are
+# recorded there unless DAGSTER_HOME says otherwise.
+PROJECT_DAGSTER_HOME = PROJECT / ".dagster"
 
 
 def _instance():
@@ -42,13 +44,15 @@ def _instance():
     import yaml
     from dagster import DagsterInstance
 
-    # With DAGSTER_HOME set, runs are recorded where `dagster dev` shows them.
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        _write_project_settings(home)
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
+    # Unset, the project's instance; set to nothing, none: the run is kept in memory only
+    # (the tests' choice: thousands of runs would pile up in one instance).
+    home = os.environ.get("DAGSTER_HOME", str(PROJECT_DAGSTER_HOME)).strip()
+    if not home:
+        return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
+    os.environ["DAGSTER_HOME"] = home  # DagsterInstance.get() reads it
+    Path(home).mkdir(parents=True, exist_ok=True)
+    _write_project_settings(Path(home))
+    return DagsterInstance.get()
 
 
 def _write_project_settings(home: Path) -> None:
@@ -67,15 +71,27 @@ def _write_project_settings(home: Path) -> None:
         draft.unlink()
 
 
-def date_refusal(business_date: dt.date) -> str | None:
+def date_refusal(business_date: dt.date, settings: Settings) -> str | None:
     """Why `business_date` cannot run, in one sentence, or None. A date runs once it has
-    ended in UTC, as nightly_partitions says."""
+    ended in UTC, from the partitions' first date on, as nightly_partitions says."""
     today = dt.datetime.now(dt.UTC).date()
     latest = today - dt.timedelta(days=1)
-    if business_date < FIRST_BUSINESS_DATE:
+    if business_date < EARLIEST_BUSINESS_DATE:
         return (
             f"{business_date} is not a business date Nightjar can run: dates from "
-            f"{FIRST_BUSINESS_DATE} run once they have ended in UTC (the latest now is {latest})."
+            f"{EARLIEST_BUSINESS_DATE} run once they have ended in UTC (the latest now is "
+            f"{latest})."
+        )
+    first = first_business_date(settings.landing, settings.first_date)
+    if business_date < first:
+        origin = (
+            "NIGHTJAR_FIRST_DATE"
+            if settings.first_date
+            else f"the first landed folder (in {settings.landing})"
+        )
+        return (
+            f"{business_date} is before {first}, {origin}: there is nothing to run for it. "
+            f"Run a date from {first} on."
         )
     if business_date > latest:
         return (
@@ -83,6 +99,17 @@ def date_refusal(business_date: dt.date) -> str | None:
             f"once it has ended, so the latest that can run now is {latest}."
         )
     return None
+
+
+def state_refusal(settings: Settings) -> str | None:
+    """Why the PostgreSQL state (NIGHTJAR_STATE_URL) cannot be used, in one line naming its
+    server, never its password; checked before anything is loaded or sent."""
+    if not settings.state_url:
+        return None
+    from pipelines.state_postgres import check
+
+    problem = check(settings.state_url)
+    return f"{problem}. Nothing was loaded or sent." if problem else None
 
 
 def run_date(
@@ -100,7 +127,7 @@ def run_date(
     sending one or writing the ledger. `baseline` / `send_backlog`: what a first night does
     (assets/send_checks.py). One run at a time per warehouse: a second one waits for the
     first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
-    refusal = date_refusal(business_date)
+    refusal = date_refusal(business_date, settings) or state_refusal(settings)
     if refusal:
         print(f"nightjar: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
@@ -372,6 +399,20 @@ def state(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def explain_contact(args: argparse.Namespace, settings: Settings) -> int:
+    """`nightjar explain --date D --contact ID`: every campaign's decision for one contact
+    and why (pipelines/explain.py); reads the warehouse read-only, also while a run holds it."""
+    from pipelines.explain import Unknown, explain
+
+    try:
+        lines = explain(settings, args.date, args.contact)
+    except Unknown as unknown:
+        print(f"nightjar explain: {unknown}", file=sys.stderr)
+        return EXIT_REFUSED
+    print("\n".join(lines))
+    return 0
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -426,6 +467,12 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument("--from", dest="source", required=True, help="an export's folder")
     restore.add_argument("--replace", action="store_true", help="drop what the state holds first")
 
+    why = commands.add_parser(
+        "explain", help="why a contact got each campaign's message on a date, or did not"
+    )
+    why.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    why.add_argument("--contact", required=True, help="the contact's id, exactly as in the CRM")
+
     commands.add_parser("docs", help="generate dbt's documentation site as one static page")
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
@@ -470,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         return webhook(args, settings)
     if args.command == "docs":
         return docs(args, settings)
+    if args.command == "explain":
+        return explain_contact(args, settings)
     return demo(args, settings)
 
 

@@ -14,6 +14,8 @@ SUCCESS_MARKER = "_SUCCESS"
 # SendGrid events landed by `nightjar webhook`, one JSON-lines file per UTC receipt date.
 EVENTS_FOLDER = "sendgrid_events"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The earliest business date Nightjar runs (the extract contract's era).
+EARLIEST_BUSINESS_DATE = date(2020, 1, 1)
 _ROW_COUNT = re.compile(r"^(\S+?)\s*[\s=,:]\s*(\d+)$")
 
 
@@ -76,6 +78,16 @@ def list_folders(landing: Path) -> list[LandingFolder]:
             except ValueError:
                 continue  # e.g. 2026-02-30: not a business date
     return sorted(folders, key=lambda f: f.business_date)
+
+
+def first_business_date(landing: Path, setting: date | None) -> date:
+    """The first date the nightly partitions have: NIGHTJAR_FIRST_DATE, else the first landed
+    folder, else the era's first. Dagster shows every partition from it on, so a landing
+    that starts in 2025 does not show five empty years as "0% filled"."""
+    if setting:
+        return setting
+    dates = [f.business_date for f in list_folders(landing)]
+    return max(dates[0], EARLIEST_BUSINESS_DATE) if dates else EARLIEST_BUSINESS_DATE
 
 
 def require_ready(landing: Path, business_date: date) -> LandingFolder:

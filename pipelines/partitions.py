@@ -4,9 +4,17 @@ import warnings
 
 from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
+from pipelines.landing import first_business_date
+from pipelines.settings import load_settings
+
 # A business date becomes runnable once it has ended in UTC; the schedule runs the previous
 # date at 06:00 UTC and the sensor runs a date as soon as it is runnable and has landed.
-nightly_partitions = DailyPartitionsDefinition(start_date="2020-01-01")
+# They start at the first landed date (or NIGHTJAR_FIRST_DATE), read as the definitions load:
+# a history landed later, before that date, shows once the code location is reloaded.
+_settings = load_settings()
+nightly_partitions = DailyPartitionsDefinition(
+    start_date=first_business_date(_settings.landing, _settings.first_date).isoformat()
+)
 
 # Every asset that opens the DuckDB file shares this pool; give it a limit of 1 in
 # dagster.yaml (see README) so one writer at a time touches the warehouse.

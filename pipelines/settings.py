@@ -9,11 +9,14 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 from dotenv import find_dotenv, load_dotenv
+
+from pipelines.landing import EARLIEST_BUSINESS_DATE
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 # Every environment variable Nightjar reads, the one list of them (README "Settings" and
@@ -39,6 +42,7 @@ SETTING_NAMES = (
     "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
     "NIGHTJAR_MAX_DECISION_AGE_MINUTES",
     "NIGHTJAR_STATE",
+    "NIGHTJAR_STATE_URL",
     "NIGHTJAR_DBT_VARS",
     "NIGHTJAR_QUARANTINE_MAX_SHARE",
     "NIGHTJAR_CRM_EXPORT",
@@ -48,6 +52,7 @@ SETTING_NAMES = (
     "NIGHTJAR_REPORTS",
     "NIGHTJAR_EXTRACTS_DUE_HOUR",
     "NIGHTJAR_FIRST_NIGHT",
+    "NIGHTJAR_FIRST_DATE",
     "NIGHTJAR_ALERT_WEBHOOK_URL",
     "NIGHTJAR_DAGSTER_URL",
     "DAGSTER_HOME",
@@ -137,6 +142,9 @@ class Settings:
     # kept apart from the warehouse, which may be deleted and rebuilt from the landing.
     # None: state.duckdb beside the warehouse.
     state: Path | None = None
+    # PostgreSQL, when set (a postgresql:// URL, a credential): the authoritative state; the
+    # state file is then its replica (pipelines/state_postgres.py).
+    state_url: str | None = None
 
     @property
     def state_path(self) -> Path:
@@ -151,6 +159,8 @@ class Settings:
     # What a first night (nothing ever sent or recorded) does: `refuse` to send until told,
     # record a `baseline` (message no one), or `send_backlog` to every current member.
     first_night: str = "refuse"
+    # The first business date the nightly partitions have; None: the first landed folder's.
+    first_date: date | None = None
 
     @property
     def uses_sendgrid(self) -> bool:
@@ -197,10 +207,12 @@ def load_settings() -> Settings:
         max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
         reports=_path("NIGHTJAR_REPORTS", "data/reports"),
         state=_path("NIGHTJAR_STATE", "") if os.environ.get("NIGHTJAR_STATE") else None,
+        state_url=_postgres_url("NIGHTJAR_STATE_URL"),
         extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
         alert_webhook_url=_secret_url("NIGHTJAR_ALERT_WEBHOOK_URL"),
         dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         first_night=_choice("NIGHTJAR_FIRST_NIGHT", ("refuse", "baseline", "send_backlog")),
+        first_date=_first_date("NIGHTJAR_FIRST_DATE"),
     )
 
 
@@ -225,6 +237,14 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 def nearest_name(name: str, known: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(name, sorted(known), n=1)
     return matches[0] if matches else None
+
+
+def _postgres_url(name: str) -> str | None:
+    value = (os.environ.get(name) or "").strip()
+    if value and not re.match(r"^postgres(ql)?://\S*$", value):
+        # it may hold a password: the error does not quote it
+        raise ValueError(f"{name}: must be a postgresql:// URL (value not shown)")
+    return value or None
 
 
 def _secret_url(name: str) -> str | None:
@@ -361,6 +381,19 @@ def _timezone(name: str, default: str) -> str:
     value = (os.environ.get(name) or default).strip()
     if value not in zoneinfo.available_timezones():
         raise ValueError(f"{name}={value!r}: not an IANA time zone name (e.g. Europe/Paris)")
+    return value
+
+
+def _first_date(name: str) -> date | None:
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: must be a date YYYY-MM-DD") from None
+    if value < EARLIEST_BUSINESS_DATE:
+        raise ValueError(f"{name}={text!r}: must be {EARLIEST_BUSINESS_DATE} or later")
     return value
 
 

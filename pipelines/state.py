@@ -47,6 +47,9 @@ def import_state(warehouse: Path, folder: Path, replace: bool = False) -> dict[s
                 + ": importing would mix two histories. Import into a new NIGHTJAR_STATE, or "
                 "pass --replace to drop what it holds."
             )
+        # A replica of a PostgreSQL state forgets which sync it last took part in: what it now
+        # holds is an old backup, not the newer truth for its dates (pipelines/state_postgres.py).
+        con.execute(f"drop table if exists {STATE_CATALOG}.main.postgres_sync")
         # One table a transaction: the state is one file, so each is whole or untouched.
         for table in STATE_TABLES:
             source = str(folder / f"{table}.parquet").replace("'", "''")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from dagster import DagsterEvent, ExecuteInProcessResult, InitLoggerContext, logger
 
+from pipelines.explain import DECISION_WORDS
 from pipelines.redaction import redact
 
 if TYPE_CHECKING:
@@ -58,43 +59,46 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     if loaded:
         print("  loaded:  " + "; ".join(loaded))
     cohorts = [
-        f"{key} {meta['dagster/row_count']:,}"
+        f"{key} {meta['cohort size']:,}"
         + (f" (+{meta['entered']:,} -{meta['left']:,})" if "entered" in meta else "")
         for key, meta in sorted(metadata.items())
-        if key.startswith("cohort_") and "dagster/row_count" in meta
+        if key.startswith("cohort_") and "cohort size" in meta
     ]
     if cohorts:
         print(f"  cohorts as of {business_date}: " + "; ".join(cohorts))
     for key, meta in sorted(metadata.items()):
         if not key.startswith("send_") or "channel" not in meta:  # send assets only
             continue
-        if meta.get("skipped_reason"):
-            print(f"  {key}: nothing sent ({meta['skipped_reason']})")
+        if meta.get("not sent because"):
+            print(f"  {key}: nothing sent ({meta['not sent because']})")
             continue
+        # each reason not to message, as send_decisions names it (assets/sends.py labels
+        # them in words)
         not_sent = ", ".join(
-            f"{value:,} {name.removeprefix('decision_')}"
-            for name, value in sorted(meta.items())
-            if name.startswith("decision_") and name != "decision_send" and value
+            f"{meta[word]:,} {decision}"
+            for decision, word in sorted(DECISION_WORDS.items())
+            if decision != "send" and meta.get(word)
         )
         why = f"; not messaged: {not_sent}" if not_sent else ""
+        delivery = meta.get("delivery") or {}
         if meta.get("channel") == "dry run":
-            members = meta.get("cohort_size", 0)
+            members = meta.get("cohort size", 0)
             print(f"  {key}: would send {meta.get('sent', 0):,} of {members:,}{why}")
             for name, sample in sorted(meta.items()):
-                if name.startswith("sample_message"):
+                if name.startswith("sample message"):
                     print("    " + sample.replace("\n", "\n    "))
         else:
             print(
                 f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}{why}"
                 + "".join(
-                    f", {meta[k]:,} {label}"
+                    f", {delivery[k]:,} {label}"
                     for k, label in (
                         ("refused", "refused by the provider"),
                         ("withdrawn", "withdrawn (suppressed since the decisions)"),
                         ("pending", "pending"),
                         ("not_attempted", "not attempted"),
                     )
-                    if meta.get(k)
+                    if delivery.get(k)
                 )
             )
     _print_results(metadata)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from senders.base import Message, Sender
@@ -48,12 +48,6 @@ class SendSummary:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.pending or self.not_attempted)
-
-    def metadata(self) -> dict[str, Any]:
-        skip = ("errors", "decisions", "samples")
-        flat = {k: v for k, v in asdict(self).items() if k not in skip}
-        flat.update({f"decision_{k}": v for k, v in sorted(self.decisions.items())})
-        return {k: v for k, v in flat.items() if v is not None}
 
 
 @dataclass

@@ -33,7 +33,8 @@ Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandone
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 
 import duckdb
@@ -70,8 +71,27 @@ def send_id(campaign: str, contact_id: str, occasion: str) -> str:
 
 
 class Ledger:
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, mirror=None):
         self.con = con
+        # With the state in PostgreSQL (pipelines/state_postgres.LedgerMirror): each change is
+        # written there too before it counts here, a message in flight before it leaves.
+        self.mirror = mirror
+
+    @contextmanager
+    def _recorded(self, send_ids: Sequence[str], sending: bool = False) -> Iterator[None]:
+        """The block's change to the rows of `send_ids`, and their copy in the mirror: both or
+        neither (the mirror raises, say, when PostgreSQL is out of reach)."""
+        if self.mirror is None:
+            yield
+            return
+        self.con.execute("begin")
+        try:
+            yield
+            self.mirror.write(self.con, send_ids, sending=sending)
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("commit")
 
     def plan(
         self,
@@ -89,24 +109,25 @@ class Ledger:
             return
         self.con.register("planned_rows", frame)
         try:
-            self.con.execute(
-                """
-                insert into nightjar.send_ledger (
-                    send_id, campaign, contact_id, occasion, business_date, channel, status,
-                    attempts, created_at, updated_at, variant, send_at
+            with self._recorded(frame["send_id"].to_list()):
+                self.con.execute(
+                    """
+                    insert into nightjar.send_ledger (
+                        send_id, campaign, contact_id, occasion, business_date, channel, status,
+                        attempts, created_at, updated_at, variant, send_at
+                    )
+                    select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0,
+                        now(), now(), variant, send_at
+                    from planned_rows
+                    on conflict (send_id) do update set
+                        status = excluded.status, error = $error,
+                        business_date = excluded.business_date, channel = excluded.channel,
+                        variant = excluded.variant, send_at = excluded.send_at,
+                        updated_at = now()
+                    where send_ledger.status in ('planned', 'failed')
+                    """,
+                    {"day": business_date, "channel": channel, "status": status, "error": error},
                 )
-                select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0,
-                    now(), now(), variant, send_at
-                from planned_rows
-                on conflict (send_id) do update set
-                    status = excluded.status, error = $error,
-                    business_date = excluded.business_date, channel = excluded.channel,
-                    variant = excluded.variant, send_at = excluded.send_at,
-                    updated_at = now()
-                where send_ledger.status in ('planned', 'failed')
-                """,
-                {"day": business_date, "channel": channel, "status": status, "error": error},
-            )
         finally:
             self.con.unregister("planned_rows")
 
@@ -122,31 +143,33 @@ class Ledger:
             return
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
-        self.con.execute(
-            """
-            update nightjar.send_ledger
-            set status = $status,
-                provider_message_id = coalesce($message_id, provider_message_id),
-                attempts = attempts + (case when $status = 'in_flight' then 1 else 0 end),
-                error = $error, updated_at = now()
-            where send_id in (select unnest($ids::varchar[]))
-            """,
-            {
-                "status": status,
-                "message_id": provider_message_id,
-                "error": error,
-                "ids": list(send_ids),
-            },
-        )
+        with self._recorded(send_ids, sending=status == "in_flight"):
+            self.con.execute(
+                """
+                update nightjar.send_ledger
+                set status = $status,
+                    provider_message_id = coalesce($message_id, provider_message_id),
+                    attempts = attempts + (case when $status = 'in_flight' then 1 else 0 end),
+                    error = $error, updated_at = now()
+                where send_id in (select unnest($ids::varchar[]))
+                """,
+                {
+                    "status": status,
+                    "message_id": provider_message_id,
+                    "error": error,
+                    "ids": list(send_ids),
+                },
+            )
 
     def note(self, send_ids: Sequence[str], error: str) -> None:
         """Record why, without changing a message's status or its attempts."""
         if send_ids:
-            self.con.execute(
-                "update nightjar.send_ledger set error = ?, updated_at = now() "
-                "where send_id in (select unnest(?::varchar[]))",
-                [error, list(send_ids)],
-            )
+            with self._recorded(send_ids):
+                self.con.execute(
+                    "update nightjar.send_ledger set error = ?, updated_at = now() "
+                    "where send_id in (select unnest(?::varchar[]))",
+                    [error, list(send_ids)],
+                )
 
     def suppress(self, emails: Sequence[str], reason: str) -> None:
         """Addresses never to mail again (nightjar.suppressions, read by suppression_list):

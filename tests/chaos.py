@@ -8,7 +8,13 @@ and started again each time; finally it runs until everything is settled. Then: 
 contacts got a message twice (duplicates) and how many never got one (lost). The same is
 done for the outbox. Both numbers must be 0.
 
+With a PostgreSQL state (`state_url`, NIGHTJAR_STATE_URL) the same holds, and also when the
+local replica of the state is lost (deleted with the warehouse) after some of the kills
+(`lose_replica_every`): PostgreSQL alone then knows what went.
+
     python -m tests.chaos --messages 100000 --kills 20
+    python -m tests.chaos --messages 10000 --kills 10 --state-url postgresql://... \
+        --lose-replica-every 2
 """
 
 from __future__ import annotations
@@ -161,7 +167,9 @@ class EventPoster:
             assert response.status == 200
 
 
-def _env(root: Path, channel: str, server_url: str | None) -> dict[str, str]:
+def _env(
+    root: Path, channel: str, server_url: str | None, state_url: str | None = None
+) -> dict[str, str]:
     env = {
         **os.environ,
         "NIGHTJAR_LANDING": str(root / "landing"),
@@ -174,8 +182,9 @@ def _env(root: Path, channel: str, server_url: str | None) -> dict[str, str]:
         "NIGHTJAR_SETTLE_WAIT_SECONDS": "1",
         "SENDGRID_API_KEY": API_KEY if channel == "sendgrid" else "",
         "SENDGRID_API_HOST": server_url or "",
+        "NIGHTJAR_STATE_URL": state_url or "",
     }
-    env.pop("DAGSTER_HOME", None)
+    env["DAGSTER_HOME"] = ""  # runs kept in memory, not in the project's instance
     return env
 
 
@@ -189,15 +198,30 @@ def _start_child(env: dict[str, str], channel: str) -> subprocess.Popen:
     )
 
 
-def _unfinished(root: Path) -> int:
+def _unfinished(root: Path, state_url: str | None = None) -> int:
     """Messages the ledger does not hold as accepted: some after a kill mid-send, none once
-    the send has finished (and none before the first plan)."""
+    the send has finished (and none before the first plan). The ledger of PostgreSQL when
+    the state lives there."""
     from pipelines.warehouse import connect
 
+    sql = "select count(*) from nightjar.send_ledger where status <> 'accepted'"
+    if state_url:
+        import psycopg
+
+        with psycopg.connect(state_url) as pg:
+            exists = pg.execute("select to_regclass('nightjar.send_ledger')").fetchone()[0]
+            return pg.execute(sql).fetchone()[0] if exists else 0
     with connect(root / "warehouse.duckdb") as con:
-        return con.execute(
-            "select count(*) from nightjar.send_ledger where status <> 'accepted'"
-        ).fetchall()[0][0]
+        return con.execute(sql).fetchall()[0][0]
+
+
+def _lose_replica(root: Path, messages: int) -> None:
+    """The machine's copy of the state is gone, and the warehouse with it (rebuilt, as dbt
+    would, with the cohort and its decisions): only PostgreSQL knows what was sent."""
+    for name in ("state.duckdb", "warehouse.duckdb"):
+        for path in (root / name, root / f"{name}.wal"):
+            path.unlink(missing_ok=True)
+    build_cohort(root, messages)
 
 
 def _send_duration(channel: str, messages: int, server_url: str | None) -> float:
@@ -213,12 +237,21 @@ def _send_duration(channel: str, messages: int, server_url: str | None) -> float
 
 
 def _kill_and_finish(
-    root: Path, env: dict, channel: str, kills: int, rng: random.Random, window: float
+    root: Path,
+    env: dict,
+    channel: str,
+    kills: int,
+    rng: random.Random,
+    window: float,
+    lose_replica_every: int = 0,
+    messages: int = 0,
 ) -> tuple[int, int]:
-    """Kill the sender `kills` times at random moments of its send, then let it finish.
-    Returns (runs, kills that left messages unfinished in the ledger)."""
+    """Kill the sender `kills` times at random moments of its send, then let it finish; the
+    replica of a PostgreSQL state is lost after every `lose_replica_every`-th kill. Returns
+    (runs, kills that left messages unfinished in the ledger)."""
+    state_url = env.get("NIGHTJAR_STATE_URL") or None
     runs = mid_send = 0
-    for _ in range(kills):
+    for kill in range(1, kills + 1):
         child = _start_child(env, channel)
         runs += 1
         child.stdout.readline()  # "sending": the messages are planned and start to leave
@@ -227,7 +260,9 @@ def _kill_and_finish(
         time.sleep(rng.uniform(0.0, 2 * window / kills))
         child.kill()
         child.wait()
-        mid_send += _unfinished(root) > 0
+        mid_send += _unfinished(root, state_url) > 0
+        if lose_replica_every and kill % lose_replica_every == 0:
+            _lose_replica(root, messages)
     for _ in range(60):
         child = _start_child(env, channel)
         runs += 1
@@ -240,7 +275,14 @@ def _kill_and_finish(
     raise RuntimeError("the send never completed")
 
 
-def run_sendgrid(messages: int, kills: int, seed: int) -> Outcome:
+def run_sendgrid(
+    messages: int,
+    kills: int,
+    seed: int,
+    state_url: str | None = None,
+    lose_replica_every: int = 0,
+) -> Outcome:
+    """`state_url`: the state in this PostgreSQL database (empty), else in DuckDB alone."""
     from pipelines.event_store import EventStore
     from pipelines.webhook import WebhookServer
     from tests.sendgrid_server import SendGridTestServer
@@ -260,19 +302,22 @@ def run_sendgrid(messages: int, kills: int, seed: int) -> Outcome:
                 window = _send_duration("sendgrid", messages, rehearsal.url)
             with SendGridTestServer(API_KEY, on_accept=poster) as server:
                 server.random_faults(rate_429=0.03, rate_500=0.03, rate_drop=0.04, seed=seed)
-                env = _env(root, "sendgrid", server.url)
-                runs, mid_send = _kill_and_finish(root, env, "sendgrid", kills, rng, window)
+                env = _env(root, "sendgrid", server.url, state_url)
+                runs, mid_send = _kill_and_finish(
+                    root, env, "sendgrid", kills, rng, window, lose_replica_every, messages
+                )
                 per_contact = collections.Counter(
                     p["custom_args"]["contact_id"]
                     for body in server.accepted
                     for p in body["personalizations"]
                 )
-                assert _unfinished(root) == 0, "the ledger holds messages that never went"
+                assert _unfinished(root, state_url) == 0, "the ledger holds messages never sent"
         finally:
             webhook.shutdown()
             webhook.server_close()
     duplicates = sum(count - 1 for count in per_contact.values())
-    return Outcome("sendgrid", messages, runs, mid_send, duplicates, messages - len(per_contact))
+    channel = "sendgrid" if not state_url else "sendgrid, PostgreSQL state"
+    return Outcome(channel, messages, runs, mid_send, duplicates, messages - len(per_contact))
 
 
 def run_outbox(messages: int, kills: int, seed: int) -> Outcome:
@@ -296,13 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--state-url", help="the SendGrid run's state in this (empty) database")
+    parser.add_argument("--lose-replica-every", type=int, default=0, metavar="N")
     parser.add_argument("--child", choices=["sendgrid", "outbox"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child_main(args.child)
     started = time.monotonic()
     outcomes = [
-        run_sendgrid(args.messages, args.kills, args.seed),
+        run_sendgrid(args.messages, args.kills, args.seed, args.state_url, args.lose_replica_every),
         run_outbox(args.messages, args.kills, args.seed),
     ]
     for outcome in outcomes:

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.dbt_setup import ensure_manifest
-from pipelines.settings import SETTING_NAMES  # the one list of them: emptied per test
+# Before any test module imports the partitions: they start at the first landed date, and
+# each test has a landing of its own (tests/test_what_the_ui_shows.py tests that start).
+FIRST_DATE = "2020-01-01"
+os.environ["NIGHTJAR_FIRST_DATE"] = FIRST_DATE
+
+from pipelines.dbt_setup import ensure_manifest  # noqa: E402
+from pipelines.settings import SETTING_NAMES  # noqa: E402  the one list of them: emptied per test
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,7 +90,8 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     # Empty values (not deletions) so that a developer's .env can never fill them in.
     for name in SETTING_NAMES:
         mp.setenv(name, "")
-    mp.delenv("DAGSTER_HOME")
+    # DAGSTER_HOME empty: runs in memory, not in the project's instance; partitions as above.
+    mp.setenv("NIGHTJAR_FIRST_DATE", FIRST_DATE)
     mp.setenv("NIGHTJAR_LANDING", str(workspace.landing))
     mp.setenv("NIGHTJAR_WAREHOUSE", str(workspace.warehouse))
     mp.setenv("NIGHTJAR_OUTBOX", str(workspace.outbox))

@@ -15,6 +15,15 @@ def snapshot(workspace) -> dict[str, list]:
     return {t: sorted(map(str, workspace.query(f"select * from {t}"))) for t in KEPT_TABLES}
 
 
+def told_at_the_end(capsys, cause: str) -> str:
+    """The last five lines the night printed name its cause (the summary comes first on
+    stdout, then the failure on stderr); returns stderr."""
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines() + printed.err.splitlines()
+    assert cause in "\n".join(lines[-5:]), "\n".join(lines[-5:])
+    return printed.err
+
+
 def case(name: str):
     (found,) = [c for c in CASES if c.name == name]
     return found
@@ -28,8 +37,7 @@ def test_a_truncated_orders_file_fails_the_night_and_leaves_yesterday_as_it_was(
 
     case("orders truncated").breaks(good_folder(workspace.landing, TODAY))
     assert workspace.run(TODAY) == 1
-    err = capsys.readouterr().err
-    assert "orders.csv: 399 rows, fewer than the 400 the exporter recorded" in err
+    told_at_the_end(capsys, "orders.csv: 399 rows, fewer than the 400 the exporter recorded")
     assert snapshot(workspace) == before
     assert not (workspace.outbox / TODAY).exists()
 
@@ -44,7 +52,7 @@ def test_a_dbt_build_failing_half_way_publishes_nothing(workspace, dbt_fails_hal
     write_folder(workspace.landing, TODAY, contacts=newcomers, orders=orders)
     dbt_fails_half_way(True)
     assert workspace.run(TODAY) == 1
-    assert "send_decisions" in capsys.readouterr().err
+    told_at_the_end(capsys, "send_decisions")
     # dbt did build tonight's customer_360, on the side ...
     assert workspace.query("select count(*) from build.customer_360") == [(405,)]
     # ... but what readers see is yesterday's, whole.
@@ -86,7 +94,7 @@ def test_a_40_percent_cohort_jump_blocks_sending_until_released(workspace, capsy
     write_folder(workspace.landing, TODAY, contacts=newcomers, orders=orders)
 
     assert main(["run", "--date", TODAY]) == 1
-    err = capsys.readouterr().err
+    err = told_at_the_end(capsys, "cohort_loyalty has 560 members, +40%")
     assert f"Sending for {TODAY} is blocked by 1 check(s); nothing was sent" in err
     assert "cohort_loyalty has 560 members, +40% against 400 on 2025-11-19 (at most ±30%)" in err
     assert f"nightjar run --date {TODAY} --approve cohort_size:cohort_loyalty" in err
@@ -106,7 +114,7 @@ def test_a_folder_dated_in_the_future_stops_the_night(workspace, capsys):
     tomorrow = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
     good_folder(workspace.landing, tomorrow)
     assert workspace.run(YESTERDAY) == 1
-    assert f"is dated {tomorrow}, a day that has not ended yet" in capsys.readouterr().err
+    told_at_the_end(capsys, f"is dated {tomorrow}, a day that has not ended yet")
     assert workspace.query("select count(*) from raw.loaded_files") == [(0,)]
 
 
@@ -139,8 +147,7 @@ def test_spend_collapsing_overnight_blocks_sending(workspace, capsys):
     ]  # fmt: skip
     write_folder(workspace.landing, TODAY, contacts=[contact("c0000")], orders=refunds)
     assert workspace.run(TODAY) == 1
-    err = capsys.readouterr().err
-    assert "total_spend: total spend 450,000.00, was 600,000.00 on 2025-11-19" in err
+    err = told_at_the_end(capsys, "total spend 450,000.00, was 600,000.00 on 2025-11-19")
     assert "--approve total_spend" in err
 
 

@@ -1,8 +1,13 @@
-"""The small version of `make chaos`: killed senders never duplicate or lose a message."""
+"""The small version of `make chaos`: killed senders never duplicate or lose a message.
+A minute of killing and restarting: `make test-slow` (run by .ci/run), not `make test`."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.chaos import run_outbox, run_sendgrid
+
+pytestmark = pytest.mark.slow
 
 
 def test_sendgrid_sender_killed_at_random_under_faults_sends_each_message_once():

@@ -14,8 +14,10 @@ from tests.reference_rules import expected_as_of
     ("days", "end"),
     [
         (1, "2025-06-30"),  # a first night: one folder
-        (250, "2025-11-20"),  # months of history loaded in one catch-up run
-        (90, "2025-02-28"),  # 29 February birthdays in a year without one
+        # months of history loaded in one catch-up run: half a minute, make test-slow
+        pytest.param(250, "2025-11-20", marks=pytest.mark.slow),
+        # 29 February birthdays in a year without one (the dbt unit tests cover it too)
+        pytest.param(90, "2025-02-28", marks=pytest.mark.slow),
     ],
 )
 def test_cohorts_and_spend_match_the_contract(workspace, days, end, monkeypatch):

@@ -192,8 +192,14 @@ def test_a_date_before_the_partitions_is_one_line_before_dagster_is_imported(wor
     assert err.count("\n") == 1
 
 
-def test_the_cli_knows_the_first_business_date_as_the_partitions_do():
-    from pipelines.cli import FIRST_BUSINESS_DATE
-    from pipelines.partitions import nightly_partitions
-
-    assert nightly_partitions.start.date() == FIRST_BUSINESS_DATE
+def test_a_date_before_the_first_landed_folder_is_one_line_before_dagster_is_imported(
+    workspace, monkeypatch
+):
+    # The partitions start at the first landed folder when NIGHTJAR_FIRST_DATE is not set.
+    monkeypatch.setenv("NIGHTJAR_FIRST_DATE", "")
+    good_folder(workspace.landing, TODAY)
+    err = _refused_at_once("run", "--date", YESTERDAY)
+    assert err == (
+        f"nightjar: {YESTERDAY} is before {TODAY}, the first landed folder (in "
+        f"{workspace.landing}): there is nothing to run for it. Run a date from {TODAY} on.\n"
+    )

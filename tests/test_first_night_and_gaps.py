@@ -40,7 +40,9 @@ def failures(result) -> str:
     )
 
 
-def test_a_first_night_sends_and_records_nothing_and_names_both_ways_on(production, capsys):
+def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_new_occasions(
+    production, capsys
+):
     plant(production)
     assert production.run(D) == 1
     err = capsys.readouterr().err
@@ -64,9 +66,8 @@ def test_a_first_night_sends_and_records_nothing_and_names_both_ways_on(producti
     assert gate["first_night"].value == "refuse"
     assert production.query("select count(*) from nightjar.send_ledger") == [(0,)]
 
-
-def test_a_baseline_first_night_messages_no_one_and_the_next_sends_only_new_occasions(production):
-    plant(production)
+    # Still a first night, then, for either way on: a baseline messages no one and the next
+    # night sends only new occasions.
     result = production.run_with(D, baseline=True)
     assert result.success, failures(result)
     assert sent(production, D) == {c: [] for c in CAMPAIGNS}

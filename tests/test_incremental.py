@@ -87,6 +87,7 @@ def test_incremental_nights_equal_a_full_build_of_the_history(nights):
         assert incremental[table] == full[table], table
 
 
+@pytest.mark.slow  # three more nights: make test-slow
 def test_a_past_date_rebuilds_whole_and_the_next_night_goes_on_from_it(nights):
     ws, dates, _, _ = nights
     assert ws.run(dates[0].isoformat()) == 0  # a past date: as of that date, whole
@@ -114,6 +115,7 @@ def test_a_failed_build_is_read_again_by_the_next_night(workspace, dbt_fails_hal
     assert _snapshot(workspace) == incremental
 
 
+@pytest.mark.slow  # a dbt build by hand and a night: make test-slow
 def test_a_build_by_hand_for_another_date_is_noticed(nights):
     ws, dates, _, _ = nights
     # an analyst builds the orders by hand as of an earlier date, into the build schema

@@ -8,6 +8,7 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def _land(root: Path, extract: str, rows: list[dict]) -> None:
     (folder / "_SUCCESS").touch()
 
 
+@pytest.mark.slow  # 40 Dagster runs: make test-slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(extracts())
 def test_a_dagster_run_on_malformed_extracts_fails_cleanly_or_loads_every_row(case):

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
 from tests.landing import contact, order, write_folder
 from tests.scenario import HISTORY, D, suppress, write_all
@@ -63,6 +65,7 @@ def test_catch_up_loads_every_missed_folder_in_one_run_and_sends_only_for_its_da
     assert workspace.query("select count(*) from raw.orders") == before
 
 
+@pytest.mark.slow  # three nights, one a full refresh: make test-slow
 def test_the_ledger_survives_a_full_refresh_and_nothing_is_sent_twice(workspace):
     write_all(workspace.landing)
     suppress(workspace.warehouse, "suppressed@example.com")

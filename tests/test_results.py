@@ -153,18 +153,18 @@ def test_campaign_outcomes_say_what_became_of_each_member(two_nights):
 def test_cohorts_say_who_entered_and_left_and_the_audience_who_may_be_mailed(two_nights):
     _, home, *_ = two_nights
     birthday = _latest(home, "cohort_birthday")
-    assert (birthday["dagster/row_count"], birthday["entered"], birthday["left"]) == (0, 0, 40)
-    assert birthday["compared_with"] == D
+    assert (birthday["cohort size"], birthday["entered"], birthday["left"]) == (0, 0, 40)
+    assert birthday["compared with"] == D
     assert birthday["_previous"]["entered"] == 40
     audience = _latest(home, "audience")
     # the bounced address and the one that unsubscribed are suppressed now
-    assert (audience["contacts"], audience["mailable_contacts"]) == (40, 38)
+    assert (audience["contacts"], audience["mailable contacts"]) == (40, 38)
 
 
 def test_send_assets_preview_a_message_with_personal_data_masked(two_nights):
     _, home, messaged, _ = two_nights
     first = _latest(home, "send_birthday")["_previous"]
-    preview = first["sample_message"]
+    preview = first["sample message"]
     assert "Happy birthday" in preview and "@example.com" in preview
     assert f"{messaged[0]}@example.com" not in preview
     assert '"first_name": "M***"' in preview or '"first_name": "Z***"' in preview

@@ -339,6 +339,7 @@ def test_a_restart_with_many_stored_events_is_fast_and_loads_none_of_them(landin
     assert seconds < 2.0, f"{seconds:.1f}s to start and store a first event"
 
 
+@pytest.mark.slow  # half a minute of load: make test-slow
 def test_the_small_load_test_holds(tmp_path):
     from tests.webhook_load import main
 
