@@ -986,3 +986,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def messages_per_contact(server: SendGridTestServer) -> dict[tuple[str, str], int]:
+    """How many messages the server accepted per (campaign, contact)."""
+    counts: dict[tuple[str, str], int] = {}
+    for body in server.accepted:
+        for p in body["personalizations"]:
+            key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
+            counts[key] = counts.get(key, 0) + 1
+    return counts

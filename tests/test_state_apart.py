@@ -13,18 +13,9 @@ import pytest
 from pipelines.state import StateNotEmpty, export_state, import_state
 from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
 from tests.scenario import D, write_all
-from tests.sendgrid_server import SendGridTestServer
+from tests.sendgrid_server import SendGridTestServer, messages_per_contact
 
 API_KEY = "SG.state-test"
-
-
-def messages_per_contact(server) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for body in server.accepted:
-        for p in body["personalizations"]:
-            key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
-            counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 def delete_warehouse(workspace) -> None:

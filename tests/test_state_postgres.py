@@ -24,7 +24,7 @@ from senders.ledger import Ledger, send_id
 from tests.chaos import run_sendgrid
 from tests.postgres_server import INSTALL_HINT, PostgresServer, free_port, postgres_bin
 from tests.scenario import D, write_all
-from tests.sendgrid_server import SendGridTestServer
+from tests.sendgrid_server import SendGridTestServer, messages_per_contact
 
 pytestmark = pytest.mark.postgres
 API_KEY = "SG.state-postgres"
@@ -55,15 +55,6 @@ def counts_in_postgres(url: str) -> dict[str, int]:
 
 def counts_in_replica(workspace) -> dict[str, int]:
     return {t: workspace.query(f"select count(*) from nightjar.{t}")[0][0] for t in STATE_TABLES}
-
-
-def messages_per_contact(server) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for body in server.accepted:
-        for p in body["personalizations"]:
-            key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
-            counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 def lose(*paths) -> None:
