@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -996,3 +996,12 @@ def messages_per_contact(server: SendGridTestServer) -> dict[tuple[str, str], in
             key = (p["custom_args"]["campaign"], p["custom_args"]["contact_id"])
             counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+@contextlib.contextmanager
+def sendgrid_for_nightjar(monkeypatch, api_key: str) -> Iterator[SendGridTestServer]:
+    """A strict server taking `api_key`, and Nightjar's settings pointing at it."""
+    with SendGridTestServer(api_key=api_key) as server:
+        monkeypatch.setenv("SENDGRID_API_KEY", api_key)
+        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+        yield server

@@ -13,7 +13,7 @@ import pytest
 from pipelines.state import StateNotEmpty, export_state, import_state
 from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
 from tests.scenario import D, write_all
-from tests.sendgrid_server import SendGridTestServer, messages_per_contact
+from tests.sendgrid_server import messages_per_contact, sendgrid_for_nightjar
 
 API_KEY = "SG.state-test"
 
@@ -27,9 +27,7 @@ def test_deleting_the_warehouse_or_restoring_the_state_sends_nothing_twice(
     workspace, monkeypatch, tmp_path
 ):
     write_all(workspace.landing)
-    with SendGridTestServer(api_key=API_KEY) as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
-        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    with sendgrid_for_nightjar(monkeypatch, API_KEY) as server:
         assert workspace.run(D) == 0
         sent = messages_per_contact(server)
         assert sent and set(sent.values()) == {1}

@@ -24,7 +24,7 @@ from senders.ledger import Ledger, send_id
 from tests.chaos import run_sendgrid
 from tests.postgres_server import INSTALL_HINT, PostgresServer, free_port, postgres_bin
 from tests.scenario import D, write_all
-from tests.sendgrid_server import SendGridTestServer, messages_per_contact
+from tests.sendgrid_server import messages_per_contact, sendgrid_for_nightjar
 
 pytestmark = pytest.mark.postgres
 API_KEY = "SG.state-postgres"
@@ -85,9 +85,7 @@ def test_a_night_on_postgres_then_losing_warehouse_and_state_sends_nothing_twice
 ):
     write_all(workspace.landing)
     monkeypatch.setenv("NIGHTJAR_STATE_URL", state_url)
-    with SendGridTestServer(api_key=API_KEY) as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
-        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    with sendgrid_for_nightjar(monkeypatch, API_KEY) as server:
         assert workspace.run(D) == 0
         sent = messages_per_contact(server)
         assert sent and set(sent.values()) == {1}
@@ -112,9 +110,7 @@ def test_a_wrong_state_url_is_refused_in_one_line_naming_the_server_and_nothing_
     wrong_password = postgres.url().replace(postgres.password, secret)
     closed = free_port()  # nothing listens there
     nowhere = f"postgresql://nightjar:{secret}@127.0.0.1:{closed}/nightjar"
-    with SendGridTestServer(api_key=API_KEY) as server:
-        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
-        monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    with sendgrid_for_nightjar(monkeypatch, API_KEY) as server:
         for url, server_named in (
             (wrong_password, f"127.0.0.1:{postgres.port}/postgres"),
             (nowhere, f"127.0.0.1:{closed}/nightjar"),
