@@ -19,11 +19,12 @@ from dagster import (
 )
 
 from assets.campaigns import Campaign
+from pipelines.decision_words import DECISION_WORDS
 from pipelines.descriptions import current_vars, vars_record
-from pipelines.explain import DECISION_WORDS, send_preview
 from pipelines.landing import list_folders
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from pipelines.previews import send_preview
 from pipelines.resources import NightjarResource, make_sender
 from pipelines.settings import Settings, effective_dbt_vars
 from pipelines.state_postgres import synced as state_synced

@@ -25,10 +25,10 @@ from dagster_dbt import (
 from assets.campaigns import Campaign, campaigns_from_manifest
 from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
 from pipelines.descriptions import current_vars, describe_model, vars_record
-from pipelines.explain import PREVIEW_ROWS, markdown_table, masked, preview_heading
 from pipelines.figures import audience_figures, cohort_changes, column_schemas
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from pipelines.previews import PREVIEW_ROWS, markdown_table, masked, preview_heading
 from pipelines.publish import (
     BUILD_SCHEMA,
     PUBLISHED_SCHEMA,

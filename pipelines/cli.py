@@ -49,10 +49,9 @@ def _instance():
     home = os.environ.get("DAGSTER_HOME", str(PROJECT_DAGSTER_HOME)).strip()
     if not home:
         return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
-    os.environ["DAGSTER_HOME"] = home  # DagsterInstance.get() reads it
     Path(home).mkdir(parents=True, exist_ok=True)
     _write_project_settings(Path(home))
-    return DagsterInstance.get()
+    return DagsterInstance.from_config(home)
 
 
 def _write_project_settings(home: Path) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from dagster import DagsterEvent, ExecuteInProcessResult, InitLoggerContext, logger
 
-from pipelines.explain import DECISION_WORDS
+from pipelines.decision_words import DECISION_WORDS
 from pipelines.redaction import redact
 
 if TYPE_CHECKING:
