@@ -213,6 +213,34 @@ def first_night_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
     )
 
 
+def messages_sent_before(con: duckdb.DuckDBPyConnection) -> tuple[int, dt.date | None]:
+    """How many messages SendGrid reported events for that Nightjar sent (they carry its
+    send_id), and the day of the last event. Events are landed apart from the state, so they
+    outlive it: an empty ledger beside them means the state was lost, not a first night."""
+    count, last = con.execute(
+        "select count(distinct send_id), max(event_timestamp)::date "
+        "from raw.sendgrid_events where send_id is not null"
+    ).fetchall()[0]
+    return count, last
+
+
+def lost_state_refusal(settings: Settings, sent: int, last: dt.date | None) -> Refusal:
+    # --send-backlog (or NIGHTJAR_FIRST_NIGHT=send_backlog) would mail these people again.
+    return Refusal(
+        f"the send ledger is empty, but SendGrid has reported events for {sent:,} message(s) "
+        f"Nightjar sent (the last on {last}): the state was lost or NIGHTJAR_STATE names "
+        f"another file ({settings.state}). Restore the last backup before any run "
+        "(nightjar state import --from DIR); sending the backlog would mail them again.",
+        (
+            (
+                " --baseline",
+                "only if no backup exists: records every current occasion as served and "
+                "messages no one",
+            ),
+        ),
+    )
+
+
 def late_baseline_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
     (since,) = con.execute(
         """
@@ -291,6 +319,9 @@ def first_night_plan(
         raise Failure(description=str(error)) from None
     history = sending_history(con, day)
     if history == FIRST_NIGHT:
+        sent, last = messages_sent_before(con)
+        if sent and policy != "baseline":
+            return False, lost_state_refusal(settings, sent, last), "state lost"
         refusal = first_night_refusal(con) if policy == "refuse" else None
         return policy == "baseline", refusal, policy
     if history == BASELINE_NIGHT:

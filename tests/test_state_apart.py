@@ -12,7 +12,8 @@ import pytest
 
 from pipelines.state import StateNotEmpty, export_state, import_state
 from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
-from tests.scenario import D, write_all
+from tests.landing import land_events
+from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.sendgrid_server import messages_per_contact, sendgrid_for_nightjar
 
 API_KEY = "SG.state-test"
@@ -58,6 +59,54 @@ def test_deleting_the_warehouse_or_restoring_the_state_sends_nothing_twice(
             ]
         assert workspace.run(D) == 0
         assert messages_per_contact(server) == sent  # and nothing is sent again
+
+
+def test_a_lost_state_is_not_taken_for_a_first_night(workspace, monkeypatch, capsys):
+    """SendGrid's events outlive the state: with them landed and the ledger empty, even an
+    installation told to send a first night's backlog sends nothing and says the state is
+    lost. Only --baseline (no backup at all) goes on, and mails no one."""
+    monkeypatch.setenv("NIGHTJAR_FIRST_NIGHT", "send_backlog")
+    write_all(workspace.landing)
+    with sendgrid_for_nightjar(monkeypatch, API_KEY) as server:
+        assert workspace.run(D) == 0
+        sent = messages_per_contact(server)
+        assert sent
+        land_events(
+            workspace.landing,
+            NEXT_DAY,
+            [
+                {
+                    "event": "delivered",
+                    "email": p["to"][0]["email"],
+                    "timestamp": 1763640000,  # 2025-11-20 12:00 UTC
+                    "sg_event_id": f"delivered-{p['custom_args']['send_id']}",
+                    **p["custom_args"],
+                }
+                for body in server.accepted
+                for p in body["personalizations"]
+            ],
+        )
+        write_next_day(workspace.landing)
+        workspace.state.unlink()  # and no backup
+
+        capsys.readouterr()
+        assert workspace.run(NEXT_DAY) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"the send ledger is empty, but SendGrid has reported events for "
+            f"{sum(sent.values())} message(s) Nightjar sent (the last on 2025-11-20)"
+        ) in err
+        assert "nightjar state import --from DIR" in err
+        assert f"nightjar run --date {NEXT_DAY} --baseline " in err
+        assert messages_per_contact(server) == sent  # not one more
+        assert workspace.query("select count(*) from nightjar.send_ledger") == [(0,)]
+
+        monkeypatch.setenv("NIGHTJAR_FIRST_NIGHT", "baseline")
+        assert workspace.run(NEXT_DAY) == 0
+        assert messages_per_contact(server) == sent
+        assert workspace.query(
+            "select count(*) from nightjar.send_ledger where status <> 'baseline'"
+        ) == [(0,)]
 
 
 def _back_to_the_old_layout(workspace) -> dict[str, int]:
