@@ -3,7 +3,7 @@
 Every column arrives as text; each model states what that text must look like so that one
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
 A key twice in one file is a fault of the whole file, checked by the loader before these
-(assets/ingest_files.py, `_duplicate_keys`).
+(models/extract_files.py, `_duplicate_keys`).
 
 Every text column is bounded: a value over its length (or holding a control character) is a
 bad value like any other, so one row can never carry megabytes through the warehouse into a

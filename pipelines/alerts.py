@@ -20,9 +20,9 @@ from dagster import (
     sensor,
 )
 
-from pipelines.freshness import lateness
-from pipelines.redaction import redact
-from pipelines.settings import load_settings
+from models.freshness import lateness
+from models.privacy import redact
+from models.settings import load_settings
 from pipelines.summary import step_failure_message
 
 MAX_STEPS = 3
@@ -96,7 +96,7 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     "extracts are overdue (the landed_on_time checks' rule), once per date.",
 )
 def alert_on_overdue_extracts(context: SensorEvaluationContext) -> SkipReason:
-    from assets.ingest_files import EXTRACTS
+    from models.extract_files import EXTRACTS
 
     settings = load_settings()
     if not settings.alert_webhook_url:

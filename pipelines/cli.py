@@ -15,9 +15,9 @@ from typing import NoReturn
 
 # Nothing here imports Dagster at module level: a bad date or setting is refused in a blink,
 # before the seconds Dagster and dbt take to load.
-from pipelines.landing import EARLIEST_BUSINESS_DATE, first_business_date
+from models.landing import EARLIEST_BUSINESS_DATE, first_business_date
+from models.settings import Settings, load_settings
 from pipelines.run_lock import RunLockBusy, run_lock
-from pipelines.settings import Settings, load_settings
 
 DEMO_MARKER = ".nightjar-demo"
 EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
@@ -105,7 +105,7 @@ def state_refusal(settings: Settings) -> str | None:
     server, never its password; checked before anything is loaded or sent."""
     if not settings.state_url:
         return None
-    from pipelines.state_postgres import check
+    from assets.shared.state_store import check
 
     problem = check(settings.state_url)
     return f"{problem}. Nothing was loaded or sent." if problem else None
@@ -124,7 +124,7 @@ def run_date(
 
     A dry run loads and builds as usual, then renders and counts every message without
     sending one or writing the ledger. `baseline` / `send_backlog`: what a first night does
-    (assets/send_checks.py). One run at a time per warehouse: a second one waits for the
+    (assets/sends/checks.py). One run at a time per warehouse: a second one waits for the
     first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
     refusal = date_refusal(business_date, settings) or state_refusal(settings)
     if refusal:
@@ -150,7 +150,7 @@ def run_date(
 
 def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int:
     """The night itself; `options`: the nightjar resource's run config."""
-    from pipelines.dbt_setup import ensure_manifest
+    from models.manifest import ensure_manifest
 
     ensure_manifest()
     from pipelines.definitions import defs
@@ -202,7 +202,7 @@ def _print_failure(result, key: str, elapsed: float, log_file: Path) -> None:
 
 
 def generate(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.sample_data import generate_landing
+    from pipelines.demo.sample_data import generate_landing
 
     out = Path(args.out).resolve() if args.out else settings.landing
     started = time.monotonic()
@@ -265,7 +265,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     code = run_date(first, settings, send_backlog=True)  # the demo's first night sends
     if code:
         return code
-    from pipelines.demo_engagement import write_demo_events
+    from pipelines.demo.engagement import write_demo_events
 
     events = write_demo_events(settings.outbox / first.isoformat(), settings.landing, last, 1)
     print(f"nightjar demo: {events} made-up SendGrid events for {first}'s messages")
@@ -318,7 +318,7 @@ def _state_copy(warehouse: Path, scratch: Path) -> str:
     live one. An empty one before any night ran."""
     import duckdb
 
-    from pipelines.warehouse import state_path_for
+    from assets.shared.warehouse import state_path_for
 
     live, copy = state_path_for(warehouse), scratch / "state" / "state.duckdb"
     copy.parent.mkdir()
@@ -333,7 +333,8 @@ def _generate_docs(settings: Settings, catalog: str, state_copy: str) -> int:
     import json
     import subprocess
 
-    from pipelines.dbt_setup import DBT_PROJECT_DIR, campaigns_var, dbt_executable, load_manifest
+    from models.manifest import campaigns_var, dbt_executable, load_manifest
+    from models.settings import DBT_PROJECT_DIR
 
     env = {**os.environ, "NIGHTJAR_WAREHOUSE": catalog, "NIGHTJAR_STATE": state_copy}
     variables = {

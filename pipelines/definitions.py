@@ -2,17 +2,20 @@
 
 from dagster import AssetSpec, Definitions
 
-from assets.campaigns import campaigns_from_manifest
-from assets.freshness import freshness_checks
-from assets.ingest import ingest_assets
-from assets.ingest_events import sendgrid_events
-from assets.results import build_results_asset
-from assets.send_checks import build_send_checks_asset
-from assets.sends import build_send_asset
-from assets.warehouse import build_warehouse_models
+from assets.ingest.extracts import ingest_assets
+from assets.ingest.freshness import freshness_checks
+from assets.ingest.sendgrid_events import sendgrid_events
+from assets.results.campaign_results import build_results_asset
+from assets.sends.campaigns import build_send_asset
+from assets.sends.checks import build_send_checks_asset
+from assets.shared.dbt_project import NightjarDbtCliResource, dbt_project
+from assets.shared.owners import OWNERS
+from assets.shared.resources import NightjarResource
+from assets.warehouse.dbt_models import build_warehouse_models
+from models.descriptions import current_vars, described_campaigns
+from models.manifest import dbt_executable, load_manifest
+from models.privacy import install as redact_logs
 from pipelines.alerts import alert_on_overdue_extracts, alert_on_run_failure
-from pipelines.dbt_setup import NightjarDbtCliResource, dbt_executable, dbt_project, load_manifest
-from pipelines.descriptions import current_vars
 from pipelines.jobs import (
     freshness_job,
     freshness_schedule,
@@ -20,9 +23,6 @@ from pipelines.jobs import (
     nightly_job,
     nightly_schedule,
 )
-from pipelines.owners import OWNERS
-from pipelines.redaction import install as redact_logs
-from pipelines.resources import NightjarResource
 
 redact_logs()  # before any run logs a line: secrets and addresses never reach a log
 
@@ -78,7 +78,7 @@ STATE_TABLES = [
 
 def build_definitions() -> Definitions:
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
-    campaigns = campaigns_from_manifest(load_manifest(), current_vars())
+    campaigns = described_campaigns(load_manifest(), current_vars())
     send_assets = [build_send_asset(c) for c in campaigns]
     results_assets = [build_results_asset(c, current_vars()) for c in campaigns]
     return Definitions(

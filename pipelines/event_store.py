@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.landing import EVENTS_FOLDER, events_folder_lock
+from models.landing import EVENTS_FOLDER, events_folder_lock
 
 # Structural limits on a signed body, checked after its signature (SendGrid posts arrays of
 # flat objects, batched up to about 768 KB; these are far above what it sends).

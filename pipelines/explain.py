@@ -16,9 +16,13 @@ from typing import Any
 
 import duckdb
 
-from pipelines.decision_words import DECISION_WORDS, decision_rows, ledger_sql, outcome
-from pipelines.previews import masked
-from senders.base import mask_emails_in
+from assets.shared.previews import masked
+from assets.shared.warehouse import connect
+from models.descriptions import described_campaigns
+from models.manifest import load_manifest
+from models.privacy import mask_emails_in
+from models.settings import effective_dbt_vars
+from senders.decision_words import DECISION_WORDS, decision_rows, ledger_sql, outcome
 from senders.ledger import WENT_OUT_STATUSES
 
 
@@ -36,7 +40,7 @@ def explain_contact(
     wait_seconds: float = 10.0,
 ) -> list[str]:
     """What every campaign decided for `contact_id` on `day`, and why, as lines to print.
-    `campaigns`: the dbt project's (assets.campaigns.Campaign: cohort rule, cooldown, send
+    `campaigns`: the dbt project's (models.campaigns.Campaign: cohort rule, cooldown, send
     hour); without them, those send_decisions names. Raises Unknown, in one sentence."""
     if not warehouse.exists():
         raise Unknown(f"There is no warehouse at {warehouse}: no night has run there yet.")
@@ -63,8 +67,6 @@ def explain_contact(
 def _read_only(warehouse: Path, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection. A step of a run writing the file at this moment holds DuckDB's
     lock for seconds: that is waited for, briefly. Nightjar's run lock is not DuckDB's."""
-    from pipelines.warehouse import connect
-
     deadline = time.monotonic() + wait_seconds
     while True:
         opened = contextlib.ExitStack()
@@ -321,13 +323,9 @@ def explain(settings: Any, day: dt.date, contact_id: str) -> list[str]:
     campaigns: list[Any] = []
     send_hour = None
     try:
-        from assets.campaigns import campaigns_from_manifest
-        from pipelines.dbt_setup import load_manifest
-        from pipelines.settings import effective_dbt_vars
-
         dbt_vars = effective_dbt_vars(settings)
         send_hour = dbt_vars.get("send_hour")
-        campaigns = campaigns_from_manifest(load_manifest(), dbt_vars)
+        campaigns = described_campaigns(load_manifest(), dbt_vars)
     except (OSError, ValueError):  # a campaign's bad block too (CampaignConfigError)
         pass  # no manifest (dbt never parsed here): the campaigns send_decisions names
     return explain_contact(settings.warehouse, day, contact_id, campaigns, send_hour)

@@ -14,10 +14,10 @@ from dagster import (
     sensor,
 )
 
-from assets.freshness import freshness_checks
-from pipelines.landing import list_folders
-from pipelines.partitions import nightly_partitions
-from pipelines.settings import load_settings
+from assets.ingest.freshness import freshness_checks
+from assets.shared.partitions import nightly_partitions
+from models.landing import list_folders
+from models.settings import load_settings
 
 # In-process: one DuckDB writer at a time, and no process start-up per asset.
 # Freshness is about now, not the date a run builds: it has a schedule of its own.

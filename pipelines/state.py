@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.warehouse import STATE_CATALOG, STATE_TABLES, connect, ensure_schema
+from assets.shared.warehouse import STATE_CATALOG, STATE_TABLES, connect, ensure_schema
 
 
 class StateNotEmpty(Exception):
@@ -48,7 +48,7 @@ def import_state(warehouse: Path, folder: Path, replace: bool = False) -> dict[s
                 "pass --replace to drop what it holds."
             )
         # A replica of a PostgreSQL state forgets which sync it last took part in: what it now
-        # holds is an old backup, not the newer truth for its dates (pipelines/state_postgres.py).
+        # holds is an old backup, not the newer truth for its dates (assets/shared/state_store.py).
         con.execute(f"drop table if exists {STATE_CATALOG}.main.postgres_sync")
         # One table a transaction: the state is one file, so each is whole or untouched.
         for table in STATE_TABLES:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from dagster import DagsterEvent, ExecuteInProcessResult, InitLoggerContext, logger
 
-from pipelines.decision_words import DECISION_WORDS
-from pipelines.redaction import redact
+from models.privacy import redact
+from senders.decision_words import DECISION_WORDS
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -72,7 +72,7 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
         if meta.get("not sent because"):
             print(f"  {key}: nothing sent ({meta['not sent because']})")
             continue
-        # each reason not to message, as send_decisions names it (assets/sends.py labels
+        # each reason not to message, as send_decisions names it (assets/sends/campaigns.py labels
         # them in words)
         not_sent = ", ".join(
             f"{meta[word]:,} {decision}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -74,30 +73,6 @@ class Sender(Protocol):
     def message_bytes(self, message: Message) -> int:
         """What one message adds to a request, for `max_batch_bytes`."""
         ...
-
-
-_EMAIL_IN_TEXT = re.compile(r"[^\s@\"'`,;:<>()\[\]]+@[^\s@\"'`,;:<>()\[\]]+")
-
-
-# An address's local part before "@" or its URL encoding "%40" (?email=jane%40example.com),
-# its first character kept as mask_email keeps it. A polars pattern too (ingest_files).
-LOCAL_PART = r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
-_LOCAL_PART = re.compile(LOCAL_PART)
-
-
-def mask_emails_in(text: str) -> str:
-    """Any address inside free text (a provider's error, a parser's message, a URL),
-    masked."""
-    text = _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
-    return _LOCAL_PART.sub(r"\1***\2", text)
-
-
-def mask_email(address: str) -> str:
-    """`jane@example.com` -> `j***@example.com`: enough to recognise, not to harvest."""
-    local, at, domain = address.partition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
 
 
 def batches(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.landing import EVENTS_FOLDER
+from models.landing import EVENTS_FOLDER
 from senders.base import Message
 
 # SendGrid events that suppress an address for good (as the suppression_list model reads;

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from pipelines.redaction import redact
+from models.privacy import redact
 from senders.base import BatchOutcome, Message
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipelines.landing import EVENTS_FOLDER
+from models.landing import EVENTS_FOLDER
 from senders.outbox import OutboxSender
 
 if TYPE_CHECKING:
-    from pipelines.settings import Settings
+    from models.settings import Settings
     from senders.ledger import Ledger
 
 

@@ -217,9 +217,9 @@ def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
 def _dbt_model_seconds(run_id: str) -> dict[str, float]:
     """Seconds dbt spent per model folder (cohorts, decisions, ...) in this run's build; a
     test counts with the model it tests."""
-    from pipelines.dbt_setup import load_manifest
+    from models.manifest import load_manifest
 
-    # the night's dbt artifacts, kept as target/last_nightly (assets/warehouse.py)
+    # the night's dbt artifacts, kept as target/last_nightly (assets/warehouse/dbt_models.py)
     targets = [REPO / "dbt_project" / "target" / "last_nightly" / "run_results.json"]
     if not targets[-1].exists():
         return {}

@@ -38,7 +38,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from assets.campaigns import Campaign
+from models.campaigns import Campaign
 
 DAY = dt.date(2025, 11, 20)
 CAMPAIGN = Campaign(
@@ -72,7 +72,7 @@ class Outcome:
 
 
 def build_cohort(root: Path, messages: int) -> None:
-    from pipelines.warehouse import connect, ensure_schema
+    from assets.shared.warehouse import connect, ensure_schema
     from tests.decisions import decide_to_send_everyone
 
     with connect(root / "warehouse.duckdb") as con:
@@ -97,9 +97,9 @@ def build_cohort(root: Path, messages: int) -> None:
 
 def child_main(channel: str) -> int:
     """One sending process (the one that gets killed)."""
-    from assets.sends import send_campaign
-    from pipelines.resources import make_sender
-    from pipelines.settings import load_settings
+    from assets.sends.campaigns import send_campaign
+    from assets.shared.resources import make_sender
+    from models.settings import load_settings
 
     settings = load_settings()
     sender = make_sender(settings)
@@ -202,7 +202,7 @@ def _unfinished(root: Path, state_url: str | None = None) -> int:
     """Messages the ledger does not hold as accepted: some after a kill mid-send, none once
     the send has finished (and none before the first plan). The ledger of PostgreSQL when
     the state lives there."""
-    from pipelines.warehouse import connect
+    from assets.shared.warehouse import connect
 
     sql = "select count(*) from nightjar.send_ledger where status <> 'accepted'"
     if state_url:

@@ -15,8 +15,8 @@ import pytest
 FIRST_DATE = "2020-01-01"
 os.environ["NIGHTJAR_FIRST_DATE"] = FIRST_DATE
 
-from pipelines.dbt_setup import ensure_manifest  # noqa: E402
-from pipelines.settings import SETTING_NAMES  # noqa: E402  the one list of them: emptied per test
+from models.manifest import ensure_manifest  # noqa: E402
+from models.settings import SETTING_NAMES  # noqa: E402  the one list of them: emptied per test
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,8 +43,8 @@ class Workspace:
         return self.root / "outbox"
 
     def run(self, business_date: str) -> int:
+        from models.settings import load_settings
         from pipelines.cli import run_date
-        from pipelines.settings import load_settings
 
         return run_date(dt.date.fromisoformat(business_date), load_settings())
 
@@ -68,7 +68,7 @@ class Workspace:
 
     def query(self, sql: str, params=None) -> list[tuple]:
         """Read the warehouse, with Nightjar's state attached as `nightjar`."""
-        from pipelines.warehouse import connect
+        from assets.shared.warehouse import connect
 
         with connect(self.warehouse, read_only=True) as con:
             return con.execute(sql, params or []).fetchall()
@@ -129,9 +129,9 @@ def dbt_fails_half_way(monkeypatch: pytest.MonkeyPatch):
     customer_360 and the cohorts are built, in send_decisions' SQL; `(False)` mends it."""
     import json
 
-    import assets.warehouse
+    import assets.warehouse.dbt_models
 
-    build_args = assets.warehouse.dbt_build_args
+    build_args = assets.warehouse.dbt_models.dbt_build_args
 
     def breaking(business_date, settings, since):
         args = build_args(business_date, settings, since)
@@ -140,6 +140,8 @@ def dbt_fails_half_way(monkeypatch: pytest.MonkeyPatch):
         return args
 
     def switch(failing: bool) -> None:
-        monkeypatch.setattr(assets.warehouse, "dbt_build_args", breaking if failing else build_args)
+        monkeypatch.setattr(
+            assets.warehouse.dbt_models, "dbt_build_args", breaking if failing else build_args
+        )
 
     return switch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from assets.campaigns import Campaign
+from models.campaigns import Campaign
 
 
 def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:

@@ -95,7 +95,7 @@ def write_folder(
 
 def land_events(landing: Path, day: str, events: list[dict]) -> None:
     """Append SendGrid events to the landing as `nightjar webhook` would."""
-    from pipelines.landing import EVENTS_FOLDER
+    from models.landing import EVENTS_FOLDER
 
     folder = landing / EVENTS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def write_all(landing: Path) -> None:
 
 
 def suppress(warehouse: Path, email: str) -> None:
-    from pipelines.warehouse import connect, ensure_schema
+    from assets.shared.warehouse import connect, ensure_schema
 
     with connect(warehouse) as con:
         ensure_schema(con)

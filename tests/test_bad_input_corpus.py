@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from assets.ingest_files import EXTRACTS, ExtractError, load_extract
-from pipelines.landing import LandingFolder
+from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.landing import LandingFolder
 from tests.corpus import CASES, DAY, ROWS, Fail, good_folder
 
 

@@ -121,9 +121,9 @@ def test_a_folder_dated_in_the_future_stops_the_night(workspace, capsys):
 def test_no_contacts_at_all_blocks_sending(workspace):
     import datetime as dt
 
-    from assets.send_checks import run_checks
-    from pipelines.settings import load_settings
-    from pipelines.warehouse import connect, ensure_schema
+    from assets.sends.checks import run_checks
+    from assets.shared.warehouse import connect, ensure_schema
+    from models.settings import load_settings
 
     with connect(workspace.warehouse) as con:
         ensure_schema(con)
@@ -174,11 +174,13 @@ def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypa
 
     import pytest
 
-    import assets.ingest
-    from assets.ingest_files import ExtractError
-    from pipelines.settings import load_settings
+    import assets.ingest.extracts
+    from models.extract_files import ExtractError
+    from models.settings import load_settings
 
-    monkeypatch.setattr(assets.ingest, "FOLDERS_PER_CHUNK", 1)  # one folder per transaction
+    monkeypatch.setattr(
+        assets.ingest.extracts, "FOLDERS_PER_CHUNK", 1
+    )  # one folder per transaction
     gone = contact("gone", email="gone@example.com", is_deleted="true")
     write_folder(workspace.landing, "2025-11-18", contacts=[contact("c1"), gone])
     write_folder(workspace.landing, "2025-11-19", contacts=[contact("c2")])
@@ -186,7 +188,9 @@ def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypa
     (faulty / "_SUCCESS").write_text("crm_contacts.csv 5\n")  # 5 rows exported, 1 landed
 
     def ingest():
-        return assets.ingest.ingest_extract(load_settings(), "crm_contacts", dt.date(2025, 11, 20))
+        return assets.ingest.extracts.ingest_extract(
+            load_settings(), "crm_contacts", dt.date(2025, 11, 20)
+        )
 
     with pytest.raises(ExtractError, match="truncated"):
         ingest()

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from assets.campaigns import CampaignConfigError, parse_campaign
-from pipelines.dbt_setup import DBT_PROJECT_DIR
+from models.campaigns import CampaignConfigError, parse_campaign
+from models.settings import DBT_PROJECT_DIR
 from tests.reference_rules import stable_unit_hash
 from tests.scenario import D, suppress, write_all
 

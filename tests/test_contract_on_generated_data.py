@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.sample_data import generate_landing
+from pipelines.demo.sample_data import generate_landing
 from tests.reference_rules import expected_as_of
 
 

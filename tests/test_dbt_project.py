@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
+from models.manifest import dbt_executable
+from models.settings import DBT_PROJECT_DIR
 
 
 def test_dbt_unit_tests_pass(tmp_path):
     # Unit tests need the sources to exist as relations, so build against an empty warehouse.
-    from pipelines.warehouse import connect, ensure_schema
+    from assets.shared.warehouse import connect, ensure_schema
 
     warehouse = tmp_path / "unit.duckdb"
     with connect(warehouse) as con:

@@ -177,8 +177,8 @@ def test_the_schedule_runs_the_previous_business_date():
 
 
 def test_every_asset_names_who_answers_for_it():
+    from assets.shared.owners import OWNERS
     from pipelines.definitions import defs
-    from pipelines.owners import OWNERS
 
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
@@ -190,7 +190,7 @@ def test_every_asset_names_who_answers_for_it():
 
 def test_a_manifest_dbt_wrote_without_the_campaigns_is_parsed_again():
     # `dbt build` by hand writes a fresh manifest in which the cohorts feed no send decision
-    from pipelines.dbt_setup import _knows_the_campaigns, load_manifest
+    from models.manifest import _knows_the_campaigns, load_manifest
 
     manifest = load_manifest()
     assert _knows_the_campaigns(manifest)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.dbt_setup import DBT_PROJECT_DIR
+from models.settings import DBT_PROJECT_DIR
 
 
 def test_make_docs_writes_one_page_with_the_models_and_current_thresholds(workspace, monkeypatch):

@@ -8,8 +8,8 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from assets.ingest_files import EXTRACTS, ExtractError, load_extract
-from pipelines.landing import LandingFolder
+from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.landing import LandingFolder
 from tests.landing import CONTACT_COLUMNS, ORDER_COLUMNS, contact, order, write_csv, write_folder
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.freshness import lateness
+from models.freshness import lateness
 from tests.landing import contact, write_folder
 from tests.scenario import NEXT_DAY, D, suppress, write_all, write_next_day
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context
 
-from pipelines.freshness import lateness, latest_due_date
+from models.freshness import lateness, latest_due_date
 from tests.landing import contact, write_folder
 
 
@@ -176,8 +176,8 @@ def test_without_a_webhook_url_a_failure_posts_nothing(workspace, receiver):
 
 @pytest.mark.parametrize("url", ["hooks.example.com/services/s3cr3t", "http://x y/s3cr3t"])
 def test_a_malformed_webhook_url_is_refused_without_quoting_it(url, monkeypatch):
+    from models.settings import load_settings
     from pipelines.alerts import AlertNotDelivered, post_alert
-    from pipelines.settings import load_settings
 
     monkeypatch.setenv("NIGHTJAR_ALERT_WEBHOOK_URL", url)
     with pytest.raises(ValueError, match="NIGHTJAR_ALERT_WEBHOOK_URL") as error:

@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.warehouse import connect, ensure_schema
+from assets.shared.warehouse import connect, ensure_schema
 from senders.base import Message, batches
 from senders.delivery import Delivery, SendSummary
 from senders.ledger import Ledger

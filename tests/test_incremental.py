@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
-from pipelines.sample_data import generate_landing
+from models.manifest import dbt_executable
+from models.settings import DBT_PROJECT_DIR
+from pipelines.demo.sample_data import generate_landing
 from tests.landing import order, write_folder
 
 END = dt.date(2026, 3, 2)  # the run crosses 29 February (2026 has none: 1 March follows 28)
@@ -152,8 +153,8 @@ def test_a_folder_completing_late_makes_the_next_night_rebuild_whole(nights):
 
 
 def test_the_fingerprint_follows_the_macros_the_models_call():
-    from pipelines.dbt_setup import load_manifest
-    from pipelines.publish import models_fingerprint
+    from assets.warehouse.publish import models_fingerprint
+    from models.manifest import load_manifest
 
     manifest = load_manifest()
     before = models_fingerprint(manifest)

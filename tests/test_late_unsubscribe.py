@@ -6,7 +6,7 @@ reaches the webhook afterwards, before the message leaves, must still stop it.
 
 from __future__ import annotations
 
-import assets.sends
+import assets.sends.campaigns
 from tests.landing import land_events
 from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 
@@ -17,7 +17,7 @@ def test_an_unsubscribe_landing_between_the_decisions_and_the_send_stops_the_mes
     workspace, monkeypatch
 ):
     write_all(workspace.landing)
-    real_send = assets.sends.send_campaign
+    real_send = assets.sends.campaigns.send_campaign
 
     def unsubscribe_first(campaign, day, *args, **kwargs):
         # The webhook lands an unsubscribe after send_decisions was built, before the send.
@@ -29,7 +29,7 @@ def test_an_unsubscribe_landing_between_the_decisions_and_the_send_stops_the_mes
         )  # fmt: skip
         return real_send(campaign, day, *args, **kwargs)
 
-    monkeypatch.setattr(assets.sends, "send_campaign", unsubscribe_first)
+    monkeypatch.setattr(assets.sends.campaigns, "send_campaign", unsubscribe_first)
     assert workspace.run(D) == 0
     decided = workspace.query(
         "select decision from send_decisions where campaign = 'loyalty' and contact_id = 'loyal'"
@@ -42,7 +42,7 @@ def test_an_unsubscribe_landing_between_the_decisions_and_the_send_stops_the_mes
     ) == [("withdrawn", "suppressed after the decisions were made (unsubscribe)")]
 
     # The next night the suppression list has it: decided suppressed, never sent.
-    monkeypatch.setattr(assets.sends, "send_campaign", real_send)
+    monkeypatch.setattr(assets.sends.campaigns, "send_campaign", real_send)
     write_next_day(workspace.landing)
     assert workspace.run(NEXT_DAY) == 0
     assert workspace.query(
@@ -73,9 +73,9 @@ def test_an_event_file_rewritten_by_an_erasure_is_read_whole_again(workspace):
     """A file scrubbed after the load (shorter, another inode) and then appended to: every
     byte past the recorded size of the old file is new to the decisions, not only those past
     that size in the new one; and the next load reads it again even at the very same size."""
-    from assets.ingest_events import load_event_files
-    from pipelines.landing import EVENTS_FOLDER
-    from pipelines.warehouse import connect
+    from assets.ingest.sendgrid_events import load_event_files
+    from assets.shared.warehouse import connect
+    from models.landing import EVENTS_FOLDER
     from senders.base import Message
     from senders.late_suppressions import LateSuppressions
     from senders.outbox import write_atomically

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets.ingest_files import EXTRACTS, ExtractError, load_extract
-from pipelines.landing import LandingFolder
+from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.landing import LandingFolder
 from tests.landing import CONTACT_COLUMNS, EVENT_COLUMNS, ORDER_COLUMNS, contact, event, order
 
 GOOD = {
@@ -77,8 +77,8 @@ def test_a_dagster_run_on_malformed_extracts_fails_cleanly_or_loads_every_row(ca
     import duckdb
     from dagster import DagsterInstance, materialize
 
-    from assets.ingest import ingest_assets
-    from pipelines.resources import NightjarResource
+    from assets.ingest.extracts import ingest_assets
+    from assets.shared.resources import NightjarResource
 
     extract, rows = case
     with tempfile.TemporaryDirectory() as root:

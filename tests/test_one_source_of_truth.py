@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from pipelines.settings import KNOWN_SETTING_NAMES, SETTING_NAMES, load_settings
+from models.settings import KNOWN_SETTING_NAMES, SETTING_NAMES, load_settings
 from tests.landing import contact, order, write_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_an_unknown_nightjar_setting_is_refused_with_the_nearest_name(
 
 
 def test_a_misspelled_key_of_a_campaign_block_is_refused_with_the_nearest_key():
-    from assets.campaigns import CampaignConfigError, parse_campaign
+    from models.campaigns import CampaignConfigError, parse_campaign
 
     block = {
         "name": "vip",
@@ -103,7 +103,7 @@ def test_every_nightjar_name_the_project_reads_or_documents_is_in_the_one_list()
             ):
                 named.setdefault(found, name)
     unknown = {found: where for found, where in named.items() if found not in KNOWN_SETTING_NAMES}
-    assert not unknown, f"add to pipelines/settings.py SETTING_NAMES: {unknown}"
+    assert not unknown, f"add to models/settings.py SETTING_NAMES: {unknown}"
 
 
 def test_load_settings_reads_only_names_of_the_one_list(workspace, monkeypatch, tmp_path):
@@ -127,7 +127,7 @@ def test_load_settings_reads_only_names_of_the_one_list(workspace, monkeypatch, 
 def test_the_descriptions_state_the_vars_a_run_with_the_same_environment_applies(
     workspace, monkeypatch
 ):
-    from assets.warehouse import dbt_build_args
+    from assets.warehouse.dbt_models import dbt_build_args
     from pipelines.definitions import build_definitions
 
     build_definitions()  # a first load, before the environment says otherwise: never kept

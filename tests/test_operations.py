@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from pipelines.dbt_setup import DBT_PROJECT_DIR, dbt_executable
+from models.manifest import dbt_executable
+from models.settings import DBT_PROJECT_DIR
 from tests.landing import contact, order, write_folder
 from tests.scenario import HISTORY, D, suppress, write_all
 
@@ -126,8 +127,8 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
 
 
 def test_the_demo_never_deletes_a_warehouse_it_did_not_make(workspace, capsys):
+    from assets.shared.warehouse import connect, ensure_schema
     from pipelines.cli import main
-    from pipelines.warehouse import connect, ensure_schema
 
     with connect(workspace.warehouse) as con:
         ensure_schema(con)

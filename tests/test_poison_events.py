@@ -30,7 +30,7 @@ GOOD_BOUNCE = {"event": "bounce", "type": "blocked", "email": "zoe@example.com",
 
 
 def write_poisoned_file(landing) -> None:
-    from pipelines.landing import EVENTS_FOLDER
+    from models.landing import EVENTS_FOLDER
 
     folder = landing / EVENTS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.redaction import install, redact
+from models.privacy import install, redact
 from tests.corpus import CASES, good_folder
 from tests.landing import contact, order, write_folder
 from tests.scenario import NEXT_DAY, D, write_all
@@ -97,7 +97,7 @@ def test_names_holding_html_crlf_templates_or_sql_are_sent_as_data(recorded, cap
 
 
 def test_a_preview_masks_personal_data_and_keeps_text_inside_its_code_block():
-    from assets.sends import render_sample
+    from assets.sends.campaigns import render_sample
     from senders.base import Message
 
     first = "````" + HOSTILE["h_fence"][0]

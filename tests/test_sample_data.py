@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.sample_data import (
+from pipelines.demo.sample_data import (
     CONTACT_COLUMNS,
     ORDER_COLUMNS,
     WEB_COLUMNS,

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from assets.campaigns import Campaign
-from assets.sends import send_campaign
-from pipelines.settings import load_settings
-from pipelines.warehouse import connect, ensure_schema
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect, ensure_schema
+from models.campaigns import Campaign
+from models.settings import load_settings
 from senders.ledger import Ledger
 from senders.sendgrid import SendGridSender
 from senders.settlement import Settled, settle_in_flight

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from assets.campaigns import Campaign, campaigns_from_manifest
-from assets.sends import send_campaign
-from pipelines.dbt_setup import load_manifest
-from pipelines.settings import load_settings
-from pipelines.warehouse import connect, ensure_schema
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect, ensure_schema
+from models.campaigns import Campaign, campaigns_from_manifest
+from models.manifest import load_manifest
+from models.settings import load_settings
 from senders.ledger import Ledger, send_id
 from senders.outbox import OutboxSender
 from tests.decisions import decide_to_send_everyone

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipelines.warehouse import connect
+from assets.shared.warehouse import connect
 from senders.base import Message, batches
 from senders.sendgrid import SendGridSender
 from tests.landing import land_events

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.settings import load_settings
+from models.settings import load_settings
 
 
 def test_a_dotenv_in_the_working_directory_is_read_and_the_environment_wins(
@@ -54,15 +54,15 @@ def test_dbt_vars_from_the_environment_are_plain_values_only(
 def test_a_var_an_analyst_adds_to_the_project_takes_plain_values_only(
     workspace, monkeypatch, tmp_path
 ):
-    import pipelines.dbt_setup
+    import models.settings
 
     project = tmp_path / "dbt_project"
     project.mkdir()
-    declared = (pipelines.dbt_setup.DBT_PROJECT_DIR / "dbt_project.yml").read_text()
+    declared = (models.settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text()
     (project / "dbt_project.yml").write_text(
         declared.replace("vars:\n", "vars:\n  vip_min_spend: 1000\n", 1)
     )
-    monkeypatch.setattr(pipelines.dbt_setup, "DBT_PROJECT_DIR", project)
+    monkeypatch.setattr(models.settings, "DBT_PROJECT_DIR", project)
     monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{vip_min_spend: '0; drop table x'}")
     with pytest.raises(ValueError, match="vip_min_spend must be a number, true/false or a plain"):
         load_settings()

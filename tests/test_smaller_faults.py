@@ -15,12 +15,11 @@ import time
 
 import pytest
 
-from assets.sends import send_campaign
-from assets.warehouse import ABANDONED_AFTER, LAST_NIGHTLY, keep_as_last_nightly
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect
+from assets.warehouse.dbt_models import ABANDONED_AFTER, LAST_NIGHTLY, keep_as_last_nightly
+from models.settings import DBT_PROJECT_DIR, load_settings
 from pipelines.cli import DAGSTER_YAML, _instance, main
-from pipelines.dbt_setup import DBT_PROJECT_DIR
-from pipelines.settings import load_settings
-from pipelines.warehouse import connect
 from senders.sendgrid import SendGridSender
 from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.sendgrid_server import SendGridTestServer

@@ -10,8 +10,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from assets.shared.warehouse import STATE_TABLES, connect, ensure_schema
 from pipelines.state import StateNotEmpty, export_state, import_state
-from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
 from tests.landing import land_events
 from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.sendgrid_server import messages_per_contact, sendgrid_for_nightjar

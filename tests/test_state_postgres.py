@@ -16,10 +16,10 @@ import datetime as dt
 import psycopg
 import pytest
 
+from assets.shared.warehouse import STATE_TABLES, connect, ensure_schema
+from models.settings import load_settings
 from pipelines import state_postgres
-from pipelines.settings import load_settings
 from pipelines.summary import failure_lines
-from pipelines.warehouse import STATE_TABLES, connect, ensure_schema
 from senders.ledger import Ledger, send_id
 from tests.chaos import run_sendgrid
 from tests.postgres_server import INSTALL_HINT, PostgresServer, free_port, postgres_bin

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from models.landing import EVENTS_FOLDER
 from pipelines.event_store import SEEN_INDEX, EventStore
-from pipelines.landing import EVENTS_FOLDER
 from pipelines.webhook import WebhookServer
 
 SAMPLE = json.loads(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from models.landing import EVENTS_FOLDER
 from pipelines.event_store import EventStore
-from pipelines.landing import EVENTS_FOLDER
 from pipelines.webhook import Limits, WebhookServer
 from tests.test_webhook import Signer, post, stored
 

@@ -54,7 +54,7 @@ def test_the_cli_records_its_runs_where_make_dev_looks(workspace, monkeypatch, c
 def _partitions(landing: Path, first_date: str = "") -> tuple[str, int]:
     """The nightly partitions' first date and count, as the definitions load them."""
     probe = (
-        "from pipelines.partitions import nightly_partitions as p; "
+        "from assets.shared.partitions import nightly_partitions as p; "
         "print(p.start.date(), len(p.get_partition_keys()))"
     )
     environ = {**os.environ, "NIGHTJAR_LANDING": str(landing), "NIGHTJAR_FIRST_DATE": first_date}

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.landing import EVENTS_FOLDER
 from pipelines.event_store import DEDUP_DAYS, Event, EventStore
-from pipelines.landing import EVENTS_FOLDER
 from pipelines.webhook import WEBHOOK_PATH, Limits, raise_open_file_limit
 from tests.test_webhook import Signer
 

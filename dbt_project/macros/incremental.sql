@@ -21,7 +21,7 @@
 {%- endmacro %}
 
 {#- Post-hook of every incremental model: the date its table now holds, so that Nightjar can
-    tell whether a night may read only what is new (pipelines/publish.py). A build by hand
+    tell whether a night may read only what is new (assets/warehouse/publish.py). A build by hand
     for another date is noticed, and the next night rebuilds whole. -#}
 {% macro record_incremental_build() -%}
     create table if not exists {{ this.schema }}.incremental_builds (

@@ -18,18 +18,19 @@ from dagster import (
     asset,
 )
 
-from assets.campaigns import Campaign
-from pipelines.decision_words import DECISION_WORDS
-from pipelines.descriptions import current_vars, vars_record
-from pipelines.landing import list_folders
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.previews import send_preview
-from pipelines.resources import NightjarResource, make_sender
-from pipelines.settings import Settings, effective_dbt_vars
-from pipelines.state_postgres import synced as state_synced
-from pipelines.warehouse import connect, ensure_schema
-from senders.base import Message, Sender, batches, mask_email
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.previews import send_preview
+from assets.shared.resources import NightjarResource, make_sender
+from assets.shared.state_store import synced as state_synced
+from assets.shared.warehouse import connect, ensure_schema
+from models.campaigns import Campaign
+from models.descriptions import current_vars, vars_record
+from models.landing import list_folders
+from models.privacy import mask_email
+from models.settings import Settings, effective_dbt_vars
+from senders.base import Message, Sender, batches
+from senders.decision_words import DECISION_WORDS
 from senders.delivery import Delivery, SendSummary
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import (
@@ -160,7 +161,7 @@ def _decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFra
         & pl.col("nightjar_ledger_status").is_in(SENDABLE_STATUSES)
     )
     # The baseline night records every member's occasion after the decisions were made
-    # (assets/send_checks.py): the control group is served by it too, never held out.
+    # (assets/sends/checks.py): the control group is served by it too, never held out.
     baselined = (pl.col("nightjar_decision") == "holdout") & (
         pl.col("nightjar_ledger_status") == "baseline"
     )

@@ -4,8 +4,8 @@ import warnings
 
 from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
-from pipelines.landing import first_business_date
-from pipelines.settings import load_settings
+from models.landing import first_business_date
+from models.settings import load_settings
 
 # A business date becomes runnable once it has ended in UTC; the schedule runs the previous
 # date at 06:00 UTC and the sensor runs a date as soon as it is runnable and has landed.

@@ -5,7 +5,7 @@ A model's YAML description states its rule with `{{ var("...") }}`, so `dbt docs
 values too. dbt renders it once, when it parses, with the project's defaults; an installation
 that overrides a var (NIGHTJAR_DBT_VARS) would then show a rule it does not apply. So the
 Dagster UI renders the YAML's own text again here, with the vars the nightly build passes:
-both come from pipelines.settings.effective_dbt_vars, read afresh each time.
+both come from models.settings.effective_dbt_vars, read afresh each time.
 
 The UI's code location may still run in another environment than a night (`dagster dev`
 started in one shell, `nightjar run` in another): each night's materializations therefore
@@ -22,8 +22,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from pipelines.dbt_setup import DBT_PROJECT_DIR
-from pipelines.settings import effective_dbt_vars, load_settings, project_vars
+from models.campaigns import Campaign, campaigns_from_manifest
+from models.manifest import campaigns_var, load_manifest
+from models.settings import DBT_PROJECT_DIR, effective_dbt_vars, load_settings, project_vars
 
 # Not in a night's record of its vars: the campaigns are the send assets' own definitions,
 # and when the decisions were made is send_decisions' `decided_at`.
@@ -39,8 +40,6 @@ def current_vars() -> dict[str, Any]:
     """The vars a night run in this environment now applies, with the campaigns (whose
     priorities send_decisions states). Never cached: the Definitions describe what a run
     started with the same environment would apply, not what applied when they first loaded."""
-    from pipelines.dbt_setup import campaigns_var, load_manifest
-
     return {**effective_dbt_vars(load_settings()), "campaigns": campaigns_var(load_manifest())}
 
 
@@ -84,3 +83,8 @@ def describe_model(node: Mapping[str, Any], dbt_vars: Mapping[str, Any]) -> str:
     except jinja2.TemplateError:
         rendered = str(node.get("description") or "")
     return " ".join(rendered.split())
+
+
+def described_campaigns(manifest: Mapping[str, Any], dbt_vars: Mapping[str, Any]) -> list[Campaign]:
+    """Every campaign, each cohort's description rendered with `dbt_vars`."""
+    return campaigns_from_manifest(manifest, lambda node: describe_model(node, dbt_vars))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.landing import EVENTS_FOLDER
+from models.landing import EVENTS_FOLDER
 
 BOUNCE_RATE = 0.03
 OPEN_RATE = 0.35  # of those delivered

@@ -13,8 +13,7 @@ import duckdb
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
-from assets.ingest_files import _shown
-from pipelines.erasure import (
+from assets.ingest.erasure import (
     ErasedLines,
     EventFile,
     erase_in_event_files,
@@ -24,13 +23,14 @@ from pipelines.erasure import (
     remove_stale_event_temp_files,
     scrub_event_file,
 )
-from pipelines.landing import EVENTS_FOLDER
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.resources import NightjarResource
-from pipelines.settings import Settings
-from pipelines.state_postgres import synced as state_synced
-from pipelines.warehouse import connect, ensure_schema, transaction
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.resources import NightjarResource
+from assets.shared.state_store import synced as state_synced
+from assets.shared.warehouse import connect, ensure_schema, transaction
+from models.extract_files import _shown
+from models.landing import EVENTS_FOLDER
+from models.settings import Settings
 from senders.ledger import Ledger
 from senders.settlement import SendLockTimeout, Settled, send_lock, settle_in_flight
 

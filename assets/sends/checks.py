@@ -20,16 +20,16 @@ from pathlib import Path
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
-from assets.campaigns import Campaign
-from assets.sends import past_date_reason
-from pipelines.freshness import missing_dates, name_dates
-from pipelines.landing import complete_folders_through
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.resources import NightjarResource, make_sender
-from pipelines.settings import Settings
-from pipelines.state_postgres import synced as state_synced
-from pipelines.warehouse import connect, ensure_schema, transaction
+from assets.sends.campaigns import past_date_reason
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.resources import NightjarResource, make_sender
+from assets.shared.state_store import synced as state_synced
+from assets.shared.warehouse import connect, ensure_schema, transaction
+from models.campaigns import Campaign
+from models.freshness import missing_dates, name_dates
+from models.landing import complete_folders_through
+from models.settings import Settings
 from senders.ledger import Ledger, send_id
 
 # Cohorts (and warehouses) smaller than this the night before are not judged: 3 -> 5 is not

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.landing import list_folders
+from models.landing import list_folders
 
 
 def latest_due_date(now: dt.datetime, due_hour: int, timezone: str) -> dt.date:

@@ -4,9 +4,9 @@ import datetime as dt
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
-from assets.ingest_files import EXTRACTS
-from pipelines.freshness import lateness
-from pipelines.resources import NightjarResource
+from assets.shared.resources import NightjarResource
+from models.extract_files import EXTRACTS
+from models.freshness import lateness
 
 
 def build_freshness_check(extract: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pipelines.settings import Settings, load_settings
+from models.settings import Settings, load_settings
 from senders.base import Sender
 from senders.dry_run import DryRunSender
 from senders.outbox import OutboxSender
@@ -29,11 +29,11 @@ class NightjarResource(ConfigurableResource):
     approve: list[str] = Field(default_factory=list)
     approved_by: str | None = None  # who released them (the CLI says which user)
     # Rebuild dbt's incremental models from all the history (nightjar run --full-refresh);
-    # Nightjar does so by itself whenever it cannot vouch for them (pipelines/publish.py).
+    # Nightjar does so by itself whenever it cannot vouch for them (assets/warehouse/publish.py).
     full_refresh: bool = False
     # What a first night does (nothing ever sent or recorded), overriding NIGHTJAR_FIRST_NIGHT:
     # nightjar run --baseline records every current occasion as served and messages no one;
-    # --send-backlog sends to every current member (assets/send_checks.py).
+    # --send-backlog sends to every current member (assets/sends/checks.py).
     baseline: bool = False
     send_backlog: bool = False
 

@@ -49,13 +49,13 @@ import psycopg
 import pyarrow as pa
 from psycopg.conninfo import conninfo_to_dict
 
-from pipelines.warehouse import STATE_CATALOG, STATE_DDL, STATE_TABLES, connect, ensure_schema
+from assets.shared.warehouse import STATE_CATALOG, STATE_DDL, STATE_TABLES, connect, ensure_schema
 from senders.ledger import SENDABLE_STATUSES
 
 if TYPE_CHECKING:
     import duckdb
 
-    from pipelines.settings import Settings
+    from models.settings import Settings
 
 SETTING = "NIGHTJAR_STATE_URL"
 SCHEMA = "nightjar"

@@ -12,8 +12,6 @@ import logging
 import os
 import re
 
-from senders.base import mask_emails_in
-
 # SENDGRID_API_KEY, a future *_TOKEN, *_PASSWORD, *_SECRET, or an alert webhook URL (a Slack
 # webhook URL is a credential). SENDGRID_WEBHOOK_PUBLIC_KEY is public, but harmless to hide.
 # (after an underscore: the shell's PWD is a folder, not a password)
@@ -22,6 +20,29 @@ _SECRET_NAME = re.compile(r"_(KEY|TOKEN|SECRET|PASSWORD|PASS|PWD|DSN|CREDENTIALS
 _URL_PASSWORD = re.compile(r"(\w+://[^/\s:@]+:)[^/\s@]+@")
 _SHORTEST_SECRET = 8  # shorter values (a flag, a port) would redact ordinary words
 REDACTED = "[redacted]"
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s@\"'`,;:<>()\[\]]+@[^\s@\"'`,;:<>()\[\]]+")
+
+
+# An address's local part before "@" or its URL encoding "%40" (?email=jane%40example.com),
+# its first character kept as mask_email keeps it. A polars pattern too (ingest_files).
+LOCAL_PART = r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
+_LOCAL_PART = re.compile(LOCAL_PART)
+
+
+def mask_emails_in(text: str) -> str:
+    """Any address inside free text (a provider's error, a parser's message, a URL),
+    masked."""
+    text = _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group(0)), text)
+    return _LOCAL_PART.sub(r"\1***\2", text)
+
+
+def mask_email(address: str) -> str:
+    """`jane@example.com` -> `j***@example.com`: enough to recognise, not to harvest."""
+    local, at, domain = address.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
 
 
 def secret_values() -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from assets.extract_reader import SIGNS, ExtractError, contract_names, read_csv_text
+from models.extract_reader import SIGNS, ExtractError, contract_names, read_csv_text
 from models.extracts import (
     NO_CONTROL_CHARACTERS,
     NO_INVISIBLE_CHARACTERS,
@@ -22,9 +22,9 @@ from models.extracts import (
     WebEvents,
     currency_check,
 )
+from models.landing import LandingFolder
 from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, parse_timestamp
-from pipelines.landing import LandingFolder
-from senders.base import LOCAL_PART, mask_emails_in
+from models.privacy import LOCAL_PART, mask_emails_in
 
 MAX_REPORTED_PROBLEMS = 50
 DEFAULT_MAX_BAD_SHARE = 0.005  # of a file's rows, quarantined before the night fails

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.landing import EVENTS_FOLDER, events_folder_lock
+from models.landing import EVENTS_FOLDER, events_folder_lock
 from senders.late_suppressions import SUPPRESSING_EVENTS
 from senders.outbox import remove_stale_temp_files, write_atomically
 
@@ -540,7 +540,7 @@ def remove_stale_event_temp_files(landing: Path) -> list[Path]:
 def erase_in_event_files(con: duckdb.DuckDBPyConnection, landing: Path) -> int:
     """After new erasures (`events_scrubbed` false), every SendGrid event file is searched,
     and those holding their events rewritten; nothing is read when there are none. Newly
-    loaded files are searched as they load (assets/ingest_events.py). Returns lines
+    loaded files are searched as they load (assets/ingest/sendgrid_events.py). Returns lines
     scrubbed."""
     pending = con.execute(
         "select contact_id, email_sha256 from nightjar.erasures where events_scrubbed is not true"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.settings import nearest_name, number_rule_broken
+from models.settings import nearest_name, number_rule_broken
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
@@ -84,7 +84,7 @@ class Campaign:
 
     def describe(self, dbt_vars: Mapping[str, Any]) -> str:
         """What a marketer needs to know, shown on the send asset, with the contact policy
-        this installation applies (`dbt_vars`: pipelines.descriptions.effective_vars)."""
+        this installation applies (`dbt_vars`: models.descriptions.effective_vars)."""
         once = f"once per contact and {self.occasion_column}"
         cooldown = f", and not again within {self.cooldown_days} days" if self.cooldown_days else ""
         if self.variants:
@@ -200,12 +200,12 @@ def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
 
 
 def campaigns_from_manifest(
-    manifest: Mapping[str, Any], dbt_vars: Mapping[str, Any] | None = None
+    manifest: Mapping[str, Any],
+    describe: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> list[Campaign]:
-    """Every campaign the dbt project declares, sorted by name; names must be unique. With
-    `dbt_vars`, each cohort's description states the thresholds they set."""
-    from pipelines.descriptions import describe_model
-
+    """Every campaign the dbt project declares, sorted by name; names must be unique.
+    `describe` renders a cohort model's description (with tonight's thresholds: see
+    models/descriptions.py); dbt's own rendering without it."""
     campaigns: dict[str, Campaign] = {}
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
@@ -213,7 +213,7 @@ def campaigns_from_manifest(
         block = _campaign_block(node)
         if block is None:
             continue
-        description = describe_model(node, dbt_vars) if dbt_vars else node.get("description", "")
+        description = describe(node) if describe else node.get("description", "")
         campaign = parse_campaign(node["name"], block, description)
         if campaign.name in campaigns:
             raise CampaignConfigError(

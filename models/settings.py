@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 from dotenv import find_dotenv, load_dotenv
 
-from pipelines.landing import EARLIEST_BUSINESS_DATE
+from models.landing import EARLIEST_BUSINESS_DATE
+
+# NIGHTJAR_DBT_PROJECT_DIR points Nightjar at another copy of the project (tests use it to
+# prove that a campaign is only SQL and YAML). Read once, as Nightjar is imported.
+DBT_PROJECT_DIR = Path(
+    os.environ.get("NIGHTJAR_DBT_PROJECT_DIR")
+    or Path(__file__).resolve().parents[1] / "dbt_project"
+).resolve()
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 # Every environment variable Nightjar reads, the one list of them (README "Settings" and
@@ -58,7 +65,7 @@ SETTING_NAMES = (
     "DAGSTER_HOME",
 )
 # ... and these where they are used: the dbt project's folder as Nightjar is imported
-# (pipelines/dbt_setup.py), DuckDB's memory inside dbt (profiles.yml), and test tooling.
+# (assets/shared/dbt_project.py), DuckDB's memory inside dbt (profiles.yml), and test tooling.
 SETTING_NAMES_READ_ELSEWHERE = (
     "NIGHTJAR_DBT_PROJECT_DIR",
     "NIGHTJAR_DUCKDB_MEMORY_LIMIT",
@@ -131,7 +138,7 @@ class Settings:
     # What the CRM exports each night: `changes` (a day may bring none) or full `snapshot`s
     # (then an empty file is a failed export).
     crm_export: str = "changes"
-    # The send checks (assets/send_checks.py): the largest change tolerated against the last
+    # The send checks (assets/sends/checks.py): the largest change tolerated against the last
     # night that passed before sending is blocked.
     max_cohort_change: float = 0.3
     max_mailable_share_drop: float = 0.2
@@ -143,7 +150,7 @@ class Settings:
     # None: state.duckdb beside the warehouse.
     state: Path | None = None
     # PostgreSQL, when set (a postgresql:// URL, a credential): the authoritative state; the
-    # state file is then its replica (pipelines/state_postgres.py).
+    # state file is then its replica (assets/shared/state_store.py).
     state_url: str | None = None
 
     @property
@@ -328,8 +335,6 @@ def _require_project_var(key: str, where: str) -> None:
 def project_vars() -> dict[str, Any]:
     """The vars dbt_project.yml declares, with their defaults (an analyst may add one there
     for a new cohort: it is then a var NIGHTJAR_DBT_VARS may set)."""
-    from pipelines.dbt_setup import DBT_PROJECT_DIR  # here: it loads dagster-dbt, a second
-
     document = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()) or {}
     return dict(document.get("vars") or {})
 

@@ -16,28 +16,28 @@ from dagster import (
     multi_asset,
 )
 
-from assets.ingest_files import EXTRACTS, Checked, ExtractError, load_extract
-from pipelines.erasure import (
+from assets.ingest.erasure import (
     erase_in_event_files,
     erase_in_outbox,
     erase_in_warehouse,
     mark_outbox_scrubbed,
     outbox_erasures_pending,
 )
-from pipelines.landing import (
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.resources import NightjarResource
+from assets.shared.state_store import synced as state_synced
+from assets.shared.warehouse import connect, ensure_schema, transaction
+from models.extract_files import EXTRACTS, Checked, ExtractError, load_extract
+from models.landing import (
     LandingFolder,
     LandingNotReady,
     complete_folders_through,
     incomplete_folders_through,
     require_ready,
 )
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.redaction import redact
-from pipelines.resources import NightjarResource
-from pipelines.settings import Settings
-from pipelines.state_postgres import synced as state_synced
-from pipelines.warehouse import connect, ensure_schema, transaction
+from models.privacy import redact
+from models.settings import Settings
 from senders.settlement import SendLockTimeout, send_lock
 
 # Folders validated and inserted together: few enough to bound memory on a history load

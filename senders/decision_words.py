@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from senders.base import mask_emails_in
+from models.privacy import mask_emails_in
 from senders.ledger import WENT_OUT_STATUSES
 
 # send_decisions' decisions as a marketer reads them (metadata labels, previews, explain):

@@ -15,12 +15,7 @@ from dagster import (
     asset,
 )
 
-from assets.campaigns import Campaign
-from pipelines.descriptions import effective_vars
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.resources import NightjarResource
-from pipelines.results import (
+from assets.results.report import (
     EMAIL_OUTCOMES,
     Lift,
     by_send_date,
@@ -29,7 +24,12 @@ from pipelines.results import (
     markdown_table,
     write_report,
 )
-from pipelines.warehouse import connect
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.resources import NightjarResource
+from assets.shared.warehouse import connect
+from models.campaigns import Campaign
+from models.descriptions import effective_vars
 
 
 def _totals(daily: pl.DataFrame) -> dict:

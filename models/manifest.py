@@ -1,51 +1,17 @@
-"""The dbt project, its executable and its manifest, prepared before any asset is defined."""
+"""The dbt project on disk: its folder, its manifest (parsed when stale) and the campaigns
+its YAML declares. No Dagster here: the CLI reads the manifest without loading it."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
-from packaging import version
+from models.campaigns import campaigns_from_manifest
+from models.settings import DBT_PROJECT_DIR
 
-# NIGHTJAR_DBT_PROJECT_DIR points Nightjar at another copy of the project (tests use it to
-# prove that a campaign is only SQL and YAML).
-DBT_PROJECT_DIR = Path(
-    os.environ.get("NIGHTJAR_DBT_PROJECT_DIR")
-    or Path(__file__).resolve().parent.parent / "dbt_project"
-).resolve()
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml")
-
-
-@cache
-def dbt_project() -> DbtProject:
-    """The dbt project. Under `dagster dev` its manifest is refreshed here (what
-    `prepare_if_dev` does, but with this environment's dbt); `nightjar` and `make` call
-    ensure_manifest themselves."""
-    if os.environ.get("DAGSTER_IS_DEV_CLI"):
-        ensure_manifest()
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-class NightjarDbtCliResource(DbtCliResource):
-    """dagster-dbt 0.29 spends about 5 s a run on two things Nightjar does not use: asking
-    `dbt --version` in a subprocess, and loading a dbt adapter in-process, which only serves
-    `fetch_row_counts`/`fetch_column_metadata`. Those would also open the DuckDB file from
-    this process and keep it open, which DuckDB's one-writer rule forbids here."""
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
-    @property
-    def _cli_version(self) -> version.Version:
-        # dbt-core is one of Nightjar's own dependencies: the dbt that runs is this one.
-        from dbt.version import __version__
-
-        return version.parse(__version__)
 
 
 def dbt_executable() -> str:
@@ -98,8 +64,6 @@ def _knows_the_campaigns(manifest: dict[str, Any]) -> bool:
 
 def campaigns_var(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The dbt var `campaigns`: every campaign's block as send_decisions needs it."""
-    from assets.campaigns import campaigns_from_manifest
-
     return [campaign.as_dbt_var() for campaign in campaigns_from_manifest(manifest)]
 
 

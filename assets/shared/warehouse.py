@@ -59,7 +59,8 @@ create table if not exists raw.loaded_event_files (
 -- when the file last changed as loaded: a rewritten (scrubbed) file is loaded again even at
 -- the same size
 alter table raw.loaded_event_files add column if not exists modified_ns bigint;
--- false until the erasures its events may carry have been applied (assets/ingest_events.py)
+-- false until the erasures its events may carry have been applied
+-- (assets/ingest/sendgrid_events.py)
 alter table raw.loaded_event_files add column if not exists erasure_checked boolean default true;
 create table if not exists raw.quarantine (
     business_date date not null, extract varchar not null,
@@ -73,7 +74,7 @@ create table if not exists raw.loaded_files (
     row_count bigint not null, loaded_at timestamptz not null,
     primary key (business_date, extract)
 );
--- false until the erasures its rows may carry have been applied (assets/ingest.py)
+-- false until the erasures its rows may carry have been applied (assets/ingest/extracts.py)
 alter table raw.loaded_files add column if not exists erasure_checked boolean default true;
 """
 
@@ -109,7 +110,7 @@ create table if not exists nightjar.main.approvals (
     approved_at timestamptz not null, approved_by varchar not null,
     primary key (business_date, check_name)
 );
-create table if not exists nightjar.main.erasures (  -- pipelines/erasure.py
+create table if not exists nightjar.main.erasures (  -- assets/ingest/erasure.py
     contact_id varchar not null,
     email_sha256 varchar,  -- of an address the contact had (trimmed, lower-cased), or null
     was_suppressed boolean not null,  -- it had bounced, unsubscribed or been refused
@@ -128,7 +129,7 @@ create table if not exists nightjar.main.suppressions (
 BUILD_STATE_DDL = """
 -- what dbt's build schema holds: the warehouse's own, deleted with it
 create schema if not exists nightjar_build;
-create table if not exists nightjar_build.dbt_build_state (  -- pipelines/publish.py
+create table if not exists nightjar_build.dbt_build_state (  -- assets/warehouse/publish.py
     unpublished boolean not null  -- the build schema holds tables readers never saw
 );
 -- what the incremental models hold: built through a date, perhaps ahead up to another

@@ -22,14 +22,14 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from assets.campaigns import Campaign, campaigns_from_manifest
-from pipelines.dbt_setup import campaigns_var, dbt_project, load_manifest
-from pipelines.descriptions import current_vars, describe_model, vars_record
-from pipelines.figures import audience_figures, cohort_changes, column_schemas
-from pipelines.owners import OWNERS
-from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from pipelines.previews import PREVIEW_ROWS, markdown_table, masked, preview_heading
-from pipelines.publish import (
+from assets.shared.dbt_project import dbt_project
+from assets.shared.owners import OWNERS
+from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.previews import PREVIEW_ROWS, markdown_table, masked, preview_heading
+from assets.shared.resources import NightjarResource
+from assets.shared.warehouse import connect, ensure_schema, memory_limit, state_path_for
+from assets.warehouse.figures import audience_figures, cohort_changes, column_schemas
+from assets.warehouse.publish import (
     BUILD_SCHEMA,
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
@@ -42,16 +42,17 @@ from pipelines.publish import (
     tables_in,
     unpublished_models,
 )
-from pipelines.resources import NightjarResource
-from pipelines.settings import Settings, effective_dbt_vars
-from pipelines.warehouse import connect, ensure_schema, memory_limit, state_path_for
+from models.campaigns import Campaign, campaigns_from_manifest
+from models.descriptions import current_vars, describe_model, vars_record
+from models.manifest import campaigns_var, load_manifest
+from models.settings import Settings, effective_dbt_vars
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
     """Cohort models form the `cohorts` group, the send decisions join the `sends`, campaign
     outcomes the `results`; every other model is the `warehouse`.
 
-    `dbt_vars`: what the descriptions state (pipelines.descriptions.current_vars)."""
+    `dbt_vars`: what the descriptions state (models.descriptions.current_vars)."""
 
     def __init__(self, dbt_vars: Mapping[str, Any], settings: DagsterDbtTranslatorSettings):
         super().__init__(settings)
@@ -89,7 +90,7 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
 
 
 def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None) -> list[str]:
-    """`since`: the date the incremental models were last built for (pipelines/publish.py),
+    """`since`: the date the incremental models were last built for (assets/warehouse/publish.py),
     or None to rebuild them whole."""
     memory_limit()  # profiles.yml reads it too: refuse a bad value before dbt does
     variables = {
@@ -226,7 +227,7 @@ def _build_and_publish(
         yield event
 
 
-# What pipelines/figures.py measures, named as the UI shows (and plots) it.
+# What assets/warehouse/figures.py measures, named as the UI shows (and plots) it.
 _WORDS = {"compared_with": "compared with", "mailable_contacts": "mailable contacts"}
 
 
@@ -256,7 +257,7 @@ def cohort_metadata(extra: Mapping[str, Any], preview: str | None) -> dict[str, 
 def cohort_preview(con: duckdb.DuckDBPyConnection, campaign: Campaign, compared: bool) -> str:
     """The first PREVIEW_ROWS members of tonight's build of the cohort by contact id, with
     their masked address, their occasion and whether they entered tonight (`compared`: the
-    night is compared with the one published, as pipelines.figures.cohort_changes does)."""
+    night is compared with the one published, as assets.warehouse.figures.cohort_changes does)."""
     cohort, occasion = campaign.cohort, campaign.occasion_column
     published = f'{PUBLISHED_SCHEMA}."{cohort}"'
     new = (

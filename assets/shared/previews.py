@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines.decision_words import decision_rows, outcome
-from senders.base import mask_email, mask_emails_in
+from models.privacy import mask_email, mask_emails_in
+from senders.decision_words import decision_rows, outcome
 
 PREVIEW_ROWS = 20  # members a preview lists, by contact id
 

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 from dagster import TableColumn, TableSchema
 
-from pipelines.publish import BUILD_SCHEMA, PUBLISHED_SCHEMA, tables_in
+from assets.warehouse.publish import BUILD_SCHEMA, PUBLISHED_SCHEMA, tables_in
 
 
 def cohort_changes(
