@@ -384,6 +384,8 @@ def webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 def state(args: argparse.Namespace, settings: Settings) -> int:
     """`nightjar state export --to DIR` / `import --from DIR`: the state nothing rebuilds."""
+    import duckdb
+
     from pipelines.state import StateNotEmpty, export_state, import_state
 
     try:
@@ -394,6 +396,14 @@ def state(args: argparse.Namespace, settings: Settings) -> int:
     except (StateNotEmpty, FileNotFoundError) as error:
         print(f"nightjar state: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except duckdb.Error as error:  # a state file that is not one, or damaged: one line
+        cause = " ".join(str(error).split())
+        print(
+            f"nightjar state {args.state_command}: the state {settings.state_path} cannot be "
+            f"read: {cause}. Restore the last good export into a new state file.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     rows = ", ".join(f"{table} {n:,}" for table, n in counts.items())
     print(f"nightjar state {args.state_command}: {rows}")
     return 0

@@ -127,6 +127,59 @@ def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_la
     assert sent(production, NEXT_DAY) == {c: [] for c in CAMPAIGNS}
 
 
+def test_a_first_night_that_failed_before_its_first_message_still_sends_its_backlog(
+    production, monkeypatch
+):
+    """Killed after its cohort history was recorded and before the ledger's first row, a
+    --send-backlog night run again sends the backlog: it does not turn into a baseline."""
+    from senders.ledger import Ledger
+
+    plant(production)
+    real_plan = Ledger.plan
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the first message")
+
+    monkeypatch.setattr(Ledger, "plan", killed)
+    assert not production.run_with(D, send_backlog=True).success
+    assert production.query("select count(*) from nightjar.cohort_snapshots")[0][0] > 0
+    assert production.query("select count(*) from nightjar.send_ledger") == [(0,)]
+    monkeypatch.setattr(Ledger, "plan", real_plan)
+
+    result = production.run_with(D, send_backlog=True)
+    assert result.success, failures(result)
+    assert sent(production, D) == {
+        "loyalty": ["guest_buyer", "loyal"],
+        "reactivation": ["lapsed", "lapsed_after_refund"],
+        "birthday": ["00017", "bday", "zoe"],
+    }
+
+
+def test_a_lost_state_mails_no_one_again_even_told_to_send_a_first_nights_backlog(
+    production, monkeypatch, capsys
+):
+    """NIGHTJAR_FIRST_NIGHT=send_backlog may stay in .env long after the first night; the
+    state file lost later, the outbox and the warehouse still say what was sent."""
+    monkeypatch.setenv("NIGHTJAR_FIRST_NIGHT", "send_backlog")
+    plant(production)
+    assert production.run(D) == 0
+    before = sent(production, D)
+    assert any(before.values())
+    write_next_day(production.landing)
+    production.state.unlink()  # and no backup
+
+    capsys.readouterr()
+    assert production.run(NEXT_DAY) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        f"the send ledger is empty, but the outbox holds messages of 1 night(s) (the last {D}); "
+        f"the warehouse saw the state record 1 night(s) it no longer holds (the last {D}): "
+        "the state was lost"
+    ) in err
+    assert not (production.outbox / NEXT_DAY).exists()
+    assert sent(production, D) == before
+
+
 def test_a_missing_middle_folder_blocks_the_send_naming_the_dates_until_released(workspace, capsys):
     from pipelines.cli import main
 

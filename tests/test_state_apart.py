@@ -149,3 +149,13 @@ def test_an_older_warehouse_moves_its_state_out_by_itself_once(workspace):
     # The next run knows what was sent: the same messages, not one more.
     assert workspace.run(D) == 0
     assert workspace.outbox_lines(D, "loyalty") == sent
+
+
+def test_a_damaged_state_is_named_in_one_line_by_its_backup(workspace, tmp_path, capsys):
+    from pipelines.cli import main
+
+    workspace.state.write_bytes(b"not a database, a text file" * 400)
+    assert main(["state", "export", "--to", str(tmp_path / "backup")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"nightjar state export: the state {workspace.state} cannot be read:")
+    assert "Restore the last good export" in line

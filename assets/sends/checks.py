@@ -28,7 +28,7 @@ from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
 from models.campaigns import Campaign
 from models.freshness import missing_dates, name_dates
-from models.landing import complete_folders_through
+from models.landing import complete_folders_through, list_folders
 from models.settings import Settings
 from senders.ledger import Ledger, send_id
 
@@ -187,7 +187,9 @@ def sending_history(con: duckdb.DuckDBPyConnection, day: dt.date) -> str:
         """,
         {"day": day},
     ).fetchall()[0]
-    if ledger == 0 and snapshots == 0:
+    if ledger == 0 and snapshots == snapshots_today:
+        # Nothing, or only tonight's cohort history: a first night that failed before its
+        # first ledger row is still a first night (and still does what it is told).
         return FIRST_NIGHT
     if ledger == baselined_today and snapshots == snapshots_today:
         return BASELINE_NIGHT
@@ -213,24 +215,51 @@ def first_night_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
     )
 
 
-def messages_sent_before(con: duckdb.DuckDBPyConnection) -> tuple[int, dt.date | None]:
-    """How many messages SendGrid reported events for that Nightjar sent (they carry its
-    send_id), and the day of the last event. Events are landed apart from the state, so they
-    outlive it: an empty ledger beside them means the state was lost, not a first night."""
-    count, last = con.execute(
+_NIGHTJAR_SEND_ID = "[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+
+def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, outbox: Path) -> list[str]:
+    """What outlives the state and says Nightjar sent or recorded nights before: SendGrid's
+    events of its messages (a send_id of the form Nightjar gives, a version-5 UUID:
+    senders/ledger.send_id), the outbox's files, and the nights the warehouse saw the state
+    record (nightjar_build.state_nights) that the state no longer holds. With the ledger and
+    the cohort history empty, any of them means the state was lost, not a first night."""
+    traces = []
+    sent, last = con.execute(
         "select count(distinct send_id), max(event_timestamp)::date "
-        "from raw.sendgrid_events where send_id is not null"
+        "from raw.sendgrid_events where regexp_full_match(send_id, ?)",
+        [_NIGHTJAR_SEND_ID],
     ).fetchall()[0]
-    return count, last
+    if sent:
+        traces.append(
+            f"SendGrid has reported events for {sent:,} message(s) Nightjar sent (the last "
+            f"on {last})"
+        )
+    written = sorted(f for f in list_folders(outbox) if any(f.path.glob("*.jsonl")))
+    if written:
+        traces.append(
+            f"the outbox holds messages of {len(written)} night(s) (the last "
+            f"{written[-1].business_date})"
+        )
+    nights, last = con.execute(
+        "select count(*), max(business_date) from nightjar_build.state_nights "
+        "where business_date not in (select business_date from nightjar.night_metrics)"
+    ).fetchall()[0]
+    if nights:
+        traces.append(
+            f"the warehouse saw the state record {nights} night(s) it no longer holds (the "
+            f"last {last})"
+        )
+    return traces
 
 
-def lost_state_refusal(settings: Settings, sent: int, last: dt.date | None) -> Refusal:
+def lost_state_refusal(settings: Settings, traces: list[str]) -> Refusal:
     # --send-backlog (or NIGHTJAR_FIRST_NIGHT=send_backlog) would mail these people again.
     return Refusal(
-        f"the send ledger is empty, but SendGrid has reported events for {sent:,} message(s) "
-        f"Nightjar sent (the last on {last}): the state was lost or NIGHTJAR_STATE names "
-        f"another file ({settings.state}). Restore the last backup before any run "
-        "(nightjar state import --from DIR); sending the backlog would mail them again.",
+        f"the send ledger is empty, but {'; '.join(traces)}: the state was lost or "
+        f"NIGHTJAR_STATE names another file ({settings.state_path}). Restore the last backup "
+        "before any run (nightjar state import --from DIR); sending the backlog would mail "
+        "them again.",
         (
             (
                 " --baseline",
@@ -319,9 +348,9 @@ def first_night_plan(
         raise Failure(description=str(error)) from None
     history = sending_history(con, day)
     if history == FIRST_NIGHT:
-        sent, last = messages_sent_before(con)
-        if sent and policy != "baseline":
-            return False, lost_state_refusal(settings, sent, last), "state lost"
+        traces = traces_of_a_lost_state(con, settings.outbox)
+        if traces and policy != "baseline":
+            return False, lost_state_refusal(settings, traces), "state lost"
         refusal = first_night_refusal(con) if policy == "refuse" else None
         return policy == "baseline", refusal, policy
     if history == BASELINE_NIGHT:
@@ -416,6 +445,9 @@ def build_send_checks_asset(campaigns: list[Campaign]):
                     "insert or replace into nightjar.night_metrics values (?, ?, ?, ?)",
                     [day, contacts, mailable, spend],
                 )
+            # The warehouse's own note that the state recorded this night: beside an empty
+            # state, it tells a lost state from a first night (traces_of_a_lost_state).
+            con.execute("insert or replace into nightjar_build.state_nights values (?)", [day])
         return MaterializeResult(metadata=metadata)
 
     return _send_checks
