@@ -1,4 +1,5 @@
-"""pandera data contracts of the three nightly extracts (CONTRACT §1), checked on their text.
+"""pandera data contracts of the three nightly extracts (docs/contract.md §1), checked on their
+text.
 
 Every column arrives as text; each model states what that text must look like so that one
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
@@ -84,7 +85,7 @@ class _Extract(pa.DataFrameModel):
     )
 
     class Config:
-        strict = "filter"  # columns outside the contract are ignored, as CONTRACT §1 allows
+        strict = "filter"  # columns outside the contract are ignored, as docs/contract.md §1 allows
         coerce = False
 
 

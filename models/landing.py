@@ -58,7 +58,7 @@ class LandingFolder:
         return counts
 
     def extract_file(self, extract: str) -> Path | None:
-        """The CSV if present, else the Parquet file (CONTRACT §1: the .csv wins)."""
+        """The CSV if present, else the Parquet file (docs/contract.md §1: the .csv wins)."""
         for suffix in (".csv", ".parquet"):
             candidate = self.path / f"{extract}{suffix}"
             if candidate.is_file():

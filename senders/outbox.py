@@ -1,4 +1,5 @@
-"""The outbox: messages written as JSON lines to files instead of being sent (CONTRACT §5)."""
+"""The outbox: messages written as JSON lines to files instead of being sent
+(docs/contract.md §5)."""
 
 from __future__ import annotations
 

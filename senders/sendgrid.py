@@ -22,7 +22,7 @@ MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 
 class SendGridSender:
-    """One request per batch, one personalization per recipient (CONTRACT §5).
+    """One request per batch, one personalization per recipient (docs/contract.md §5).
 
     Retries 429 after `X-RateLimit-Reset`, 5xx and unreachable hosts with bounded
     exponential backoff and jitter. A timeout or a dropped connection may have reached

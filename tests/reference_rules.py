@@ -1,4 +1,4 @@
-"""CONTRACT §2-§3 written a second time, plainly and independently of the SQL, for tests.
+"""docs/contract.md §2-§3 written a second time, plainly and independently of the SQL, for tests.
 
 Slow Python over small landings: it reads the files itself and parses with the standard
 library, so a shared mistake in Nightjar's parsers or SQL cannot hide here.

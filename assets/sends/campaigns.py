@@ -52,7 +52,7 @@ from senders.settlement import (
 def past_date_reason(
     con: duckdb.DuckDBPyConnection, settings: Settings, day: dt.date
 ) -> str | None:
-    """Why `day` may not send: only the latest business date sends (CONTRACT §5)."""
+    """Why `day` may not send: only the latest business date sends (docs/contract.md §5)."""
     later_sent = con.execute(
         """
         select max(business_date) from (
@@ -236,7 +236,7 @@ def _wait_for_settlement(ledger: Ledger, settings: Settings, batch: list[Message
 
 
 def _record_membership(con: duckdb.DuckDBPyConnection, campaign: Campaign, day: dt.date) -> None:
-    """Keep who was in the cohort today, so tomorrow can tell who entered (CONTRACT §3)."""
+    """Keep who was in the cohort today, so tomorrow can tell who entered (docs/contract.md §3)."""
     params = {"cohort": campaign.cohort, "day": day}
     con.execute("begin")
     con.execute(

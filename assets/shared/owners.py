@@ -1,7 +1,7 @@
 """Who answers for each group of assets, as the Dagster UI shows it beside each asset."""
 
 # Data engineers run the night and its inputs; analysts own the SQL models and cohort rules;
-# marketers own what is sent and to whom (CONTRACT's three users).
+# marketers own what is sent and to whom (the three users the README names).
 OWNERS = {
     "ingest": ["team:data-engineering"],
     "warehouse": ["team:analytics"],

@@ -1,8 +1,9 @@
 """The nightly partitions: one per business date."""
 
+import datetime as dt
 import warnings
 
-from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
+from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
 from models.landing import first_business_date
 from models.settings import load_settings
@@ -26,3 +27,8 @@ ONE_RUN_PER_DATE = BackfillPolicy.multi_run(1)
 warnings.filterwarnings(
     "ignore", message="Parameter `backfill_policy` of function `asset`", category=BetaWarning
 )
+
+
+def business_date(context: AssetExecutionContext) -> dt.date:
+    """The run's business date: its partition, parsed here once for every nightly asset."""
+    return dt.date.fromisoformat(context.partition_key)

@@ -65,7 +65,8 @@ class NightjarResource(ConfigurableResource):
 
 
 def make_sender(settings: Settings, dry_run: bool = False) -> Sender:
-    """SendGrid when an API key is set, else the outbox (CONTRACT §5); nothing on a dry run."""
+    """SendGrid when an API key is set, else the outbox (docs/contract.md §5); nothing on a
+    dry run."""
     if dry_run:
         return DryRunSender()
     if settings.uses_sendgrid:

@@ -14,7 +14,7 @@
     timezone('UTC', cast({{ as_of_date() }} as timestamp) + interval 1 day)
 {%- endmacro %}
 
-{#- A timestamp's UTC calendar date (CONTRACT §2), whatever the session time zone. -#}
+{#- A timestamp's UTC calendar date (docs/contract.md §2), whatever the session time zone. -#}
 {% macro utc_date(column) -%}
     cast(timezone('UTC', {{ column }}) as date)
 {%- endmacro %}

@@ -1,4 +1,4 @@
-{#- CONTRACT §2, the one rule for addresses.
+{#- docs/contract.md §2, the one rule for addresses.
     Normalized = trimmed and lower-cased. Nightjar's Python matches dbt's addresses with the
     same lower(trim(...)) (erasure, suppressions, SendGrid events), so it stays exactly this. -#}
 {% macro normalize_email(column) -%}

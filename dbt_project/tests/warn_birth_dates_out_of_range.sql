@@ -1,4 +1,5 @@
--- Birth dates outside 1900-01-01 .. D are treated as missing; this reports how many (CONTRACT §2).
+-- Birth dates outside 1900-01-01 .. D are treated as missing; this reports how many
+-- (docs/contract.md §2).
 {{ config(severity='warn', meta={'dagster': {'ref': {'name': 'customer_360'}}}) }}
 select contact_id
 from {{ ref('customer_360') }}

@@ -1,5 +1,5 @@
 -- Each contact as of D: its latest version before the end of D, and whether it was ever
--- erased. An erasure is permanent, whatever later versions say (CONTRACT §2).
+-- erased. An erasure is permanent, whatever later versions say (docs/contract.md §2).
 -- Incremental (macros/incremental.sql): a night reads the versions that became visible since
 -- the last build, and the current row of each contact they touch.
 {{ config(

@@ -1,5 +1,5 @@
--- Who each order belongs to (CONTRACT §2): its contact_id if it has one, even an unknown or
--- erased contact's; a guest order goes to the one non-erased contact with its normalized
+-- Who each order belongs to (docs/contract.md §2): its contact_id if it has one, even an
+-- unknown or erased contact's; a guest order goes to the one non-erased contact with its normalized
 -- email, and stays unattributed when none or several share that email.
 with orders as (
     select * from {{ ref('int_orders_resolved') }}

@@ -1,6 +1,6 @@
 -- Web events as of D, each counted once, with the contact each visitor turned out to be: an
 -- anonymous_id ever seen logged in belongs, with all its events, to the contact_id of its
--- latest event that carried one (CONTRACT §2).
+-- latest event that carried one (docs/contract.md §2).
 with events as (
     select *
     from {{ ref('stg_web__events') }}

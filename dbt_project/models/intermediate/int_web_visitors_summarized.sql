@@ -1,6 +1,6 @@
 -- Each anonymous visitor seen as of D: when it was last seen, its last web purchase, and the
--- contact it turned out to be, the contact_id of its latest event that carried one (CONTRACT
--- §2; event_id breaks a tie of timestamps, so a re-run always picks the same contact).
+-- contact it turned out to be, the contact_id of its latest event that carried one
+-- (docs/contract.md §2; event_id breaks a tie of timestamps, so a re-run always picks the same contact).
 -- Latest timestamps need no de-duplication: a repeated event is as late as its first copy.
 -- Incremental (macros/incremental.sql): a night summarizes only the events that became
 -- visible since the last build and folds them into the visitors' rows; latest-of is the
