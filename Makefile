@@ -59,6 +59,8 @@ test-browser: manifest
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# the four floors (pyproject.toml [tool.importlinter])
+	$(BIN)/lint-imports
 	# dbt attaches Nightjar's state read-only: an empty one serves the templater
 	$(BIN)/python -c "import duckdb; duckdb.connect('$(VENV)/lint-state.duckdb').close()"
 	cd dbt_project && NIGHTJAR_WAREHOUSE=:memory: NIGHTJAR_STATE=$(CURDIR)/$(VENV)/lint-state.duckdb \
