@@ -24,16 +24,14 @@ from pathlib import Path
 
 import polars as pl
 
+from models.extracts import ExtractError
+
 SIGNS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 _UTF8_BOM = b"\xef\xbb\xbf"
 MAX_COLUMNS = 1000  # a header of a million names takes gigabytes to parse
 # Words that make a name an erasure flag, whatever else it says: refused while `is_deleted`
 # is missing, as its values (erasure requests) would be ignored.
 _ERASURE_WORDS = {"is_deleted": ("delet", "eras", "gdpr", "forget")}
-
-
-class ExtractError(Exception):
-    """An extract broke its contract; the message names the file, row, column and rule."""
 
 
 def read_csv_text(path: Path) -> tuple[pl.DataFrame, list[str]]:

@@ -3,8 +3,9 @@ text.
 
 Every column arrives as text; each model states what that text must look like so that one
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
-A key twice in one file is a fault of the whole file, checked by the loader before these
-(models/extract_files.py, `_duplicate_keys`).
+A key twice in one file is a fault of the whole file, checked before these
+(models/quarantine.py, `_duplicate_keys`). `EXTRACTS` names each extract's model and how its
+text columns are typed once they passed.
 
 Every text column is bounded: a value over its length (or holding a control character) is a
 bad value like any other, so one row can never carry megabytes through the warehouse into a
@@ -14,6 +15,7 @@ SendGrid request and fail its whole batch there.
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from functools import cache
 
 import pandera.polars as pa
@@ -182,3 +184,55 @@ def currency_check(base_currency: str) -> pa.Check:
         name="base_currency",
         error=f"equal to the base currency {base_currency}",
     )
+
+
+class ExtractError(Exception):
+    """An extract broke its contract; the message names the file, row, column and rule."""
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """One extract: its file name, pandera model, optional columns and typed columns."""
+
+    name: str
+    model: type[pa.DataFrameModel]
+    optional: dict[str, str]  # column -> default text when the column is absent
+    timestamps: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    booleans: tuple[str, ...] = ()
+    decimals: tuple[str, ...] = ()
+    key: str | None = None  # unique within one file
+    free_text: tuple[str, ...] = ()  # may carry an address (a URL's ?email=): kept masked
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.model.to_schema().columns if c not in ("source_file", "source_row")]
+
+
+EXTRACTS = {
+    "crm_contacts": ExtractSpec(
+        "crm_contacts",
+        CrmContacts,
+        optional={"is_deleted": "false"},
+        timestamps=("created_at", "updated_at"),
+        dates=("birth_date",),
+        booleans=("email_opt_in", "is_deleted"),
+        key="contact_id",
+    ),
+    "orders": ExtractSpec(
+        "orders",
+        Orders,
+        optional={},
+        timestamps=("ordered_at", "updated_at"),
+        decimals=("total_amount",),
+        key="order_id",
+    ),
+    "web_events": ExtractSpec(
+        "web_events",
+        WebEvents,
+        optional={},
+        timestamps=("event_timestamp",),
+        decimals=("value",),
+        free_text=("page_url",),
+    ),
+}

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +38,28 @@ def ensure_manifest() -> Path:
     """Run `dbt parse` when the manifest is missing or older than the SQL and YAML.
 
     The campaigns are the cohorts' YAML blocks, and send_decisions reads every campaign's
-    cohort: dbt only knows those dependencies when it parses with the var `campaigns`, so a
-    first parse finds the campaigns and a second one records them."""
+    cohort: dbt only knows those dependencies when it parses with the var `campaigns`. The
+    campaigns of the manifest being replaced are passed to the parse, so one parse suffices
+    unless the edit changed the campaigns themselves; then a second one records them."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
     fresh = manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
     # A `dbt build` by hand rewrites the manifest without the var `campaigns`: fresh, but
     # with the send decisions no longer depending on the cohorts.
     if fresh and _knows_the_campaigns(load_manifest()):
         return manifest
-    _dbt_parse({})
-    campaigns = campaigns_var(load_manifest())
-    if campaigns:
-        _dbt_parse({"campaigns": campaigns})
+    known = _campaigns_of_the_last_parse(manifest)
+    _dbt_parse({"campaigns": known} if known else {})
+    found = campaigns_var(load_manifest())
+    if found != known:
+        _dbt_parse({"campaigns": found})
     return manifest
+
+
+def _campaigns_of_the_last_parse(manifest: Path) -> list[dict[str, Any]]:
+    try:
+        return campaigns_var(load_manifest()) if manifest.exists() else []
+    except (ValueError, KeyError):  # a campaign block broken then: the parse finds them anew
+        return []
 
 
 def _knows_the_campaigns(manifest: dict[str, Any]) -> bool:
@@ -81,4 +91,13 @@ def _dbt_parse(variables: dict[str, Any]) -> None:
 
 
 def load_manifest() -> dict[str, Any]:
-    return json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    """The parsed manifest (about 1 MB), read from disk once per process and again only
+    when a parse has replaced the file. Shared: callers must not change it."""
+    path = DBT_PROJECT_DIR / "target" / "manifest.json"
+    stat = path.stat()
+    return _read_manifest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=1)
+def _read_manifest(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    return json.loads(path.read_text())

@@ -1,22 +1,35 @@
-"""Nightjar's settings, read from the environment (and a `.env` file) when asked for."""
+"""Nightjar's settings: one class names every environment variable, with its default, its
+bounds and what it means (README "Settings" and .env.example are held to it by
+tests/test_settings_documented.py); load_settings reads them, and a `.env` file, when asked."""
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-import re
-import zoneinfo
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from dotenv import find_dotenv, load_dotenv
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.dbt_vars import did_you_mean, parse_dbt_vars
 from models.landing import EARLIEST_BUSINESS_DATE
+from models.setting_kinds import (
+    AbsolutePath,
+    Choice,
+    Flag,
+    IsoDate,
+    NoTrailingSlash,
+    PostgresUrl,
+    TimeZone,
+    Upper,
+    WebUrl,
+    WholeHour,
+    one_line,
+    setting,
+)
 
 # NIGHTJAR_DBT_PROJECT_DIR points Nightjar at another copy of the project (tests use it to
 # prove that a campaign is only SQL and YAML). Read once, as Nightjar is imported.
@@ -24,203 +37,278 @@ DBT_PROJECT_DIR = Path(
     os.environ.get("NIGHTJAR_DBT_PROJECT_DIR")
     or Path(__file__).resolve().parents[1] / "dbt_project"
 ).resolve()
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-# Every environment variable Nightjar reads, the one list of them (README "Settings" and
-# .env.example describe them; tests/test_one_source_of_truth.py holds them to it). These
-# are read by load_settings (DAGSTER_HOME by `nightjar run`); tests/conftest.py empties them
-# for every test.
-SETTING_NAMES = (
-    "NIGHTJAR_LANDING",
-    "NIGHTJAR_WAREHOUSE",
-    "NIGHTJAR_OUTBOX",
-    "NIGHTJAR_BASE_CURRENCY",
-    "NIGHTJAR_DEFAULT_TIMEZONE",
-    "SENDGRID_API_KEY",
-    "SENDGRID_API_HOST",
-    "SENDGRID_SANDBOX",
-    "SENDGRID_WEBHOOK_PUBLIC_KEY",
-    "NIGHTJAR_WEBHOOK_HOST",
-    "NIGHTJAR_WEBHOOK_PORT",
-    "NIGHTJAR_SETTLE_GRACE_HOURS",
-    "NIGHTJAR_UNSETTLED_POLICY",
-    "NIGHTJAR_SETTLE_WAIT_SECONDS",
-    "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
-    "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
-    "NIGHTJAR_MAX_DECISION_AGE_MINUTES",
-    "NIGHTJAR_STATE",
-    "NIGHTJAR_STATE_URL",
-    "NIGHTJAR_DBT_VARS",
-    "NIGHTJAR_QUARANTINE_MAX_SHARE",
-    "NIGHTJAR_CRM_EXPORT",
-    "NIGHTJAR_MAX_COHORT_CHANGE",
-    "NIGHTJAR_MAX_MAILABLE_SHARE_DROP",
-    "NIGHTJAR_MAX_TOTAL_SPEND_DROP",
-    "NIGHTJAR_REPORTS",
-    "NIGHTJAR_EXTRACTS_DUE_HOUR",
-    "NIGHTJAR_FIRST_NIGHT",
-    "NIGHTJAR_FIRST_DATE",
-    "NIGHTJAR_ALERT_WEBHOOK_URL",
-    "NIGHTJAR_DAGSTER_URL",
-    "DAGSTER_HOME",
-)
-# ... and these where they are used: the dbt project's folder as Nightjar is imported
-# (assets/shared/dbt_project.py), DuckDB's memory inside dbt (profiles.yml), and test tooling.
-SETTING_NAMES_READ_ELSEWHERE = (
-    "NIGHTJAR_DBT_PROJECT_DIR",
-    "NIGHTJAR_DUCKDB_MEMORY_LIMIT",
-    "NIGHTJAR_CHROMIUM",
-    "NIGHTJAR_BENCH_CACHE",
-)
-KNOWN_SETTING_NAMES = SETTING_NAMES + SETTING_NAMES_READ_ELSEWHERE
-# dbt vars Nightjar sets itself each run; NIGHTJAR_DBT_VARS may not override them.
-VARS_NIGHTJAR_SETS = (
-    "as_of_date",
-    "campaigns",
-    "send_after",
-    "default_timezone",
-    "incremental_since",
-)
-_VAR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# The project's own vars, with what each must be: (kind, lowest, highest). A value out of
-# range would not fail loudly in SQL: quiet hours of 1260 simply never apply.
-KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
-    "spend_window_days": (int, 1, None),
-    "web_page_view_window_days": (int, 1, None),
-    "cart_window_days": (int, 1, None),
-    "loyalty_max_days_since_purchase": (int, 0, None),
-    "loyalty_min_spend_730d": (float, 0, None),
-    "reactivation_min_days_since_purchase": (int, 0, None),
-    "birthday_offset_days": (int, -366, 366),
-    "max_messages_per_day": (int, 0, None),
-    "max_messages_per_7_days": (int, 0, None),
-    "holdout_share": (float, 0, 1),
-    "holdout_salt": (str, None, None),
-    "send_hour": (int, 0, 23),
-    "quiet_hours_start": (int, 0, 23),
-    "quiet_hours_end": (int, 0, 23),
-    "conversion_window_days": (int, 1, None),
-    "results_window_days": (int, 1, None),
-}
-_SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
+SHARE = "a share from 0 to 1 (0.05 = 5%)"
 
 
-@dataclass(frozen=True)
-class Settings:
-    landing: Path
-    warehouse: Path
-    outbox: Path
-    sendgrid_api_key: str | None
-    sendgrid_api_host: str
-    sendgrid_sandbox: bool
-    base_currency: str
-    default_timezone: str
-    webhook_public_key: str | None = None
-    webhook_host: str = "127.0.0.1"
-    webhook_port: int = 8026
+class Settings(BaseSettings):
+    """Every environment variable Nightjar reads: the one list of them (SETTING_NAMES)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        env_ignore_empty=True,  # every setting reads "" as unset
+        enable_decoding=False,  # values are parsed below, never as JSON
+        validate_default=True,  # defaults too: paths resolve where nightjar runs
+        validate_by_name=True,
+        frozen=True,
+    )
+
+    landing: AbsolutePath = setting(
+        "NIGHTJAR_LANDING", Path("data/landing"), "where the dated extract folders land"
+    )
+    warehouse: AbsolutePath = setting(
+        "NIGHTJAR_WAREHOUSE", Path("data/warehouse.duckdb"), "the DuckDB file"
+    )
+    outbox: AbsolutePath = setting(
+        "NIGHTJAR_OUTBOX", Path("data/outbox"), "where messages go without a SendGrid key"
+    )
+    base_currency: Upper = setting(
+        "NIGHTJAR_BASE_CURRENCY", "USD", "orders in another currency are rejected"
+    )
+    default_timezone: TimeZone = setting(
+        "NIGHTJAR_DEFAULT_TIMEZONE", "UTC", "time zone of contacts without one"
+    )
+    sendgrid_api_key: str | None = setting(
+        "SENDGRID_API_KEY", None, "set it to send through SendGrid"
+    )
+    sendgrid_api_host: str = setting(
+        "SENDGRID_API_HOST", "https://api.sendgrid.com", "another SendGrid-compatible endpoint"
+    )
+    sendgrid_sandbox: Flag = setting(
+        "SENDGRID_SANDBOX",
+        False,
+        "`true` (or `1`, `yes`, `on`): SendGrid sandbox mode, nothing delivered",
+    )
+    webhook_public_key: str | None = setting(
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        None,
+        "the Event Webhook verification key; `nightjar webhook` needs it",
+    )
+    webhook_host: str = setting(
+        "NIGHTJAR_WEBHOOK_HOST", "127.0.0.1", "the address `nightjar webhook` listens on"
+    )
+    webhook_port: int = setting(
+        "NIGHTJAR_WEBHOOK_PORT",
+        8026,
+        "the port `nightjar webhook` listens on",
+        must_be="a port number from 0 to 65535",
+        ge=0,
+        le=65535,
+    )
     # Exactly once (README "Sending"): how long a message of unknown fate waits for SendGrid's
     # events, what then happens to it, how long a run waits for its own, and for another run.
-    settle_grace_hours: float = 24.0
-    unsettled_policy: str = "give_up"
-    settle_wait_seconds: float = 30.0
-    send_lock_wait_seconds: float = 60.0
-    # How long a second `nightjar run` of the warehouse waits for the first (pipelines/
-    # run_lock.py). 0: a night takes minutes, and a second run of it started meanwhile is
-    # nearly always a mistake; it stops at once, naming the first.
-    run_lock_wait_seconds: float = 0.0
-    # A send refuses decisions older than this: unsubscribes and send times have moved on.
-    max_decision_age_minutes: float = 60.0
-    # Business thresholds and the contact policy are dbt vars (dbt_project.yml); these
-    # override them for this installation, e.g. {"holdout_share": 0.05}.
-    dbt_vars: dict = field(default_factory=dict)
-    # A file with more than this share of its rows in quarantine fails the night.
-    quarantine_max_share: float = 0.005
-    # What the CRM exports each night: `changes` (a day may bring none) or full `snapshot`s
-    # (then an empty file is a failed export).
-    crm_export: str = "changes"
+    settle_wait_seconds: float = setting(
+        "NIGHTJAR_SETTLE_WAIT_SECONDS",
+        30.0,
+        "how long a run waits for SendGrid's events of an unanswered batch",
+        must_be="a number",
+    )
+    settle_grace_hours: float = setting(
+        "NIGHTJAR_SETTLE_GRACE_HOURS",
+        24.0,
+        "how long an unanswered message may wait for its events",
+        must_be="a number",
+    )
+    unsettled_policy: Annotated[Literal["give_up", "resend"], Choice] = setting(
+        "NIGHTJAR_UNSETTLED_POLICY",
+        "give_up",
+        "after the grace period: `give_up` (never sent) or `resend`",
+    )
+    send_lock_wait_seconds: float = setting(
+        "NIGHTJAR_SEND_LOCK_WAIT_SECONDS",
+        60.0,
+        "how long a second sender waits for the first",
+        must_be="a number",
+    )
+    run_lock_wait_seconds: float = setting(
+        "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
+        0.0,
+        "how long a second `nightjar run` of the same warehouse waits for the first before it "
+        "stops (a night takes minutes; a second one started meanwhile is nearly always a "
+        "mistake)",
+        must_be="a number of seconds, 0 or more",
+        ge=0,
+        allow_inf_nan=False,
+    )
+    # Unsubscribes and send times move on while decisions wait.
+    max_decision_age_minutes: float = setting(
+        "NIGHTJAR_MAX_DECISION_AGE_MINUTES",
+        60.0,
+        "a send refuses decisions older than this (run the date again)",
+        must_be="a number above 0",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    dagster_home: str | None = setting(
+        "DAGSTER_HOME",
+        None,
+        "where runs are recorded for the UI (`make dev` opens the same); `nightjar run` writes "
+        "the project's `dagster.yaml` (telemetry off, the warehouse pool limited to 1) into "
+        "one that has none, never replacing one. Set to nothing: runs kept in memory only, "
+        "with the same settings",
+        when_unset="the project's `.dagster`",
+        read_by="pipelines/cli.py (set to nothing is not unset there)",
+    )
+    dbt_project_dir: AbsolutePath | None = setting(
+        "NIGHTJAR_DBT_PROJECT_DIR",
+        None,
+        "another copy of the dbt project (tests use it)",
+        when_unset="`dbt_project`",
+        read_by="DBT_PROJECT_DIR above, as Nightjar is imported",
+    )
+    quarantine_max_share: float = setting(
+        "NIGHTJAR_QUARANTINE_MAX_SHARE",
+        0.005,
+        "share of a file's rows that may be quarantined before the night fails (one row "
+        "always may, unless 0)",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    duckdb_memory_limit: str = setting(
+        "NIGHTJAR_DUCKDB_MEMORY_LIMIT",
+        "1GB",
+        "memory DuckDB may use inside dbt before it spills to disk",
+        read_by="assets/shared/warehouse.py and dbt_project/profiles.yml, which check it",
+    )
+    crm_export: Annotated[Literal["changes", "snapshot"], Choice] = setting(
+        "NIGHTJAR_CRM_EXPORT",
+        "changes",
+        "`changes` (a night may bring none), or `snapshot`: the CRM exports everyone each "
+        "night, so an empty file is a failed export",
+    )
     # The send checks (assets/sends/checks.py): the largest change tolerated against the last
     # night that passed before sending is blocked.
-    max_cohort_change: float = 0.3
-    max_mailable_share_drop: float = 0.2
-    max_total_spend_drop: float = 0.2
-    # Where the campaign results' charts are written (one folder per business date).
-    reports: Path = field(default_factory=lambda: Path("data/reports").resolve())
-    # Nightjar's own state (send ledger, cohort history, approvals, suppressions, erasures),
-    # kept apart from the warehouse, which may be deleted and rebuilt from the landing.
-    # None: state.duckdb beside the warehouse.
-    state: Path | None = None
-    # PostgreSQL, when set (a postgresql:// URL, a credential): the authoritative state; the
-    # state file is then its replica (assets/shared/state_store.py).
-    state_url: str | None = None
+    max_cohort_change: float = setting(
+        "NIGHTJAR_MAX_COHORT_CHANGE",
+        0.3,
+        "a cohort moving more than this against the last good night blocks sending",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    max_mailable_share_drop: float = setting(
+        "NIGHTJAR_MAX_MAILABLE_SHARE_DROP",
+        0.2,
+        "the share of mailable contacts dropping more than this blocks sending",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    max_total_spend_drop: float = setting(
+        "NIGHTJAR_MAX_TOTAL_SPEND_DROP",
+        0.2,
+        "the total spend dropping more than this blocks sending",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    reports: AbsolutePath = setting(
+        "NIGHTJAR_REPORTS",
+        Path("data/reports"),
+        "a folder per date: the campaign results' charts, and each run's log (`run-<run id>.log`)",
+    )
+    extracts_due_hour: WholeHour = setting(
+        "NIGHTJAR_EXTRACTS_DUE_HOUR",
+        6,
+        "a date's extracts are due the next day at this local hour (`landed_on_time` checks)",
+        must_be="a whole hour from 0 to 23",
+        ge=0,
+        le=23,
+    )
+    alert_webhook_url: WebUrl = setting(
+        "NIGHTJAR_ALERT_WEBHOOK_URL",
+        None,
+        "a Slack-compatible incoming webhook for failed runs; a credential, never logged",
+    )
+    dagster_url: NoTrailingSlash = setting(
+        "NIGHTJAR_DAGSTER_URL",
+        "http://127.0.0.1:3000",
+        "the Dagster UI's address, for the link in alerts",
+    )
+    dbt_vars: dict[str, Any] = setting(
+        "NIGHTJAR_DBT_VARS",
+        {},
+        "dbt vars for this installation, a YAML mapping of vars declared in "
+        "`dbt_project/dbt_project.yml` (another name is refused with the nearest: `did you "
+        "mean loyalty_min_spend_730d?`), never those Nightjar sets (`as_of_date`, `campaigns`, "
+        "`send_after`, `default_timezone`, `incremental_since`); the project's own vars are "
+        "checked for kind and range (hours 0 to 23, shares 0 to 1, …), an analyst's added vars "
+        "must be plain values",
+    )
+    # Kept apart from the warehouse, which may be deleted and rebuilt from the landing.
+    state: AbsolutePath | None = setting(
+        "NIGHTJAR_STATE",
+        None,
+        "Nightjar's own state (send ledger, cohort history, approvals, suppressions, "
+        "erasures); keep it (`nightjar state export`), the warehouse may be rebuilt",
+        when_unset="`state.duckdb` beside the warehouse",
+    )
+    state_url: PostgresUrl = setting(
+        "NIGHTJAR_STATE_URL",
+        None,
+        "a `postgresql://` URL (a credential, never logged): the state lives in that "
+        'PostgreSQL database, `NIGHTJAR_STATE` is then its replica (see "The state on '
+        'PostgreSQL")',
+    )
+    first_date: IsoDate = setting(
+        "NIGHTJAR_FIRST_DATE",
+        None,
+        f"the first business date the nightly partitions (and the UI) have, from "
+        f"{EARLIEST_BUSINESS_DATE}; a date before it is refused in one line",
+        must_be=f"{EARLIEST_BUSINESS_DATE} or later",
+        when_unset="the first landed folder's date",
+        ge=EARLIEST_BUSINESS_DATE,
+    )
+    first_night: Annotated[Literal["refuse", "baseline", "send_backlog"], Choice] = setting(
+        "NIGHTJAR_FIRST_NIGHT",
+        "refuse",
+        "a first night (nothing ever sent): `refuse` to send, record a `baseline` (message no "
+        "one), or `send_backlog`; `nightjar run --baseline` / `--send-backlog` win over it",
+    )
 
     @property
     def state_path(self) -> Path:
         return self.state or self.warehouse.with_name("state.duckdb")
 
-    # A business date's extracts are due the next day at this local hour (freshness checks).
-    extracts_due_hour: int = 6
-    # Where a failed run is announced (Slack-compatible incoming webhook); None: nowhere.
-    alert_webhook_url: str | None = None
-    # The Dagster UI's address, for links in alerts.
-    dagster_url: str = "http://127.0.0.1:3000"
-    # What a first night (nothing ever sent or recorded) does: `refuse` to send until told,
-    # record a `baseline` (message no one), or `send_backlog` to every current member.
-    first_night: str = "refuse"
-    # The first business date the nightly partitions have; None: the first landed folder's.
-    first_date: date | None = None
-
     @property
     def uses_sendgrid(self) -> bool:
         return bool(self.sendgrid_api_key)
 
+    @field_validator("dbt_vars", mode="before")
+    @classmethod
+    def _dbt_vars(cls, value: Any) -> Any:
+        return parse_dbt_vars(value, project_vars) if isinstance(value, str) else value
 
-def _path(name: str, default: str) -> Path:
-    # Absolute, because dbt runs in its own folder and must see the same files.
-    return Path(os.environ.get(name) or default).expanduser().resolve()
+
+def env_name(field: str) -> str:
+    """The environment variable a field of Settings is read from."""
+    return str(Settings.model_fields[field].validation_alias)
+
+
+# Every environment variable Nightjar reads, the one list of them: the class's. Most are
+# read by load_settings; DAGSTER_HOME, the dbt project's folder and DuckDB's memory also
+# where they are used. tests/conftest.py empties them for every test.
+SETTING_NAMES = tuple(env_name(field) for field in Settings.model_fields)
+# Known, so never refused as a misspelling, but read by test tooling alone.
+TEST_TOOLING_NAMES = ("NIGHTJAR_CHROMIUM", "NIGHTJAR_BENCH_CACHE")
+KNOWN_SETTING_NAMES = SETTING_NAMES + TEST_TOOLING_NAMES
 
 
 def load_settings() -> Settings:
-    # The .env of the directory nightjar runs in (or above it), never the package's own.
+    # The .env of the directory nightjar runs in (or above it), never the package's own. It
+    # goes into the environment, where the settings read elsewhere find it too.
     load_dotenv(find_dotenv(usecwd=True), override=False)
     refuse_unknown_settings(os.environ)
-    return Settings(
-        landing=_path("NIGHTJAR_LANDING", "data/landing"),
-        warehouse=_path("NIGHTJAR_WAREHOUSE", "data/warehouse.duckdb"),
-        outbox=_path("NIGHTJAR_OUTBOX", "data/outbox"),
-        sendgrid_api_key=os.environ.get("SENDGRID_API_KEY") or None,
-        sendgrid_api_host=os.environ.get("SENDGRID_API_HOST") or "https://api.sendgrid.com",
-        sendgrid_sandbox=(os.environ.get("SENDGRID_SANDBOX", "").strip().lower() in TRUE_WORDS),
-        base_currency=(os.environ.get("NIGHTJAR_BASE_CURRENCY") or "USD").strip().upper(),
-        default_timezone=_timezone("NIGHTJAR_DEFAULT_TIMEZONE", "UTC"),
-        webhook_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
-        webhook_host=os.environ.get("NIGHTJAR_WEBHOOK_HOST") or "127.0.0.1",
-        webhook_port=int(os.environ.get("NIGHTJAR_WEBHOOK_PORT") or 8026),
-        settle_grace_hours=float(os.environ.get("NIGHTJAR_SETTLE_GRACE_HOURS") or 24),
-        unsettled_policy=_choice("NIGHTJAR_UNSETTLED_POLICY", ("give_up", "resend")),
-        settle_wait_seconds=float(os.environ.get("NIGHTJAR_SETTLE_WAIT_SECONDS") or 30),
-        send_lock_wait_seconds=float(os.environ.get("NIGHTJAR_SEND_LOCK_WAIT_SECONDS") or 60),
-        run_lock_wait_seconds=_number(
-            "NIGHTJAR_RUN_LOCK_WAIT_SECONDS",
-            0,
-            lambda v: 0 <= v < math.inf,
-            "a number of seconds, 0 or more",
-        ),
-        max_decision_age_minutes=_positive("NIGHTJAR_MAX_DECISION_AGE_MINUTES", 60),
-        dbt_vars=parse_dbt_vars(os.environ.get("NIGHTJAR_DBT_VARS") or ""),
-        quarantine_max_share=_share("NIGHTJAR_QUARANTINE_MAX_SHARE", 0.005),
-        crm_export=_choice("NIGHTJAR_CRM_EXPORT", ("changes", "snapshot")),
-        max_cohort_change=_share("NIGHTJAR_MAX_COHORT_CHANGE", 0.3),
-        max_mailable_share_drop=_share("NIGHTJAR_MAX_MAILABLE_SHARE_DROP", 0.2),
-        max_total_spend_drop=_share("NIGHTJAR_MAX_TOTAL_SPEND_DROP", 0.2),
-        reports=_path("NIGHTJAR_REPORTS", "data/reports"),
-        state=_path("NIGHTJAR_STATE", "") if os.environ.get("NIGHTJAR_STATE") else None,
-        state_url=_postgres_url("NIGHTJAR_STATE_URL"),
-        extracts_due_hour=_hour("NIGHTJAR_EXTRACTS_DUE_HOUR", 6),
-        alert_webhook_url=_secret_url("NIGHTJAR_ALERT_WEBHOOK_URL"),
-        dagster_url=(os.environ.get("NIGHTJAR_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
-        first_night=_choice("NIGHTJAR_FIRST_NIGHT", ("refuse", "baseline", "send_backlog")),
-        first_date=_first_date("NIGHTJAR_FIRST_DATE"),
-    )
+    try:
+        return Settings()
+    except ValidationError as error:
+        refusal = one_line(error, Settings)
+    # Raised out here, it carries no trace of pydantic's error, which quotes every value.
+    raise ValueError(refusal)
 
 
 def refuse_unknown_settings(environ: Mapping[str, str]) -> None:
@@ -233,103 +321,6 @@ def refuse_unknown_settings(environ: Mapping[str, str]) -> None:
                 f"{name} is not a Nightjar setting"
                 + (did_you_mean(name, KNOWN_SETTING_NAMES) or " (see .env.example)")
             )
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """The suggestion for a misspelled name ("; did you mean X?"), or "" when none is near."""
-    nearest = nearest_name(name, known)
-    return f"; did you mean {nearest}?" if nearest else ""
-
-
-def nearest_name(name: str, known: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(known), n=1)
-    return matches[0] if matches else None
-
-
-def _postgres_url(name: str) -> str | None:
-    value = (os.environ.get(name) or "").strip()
-    if value and not re.match(r"^postgres(ql)?://\S*$", value):
-        # it may hold a password: the error does not quote it
-        raise ValueError(f"{name}: must be a postgresql:// URL (value not shown)")
-    return value or None
-
-
-def _secret_url(name: str) -> str | None:
-    value = (os.environ.get(name) or "").strip()
-    if value and (not re.match(r"^https?://[^\s/]+", value) or re.search(r"\s", value)):
-        # the value is a credential: the error does not quote it
-        raise ValueError(f"{name}: must be an http:// or https:// URL (value not shown)")
-    return value or None
-
-
-def _hour(name: str, default: int) -> int:
-    text = (os.environ.get(name) or "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not 0 <= int(text) <= 23:
-        raise ValueError(f"{name}={text!r}: must be a whole hour from 0 to 23")
-    return int(text)
-
-
-def _positive(name: str, default: float) -> float:
-    return _number(name, default, lambda v: v > 0 and math.isfinite(v), "a number above 0")
-
-
-def _share(name: str, default: float) -> float:
-    return _number(name, default, lambda v: 0 <= v <= 1, "a share from 0 to 1 (0.05 = 5%)")
-
-
-def _number(name: str, default: float, fits, rule: str) -> float:
-    text = (os.environ.get(name) or "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        value = math.nan
-    if not fits(value):
-        raise ValueError(f"{name}={text!r}: must be {rule}")
-    return value
-
-
-def parse_dbt_vars(text: str) -> dict:
-    """NIGHTJAR_DBT_VARS: a YAML (or JSON) mapping of dbt var names to plain values. The
-    values end up in SQL, so only numbers, booleans and short plain words are accepted."""
-    name = "NIGHTJAR_DBT_VARS"
-    if not text.strip():
-        return {}
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValueError(f"{name}: not a YAML mapping ({error.problem})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{name}: must be a mapping such as {{holdout_share: 0.05}}")
-    for key, value in values.items():
-        if not isinstance(key, str) or not _VAR_NAME.match(key):
-            raise ValueError(f"{name}: {key!r} is not a dbt var name")
-        if key in VARS_NIGHTJAR_SETS:
-            raise ValueError(f"{name}: {key} is set by Nightjar itself")
-        if key in KNOWN_DBT_VARS:
-            check_dbt_var(key, value, name)
-            if KNOWN_DBT_VARS[key][0] is int:
-                values[key] = int(value)  # 22.0 is 22: a whole hour, not "22.0:00"
-            continue
-        _require_project_var(key, name)
-        plain = isinstance(value, bool) or _finite_number(value) or _plain_word(value)
-        if not plain:
-            raise ValueError(
-                f"{name}: {key} must be a number, true/false or a plain word, not {value!r}"
-            )
-    return values
-
-
-def _require_project_var(key: str, where: str) -> None:
-    """A var the project does not declare changes nothing: dbt ignores it, so a misspelled
-    threshold (loyalty_min_spend) would leave the default in force without a word."""
-    declared = set(project_vars()) - set(VARS_NIGHTJAR_SETS)
-    if key not in declared:
-        raise ValueError(
-            f"{where}: {key} is not a var of this project"
-            + (did_you_mean(key, declared) or " (see dbt_project.yml)")
-        )
 
 
 def project_vars() -> dict[str, Any]:
@@ -348,62 +339,3 @@ def effective_dbt_vars(settings: Settings) -> dict[str, Any]:
         **settings.dbt_vars,
         "default_timezone": settings.default_timezone,
     }
-
-
-def check_dbt_var(key: str, value, where: str) -> None:
-    """A value for one of the project's own vars, of the right kind and in range."""
-    kind, low, high = KNOWN_DBT_VARS[key]
-    if kind is str:
-        if not _plain_word(value):
-            raise ValueError(f"{where}: {key} must be a plain word, not {value!r}")
-        return
-    rule = number_rule_broken(value, kind, low, high)
-    if rule:
-        raise ValueError(f"{where}: {key} {rule}, not {value!r}")
-
-
-def number_rule_broken(value, kind: type, low, high) -> str | None:
-    """The rule `value` breaks ("must be a whole number from 0 to 23"), or None: a finite
-    number (whole when kind is int) within [low, high]. Such values reach SQL."""
-    ok = _finite_number(value) and (kind is float or value == int(value))
-    if ok and (low is None or value >= low) and (high is None or value <= high):
-        return None
-    noun = "a whole number" if kind is int else "a number"
-    bounds = "" if low is None else f" from {low}" + ("" if high is None else f" to {high}")
-    return f"must be {noun}{bounds}"
-
-
-def _finite_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _plain_word(value) -> bool:
-    return isinstance(value, str) and len(value) <= 64 and bool(_SAFE_TEXT.match(value))
-
-
-def _timezone(name: str, default: str) -> str:
-    # It reaches SQL and every send time: an IANA name or nothing.
-    value = (os.environ.get(name) or default).strip()
-    if value not in zoneinfo.available_timezones():
-        raise ValueError(f"{name}={value!r}: not an IANA time zone name (e.g. Europe/Paris)")
-    return value
-
-
-def _first_date(name: str) -> date | None:
-    text = (os.environ.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        value = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r}: must be a date YYYY-MM-DD") from None
-    if value < EARLIEST_BUSINESS_DATE:
-        raise ValueError(f"{name}={text!r}: must be {EARLIEST_BUSINESS_DATE} or later")
-    return value
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> str:
-    value = (os.environ.get(name) or choices[0]).strip().lower()
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: must be one of {', '.join(choices)}")
-    return value

@@ -20,6 +20,7 @@ from dagster import (
     sensor,
 )
 
+from models.extracts import EXTRACTS
 from models.freshness import lateness
 from models.privacy import redact
 from models.settings import load_settings
@@ -96,8 +97,6 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     "extracts are overdue (the landed_on_time checks' rule), once per date.",
 )
 def alert_on_overdue_extracts(context: SensorEvaluationContext) -> SkipReason:
-    from models.extract_files import EXTRACTS
-
     settings = load_settings()
     if not settings.alert_webhook_url:
         return SkipReason("NIGHTJAR_ALERT_WEBHOOK_URL is not set: no alert posted.")

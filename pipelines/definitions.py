@@ -2,16 +2,10 @@
 
 from dagster import AssetSpec, Definitions
 
-from assets.ingest.extracts import ingest_assets
-from assets.ingest.freshness import freshness_checks
-from assets.ingest.sendgrid_events import sendgrid_events
-from assets.results.campaign_results import build_results_asset
-from assets.sends.campaigns import build_send_asset
-from assets.sends.checks import build_send_checks_asset
+from assets import ingest, results, sends, warehouse
 from assets.shared.dbt_project import NightjarDbtCliResource, dbt_project
 from assets.shared.owners import OWNERS
 from assets.shared.resources import NightjarResource
-from assets.warehouse.dbt_models import build_warehouse_models
 from models.descriptions import current_vars, described_campaigns
 from models.manifest import dbt_executable, load_manifest
 from models.privacy import install as redact_logs
@@ -77,30 +71,28 @@ STATE_TABLES = [
 
 
 def build_definitions() -> Definitions:
+    """Each Dagster group's own definitions, and the shell's: the state tables, the jobs,
+    schedules, sensors and resources."""
     # One send asset per campaign declared in the dbt YAML: a new campaign needs no Python.
-    campaigns = described_campaigns(load_manifest(), current_vars())
-    send_assets = [build_send_asset(c) for c in campaigns]
-    results_assets = [build_results_asset(c, current_vars()) for c in campaigns]
-    return Definitions(
-        assets=[
-            *ingest_assets,
-            sendgrid_events,
-            build_warehouse_models(),
-            build_send_checks_asset(campaigns),
-            *send_assets,
-            *results_assets,
-            *STATE_TABLES,
-        ],
-        asset_checks=freshness_checks,
-        jobs=[nightly_job, freshness_job],
-        schedules=[nightly_schedule, freshness_schedule],
-        sensors=[landing_sensor, alert_on_run_failure, alert_on_overdue_extracts],
-        resources={
-            "dbt": NightjarDbtCliResource(
-                project_dir=dbt_project(), dbt_executable=dbt_executable()
-            ),
-            "nightjar": NightjarResource(),
-        },
+    dbt_vars = current_vars()
+    campaigns = described_campaigns(load_manifest(), dbt_vars)
+    return Definitions.merge(
+        ingest.definitions(),
+        warehouse.definitions(),
+        sends.definitions(campaigns),
+        results.definitions(campaigns, dbt_vars),
+        Definitions(
+            assets=STATE_TABLES,
+            jobs=[nightly_job, freshness_job],
+            schedules=[nightly_schedule, freshness_schedule],
+            sensors=[landing_sensor, alert_on_run_failure, alert_on_overdue_extracts],
+            resources={
+                "dbt": NightjarDbtCliResource(
+                    project_dir=dbt_project(), dbt_executable=dbt_executable()
+                ),
+                "nightjar": NightjarResource(),
+            },
+        ),
     )
 
 

@@ -42,6 +42,25 @@ def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
 
 def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
     metadata = _metadata(result)
+    loaded = _loaded(metadata)
+    if loaded:
+        print("  loaded:  " + "; ".join(loaded))
+    cohorts = [
+        f"{key} {meta['cohort size']:,}"
+        + (f" (+{meta['entered']:,} -{meta['left']:,})" if "entered" in meta else "")
+        for key, meta in sorted(metadata.items())
+        if key.startswith("cohort_") and "cohort size" in meta
+    ]
+    if cohorts:
+        print(f"  cohorts as of {business_date}: " + "; ".join(cohorts))
+    for key, meta in sorted(metadata.items()):
+        if key.startswith("send_") and "channel" in meta:  # send assets only
+            _print_send(key, meta)
+    _print_results(metadata)
+
+
+def _loaded(metadata: dict[str, dict]) -> list[str]:
+    """Each extract's rows loaded and set aside, and SendGrid's new events."""
     loaded = [
         f"{key.split('/')[-1]} {meta.get('dagster/row_count', 0):,} rows "
         f"({meta.get('folders_loaded', 0)} folder(s))"
@@ -56,52 +75,44 @@ def print_summary(result: ExecuteInProcessResult, business_date: str) -> None:
             f"SendGrid events {events['events_loaded']:,} new"
             + (f", {q:,} quarantined" if (q := events.get("events_quarantined")) else "")
         )
-    if loaded:
-        print("  loaded:  " + "; ".join(loaded))
-    cohorts = [
-        f"{key} {meta['cohort size']:,}"
-        + (f" (+{meta['entered']:,} -{meta['left']:,})" if "entered" in meta else "")
-        for key, meta in sorted(metadata.items())
-        if key.startswith("cohort_") and "cohort size" in meta
-    ]
-    if cohorts:
-        print(f"  cohorts as of {business_date}: " + "; ".join(cohorts))
-    for key, meta in sorted(metadata.items()):
-        if not key.startswith("send_") or "channel" not in meta:  # send assets only
-            continue
-        if meta.get("not sent because"):
-            print(f"  {key}: nothing sent ({meta['not sent because']})")
-            continue
-        # each reason not to message, as send_decisions names it (assets/sends/campaigns.py labels
-        # them in words)
-        not_sent = ", ".join(
-            f"{meta[word]:,} {decision}"
-            for decision, word in sorted(DECISION_WORDS.items())
-            if decision != "send" and meta.get(word)
-        )
-        why = f"; not messaged: {not_sent}" if not_sent else ""
-        delivery = meta.get("delivery") or {}
-        if meta.get("channel") == "dry run":
-            members = meta.get("cohort size", 0)
-            print(f"  {key}: would send {meta.get('sent', 0):,} of {members:,}{why}")
-            for name, sample in sorted(meta.items()):
-                if name.startswith("sample message"):
-                    print("    " + sample.replace("\n", "\n    "))
-        else:
-            print(
-                f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}{why}"
-                + "".join(
-                    f", {delivery[k]:,} {label}"
-                    for k, label in (
-                        ("refused", "refused by the provider"),
-                        ("withdrawn", "withdrawn (suppressed since the decisions)"),
-                        ("pending", "pending"),
-                        ("not_attempted", "not attempted"),
-                    )
-                    if delivery.get(k)
-                )
+    return loaded
+
+
+def _print_send(key: str, meta: dict) -> None:
+    """A campaign's send: messages sent (or, in a dry run, that would be, with samples), and
+    why the others were not."""
+    if meta.get("not sent because"):
+        print(f"  {key}: nothing sent ({meta['not sent because']})")
+        return
+    # each reason not to message, as send_decisions names it (assets/sends/campaigns.py labels
+    # them in words)
+    not_sent = ", ".join(
+        f"{meta[word]:,} {decision}"
+        for decision, word in sorted(DECISION_WORDS.items())
+        if decision != "send" and meta.get(word)
+    )
+    why = f"; not messaged: {not_sent}" if not_sent else ""
+    if meta.get("channel") == "dry run":
+        members = meta.get("cohort size", 0)
+        print(f"  {key}: would send {meta.get('sent', 0):,} of {members:,}{why}")
+        for name, sample in sorted(meta.items()):
+            if name.startswith("sample message"):
+                print("    " + sample.replace("\n", "\n    "))
+        return
+    delivery = meta.get("delivery") or {}
+    print(
+        f"  {key}: {meta.get('sent', 0):,} sent via {meta.get('channel')}{why}"
+        + "".join(
+            f", {delivery[k]:,} {label}"
+            for k, label in (
+                ("refused", "refused by the provider"),
+                ("withdrawn", "withdrawn (suppressed since the decisions)"),
+                ("pending", "pending"),
+                ("not_attempted", "not attempted"),
             )
-    _print_results(metadata)
+            if delivery.get(k)
+        )
+    )
 
 
 def _print_results(metadata: dict[str, dict]) -> None:

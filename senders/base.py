@@ -68,7 +68,7 @@ class Sender(Protocol):
     max_batch_bytes: int | None  # None: no limit on a request's size
     records_sends: bool  # False for rehearsals (SendGrid's sandbox): no ledger, no occasions
 
-    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome: ...
+    def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome: ...
 
     def message_bytes(self, message: Message) -> int:
         """What one message adds to a request, for `max_batch_bytes`."""

@@ -58,6 +58,33 @@ def ledger_sql(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+# The campaigns due the same day instead of a lower-priority one, by priority.
+_DUE_INSTEAD = """
+            (
+                select string_agg(other.campaign, ', ' order by other.priority desc, other.campaign)
+                from main.send_decisions as other
+                where
+                    other.contact_id = d.contact_id
+                    and other.campaign <> d.campaign
+                    and other.decision in ('send', 'holdout')
+                    and (
+                        other.priority > d.priority
+                        or (other.priority = d.priority and other.campaign < d.campaign)
+                    )
+            ) as due_instead"""
+
+# The last message of the campaign to the contact for another occasion: behind a cooldown.
+_LAST_MESSAGE_ON = """
+            (
+                select max(earlier.business_date) from ledger as earlier
+                where
+                    earlier.campaign = d.campaign
+                    and earlier.contact_id = d.contact_id
+                    and earlier.occasion <> d.occasion
+                    and earlier.status in ('in_flight', 'accepted', 'abandoned', 'held_out')
+            ) as last_message_on"""
+
+
 def decision_rows(
     con: duckdb.DuckDBPyConnection,
     campaign: str | None = None,
@@ -68,8 +95,16 @@ def decision_rows(
     what explains it: the ledger's status now, the contact's masked-to-be address and time zone,
     the suppression behind 'suppressed', the campaigns due instead of a lower-priority one and
     the last message of the campaign behind a cooldown."""
-    sql = f"""
-        with ledger as ({ledger_sql(con)}),
+    params = {"campaign": campaign, "contact": contact_id, "limit": limit or 2**62}
+    relation = con.execute(_decision_rows_sql(ledger_sql(con)), params)
+    columns = [c[0] for c in relation.description]
+    return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def _decision_rows_sql(ledger: str) -> str:
+    """decision_rows' query over `ledger` (ledger_sql), taking $campaign, $contact, $limit."""
+    return f"""
+        with ledger as ({ledger}),
         decisions as (
             select * from main.send_decisions
             where coalesce(campaign = $campaign, true) and coalesce(contact_id = $contact, true)
@@ -84,27 +119,7 @@ def decision_rows(
             hour(timezone(audience.timezone, d.send_at)) as local_hour,
             ledger.status, ledger.attempts, ledger.error, ledger.business_date as ledger_date,
             suppressed.reason as suppression_reason,
-            suppressed.suppressed_at::date as suppressed_on,
-            (
-                select string_agg(other.campaign, ', ' order by other.priority desc, other.campaign)
-                from main.send_decisions as other
-                where
-                    other.contact_id = d.contact_id
-                    and other.campaign <> d.campaign
-                    and other.decision in ('send', 'holdout')
-                    and (
-                        other.priority > d.priority
-                        or (other.priority = d.priority and other.campaign < d.campaign)
-                    )
-            ) as due_instead,
-            (
-                select max(earlier.business_date) from ledger as earlier
-                where
-                    earlier.campaign = d.campaign
-                    and earlier.contact_id = d.contact_id
-                    and earlier.occasion <> d.occasion
-                    and earlier.status in ('in_flight', 'accepted', 'abandoned', 'held_out')
-            ) as last_message_on
+            suppressed.suppressed_at::date as suppressed_on,{_DUE_INSTEAD},{_LAST_MESSAGE_ON}
         from decisions as d
         left join main.audience as audience on d.contact_id = audience.contact_id
         left join ledger
@@ -115,10 +130,6 @@ def decision_rows(
         left join main.suppression_list as suppressed on audience.email = suppressed.email
         order by d.contact_id, d.campaign
     """
-    params = {"campaign": campaign, "contact": contact_id, "limit": limit or 2**62}
-    relation = con.execute(sql, params)
-    columns = [c[0] for c in relation.description]
-    return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
 
 
 def outcome(

@@ -26,7 +26,7 @@ MAX_SPLIT_REQUESTS = 100
 @dataclass
 class SendSummary:
     campaign: str
-    business_date: str
+    business_date: dt.date
     channel: str
     skipped_reason: str | None = None
     cohort_size: int = 0
@@ -114,7 +114,7 @@ class Delivery:
         """One request; returns what to do next and the messages of unknown fate."""
         summary = self.summary
         self.ledger.mark([m.send_id for m in batch], "in_flight")
-        outcome = self.sender.send_batch(self.day.isoformat(), batch)
+        outcome = self.sender.send_batch(self.day, batch)
         for refused_id, reason in outcome.refused.items():
             self.ledger.mark([refused_id], "refused", error=reason)
         self.ledger.suppress(

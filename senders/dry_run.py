@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from senders.base import BatchOutcome, Message
@@ -16,5 +17,5 @@ class DryRunSender:
     def message_bytes(self, message: Message) -> int:
         return 0
 
-    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
+    def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome:
         return BatchOutcome(accepted=True)

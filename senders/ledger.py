@@ -23,7 +23,7 @@ that reached the webhook since) is `withdrawn` just before its batch leaves: nev
 
 An occasion that was already current on the baseline night (the first night, run with
 `nightjar run --baseline`) is `baseline`: served before Nightjar, so never sent. No message
-went, so it counts toward no frequency cap and no cooldown (assets/sends/checks.py).
+went, so it counts toward no frequency cap and no cooldown (assets/sends/first_night.py).
 
 Only `planned` and `failed` rows may be sent; `in_flight`, `accepted`, `abandoned`, `refused`,
 `skipped`, `held_out`, `withdrawn` and `baseline` never are. `in_flight`, `accepted` and

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -31,8 +32,8 @@ class OutboxSender:
     def message_bytes(self, message: Message) -> int:
         return 0
 
-    def path(self, business_date: str, campaign: str) -> Path:
-        return self.root / business_date / f"{campaign}.jsonl"
+    def path(self, business_date: dt.date, campaign: str) -> Path:
+        return self.root / business_date.isoformat() / f"{campaign}.jsonl"
 
     def _read(self, path: Path) -> dict[str, str]:
         if not path.exists():
@@ -40,11 +41,11 @@ class OutboxSender:
         lines = path.read_text(encoding="utf-8").splitlines()
         return {json.loads(line)["send_id"]: line for line in lines if line.strip()}
 
-    def already_delivered(self, business_date: str, campaign: str) -> set[str]:
+    def already_delivered(self, business_date: dt.date, campaign: str) -> set[str]:
         """The send_ids the file holds: what a crashed run did write."""
         return set(self._read(self.path(business_date, campaign)))
 
-    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
+    def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome:
         if not messages:
             return BatchOutcome(accepted=True)
         by_campaign: dict[str, list[Message]] = {}
@@ -56,7 +57,9 @@ class OutboxSender:
             for message in campaign_messages:
                 lines[message.send_id] = json.dumps(_record(message), ensure_ascii=False)
             write_atomically(path, "".join(line + "\n" for line in lines.values()))
-        return BatchOutcome(accepted=True, provider_message_id=f"outbox:{business_date}")
+        return BatchOutcome(
+            accepted=True, provider_message_id=f"outbox:{business_date.isoformat()}"
+        )
 
 
 def _record(message: Message) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import random
@@ -79,7 +80,7 @@ class SendGridSender:
     def message_bytes(self, message: Message) -> int:
         return len(json.dumps(_personalization(message), default=str).encode()) + 1
 
-    def send_batch(self, business_date: str, messages: Sequence[Message]) -> BatchOutcome:
+    def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome:
         if len(messages) > MAX_PERSONALIZATIONS:
             raise ValueError(f"at most {MAX_PERSONALIZATIONS} messages per request")
         # A message no request may hold: SendGrid would hang up while it is still uploaded.

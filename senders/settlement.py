@@ -1,11 +1,8 @@
-"""Settling messages of unknown fate from SendGrid's own events, and one sender at a time."""
+"""Settling messages of unknown fate: from the outbox file, or from SendGrid's own events."""
 
 from __future__ import annotations
 
-import fcntl
-import time
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +35,7 @@ def settle_in_flight(ledger: Ledger, settings: Settings, campaign: str | None = 
     for send_id, name, business_date, channel, _ in rows:
         if channel != outbox.channel:
             continue
-        key = (business_date.isoformat(), name)
+        key = (business_date, name)
         if key not in written_in:
             written_in[key] = outbox.already_delivered(*key)
         if send_id in written_in[key]:
@@ -83,32 +80,3 @@ def send_ids_seen_by_sendgrid(landing: Path, send_ids: Collection[str]) -> set[s
             {"files": files, "ids": list(send_ids)},
         ).fetchall()
     return {row[0] for row in rows}
-
-
-class SendLockTimeout(Exception):
-    """Another run holds the send lock."""
-
-
-@contextmanager
-def send_lock(warehouse: Path, wait_seconds: float) -> Iterator[None]:
-    """Only one process sends from a warehouse at a time; a second waits, then gives up."""
-    path = warehouse.with_name(warehouse.name + ".send.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SendLockTimeout(
-                        f"Another run is sending from {warehouse} (lock {path} is held); "
-                        f"waited {wait_seconds:.0f}s. Run this date again once it has finished: "
-                        "nothing it sent will be sent twice."
-                    ) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -98,8 +98,8 @@ def build_cohort(root: Path, messages: int) -> None:
 def child_main(channel: str) -> int:
     """One sending process (the one that gets killed)."""
     from assets.sends.campaigns import send_campaign
-    from assets.shared.resources import make_sender
     from models.settings import load_settings
+    from senders.channels import make_sender
 
     settings = load_settings()
     sender = make_sender(settings)

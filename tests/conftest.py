@@ -16,7 +16,7 @@ FIRST_DATE = "2020-01-01"
 os.environ["NIGHTJAR_FIRST_DATE"] = FIRST_DATE
 
 from models.manifest import ensure_manifest  # noqa: E402
-from models.settings import SETTING_NAMES  # noqa: E402  the one list of them: emptied per test
+from models.settings import SETTING_NAMES  # noqa: E402  the Settings class's: emptied per test
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.extract_files import load_extract
+from models.extracts import EXTRACTS, ExtractError
 from models.landing import LandingFolder
 from tests.corpus import CASES, DAY, ROWS, Fail, good_folder
 

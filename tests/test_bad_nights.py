@@ -121,7 +121,7 @@ def test_a_folder_dated_in_the_future_stops_the_night(workspace, capsys):
 def test_no_contacts_at_all_blocks_sending(workspace):
     import datetime as dt
 
-    from assets.sends.checks import run_checks
+    from assets.sends.gate import run_checks
     from assets.shared.warehouse import connect, ensure_schema
     from models.settings import load_settings
 
@@ -175,7 +175,7 @@ def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypa
     import pytest
 
     import assets.ingest.extracts
-    from models.extract_files import ExtractError
+    from models.extracts import ExtractError
     from models.settings import load_settings
 
     monkeypatch.setattr(

@@ -198,7 +198,7 @@ def test_a_broken_row_is_never_printed_with_its_personal_fields(workspace, capsy
 
 def test_an_event_line_cut_inside_a_character_never_stops_an_erasure(workspace):
     # DuckDB refuses to read such a line; the erasure then searches each file line by line.
-    from assets.ingest.erasure import erase_in_event_files
+    from assets.ingest.erasure_events import erase_in_event_files
     from assets.shared.warehouse import connect, ensure_schema
     from models.landing import EVENTS_FOLDER
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.extract_files import load_extract
+from models.extracts import EXTRACTS, ExtractError
 from models.landing import LandingFolder
 from tests.landing import CONTACT_COLUMNS, ORDER_COLUMNS, contact, order, write_csv, write_folder
 

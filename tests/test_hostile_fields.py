@@ -59,7 +59,7 @@ def deliver(workspace, server, messages: list[Message]) -> tuple[SendSummary, di
             DAY,
             "sendgrid",
         )
-        summary = SendSummary("loyalty", D, "sendgrid")
+        summary = SendSummary("loyalty", DAY, "sendgrid")
         planned = list(
             batches(messages, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes)
         )

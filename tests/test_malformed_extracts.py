@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.extract_files import EXTRACTS, ExtractError, load_extract
+from models.extract_files import load_extract
+from models.extracts import EXTRACTS, ExtractError
 from models.landing import LandingFolder
 from tests.landing import CONTACT_COLUMNS, EVENT_COLUMNS, ORDER_COLUMNS, contact, event, order
 

@@ -97,8 +97,8 @@ def test_names_holding_html_crlf_templates_or_sql_are_sent_as_data(recorded, cap
 
 
 def test_a_preview_masks_personal_data_and_keeps_text_inside_its_code_block():
-    from assets.sends.campaigns import render_sample
     from senders.base import Message
+    from senders.messages import render_sample
 
     first = "````" + HOSTILE["h_fence"][0]
     preview = render_sample(

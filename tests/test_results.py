@@ -10,7 +10,7 @@ import struct
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from assets.results.report import lift
+from models.lift import lift
 from tests.landing import contact, land_events, order, write_folder
 
 D, NEXT_DAY = "2025-11-20", "2025-11-21"

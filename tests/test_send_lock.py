@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from senders.settlement import SendLockTimeout, send_lock
+from senders.lock import SendLockTimeout, send_lock
 
 
 def _hold(warehouse, ready, release):

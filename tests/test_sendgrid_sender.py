@@ -16,6 +16,7 @@ from tests.scenario import NEXT_DAY, D, suppress, write_all
 from tests.sendgrid_server import SendGridTestServer
 
 API_KEY = "SG.test-key"
+DAY = dt.date.fromisoformat(D)
 
 
 def message(n: int, email: str | None = None) -> Message:
@@ -54,7 +55,7 @@ def sender(server, waits):
 def test_a_send_time_beyond_72_hours_fails_the_request(server, sender):
     too_late = dt.datetime.now(dt.UTC) + dt.timedelta(hours=73)
     late = dataclasses.replace(message(1), send_at=too_late)
-    outcome = sender.send_batch(D, [late, message(2)])
+    outcome = sender.send_batch(DAY, [late, message(2)])
     # not an address SendGrid refuses: the request is at fault, and nothing is refused for good
     assert not outcome.accepted and not outcome.refused
     assert "72 hours" in outcome.error
@@ -69,7 +70,7 @@ def test_a_variant_travels_in_custom_args_and_each_template_gets_its_own_request
 
 
 def test_a_batch_is_one_valid_request_with_custom_args_per_recipient(server, sender):
-    outcome = sender.send_batch(D, [message(1), message(2)])
+    outcome = sender.send_batch(DAY, [message(1), message(2)])
     assert outcome.accepted and outcome.provider_message_id == server.message_ids[0]
     (body,) = server.accepted
     assert [p["to"] for p in body["personalizations"]] == [
@@ -92,7 +93,7 @@ def test_a_batch_is_one_valid_request_with_custom_args_per_recipient(server, sen
 
 def test_sandbox_mode_is_switched_on_in_the_request(server, waits):
     sandboxed = SendGridSender(API_KEY, server.url, sandbox=True, sleep=waits.append)
-    assert sandboxed.send_batch(D, [message(1)]).accepted
+    assert sandboxed.send_batch(DAY, [message(1)]).accepted
     assert server.accepted[0]["mail_settings"] == {"sandbox_mode": {"enable": True}}
 
 
@@ -109,7 +110,7 @@ def test_a_sandbox_rehearsal_uses_up_no_occasion(sendgrid_workspace, server, mon
 
 def test_429_waits_until_the_rate_limit_resets_then_succeeds(server, sender, waits):
     server.fail_next(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 3)})
-    outcome = sender.send_batch(D, [message(1)])
+    outcome = sender.send_batch(DAY, [message(1)])
     assert outcome.accepted
     assert len(waits) == 1 and 1.5 < waits[0] <= 4.0
     assert len(server.accepted) == 1
@@ -118,7 +119,7 @@ def test_429_waits_until_the_rate_limit_resets_then_succeeds(server, sender, wai
 def test_5xx_is_retried_with_backoff(server, sender, waits):
     server.fail_next(500)
     server.fail_next(503)
-    assert sender.send_batch(D, [message(1)]).accepted
+    assert sender.send_batch(DAY, [message(1)]).accepted
     assert len(waits) == 2 and waits[0] <= waits[1] * 2
     assert len(server.accepted) == 1
 
@@ -126,21 +127,21 @@ def test_5xx_is_retried_with_backoff(server, sender, waits):
 def test_retries_are_bounded(server, waits):
     impatient = SendGridSender(API_KEY, server.url, max_attempts=3, sleep=waits.append)
     server.fail_next(500, count=5)
-    outcome = impatient.send_batch(D, [message(1)])
+    outcome = impatient.send_batch(DAY, [message(1)])
     assert not outcome.accepted and not outcome.fate_unknown
     assert "gave up after 3 attempts" in outcome.error and "500" in outcome.error
     assert server.accepted == []
 
 
 def test_a_refused_address_fails_at_once_with_sendgrids_reason(server, sender, waits):
-    outcome = sender.send_batch(D, [message(1, email="not-an-address")])
+    outcome = sender.send_batch(DAY, [message(1, email="not-an-address")])
     assert "does not contain a valid address" in outcome.refused["send-1"]
     assert waits == [] and server.accepted == []
 
 
 def test_a_bad_request_that_names_no_recipient_fails_the_batch(server, sender, waits):
     server.fail_next(400)
-    outcome = sender.send_batch(D, [message(1), message(2)])
+    outcome = sender.send_batch(DAY, [message(1), message(2)])
     assert not outcome.accepted and not outcome.fate_unknown
     assert outcome.error.startswith("SendGrid answered 400") and outcome.refused == {}
     assert waits == []
@@ -148,7 +149,7 @@ def test_a_bad_request_that_names_no_recipient_fails_the_batch(server, sender, w
 
 def test_a_dropped_connection_is_of_unknown_fate_and_not_retried(server, sender):
     server.drop_next(processed=True)
-    outcome = sender.send_batch(D, [message(1)])
+    outcome = sender.send_batch(DAY, [message(1)])
     assert outcome.fate_unknown and not outcome.accepted
     assert len(server.accepted) == 1  # it did arrive: sending again would duplicate it
 
@@ -157,14 +158,16 @@ def test_an_unreachable_host_is_retried_then_failed_never_of_unknown_fate(waits)
     with SendGridTestServer(api_key=API_KEY) as stopped:
         url = stopped.url  # nothing listens there any more: the request never left
     unreachable = SendGridSender(API_KEY, url, max_attempts=2, sleep=waits.append)
-    outcome = unreachable.send_batch(D, [message(1)])
+    outcome = unreachable.send_batch(DAY, [message(1)])
     assert not outcome.accepted and not outcome.fate_unknown
     assert "gave up after 2 attempts: could not reach" in outcome.error
     assert len(waits) == 2
 
 
 def test_one_address_sendgrid_refuses_does_not_hold_back_the_rest(server, sender):
-    outcome = sender.send_batch(D, [message(1), message(2, "bad address@example.com"), message(3)])
+    outcome = sender.send_batch(
+        DAY, [message(1), message(2, "bad address@example.com"), message(3)]
+    )
     assert outcome.accepted
     assert list(outcome.refused) == ["send-2"]
     assert "SendGrid refused" in outcome.refused["send-2"]

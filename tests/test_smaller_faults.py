@@ -19,7 +19,8 @@ from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect
 from assets.warehouse.dbt_models import ABANDONED_AFTER, LAST_NIGHTLY, keep_as_last_nightly
 from models.settings import DBT_PROJECT_DIR, load_settings
-from pipelines.cli import DAGSTER_YAML, _instance, main
+from pipelines.cli import main
+from pipelines.run import DAGSTER_YAML, _instance
 from senders.sendgrid import SendGridSender
 from tests.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.sendgrid_server import SendGridTestServer
@@ -134,9 +135,9 @@ def test_an_error_cut_mid_body_is_a_failure_of_known_fate():
     with SendGridTestServer(api_key="SG.key") as server:
         sender = SendGridSender("SG.key", server.url, sleep=waits.append, base_delay=0.01)
         server.fail_next(400, cut=True, field="template_id")
-        refused = sender.send_batch(D, [message(1)])
+        refused = sender.send_batch(dt.date.fromisoformat(D), [message(1)])
         server.fail_next(500, cut=True)
-        retried = sender.send_batch(D, [message(2)])
+        retried = sender.send_batch(dt.date.fromisoformat(D), [message(2)])
     # 400 then a broken body: refused, not "may have been accepted" (which is never resent)
     assert not refused.accepted and not refused.fate_unknown
     assert refused.error == "SendGrid answered 400 (its reasons cut short)"

@@ -16,9 +16,9 @@ import datetime as dt
 import psycopg
 import pytest
 
+from assets.shared import state_store as state_postgres
 from assets.shared.warehouse import STATE_TABLES, connect, ensure_schema
 from models.settings import load_settings
-from pipelines import state_postgres
 from pipelines.summary import failure_lines
 from senders.ledger import Ledger, send_id
 from tests.chaos import run_sendgrid

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.cli import PROJECT, PROJECT_DAGSTER_HOME
+from pipelines.run import PROJECT, PROJECT_DAGSTER_HOME
 from tests.corpus import CASES, good_folder
 from tests.landing import contact, write_folder
 

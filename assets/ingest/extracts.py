@@ -16,19 +16,25 @@ from dagster import (
     multi_asset,
 )
 
-from assets.ingest.erasure import (
-    erase_in_event_files,
+from assets.ingest.erasure import erase_in_warehouse
+from assets.ingest.erasure_events import erase_in_event_files
+from assets.ingest.erasure_outbox import (
     erase_in_outbox,
-    erase_in_warehouse,
     mark_outbox_scrubbed,
     outbox_erasures_pending,
 )
 from assets.shared.owners import OWNERS
-from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.partitions import (
+    ONE_RUN_PER_DATE,
+    WAREHOUSE_POOL,
+    business_date,
+    nightly_partitions,
+)
 from assets.shared.resources import NightjarResource
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
-from models.extract_files import EXTRACTS, Checked, ExtractError, load_extract
+from models.extract_files import load_extract
+from models.extracts import EXTRACTS, ExtractError
 from models.landing import (
     LandingFolder,
     LandingNotReady,
@@ -37,8 +43,9 @@ from models.landing import (
     require_ready,
 )
 from models.privacy import redact
+from models.quarantine import Checked
 from models.settings import Settings
-from senders.settlement import SendLockTimeout, send_lock
+from senders.lock import SendLockTimeout, send_lock
 
 # Folders validated and inserted together: few enough to bound memory on a history load
 # (text, its checks and its parsed copy are all in memory at once), many enough that a
@@ -280,11 +287,10 @@ def _materialization(extract: str, summary: IngestSummary) -> MaterializeResult:
     description="Load the night's three extracts together, checked against the contract.",
 )
 def raw_extracts(context: AssetExecutionContext, nightjar: NightjarResource):
-    business_date = date.fromisoformat(context.partition_key)
     settings = nightjar.settings()
     try:
         with state_synced(settings):  # PostgreSQL's state: pulled first, erasures pushed after
-            summaries = ingest_night(settings, business_date)
+            summaries = ingest_night(settings, business_date(context))
     except (LandingNotReady, ExtractError) as error:
         raise Failure(description=redact(str(error))) from None
     for skipped in summaries["crm_contacts"].skipped_incomplete:

@@ -5,7 +5,7 @@ import datetime as dt
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
 from assets.shared.resources import NightjarResource
-from models.extract_files import EXTRACTS
+from models.extracts import EXTRACTS
 from models.freshness import lateness
 
 

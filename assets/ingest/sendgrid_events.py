@@ -1,23 +1,23 @@
-"""Ingest SendGrid's events, as `nightjar webhook` landed them, into `raw.sendgrid_events`.
+"""Ingest SendGrid's events, as `nightjar webhook` landed them, into `raw.sendgrid_events`,
+and settle the send ledger's messages of unknown fate from them.
 
 Every line of a file is accounted for: loaded, or quarantined in `raw.quarantine` with the
-rule it broke (a value of an optional field of the wrong type is emptied and the event
-loaded). One poison record, signed by SendGrid or not, never stops the load of the rest.
+rule it broke (models/event_checks.py holds the rules and the SQL that checks them). One
+poison record, signed by SendGrid or not, never stops the load of the rest.
 """
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
-from assets.ingest.erasure import (
+from assets.ingest.erasure import erase_in_warehouse
+from assets.ingest.erasure_events import (
     ErasedLines,
     EventFile,
     erase_in_event_files,
-    erase_in_warehouse,
     find_erased_event_lines,
     read_event_file,
     remove_stale_event_temp_files,
@@ -28,72 +28,23 @@ from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_p
 from assets.shared.resources import NightjarResource
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
-from models.extract_files import _shown
+from models.event_checks import (
+    CHECK_EVENTS,
+    CHECK_EVENTS_PARAMETERS,
+    PROBLEMS,
+    PROBLEMS_PARAMETERS,
+    EventsLoaded,
+    Problem,
+)
 from models.landing import EVENTS_FOLDER
+from models.quarantine import shown
 from models.settings import Settings
 from senders.ledger import Ledger
-from senders.settlement import SendLockTimeout, Settled, send_lock, settle_in_flight
+from senders.lock import SendLockTimeout, send_lock
+from senders.settlement import Settled, settle_in_flight
 
 EXTRACT = "sendgrid_events"  # as raw.quarantine names it
-# The fields Nightjar uses; SendGrid sends more, and the landed files keep them all. Text
-# fields take a JSON string (or a number, as text); asm_group_id an integer.
-TEXT_FIELDS = (
-    "sg_event_id", "email", "sg_message_id", "reason", "type", "campaign", "contact_id",
-    "send_id",
-)  # fmt: skip
-INTEGER_FIELDS = ("asm_group_id",)
-# No event is older than SendGrid itself. Later than the receipt date is allowed, however
-# far (up to the last representable second): a webhook host whose clock runs days behind
-# must not turn a real unsubscribe into mail sent. Out of this range DuckDB's to_timestamp
-# fails the whole load (10**20).
-EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-LATEST_EVENT = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
-
-# The rules, as "<column> must be <rule>" reads.
-NOT_AN_OBJECT = "one JSON object a line (a line cut short by a crash, or not JSON)"
-REQUIRED = "present (it is required)"
-TEXT = "text"
-INTEGER = "an integer"
-WHOLE_SECONDS = "a whole number of seconds since 1970-01-01 UTC"
-IN_RANGE = "from 2000-01-01 to 9999-12-31 (UTC)"
-MAX_SHOWN_CHARACTERS = 200  # of a quarantined value
 MAX_WARNED_PROBLEMS = 20  # named one by one in the asset's warning
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One quarantine row: a line left out (row_quarantined) or a value emptied."""
-
-    source_file: str
-    source_row: int
-    column_name: str
-    rule: str
-    action: str
-
-    def __str__(self) -> str:
-        done = "left out" if self.action == "row_quarantined" else "value emptied"
-        where = f"{self.source_file} line {self.source_row}"
-        return f"{where}: {self.column_name} must be {self.rule} ({done})"
-
-
-@dataclass
-class EventsLoaded:
-    """What a load did: files (re)loaded, events loaded, and every problem found."""
-
-    files: int = 0
-    rows: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def quarantined(self) -> int:
-        """Lines left out (a line may break more than one rule)."""
-        return len(
-            {(p.source_file, p.source_row) for p in self.problems if p.action == "row_quarantined"}
-        )
-
-    @property
-    def values_removed(self) -> int:
-        return sum(p.action == "value_removed" for p in self.problems)
 
 
 def load_event_files(landing: Path, warehouse: Path) -> EventsLoaded:
@@ -162,18 +113,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, events: EventFile) -> tuple[int, 
     received = _receipt_date(events.path)
     con.register("event_file_lines", events.lines)
     try:
-        con.execute(
-            _CHECKED_EVENTS,
-            {
-                "earliest": EARLIEST_EVENT.timestamp(),
-                "latest": LATEST_EVENT.timestamp(),
-                "not_an_object": NOT_AN_OBJECT,
-                "required": REQUIRED,
-                "text": TEXT,
-                "whole_seconds": WHOLE_SECONDS,
-                "in_range": IN_RANGE,
-            },
-        )
+        con.execute(CHECK_EVENTS, CHECK_EVENTS_PARAMETERS)
     finally:
         con.unregister("event_file_lines")
     con.execute("delete from raw.sendgrid_events where source_file = ?", [source])
@@ -201,91 +141,6 @@ def _receipt_date(path: Path) -> dt.date:
         return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
 
 
-_EXTRACTED = ("event", "timestamp", *TEXT_FIELDS, *INTEGER_FIELDS)
-_TEXT_TYPES = "'VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE'"
-
-
-def _typed_fields() -> str:
-    """Each field's value when its JSON type fits (else null), and whether it was there
-    with another type (an object, a list, true, an integer past BIGINT): to be emptied."""
-    columns = []
-    for name in TEXT_FIELDS:
-        fits = f"{name}_type in ({_TEXT_TYPES})"
-        columns.append(f"case when {fits} then {name}_text end as {name}")
-        columns.append(f"coalesce({name}_type <> 'NULL' and not {fits}, false) as {name}_wrong")
-    for name in INTEGER_FIELDS:
-        integer = f"{name}_type in ('BIGINT', 'UBIGINT')"
-        value = f"case when {integer} then try_cast({name}_text as bigint) end"
-        columns.append(f"{value} as {name}")
-        columns.append(
-            f"coalesce({name}_type <> 'NULL' and {value} is null, false) as {name}_wrong"
-        )
-    return _COLUMN_BREAK.join(columns)
-
-
-def _field_texts() -> str:
-    """Each extracted field's JSON type and text (an object's or a list's as JSON text)."""
-    return _COLUMN_BREAK.join(
-        f"json_type(found[{i}]) as {name}_type, found[{i}]->>'$' as {name}_text"
-        for i, name in enumerate(_EXTRACTED, 1)
-    )
-
-
-_COLUMN_BREAK = ",\n        "
-_PATHS = "[" + ", ".join(f"'$.{name}'" for name in _EXTRACTED) + "]"
-
-
-# Each line parsed once, and every field taken out of it in one pass (json_type(doc, path)
-# per field would parse the line again for each): its typed fields, and the rule it breaks
-# (null when none). A blank line holds no event (the webhook never writes one, an editor
-# might): skipped, not reported.
-_CHECKED_EVENTS = f"""
-create or replace temp table checked_events as
-with parsed as (
-    select source_row, try_cast(line as json) as doc
-    from event_file_lines
-    where not regexp_full_match(line, '\\s*')
-),
-extracted as (
-    select
-        source_row, coalesce(json_type(doc) = 'OBJECT', false) as is_object,
-        json_extract(doc, {_PATHS}) as found
-    from parsed
-),
-fields as (
-    select
-        source_row, is_object,
-        {_field_texts()}
-    from extracted
-),
-typed as (
-    select
-        *,
-        case when timestamp_type in ('BIGINT', 'UBIGINT', 'DOUBLE')
-             then try_cast(timestamp_text as double) end as seconds,
-        {_typed_fields()}
-    from fields
-),
-checked as (
-    select
-        *,
-        case when not is_object then $not_an_object end as line_problem,
-        case when not is_object then null
-             when coalesce(event_type, 'NULL') = 'NULL' or event_text = '' then $required
-             when event_type <> 'VARCHAR' then $text end as event_problem,
-        case when not is_object then null
-             when coalesce(timestamp_type, 'NULL') = 'NULL' then $required
-             when seconds is null or seconds <> floor(seconds) then $whole_seconds
-             when seconds < $earliest or seconds > $latest then $in_range
-        end as timestamp_problem
-    from typed
-)
-select
-    *,
-    line_problem is null and event_problem is null and timestamp_problem is null as loads
-from checked
-"""
-
 _INSERT_EVENTS = """
 insert into raw.sendgrid_events (
     source_file, source_row, sg_event_id, event, email, event_timestamp, sg_message_id,
@@ -300,33 +155,9 @@ where loads
 """
 
 
-def _problems_sql() -> str:
-    """Every rule broken, one row each: a line left out, or an optional value emptied on an
-    event that loads. The line itself is not shown (an IP address, a user agent): its
-    number finds it in the file."""
-    left_out = [
-        "select source_row, 'line' as column_name, line_problem as rule, null as value, "
-        "'row_quarantined' as action from checked_events where line_problem is not null",
-        *(
-            f"select source_row, '{name}', {name}_problem, {name}_text, 'row_quarantined' "
-            f"from checked_events where {name}_problem is not null"
-            for name in ("event", "timestamp")
-        ),
-    ]
-    emptied = [
-        f"select source_row, '{name}', ${'integer' if name in INTEGER_FIELDS else 'text'}, "
-        f"{name}_text, 'value_removed' from checked_events where loads and {name}_wrong"
-        for name in (*TEXT_FIELDS, *INTEGER_FIELDS)
-    ]
-    return "\nunion all\n".join(left_out + emptied) + "\norder by source_row, column_name"
-
-
-_PROBLEMS = _problems_sql()
-
-
 def _quarantine(con: duckdb.DuckDBPyConnection, source: str, received: dt.date) -> list[Problem]:
     """The file's problems into raw.quarantine, values masked as every extract's are."""
-    found = con.execute(_PROBLEMS, {"text": TEXT, "integer": INTEGER}).fetchall()
+    found = con.execute(PROBLEMS, PROBLEMS_PARAMETERS).fetchall()
     if not found:
         return []
     lines, columns, rules, values, actions = (list(each) for each in zip(*found, strict=True))
@@ -336,7 +167,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, source: str, received: dt.date) 
             "source_row": pa.array(lines, pa.int64()),
             "column_name": pa.array(columns, pa.string()),
             "rule": pa.array(rules, pa.string()),
-            "value": pa.array(map(_shown_briefly, columns, values), pa.string()),
+            "value": pa.array(map(shown, columns, values), pa.string()),
             "action": pa.array(actions, pa.string()),
         }
     )
@@ -350,13 +181,6 @@ def _quarantine(con: duckdb.DuckDBPyConnection, source: str, received: dt.date) 
     finally:
         con.unregister("incoming_quarantine")
     return [Problem(source, row, column, rule, action) for row, column, rule, _, action in found]
-
-
-def _shown_briefly(column: str, value: str | None) -> str | None:
-    shown = _shown(column, value)
-    if shown is not None and len(shown) > MAX_SHOWN_CHARACTERS:
-        return shown[:MAX_SHOWN_CHARACTERS] + "…"
-    return shown
 
 
 @asset(

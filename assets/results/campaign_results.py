@@ -3,6 +3,8 @@ group, as of the partition's business date."""
 
 import base64
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -17,19 +19,113 @@ from dagster import (
 
 from assets.results.report import (
     EMAIL_OUTCOMES,
-    Lift,
     by_send_date,
     chart_png,
-    lift,
     markdown_table,
     write_report,
 )
 from assets.shared.owners import OWNERS
-from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
+from assets.shared.partitions import (
+    ONE_RUN_PER_DATE,
+    WAREHOUSE_POOL,
+    business_date,
+    nightly_partitions,
+)
 from assets.shared.resources import NightjarResource
 from assets.shared.warehouse import connect
 from models.campaigns import Campaign
 from models.descriptions import effective_vars
+from models.lift import Lift, lift
+from models.settings import Settings
+
+
+def build_results_asset(campaign: Campaign, dbt_vars: dict):
+    @asset(
+        name=f"results_{campaign.name}",
+        group_name="results",
+        owners=OWNERS["results"],
+        deps=[AssetKey([campaign.asset_name]), AssetKey(["campaign_outcomes"])],
+        partitions_def=nightly_partitions,
+        kinds={"duckdb", "matplotlib"},
+        pool=WAREHOUSE_POOL,
+        backfill_policy=ONE_RUN_PER_DATE,
+        description=_description(campaign, dbt_vars),
+    )
+    def _results(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
+        return _materialize(context, nightjar.settings(), campaign)
+
+    return _results
+
+
+def _description(campaign: Campaign, dbt_vars: dict) -> str:
+    window = dbt_vars["conversion_window_days"]
+    days = dbt_vars["results_window_days"]
+    return (
+        f"What the '{campaign.name}' campaign's sends of the last {days} business dates "
+        f"achieved, as of the business date: messages sent, delivered, opened, clicked, "
+        f"bounced and unsubscribed (SendGrid's events), and the share of members with a "
+        f"completed order in the {window} days after the send's date, for the messaged "
+        f"group and the control group (held out, never messaged). The lift is the "
+        f"difference of the two, with its 95% confidence interval; the chart shows both "
+        f"groups day by day."
+    )
+
+
+def _materialize(
+    context: AssetExecutionContext, settings: Settings, campaign: Campaign
+) -> MaterializeResult:
+    day = business_date(context)
+    # tonight's values, as dbt got them (the description has those of load time)
+    applied = effective_vars(settings.dbt_vars)
+    window, days = applied["conversion_window_days"], applied["results_window_days"]
+    outcomes = _outcomes(settings.warehouse, campaign, day)
+    daily = by_send_date(outcomes)
+    totals = _totals(daily)
+    # Both groups of a send date have had the same days to buy, so "so far" compares like
+    # with like; the windows already over give the figure that will not move any more.
+    overall = _lift(totals)
+    complete = outcomes.filter(pl.col("is_window_complete"))
+    final = _lift(_totals(by_send_date(complete)))
+    png = chart_png(campaign.name, day, daily, overall, days)
+    path = write_report(settings.reports, campaign.name, day, png)
+    open_windows = outcomes.height - complete.height
+    metadata: dict = {
+        "summary": (
+            f"{overall.sentence()} (orders so far; {open_windows:,} of "
+            f"{outcomes.height:,} members' {window}-day windows still open)"
+            if overall
+            else "no holdout or no send yet: no lift"
+        ),
+        **_lift_figures(overall, final),
+        "members_window_complete": complete.height,
+        **_counts(totals, window),
+        "by_send_date": MetadataValue.md(markdown_table(daily)),
+        **_chart(campaign, png, path),
+    }
+    context.log.info(f"{campaign.name}: {metadata['summary']}; chart in {path}")
+    return MaterializeResult(metadata=metadata)
+
+
+def _outcomes(warehouse: Path, campaign: Campaign, day: dt.date) -> pl.DataFrame:
+    """The campaign's rows of main.campaign_outcomes, which must be built for `day`."""
+    with connect(warehouse) as con:
+        try:
+            outcomes = con.sql(
+                "select * from main.campaign_outcomes where campaign = $campaign",
+                params={"campaign": campaign.name},
+            ).pl()
+        except duckdb.CatalogException:
+            raise Failure(
+                description=f"main.campaign_outcomes does not exist yet: materialize the "
+                f"warehouse for {day} first."
+            ) from None
+    built_for = outcomes["as_of_date"].max() if outcomes.height else None
+    if built_for is not None and built_for != day:
+        raise Failure(
+            description=f"campaign_outcomes was built for {built_for}, not {day}: "
+            f"materialize the warehouse for {day} first."
+        )
+    return outcomes
 
 
 def _totals(daily: pl.DataFrame) -> dict:
@@ -47,97 +143,40 @@ def _lift(totals: dict) -> Lift | None:
     )
 
 
-def build_results_asset(campaign: Campaign, dbt_vars: dict):
-    window = dbt_vars["conversion_window_days"]
-    days = dbt_vars["results_window_days"]
+def _lift_figures(overall: Lift | None, final: Lift | None) -> dict[str, float]:
+    """Numbers, so that Dagster plots them night by night: over every member so far, then
+    over the members whose window is over."""
+    figures: dict[str, float] = {}
+    for prefix, result in (("", overall), ("complete_windows_", final)):
+        if result:
+            figures |= {
+                f"{prefix}lift_pp": round(100 * result.difference, 4),
+                f"{prefix}lift_ci_low_pp": round(100 * result.low, 4),
+                f"{prefix}lift_ci_high_pp": round(100 * result.high, 4),
+                f"{prefix}conversion_rate_messaged": round(result.messaged_rate, 6),
+                f"{prefix}conversion_rate_holdout": round(result.holdout_rate, 6),
+            }
+    return figures
 
-    @asset(
-        name=f"results_{campaign.name}",
-        group_name="results",
-        owners=OWNERS["results"],
-        deps=[AssetKey([campaign.asset_name]), AssetKey(["campaign_outcomes"])],
-        partitions_def=nightly_partitions,
-        kinds={"duckdb", "matplotlib"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=ONE_RUN_PER_DATE,
-        description=(
-            f"What the '{campaign.name}' campaign's sends of the last {days} business dates "
-            f"achieved, as of the business date: messages sent, delivered, opened, clicked, "
-            f"bounced and unsubscribed (SendGrid's events), and the share of members with a "
-            f"completed order in the {window} days after the send's date, for the messaged "
-            f"group and the control group (held out, never messaged). The lift is the "
-            f"difference of the two, with its 95% confidence interval; the chart shows both "
-            f"groups day by day."
+
+def _counts(totals: dict, window: int) -> dict[str, Any]:
+    """Both groups' members, the messages' outcomes and the conversions, summed."""
+    return {
+        "messaged": totals["messaged"],
+        "held_out": totals["held_out"],
+        **{name: totals.get(name, 0) for name in EMAIL_OUTCOMES},
+        "conversions_messaged": totals.get("conversions_messaged", 0),
+        "conversions_holdout": totals.get("conversions_holdout", 0),
+        "revenue_messaged": float(totals.get("revenue_messaged") or 0),
+        "conversion_window_days": window,
+    }
+
+
+def _chart(campaign: Campaign, png: bytes, path: Path) -> dict[str, MetadataValue]:
+    """The chart inline, and where its file is."""
+    return {
+        "chart": MetadataValue.md(
+            f"![{campaign.name} results](data:image/png;base64,{base64.b64encode(png).decode()})"
         ),
-    )
-    def _results(context: AssetExecutionContext, nightjar: NightjarResource) -> MaterializeResult:
-        settings = nightjar.settings()
-        day = dt.date.fromisoformat(context.partition_key)
-        # tonight's values, as dbt got them (the description has those of load time)
-        applied = effective_vars(settings.dbt_vars)
-        window, days = applied["conversion_window_days"], applied["results_window_days"]
-        with connect(settings.warehouse) as con:
-            try:
-                outcomes = con.sql(
-                    "select * from main.campaign_outcomes where campaign = $campaign",
-                    params={"campaign": campaign.name},
-                ).pl()
-            except duckdb.CatalogException:
-                raise Failure(
-                    description=f"main.campaign_outcomes does not exist yet: materialize the "
-                    f"warehouse for {day} first."
-                ) from None
-        built_for = outcomes["as_of_date"].max() if outcomes.height else None
-        if built_for is not None and built_for != day:
-            raise Failure(
-                description=f"campaign_outcomes was built for {built_for}, not {day}: "
-                f"materialize the warehouse for {day} first."
-            )
-        daily = by_send_date(outcomes)
-        totals = _totals(daily)
-        messaged, held_out = totals["messaged"], totals["held_out"]
-        # Both groups of a send date have had the same days to buy, so "so far" compares like
-        # with like; the windows already over give the figure that will not move any more.
-        overall = _lift(totals)
-        complete = outcomes.filter(pl.col("is_window_complete"))
-        final = _lift(_totals(by_send_date(complete)))
-        png = chart_png(campaign.name, day, daily, overall, days)
-        path = write_report(settings.reports, campaign.name, day, png)
-        open_windows = outcomes.height - complete.height
-        metadata: dict = {
-            "summary": (
-                f"{overall.sentence()} (orders so far; {open_windows:,} of "
-                f"{outcomes.height:,} members' {window}-day windows still open)"
-                if overall
-                else "no holdout or no send yet: no lift"
-            )
-        }
-        for prefix, result in (("", overall), ("complete_windows_", final)):
-            if result:  # numbers, so that Dagster plots them night by night
-                metadata |= {
-                    f"{prefix}lift_pp": round(100 * result.difference, 4),
-                    f"{prefix}lift_ci_low_pp": round(100 * result.low, 4),
-                    f"{prefix}lift_ci_high_pp": round(100 * result.high, 4),
-                    f"{prefix}conversion_rate_messaged": round(result.messaged_rate, 6),
-                    f"{prefix}conversion_rate_holdout": round(result.holdout_rate, 6),
-                }
-        metadata["members_window_complete"] = complete.height
-        metadata |= {
-            "messaged": messaged,
-            "held_out": held_out,
-            **{name: totals.get(name, 0) for name in EMAIL_OUTCOMES},
-            "conversions_messaged": totals.get("conversions_messaged", 0),
-            "conversions_holdout": totals.get("conversions_holdout", 0),
-            "revenue_messaged": float(totals.get("revenue_messaged") or 0),
-            "conversion_window_days": window,
-            "by_send_date": MetadataValue.md(markdown_table(daily)),
-            "chart": MetadataValue.md(
-                f"![{campaign.name} results](data:image/png;base64,"
-                f"{base64.b64encode(png).decode()})"
-            ),
-            "chart_path": MetadataValue.path(str(path)),
-        }
-        context.log.info(f"{campaign.name}: {metadata['summary']}; chart in {path}")
-        return MaterializeResult(metadata=metadata)
-
-    return _results
+        "chart_path": MetadataValue.path(str(path)),
+    }

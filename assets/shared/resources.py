@@ -8,10 +8,6 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.settings import Settings, load_settings
-from senders.base import Sender
-from senders.dry_run import DryRunSender
-from senders.outbox import OutboxSender
-from senders.sendgrid import SendGridSender
 
 
 class NightjarResource(ConfigurableResource):
@@ -48,7 +44,7 @@ class NightjarResource(ConfigurableResource):
             )
             if value
         }
-        return Settings(**{**base.__dict__, **overrides})
+        return base.model_copy(update=overrides)
 
     def first_night_policy(self, settings: Settings) -> str:
         """`refuse`, `baseline` or `send_backlog`: this run's flag, else the setting."""
@@ -62,17 +58,3 @@ class NightjarResource(ConfigurableResource):
         if self.send_backlog:
             return "send_backlog"
         return settings.first_night
-
-
-def make_sender(settings: Settings, dry_run: bool = False) -> Sender:
-    """SendGrid when an API key is set, else the outbox (docs/contract.md §5); nothing on a
-    dry run."""
-    if dry_run:
-        return DryRunSender()
-    if settings.uses_sendgrid:
-        return SendGridSender(
-            settings.sendgrid_api_key,
-            settings.sendgrid_api_host,
-            sandbox=settings.sendgrid_sandbox,
-        )
-    return OutboxSender(settings.outbox)

@@ -23,14 +23,16 @@ from dagster_dbt import (
 )
 
 from assets.shared.dbt_project import dbt_project
-from assets.shared.owners import OWNERS
-from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
-from assets.shared.previews import PREVIEW_ROWS, markdown_table, masked, preview_heading
+from assets.shared.partitions import (
+    ONE_RUN_PER_DATE,
+    WAREHOUSE_POOL,
+    business_date,
+    nightly_partitions,
+)
 from assets.shared.resources import NightjarResource
 from assets.shared.warehouse import connect, ensure_schema, memory_limit, state_path_for
-from assets.warehouse.figures import audience_figures, cohort_changes, column_schemas
+from assets.warehouse.model_metadata import Night, measure, with_nightjar_metadata
 from assets.warehouse.publish import (
-    BUILD_SCHEMA,
     PUBLISHED_SCHEMA,
     UnpublishedBuild,
     begin_build,
@@ -39,37 +41,24 @@ from assets.warehouse.publish import (
     models_fingerprint,
     publish,
     published_models,
-    tables_in,
     unpublished_models,
 )
-from models.campaigns import Campaign, campaigns_from_manifest
+from models.campaigns import campaigns_from_manifest
 from models.descriptions import current_vars, describe_model, vars_record
 from models.manifest import campaigns_var, load_manifest
 from models.settings import Settings, effective_dbt_vars
 
 
 class NightjarDbtTranslator(DagsterDbtTranslator):
-    """Cohort models form the `cohorts` group, the send decisions join the `sends`, campaign
-    outcomes the `results`; every other model is the `warehouse`.
+    """Groups and owners are dagster-dbt's own reading of dbt_project.yml's `+meta` (cohorts,
+    the send decisions, campaign outcomes and the warehouse); this adds where readers find a
+    published table and descriptions with this installation's thresholds.
 
     `dbt_vars`: what the descriptions state (models.descriptions.current_vars)."""
 
     def __init__(self, dbt_vars: Mapping[str, Any], settings: DagsterDbtTranslatorSettings):
         super().__init__(settings)
         self.dbt_vars = dbt_vars
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        if "cohorts" in fqn:
-            return "cohorts"
-        if "decisions" in fqn:
-            return "sends"
-        if "results" in fqn:
-            return "results"
-        return "warehouse"
-
-    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
-        return OWNERS[self.get_group_name(dbt_resource_props)]
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         metadata = dict(super().get_metadata(dbt_resource_props))
@@ -133,22 +122,56 @@ def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
-    # profiles.yml reads the paths from here; absolute paths, since dbt runs in its folder.
-    os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    os.environ["NIGHTJAR_STATE"] = str(state_path_for(settings.warehouse))
+    _point_profiles_at(settings)
     manifest = load_manifest()
     fingerprint = models_fingerprint(manifest)
-    business_date = dt.date.fromisoformat(context.partition_key)
+    day = business_date(context)
+    since = _begin_build(context, settings, manifest, fingerprint, nightjar.full_refresh)
+    args = dbt_build_args(day.isoformat(), settings, since)
+    events, failure = _run_dbt(context, dbt, args)
+    if failure:
+        # Nothing is published, so no model was materialized tonight; the checks show which
+        # dbt test failed.
+        yield from (event for event in events if isinstance(event, AssetCheckResult))
+        raise failure from None
+    built = {_model_name(context, event) for event in events if isinstance(event, Output)}
+    whole = None if context.is_subset else (day, fingerprint)
+    night = _measure_and_publish(context, settings, manifest, built, whole)
+    context.log.info(f"Published {len(night.counts)} table(s) to {PUBLISHED_SCHEMA}")
+    # What dbt ran with, read from its own arguments: the UI's descriptions are those of the
+    # environment `dagster dev` loaded them in, which may not be this run's.
+    ran_with = MetadataValue.json(vars_record(json.loads(args[args.index("--vars") + 1])))
+    for event in events:
+        if isinstance(event, Output):
+            table = _model_name(context, event)
+            event = with_nightjar_metadata(event, table, night, ran_with, settings.warehouse.stem)
+        yield event
+
+
+def _point_profiles_at(settings: Settings) -> None:
+    """profiles.yml reads the paths from here; absolute paths, since dbt runs in its folder."""
+    os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
+    os.environ["NIGHTJAR_STATE"] = str(state_path_for(settings.warehouse))
+
+
+def _begin_build(
+    context: AssetExecutionContext,
+    settings: Settings,
+    manifest: dict[str, Any],
+    fingerprint: str,
+    full_refresh: bool,
+) -> dt.date | None:
+    """The date the incremental models may be built from (publish.begin_build), or None."""
     with connect(settings.warehouse) as con:
         ensure_schema(con)
         try:
             since = begin_build(
                 con,
-                business_date,
+                business_date(context),
                 context.is_subset,
                 fingerprint,
                 incremental_models(manifest).values(),
-                nightjar.full_refresh,
+                full_refresh,
             )
         except UnpublishedBuild as error:
             raise Failure(description=str(error)) from None
@@ -158,10 +181,13 @@ def _build_and_publish(
         else "Incremental models: rebuilt whole (first build, a date built before, changed "
         "models, or --full-refresh)"
     )
-    args = dbt_build_args(context.partition_key, settings, since)
-    # What dbt ran with, read from its own arguments: the UI's descriptions are those of the
-    # environment `dagster dev` loaded them in, which may not be this run's.
-    ran_with = MetadataValue.json(vars_record(json.loads(args[args.index("--vars") + 1])))
+    return since
+
+
+def _run_dbt(
+    context: AssetExecutionContext, dbt: DbtCliResource, args: list[str]
+) -> tuple[list, DagsterDbtCliRuntimeError | None]:
+    """dbt's events, and the error to raise if the build failed."""
     events, failure = [], None
     invocation = dbt.cli(args, context=context)
     try:
@@ -173,117 +199,32 @@ def _build_and_publish(
     finally:
         kept = keep_as_last_nightly(invocation.target_path, context.op_execution_context.op.name)
     if failure:
-        # Nothing is published, so no model was materialized tonight; the checks show which
-        # dbt test failed.
-        yield from (event for event in events if isinstance(event, AssetCheckResult))
         # its "view the dbt debug log" names the folder that is now last_nightly
         description = (failure.description or "").replace(str(invocation.target_path), str(kept))
-        raise DagsterDbtCliRuntimeError(description=description) from None
-    built = {_model_name(context, event) for event in events if isinstance(event, Output)}
-    whole = None if context.is_subset else (business_date, fingerprint)
+        failure = DagsterDbtCliRuntimeError(description=description)
+    return events, failure
+
+
+def _measure_and_publish(
+    context: AssetExecutionContext,
+    settings: Settings,
+    manifest: dict[str, Any],
+    built: set[str],
+    whole: tuple[dt.date, str] | None,
+) -> Night:
+    campaigns = {c.cohort: c for c in campaigns_from_manifest(manifest)}
+    night = Night(built=built, cohorts=built & set(campaigns))
     with connect(settings.warehouse) as con:
         # Measured before publishing: `main` still holds the night to compare with. They
         # inform; a failure to measure never keeps a good build from being published.
-        figures: dict[str, dict] = {}
-        schemas: dict = {}
-        previews: dict[str, str] = {}
-        campaigns = {c.cohort: c for c in campaigns_from_manifest(manifest)}
-        cohorts = built & set(campaigns)
         try:
-            figures = {
-                **cohort_changes(con, cohorts, business_date),
-                "audience": audience_figures(con),
-            }
-            schemas = column_schemas(con, built, manifest)
-            previews = {
-                cohort: cohort_preview(con, campaigns[cohort], cohort in figures)
-                for cohort in sorted(cohorts)
-            }
+            measure(con, night, manifest, campaigns, business_date(context))
         except duckdb.Error as error:
             context.log.warning(f"Tonight's figures could not be measured: {error}")
-        counts = publish(
+        night.counts = publish(
             con, built & published_models(manifest), unpublished_models(manifest), whole
         )
-    context.log.info(f"Published {len(counts)} table(s) to {PUBLISHED_SCHEMA}")
-    for event in events:
-        # Each model's figures with the vars it ran with, its row count and its columns with
-        # their types and descriptions; a cohort as a marketer reads it (cohort_metadata).
-        if isinstance(event, Output):
-            table = _model_name(context, event)
-            extra: dict = {**_in_words(figures.get(table, {})), "vars": ran_with}
-            if table in counts:
-                extra["dagster/row_count"] = counts[table]
-                # where readers find it: published to main, not dbt's build schema
-                extra["dagster/table_name"] = (
-                    f"{settings.warehouse.stem}.{PUBLISHED_SCHEMA}.{table}"
-                )
-            if table in schemas:
-                extra["dagster/column_schema"] = schemas[table]
-            if table in cohorts:
-                metadata = cohort_metadata(extra, previews.get(table))
-            else:  # dbt's own (run time, unique id, ...) after Nightjar's
-                metadata = {**extra, **{k: v for k, v in event.metadata.items() if k not in extra}}
-            event = event.with_metadata(metadata)
-        yield event
-
-
-# What assets/warehouse/figures.py measures, named as the UI shows (and plots) it.
-_WORDS = {"compared_with": "compared with", "mailable_contacts": "mailable contacts"}
-
-
-def _in_words(figures: Mapping[str, Any]) -> dict[str, Any]:
-    return {_WORDS.get(name, name): value for name, value in figures.items()}
-
-
-def cohort_metadata(extra: Mapping[str, Any], preview: str | None) -> dict[str, Any]:
-    """A cohort's materialization as a marketer reads it: its size, who entered and left
-    (each plotted night by night under that name), its first members, then the vars, where
-    the table is and its columns. dbt's run results (run time, unique and invocation ids,
-    status) are left out, and so is the row count, which is the cohort size."""
-    metadata: dict[str, Any] = {}
-    if "dagster/row_count" in extra:
-        metadata["cohort size"] = extra["dagster/row_count"]
-    for name in ("entered", "left", "compared with"):
-        if name in extra:
-            metadata[name] = extra[name]
-    if preview:
-        metadata["preview"] = MetadataValue.md(preview)
-    for name in ("vars", "dagster/table_name", "dagster/column_schema"):
-        if name in extra:
-            metadata[name] = extra[name]
-    return metadata
-
-
-def cohort_preview(con: duckdb.DuckDBPyConnection, campaign: Campaign, compared: bool) -> str:
-    """The first PREVIEW_ROWS members of tonight's build of the cohort by contact id, with
-    their masked address, their occasion and whether they entered tonight (`compared`: the
-    night is compared with the one published, as assets.warehouse.figures.cohort_changes does)."""
-    cohort, occasion = campaign.cohort, campaign.occasion_column
-    published = f'{PUBLISHED_SCHEMA}."{cohort}"'
-    new = (
-        f"contact_id not in (select contact_id from {published})"
-        if compared and cohort in tables_in(con, PUBLISHED_SCHEMA)
-        else ("true" if compared else "null")
-    )
-    rows = con.execute(
-        f"""
-        select contact_id, email, cast("{occasion}" as varchar), {new}, count(*) over ()
-        from {BUILD_SCHEMA}."{cohort}"
-        order by contact_id
-        limit {PREVIEW_ROWS}
-        """
-    ).fetchall()
-    heading = preview_heading(rows[0][4] if rows else 0, len(rows))
-    if not rows:
-        return heading
-    headers = ["contact", "email", f"occasion ({occasion})"]
-    if compared:
-        headers.append("entered tonight")
-    table = [
-        (contact, masked(email), value, *(["yes" if entered else "no"] if compared else []))
-        for contact, email, value, entered, _ in rows
-    ]
-    return heading + "\n\n" + markdown_table(headers, table)
+    return night
 
 
 # dagster-dbt gives every dbt invocation a target folder of its own (warehouse_models-<run

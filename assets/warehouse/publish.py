@@ -24,7 +24,6 @@ class UnpublishedBuild(Exception):
 BUILD_SCHEMA = "build"  # profiles.yml: where dbt writes
 PUBLISHED_SCHEMA = "main"
 _TABLE_MATERIALIZATIONS = {"table", "incremental"}
-_PUBLISHED_FOLDERS = {"marts", "cohorts", "decisions", "results"}
 
 
 def begin_build(
@@ -150,12 +149,13 @@ def tables_in(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
 
 
 def is_published(node: dict[str, Any]) -> bool:
-    """A model readers query: a marts, cohorts, decisions or results table. Staging and
-    intermediate models stay in the build schema, where they belong to dbt."""
+    """A model readers query: a table of a folder dbt_project.yml marks `nightjar_publish`
+    (marts, cohorts, decisions, results). Staging and intermediate models, and views, stay
+    in the build schema, where they belong to dbt."""
     return (
         node["resource_type"] == "model"
         and node["config"].get("materialized") in _TABLE_MATERIALIZATIONS
-        and bool(_PUBLISHED_FOLDERS & set(node["fqn"]))
+        and bool((node["config"].get("meta") or {}).get("nightjar_publish"))
     )
 
 

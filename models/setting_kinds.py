@@ -1,0 +1,135 @@
+"""What each kind of setting accepts (models/settings.py declares the settings with these),
+and how a refusal of one is said: in one line, naming the variable."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def setting(
+    env: str,
+    default: Any,
+    meaning: str,
+    *,
+    must_be: str | None = None,
+    when_unset: str | None = None,
+    read_by: str | None = None,
+    **bounds: Any,
+) -> Any:
+    """One setting: its variable, default and meaning (README's table row), the rule a bad
+    value is told it breaks, what applies when it is unset (when not the default itself),
+    and where it is used when load_settings only reads it along."""
+    extra = {"must_be": must_be, "when_unset": when_unset, "read_by": read_by}
+    return Field(
+        default,
+        validation_alias=env,
+        description=meaning,
+        json_schema_extra={key: value for key, value in extra.items() if value},
+        **bounds,
+    )
+
+
+class Quoted(ValueError):
+    """A refusal that quotes the value after the variable's name. Any other names only the
+    variable: its value may be a credential, or a whole YAML mapping."""
+
+
+def _absolute(path: Path | None) -> Path | None:
+    # Absolute, because dbt runs in its own folder and must see the same files.
+    return path.expanduser().resolve() if path is not None else None
+
+
+def _word(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _true_word(value: Any) -> Any:
+    # Any other word is false, as it always was.
+    return _word(value) in TRUE_WORDS if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _time_zone(value: Any) -> Any:
+    # It reaches SQL and every send time: an IANA name or nothing.
+    text = value.strip() if isinstance(value, str) else value
+    if text not in zoneinfo.available_timezones():
+        raise Quoted("not an IANA time zone name (e.g. Europe/Paris)")
+    return text
+
+
+def _digits(value: Any) -> Any:
+    # "6.0" or "+6" would pass as a number; an hour is written in digits.
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise Quoted("must be a whole hour from 0 to 23")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise Quoted("must be a date YYYY-MM-DD") from None
+
+
+def _postgres_url(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else value
+    if text and not re.match(r"^postgres(ql)?://\S*$", text):
+        raise ValueError("must be a postgresql:// URL (value not shown)")
+    return text or None
+
+
+def _web_url(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else value
+    if text and (not re.match(r"^https?://[^\s/]+", text) or re.search(r"\s", text)):
+        raise ValueError("must be an http:// or https:// URL (value not shown)")
+    return text or None
+
+
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+# A choice (a Literal) is read in any case, around spaces: " Resend" is resend.
+Choice = BeforeValidator(_word)
+Flag = Annotated[bool, BeforeValidator(_true_word)]
+Upper = Annotated[str, BeforeValidator(_upper)]
+TimeZone = Annotated[str, BeforeValidator(_time_zone)]
+WholeHour = Annotated[int, BeforeValidator(_digits)]
+IsoDate = Annotated[date | None, BeforeValidator(_iso_date)]
+# Credentials: what is wrong with one is said without quoting it.
+PostgresUrl = Annotated[str | None, BeforeValidator(_postgres_url)]
+WebUrl = Annotated[str | None, BeforeValidator(_web_url)]
+NoTrailingSlash = Annotated[str, BeforeValidator(lambda v: v.rstrip("/"))]
+
+
+def one_line(error: ValidationError, model: type[BaseSettings]) -> str:
+    """pydantic lists every failure over several lines, quoting every value; Nightjar names
+    the first bad variable in one line, quoting no credential (the CLI prints it as is)."""
+    first = error.errors()[0]
+    env = str(first["loc"][0])
+    field = next(
+        (f for name, f in model.model_fields.items() if env in (name, f.validation_alias)),
+        None,
+    )
+    env = str(field.validation_alias) if field else env
+    value = first["input"]
+    said = f"{env}={(value.strip() if isinstance(value, str) else str(value))!r}"
+    cause = first.get("ctx", {}).get("error")
+    if cause is not None:  # a check above said what is wrong
+        return f"{said}: {cause}" if isinstance(cause, Quoted) else f"{env}: {cause}"
+    if first["type"] == "literal_error" and field:
+        return f"{said}: must be one of {', '.join(get_args(field.annotation))}"
+    extra = field.json_schema_extra if field and isinstance(field.json_schema_extra, dict) else {}
+    rule = extra.get("must_be")
+    return f"{said}: must be {rule}" if rule else f"{said}: {first['msg']}"

@@ -1,0 +1,204 @@
+"""A campaign's night of sending, over a connection its caller holds (with the send lock and
+the state synced): settle what earlier runs left in flight, record in the ledger every
+decision it keeps and every message before any leaves, then deliver them in batches, one
+variant apart from the other. And what the night's summary says, in a marketer's words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from models.campaigns import Campaign
+from models.settings import Settings
+from senders.base import Message, Sender, batches
+from senders.cohort import (
+    check_decisions_are_current,
+    cohort_decisions,
+    past_date_reason,
+    record_membership,
+)
+from senders.decision_words import DECISION_WORDS
+from senders.delivery import Delivery, SendSummary
+from senders.late_suppressions import LateSuppressions
+from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
+from senders.messages import build_message, ledger_rows
+from senders.outbox import remove_stale_temp_files
+from senders.settlement import send_ids_seen_by_sendgrid, settle_in_flight
+
+
+def send_decided(
+    con: duckdb.DuckDBPyConnection,
+    mirror: Any,
+    campaign: Campaign,
+    day: dt.date,
+    settings: Settings,
+    sender: Sender,
+    log: Any = None,
+) -> SendSummary:
+    """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
+    `mirror` is the ledger's copy in PostgreSQL, if any. Raises DecisionsNotCurrent
+    (senders/cohort.py) when send_decisions may not be sent from."""
+    summary = SendSummary(campaign.name, day, sender.channel)
+    summary.skipped_reason = past_date_reason(con, settings, day)
+    if summary.skipped_reason:
+        return summary
+    check_decisions_are_current(con, campaign, day, settings)
+    # A write killed half way left a temporary copy of an outbox file, with addresses.
+    remove_stale_temp_files(settings.outbox)
+    ledger = _ledger(con, mirror, sender, summary)
+    _settle_earlier_runs(ledger, settings, campaign, summary)
+    candidates = cohort_decisions(con, campaign)
+    summary.cohort_size = candidates.height
+    summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
+    if sender.records_sends:
+        # Before any message leaves: a crash mid-send must not make tomorrow's run see
+        # today's members as entering again.
+        record_membership(con, campaign, day)
+    _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
+    messages = _plan_sends(ledger, campaign, candidates, day, sender.channel, summary)
+    if log:
+        log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
+    Delivery(
+        sender,
+        ledger,
+        day,
+        summary,
+        withheld=LateSuppressions(settings.landing, con).withheld,
+        settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
+        log=log,
+    ).run(variant_batches(messages, sender))
+    return summary
+
+
+def _ledger(
+    con: duckdb.DuckDBPyConnection, mirror: Any, sender: Sender, summary: SendSummary
+) -> Ledger:
+    """The send ledger; for a rehearsal (a dry run, SendGrid's sandbox) one that reads it and
+    records nothing."""
+    if sender.records_sends:
+        return Ledger(con, mirror)
+    if sender.channel == "sendgrid":
+        summary.channel += " sandbox (nothing recorded)"
+    return RehearsalLedger(con)
+
+
+def _settle_earlier_runs(
+    ledger: Ledger, settings: Settings, campaign: Campaign, summary: SendSummary
+) -> None:
+    # Normally settled before the decisions were made (raw/sendgrid_events); events that
+    # arrived since count too, and what stays unsettled is reported as pending.
+    settled = settle_in_flight(ledger, settings, campaign.name)
+    summary.settled_from_earlier_runs += settled.settled
+    summary.abandoned += settled.abandoned
+    summary.pending += settled.pending
+
+
+def _messages(campaign: Campaign, rows: pl.DataFrame) -> list[Message]:
+    return [build_message(campaign, row) for row in rows.iter_rows(named=True)]
+
+
+def _record_kept_decisions(
+    ledger: Ledger, campaign: Campaign, candidates: pl.DataFrame, day: dt.date, channel: str
+) -> None:
+    """Decisions the ledger keeps for good: a control group member stays one, and an
+    occasion passed over while the campaign cooled down is not sent later."""
+    open_ = pl.col("nightjar_ledger_status").is_null() | pl.col("nightjar_ledger_status").is_in(
+        SENDABLE_STATUSES
+    )
+    for decision, status, why in (
+        ("holdout", "held_out", "in the campaign's control group"),
+        ("cooling_down", "skipped", f"due within {campaign.cooldown_days} days of another"),
+    ):
+        rows = candidates.filter((pl.col("nightjar_decision") == decision) & open_)
+        ledger.plan(ledger_rows(_messages(campaign, rows)), day, channel, status, why)
+
+
+def _plan_sends(
+    ledger: Ledger,
+    campaign: Campaign,
+    candidates: pl.DataFrame,
+    day: dt.date,
+    channel: str,
+    summary: SendSummary,
+) -> list[Message]:
+    """Tonight's messages, planned in the ledger before any leaves; the first of each
+    variant is the summary's sample."""
+    rows = candidates.filter(pl.col("nightjar_decision") == "send")
+    messages = _messages(campaign, rows)  # ordered by contact_id, as the query returns them
+    for message in messages:
+        summary.samples.setdefault(message.variant or "", message)
+    ledger.plan(ledger_rows(messages), day, channel)
+    return messages
+
+
+def variant_batches(messages: Sequence[Message], sender: Sender) -> list[list[Message]]:
+    """The requests to make, in order: template_id belongs to a request, so each variant is
+    batched apart."""
+    by_variant: dict[str | None, list[Message]] = {}
+    for message in messages:
+        by_variant.setdefault(message.variant, []).append(message)
+    return [
+        batch
+        for group in by_variant.values()
+        for batch in batches(
+            group, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes
+        )
+    ]
+
+
+def wait_for_settlement(
+    ledger: Ledger, settings: Settings, batch: list[Message], summary: SendSummary
+) -> bool:
+    """A batch with no answer is not sent again; SendGrid's events may still prove it took
+    it. True when every message of the batch is settled. A batch scheduled for later is not
+    waited for: SendGrid reports such messages when it releases them."""
+    now = dt.datetime.now(dt.UTC)
+    if any(m.send_at is not None and m.send_at > now for m in batch):
+        return False
+    deadline = time.monotonic() + settings.settle_wait_seconds
+    pending = {m.send_id for m in batch}
+    while pending:
+        seen = send_ids_seen_by_sendgrid(settings.landing, pending)
+        ledger.mark(sorted(seen), "accepted")
+        summary.sent += len(seen)
+        summary.pending -= len(seen)
+        pending -= seen
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    return not pending
+
+
+def summary_figures(summary: SendSummary) -> dict[str, Any]:
+    """The night's figures in words, as a marketer reads them: why nothing was sent, if so;
+    who was in the cohort, sent, held out, each reason not to message that applied, failed."""
+    figures: dict[str, Any] = {}
+    if summary.skipped_reason:
+        figures["not sent because"] = summary.skipped_reason
+    figures["cohort size"] = summary.cohort_size
+    figures["sent"] = summary.sent
+    figures["held out"] = summary.decisions.get("holdout", 0)
+    # each reason not to message that applied, in send_decisions' order of them
+    for decision in [*DECISION_WORDS, *sorted(set(summary.decisions) - set(DECISION_WORDS))]:
+        if decision not in ("send", "holdout") and summary.decisions.get(decision):
+            label = DECISION_WORDS.get(decision, decision.replace("_", " "))
+            figures[label] = summary.decisions[decision]
+    figures["failed"] = summary.failed
+    return figures
+
+
+def delivery_figures(summary: SendSummary) -> dict[str, int]:
+    """What only an engineer needs: what became of the messages that did not simply go."""
+    return {
+        "refused": summary.refused,  # by the provider tonight, for good
+        "withdrawn": summary.withdrawn,
+        "pending": summary.pending,
+        "not_attempted": summary.not_attempted,
+        "settled_from_earlier_runs": summary.settled_from_earlier_runs,
+        "abandoned": summary.abandoned,
+    }

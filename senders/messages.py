@@ -1,0 +1,85 @@
+"""A cohort member's message, built from their row of the cohort and send_decisions, and one
+message as a marketer previews it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from models.campaigns import Campaign
+from models.privacy import mask_email
+from senders.base import Message
+from senders.ledger import send_id
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _display_name(row: dict[str, Any]) -> str | None:
+    # A header may not hold line breaks, and SendGrid silently drops mail whose recipient
+    # name holds a comma or semicolon: personal data never gets to shape the message.
+    parts = [str(row.get(k) or "").strip() for k in ("first_name", "last_name")]
+    name = " ".join(" ".join(p for p in parts if p).replace(",", " ").replace(";", " ").split())
+    return name or None
+
+
+def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
+    occasion = row["nightjar_occasion"]
+    variant = campaign.variant(row.get("nightjar_variant"))
+    return Message(
+        send_id=send_id(campaign.name, row["contact_id"], occasion),
+        campaign=campaign.name,
+        contact_id=row["contact_id"],
+        occasion=occasion,
+        to_email=row["email"] or "",
+        to_name=_display_name(row),
+        template_id=variant.template_id,
+        subject=variant.subject,
+        from_email=campaign.from_email,
+        from_name=campaign.from_name,
+        categories=campaign.categories,
+        data={column: _json_safe(row.get(column)) for column in campaign.template_data},
+        variant=row.get("nightjar_variant"),
+        send_at=row.get("nightjar_send_at"),
+        deliver_by=row.get("nightjar_deliver_by"),
+    )
+
+
+def ledger_rows(messages: Iterable[Message]) -> Iterator[tuple]:
+    """The messages as Ledger.plan takes them."""
+    return (
+        (m.send_id, m.campaign, m.contact_id, m.occasion, m.variant, m.send_at) for m in messages
+    )
+
+
+def _masked(value: Any) -> Any:
+    """Text (names, dates of birth, ...) shows its first character only; numbers stay, so
+    the preview still shows the shape of what the template gets."""
+    if isinstance(value, str):
+        return f"{value[:1]}***" if value else value
+    return value
+
+
+def render_sample(message: Message) -> str:
+    """One message as a marketer previews it: personal data masked, the rest escaped."""
+    masked = {key: _masked(value) for key, value in message.data.items()}
+    data = json.dumps(masked, ensure_ascii=False, indent=2, sort_keys=True)
+    variant = f" · variant {message.variant}" if message.variant else ""
+    when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
+    # Personal data stays inside the code block: its fence is longer than any run of
+    # backticks a name could hold, so a name cannot close it and become markdown or HTML.
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", data)), default=0))
+    return (
+        f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
+        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
+        f"{fence}json\n{data}\n{fence}"
+    )
