@@ -23,7 +23,12 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from assets.campaigns import Campaign
 from assets.sends import past_date_reason
 from pipelines.freshness import missing_dates, name_dates
-from pipelines.landing import complete_folders_through, list_folders
+from pipelines.landing import (
+    complete_folders_through,
+    list_folders,
+    nights_recorded,
+    record_night,
+)
 from pipelines.owners import OWNERS
 from pipelines.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from pipelines.resources import NightjarResource, make_sender
@@ -218,12 +223,13 @@ def first_night_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
 _NIGHTJAR_SEND_ID = "[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
-def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, outbox: Path) -> list[str]:
+def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     """What outlives the state and says Nightjar sent or recorded nights before: SendGrid's
     events of its messages (a send_id of the form Nightjar gives, a version-5 UUID:
-    senders/ledger.send_id), the outbox's files, and the nights the warehouse saw the state
-    record (nightjar_build.state_nights) that the state no longer holds. With the ledger and
-    the cohort history empty, any of them means the state was lost, not a first night."""
+    senders/ledger.send_id), the outbox's files, and the nights the landing saw a state record
+    (pipelines/landing.NIGHTS_RECORDED) that this state does not hold. With the ledger and
+    the cohort history empty, any of them means the state was lost (or NIGHTJAR_STATE or
+    NIGHTJAR_WAREHOUSE name the wrong file), not a first night."""
     traces = []
     sent, last = con.execute(
         "select count(distinct send_id), max(event_timestamp)::date "
@@ -235,20 +241,18 @@ def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, outbox: Path) -> list
             f"SendGrid has reported events for {sent:,} message(s) Nightjar sent (the last "
             f"on {last})"
         )
-    written = sorted(f for f in list_folders(outbox) if any(f.path.glob("*.jsonl")))
+    written = sorted(f for f in list_folders(settings.outbox) if any(f.path.glob("*.jsonl")))
     if written:
         traces.append(
             f"the outbox holds messages of {len(written)} night(s) (the last "
             f"{written[-1].business_date})"
         )
-    nights, last = con.execute(
-        "select count(*), max(business_date) from nightjar_build.state_nights "
-        "where business_date not in (select business_date from nightjar.night_metrics)"
-    ).fetchall()[0]
-    if nights:
+    held = con.execute("select business_date from nightjar.night_metrics").fetchall()
+    forgotten = sorted(nights_recorded(settings.landing) - {row[0] for row in held})
+    if forgotten:
         traces.append(
-            f"the warehouse saw the state record {nights} night(s) it no longer holds (the "
-            f"last {last})"
+            f"the landing saw a state record {len(forgotten)} night(s) this one does not hold "
+            f"(the last {forgotten[-1]})"
         )
     return traces
 
@@ -270,7 +274,7 @@ def lost_state_refusal(settings: Settings, traces: list[str]) -> Refusal:
     )
 
 
-def late_baseline_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
+def late_flag_refusal(con: duckdb.DuckDBPyConnection, baseline: bool) -> Refusal:
     (since,) = con.execute(
         """
         select min(business_date) from (
@@ -280,9 +284,11 @@ def late_baseline_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
         )
         """
     ).fetchall()[0]
-    # Ignoring the flag would send: the operator asked for the opposite.
+    # Ignoring --baseline would send, the opposite of what was asked; ignoring --send-backlog
+    # would leave baselined occasions unsent, not what was asked either.
+    flag = "--baseline" if baseline else "--send-backlog"
     return Refusal(
-        "--baseline applies to a first night only, and Nightjar has sent or recorded nights "
+        f"{flag} applies to a first night only, and Nightjar has sent or recorded nights "
         f"since {since}.",
         (("", "sends tonight's occasions; those already sent or baselined stay so"),),
     )
@@ -348,7 +354,7 @@ def first_night_plan(
         raise Failure(description=str(error)) from None
     history = sending_history(con, day)
     if history == FIRST_NIGHT:
-        traces = traces_of_a_lost_state(con, settings.outbox)
+        traces = traces_of_a_lost_state(con, settings)
         if traces and policy != "baseline":
             return False, lost_state_refusal(settings, traces), "state lost"
         refusal = first_night_refusal(con) if policy == "refuse" else None
@@ -357,8 +363,8 @@ def first_night_plan(
         # The baseline run again (after a failure, or by the same command): it records the
         # members it missed and still messages no one, whatever the flags say.
         return True, None, "baseline (run again)"
-    if nightjar.baseline:
-        return False, late_baseline_refusal(con), "not a first night"
+    if nightjar.baseline or nightjar.send_backlog:
+        return False, late_flag_refusal(con, nightjar.baseline), "not a first night"
     return False, None, "no"
 
 
@@ -445,9 +451,9 @@ def build_send_checks_asset(campaigns: list[Campaign]):
                     "insert or replace into nightjar.night_metrics values (?, ?, ?, ?)",
                     [day, contacts, mailable, spend],
                 )
-            # The warehouse's own note that the state recorded this night: beside an empty
-            # state, it tells a lost state from a first night (traces_of_a_lost_state).
-            con.execute("insert or replace into nightjar_build.state_nights values (?)", [day])
+            # The landing's note that a state recorded this night: beside an empty state, it
+            # tells a lost (or mistaken) state from a first night (traces_of_a_lost_state).
+            record_night(settings.landing, day)
         return MaterializeResult(metadata=metadata)
 
     return _send_checks

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +128,32 @@ def build_warehouse_models():
     return warehouse_models
 
 
+@contextlib.contextmanager
+def _profile_paths(settings: Settings) -> Iterator[None]:
+    """profiles.yml reads the warehouse and state paths from the environment, which
+    dagster-dbt copies as it starts dbt (absolute paths: dbt runs in its folder). Set for that
+    moment only: a later night in this process (a test, `nightjar demo`) must not inherit
+    them as if they were its operator's settings."""
+    paths = {
+        "NIGHTJAR_WAREHOUSE": str(settings.warehouse),
+        "NIGHTJAR_STATE": str(state_path_for(settings.warehouse)),
+    }
+    saved = {name: os.environ.get(name) for name in paths}
+    os.environ.update(paths)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
-    # profiles.yml reads the paths from here; absolute paths, since dbt runs in its folder.
-    os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    os.environ["NIGHTJAR_STATE"] = str(state_path_for(settings.warehouse))
     manifest = load_manifest()
     fingerprint = models_fingerprint(manifest)
     business_date = dt.date.fromisoformat(context.partition_key)
@@ -162,7 +181,8 @@ def _build_and_publish(
     # environment `dagster dev` loaded them in, which may not be this run's.
     ran_with = MetadataValue.json(vars_record(json.loads(args[args.index("--vars") + 1])))
     events, failure = [], None
-    invocation = dbt.cli(args, context=context)
+    with _profile_paths(settings):
+        invocation = dbt.cli(args, context=context)
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
         # file, then publish and count the tables' rows ourselves.

@@ -111,6 +111,28 @@ def state_refusal(settings: Settings) -> str | None:
     return f"{problem}. Nothing was loaded or sent." if problem else None
 
 
+def paths_refusal(settings: Settings) -> str | None:
+    """A path setting naming the wrong kind of thing, said in one line before anything is
+    loaded (DuckDB's own error would name neither the setting nor the remedy)."""
+    warehouse, state = settings.warehouse, settings.state_path
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if warehouse.is_dir():
+        return (
+            f"NIGHTJAR_WAREHOUSE names a folder ({warehouse}): it names the warehouse's "
+            f"DuckDB file, e.g. {warehouse / 'warehouse.duckdb'}."
+        )
+    if state.resolve() == warehouse.resolve():
+        return (
+            f"NIGHTJAR_STATE names the warehouse itself ({warehouse}): the state is a file of "
+            "its own (by default state.duckdb beside the warehouse)."
+        )
+    if state.is_dir():
+        return f"NIGHTJAR_STATE names a folder ({state}): it names the state's DuckDB file."
+    if home and Path(home).exists() and not Path(home).is_dir():
+        return f"DAGSTER_HOME names a file ({home}): it names the folder of Dagster's instance."
+    return None
+
+
 def run_date(
     business_date: dt.date,
     settings: Settings,
@@ -126,7 +148,9 @@ def run_date(
     sending one or writing the ledger. `baseline` / `send_backlog`: what a first night does
     (assets/send_checks.py). One run at a time per warehouse: a second one waits for the
     first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
-    refusal = date_refusal(business_date, settings) or state_refusal(settings)
+    refusal = (
+        date_refusal(business_date, settings) or paths_refusal(settings) or state_refusal(settings)
+    )
     if refusal:
         print(f"nightjar: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
@@ -225,8 +249,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     """A fresh sample landing, then the nightly runs of its last two dates: the second
     night's results measure the first night's sends against its control group.
 
-    It starts from scratch each time, so it deletes the landing, warehouse, outbox and
-    reports, but only those an earlier demo made: anything else is refused, never touched.
+    It starts from scratch each time, so it deletes the landing, warehouse, state, outbox
+    and reports, but only those an earlier demo made: anything else is refused, never touched.
     """
     if args.days < 2:
         print(
@@ -235,12 +259,18 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     pending = settings.landing.with_name(settings.landing.name + ".demo-pending")
     owned = [settings.landing, settings.outbox, settings.warehouse, settings.reports, pending]
+    # The state too: an earlier demo's ledger would have this one send nothing. A state made
+    # beside a demo's warehouse before the state had a marker of its own is the demo's.
+    state = settings.state_path
+    if state.exists() and _demo_marker(settings.warehouse).exists():
+        _demo_marker(state).touch()
+    owned.append(state)
     for path in owned:
         if path.exists() and not _demo_marker(path).exists():
             print(
                 f"nightjar demo: {path} exists and was not made by the demo; point "
-                "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE, NIGHTJAR_OUTBOX and NIGHTJAR_REPORTS "
-                "elsewhere.",
+                "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE, NIGHTJAR_STATE, NIGHTJAR_OUTBOX and "
+                "NIGHTJAR_REPORTS elsewhere.",
                 file=sys.stderr,
             )
             return 2
@@ -382,30 +412,47 @@ def webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def state(args: argparse.Namespace, settings: Settings) -> int:
-    """`nightjar state export --to DIR` / `import --from DIR`: the state nothing rebuilds."""
+    """`nightjar state export --to DIR` / `import --from DIR`: the state nothing rebuilds.
+    Under the run lock: a night must not write the state while it is copied or replaced."""
     import duckdb
 
-    from pipelines.state import StateNotEmpty, export_state, import_state
+    from pipelines.state import ExportUnreadable, StateNotEmpty, export_state, import_state
 
+    command = f"nightjar state {args.state_command}"
     try:
-        if args.state_command == "export":
-            counts = export_state(settings.warehouse, Path(args.to).resolve())
-        else:
-            counts = import_state(settings.warehouse, Path(args.source).resolve(), args.replace)
-    except (StateNotEmpty, FileNotFoundError) as error:
-        print(f"nightjar state: {error}", file=sys.stderr)
+        with run_lock(settings.warehouse, None, settings.run_lock_wait_seconds, task=command):
+            if args.state_command == "export":
+                counts = export_state(settings.warehouse, Path(args.to).resolve())
+            else:
+                source = Path(args.source).resolve()
+                counts = import_state(settings.warehouse, source, args.replace)
+    except RunLockBusy as busy:
+        print(f"{command}: {busy}", file=sys.stderr)
+        return EXIT_BUSY
+    except (StateNotEmpty, ExportUnreadable, FileNotFoundError, FileExistsError) as error:
+        print(f"{command}: {error}", file=sys.stderr)
         return EXIT_REFUSED
-    except duckdb.Error as error:  # a state file that is not one, or damaged: one line
-        cause = " ".join(str(error).split())
-        print(
-            f"nightjar state {args.state_command}: the state {settings.state_path} cannot be "
-            f"read: {cause}. Restore the last good export into a new state file.",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+    except duckdb.Error as error:
+        print(f"{command}: {_state_error(error, settings)}", file=sys.stderr)
+        return EXIT_BUSY if "Could not set lock" in str(error) else EXIT_FAILED
     rows = ", ".join(f"{table} {n:,}" for table, n in counts.items())
-    print(f"nightjar state {args.state_command}: {rows}")
+    print(f"{command}: {rows}")
     return 0
+
+
+def _state_error(error: Exception, settings: Settings) -> str:
+    """One line: another process holds the file (not a damaged state), or the state cannot
+    be read."""
+    cause = " ".join(str(error).split())
+    if "Could not set lock" in cause:
+        return (
+            f"another process holds the warehouse or the state (a `dagster dev` run, a duckdb "
+            f"shell): nothing was changed; run again once it has let go. {cause}"
+        )
+    return (
+        f"the state {settings.state_path} cannot be read: {cause}. Restore the last good "
+        "export into a new state file."
+    )
 
 
 def explain_contact(args: argparse.Namespace, settings: Settings) -> int:
