@@ -13,6 +13,10 @@ from pathlib import Path
 SUCCESS_MARKER = "_SUCCESS"
 # SendGrid events landed by `nightjar webhook`, one JSON-lines file per UTC receipt date.
 EVENTS_FOLDER = "sendgrid_events"
+# The nights a state recorded, one date a line, kept in the landing: the one place every
+# installation of a Nightjar shares and backs up. Beside an empty state they say the state
+# was lost, or NIGHTJAR_STATE / NIGHTJAR_WAREHOUSE name the wrong file (assets/send_checks.py).
+NIGHTS_RECORDED = "_nightjar/nights_recorded"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # The earliest business date Nightjar runs (the extract contract's era).
 EARLIEST_BUSINESS_DATE = date(2020, 1, 1)
@@ -149,3 +153,24 @@ def complete_folders_through(landing: Path, business_date: date) -> list[Landing
 
 def incomplete_folders_through(landing: Path, business_date: date) -> list[LandingFolder]:
     return [f for f in list_folders(landing) if f.business_date <= business_date and not f.complete]
+
+
+def record_night(landing: Path, business_date: date) -> None:
+    """Add `business_date` to the landing's record of the nights a state recorded."""
+    path = landing / NIGHTS_RECORDED
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"{business_date.isoformat()}\n")
+
+
+def nights_recorded(landing: Path) -> set[date]:
+    path = landing / NIGHTS_RECORDED
+    if not path.is_file():
+        return set()
+    nights = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            nights.add(date.fromisoformat(line.strip()))
+        except ValueError:
+            continue  # a line cut by a crash mid-write
+    return nights

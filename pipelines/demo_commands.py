@@ -33,8 +33,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     """A fresh sample landing, then the nightly runs of its last two dates: the second
     night's results measure the first night's sends against its control group.
 
-    It starts from scratch each time, so it deletes the landing, warehouse, outbox and
-    reports, but only those an earlier demo made: anything else is refused, never touched.
+    It starts from scratch each time, so it deletes the landing, warehouse, state, outbox
+    and reports, but only those an earlier demo made: anything else is refused, never touched.
     """
     if args.days < 2:
         print(
@@ -43,12 +43,17 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REFUSED
     pending = settings.landing.with_name(settings.landing.name + ".demo-pending")
     owned = [settings.landing, settings.outbox, settings.warehouse, settings.reports, pending]
+    # The state too: an earlier demo's ledger would have this one send nothing. A state made
+    # beside a demo's warehouse before the state had a marker of its own is the demo's.
+    if settings.state_path.exists() and _demo_marker(settings.warehouse).exists():
+        _demo_marker(settings.state_path).touch()
+    owned.append(settings.state_path)
     refused = _not_the_demos(owned)
     if refused:
         print(
             f"nightjar demo: {refused} exists and was not made by the demo; point "
-            "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE, NIGHTJAR_OUTBOX and NIGHTJAR_REPORTS "
-            "elsewhere.",
+            "NIGHTJAR_LANDING, NIGHTJAR_WAREHOUSE, NIGHTJAR_STATE, NIGHTJAR_OUTBOX and "
+            "NIGHTJAR_REPORTS elsewhere.",
             file=sys.stderr,
         )
         return EXIT_REFUSED

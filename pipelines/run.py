@@ -46,7 +46,9 @@ def run_date(
     sending one or writing the ledger. `baseline` / `send_backlog`: what a first night does
     (assets/sends/checks.py). One run at a time per warehouse: a second one waits for the
     first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
-    refusal = date_refusal(business_date, settings) or state_refusal(settings)
+    refusal = (
+        date_refusal(business_date, settings) or paths_refusal(settings) or state_refusal(settings)
+    )
     if refusal:
         print(f"nightjar: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
@@ -101,6 +103,28 @@ def date_refusal(business_date: dt.date, settings: Settings) -> str | None:
 def latest_runnable_date() -> dt.date:
     """The latest business date that can run now: yesterday in UTC."""
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def paths_refusal(settings: Settings) -> str | None:
+    """A path setting naming the wrong kind of thing, said in one line before anything is
+    loaded (DuckDB's own error would name neither the setting nor the remedy)."""
+    warehouse, state = settings.warehouse, settings.state_path
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if warehouse.is_dir():
+        return (
+            f"NIGHTJAR_WAREHOUSE names a folder ({warehouse}): it names the warehouse's "
+            f"DuckDB file, e.g. {warehouse / 'warehouse.duckdb'}."
+        )
+    if state.resolve() == warehouse.resolve():
+        return (
+            f"NIGHTJAR_STATE names the warehouse itself ({warehouse}): the state is a file of "
+            "its own (by default state.duckdb beside the warehouse)."
+        )
+    if state.is_dir():
+        return f"NIGHTJAR_STATE names a folder ({state}): it names the state's DuckDB file."
+    if home and Path(home).exists() and not Path(home).is_dir():
+        return f"DAGSTER_HOME names a file ({home}): it names the folder of Dagster's instance."
+    return None
 
 
 def state_refusal(settings: Settings) -> str | None:

@@ -38,6 +38,7 @@ class Holder:
     pid: int | None = None
     business_date: str | None = None
     started: dt.datetime | None = None
+    task: str | None = None  # what else than a night holds it: `nightjar state import`
 
     def describe(self, now: dt.datetime) -> str:
         if self.pid is None:
@@ -47,6 +48,8 @@ class Holder:
         if started is not None:
             shown = "%H:%M UTC" if started.date() == now.date() else "%Y-%m-%d %H:%M UTC"
             when = f", started {started:{shown}}"
+        if self.task:
+            return f"`{self.task}` (pid {self.pid}{when})"
         return f"another run (pid {self.pid}, business date {self.business_date}{when})"
 
 
@@ -58,22 +61,25 @@ class RunLockBusy(Exception):
         now = dt.datetime.now(dt.UTC)
         super().__init__(
             f"{holder.describe(now)} holds {warehouse}; waited {waited:.0f}s. Nothing was "
-            "loaded or sent: run again once it has finished (NIGHTJAR_RUN_LOCK_WAIT_SECONDS "
-            "sets how long to wait for it)."
+            "loaded, sent or changed: run again once it has finished "
+            "(NIGHTJAR_RUN_LOCK_WAIT_SECONDS sets how long to wait for it)."
         )
 
 
 @contextmanager
-def run_lock(warehouse: Path, business_date: dt.date, wait_seconds: float) -> Iterator[Holder]:
-    """Hold the warehouse's run lock for the block, recording this run in the lock file;
-    RunLockBusy when another run still holds it after `wait_seconds`."""
+def run_lock(
+    warehouse: Path, business_date: dt.date | None, wait_seconds: float, task: str | None = None
+) -> Iterator[Holder]:
+    """Hold the warehouse's run lock for the block, recording this run (or `task`, what else
+    writes the state: `nightjar state import`) in the lock file; RunLockBusy when another
+    still holds it after `wait_seconds`."""
     path = lock_path(warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Appending, never truncating on open: a waiter must not erase the holder's record.
     with path.open("a+", encoding="utf-8") as handle:
         _acquire(handle, warehouse, wait_seconds)
         try:
-            yield _record_holder(handle, business_date)
+            yield _record_holder(handle, business_date, task)
         finally:
             handle.truncate(0)  # the record of a run that has ended would mislead
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -92,13 +98,15 @@ def _acquire(handle: IO[str], warehouse: Path, wait_seconds: float) -> None:
             time.sleep(min(POLL_SECONDS, wait_seconds - waited))
 
 
-def _record_holder(handle: IO[str], business_date: dt.date) -> Holder:
-    holder = Holder(os.getpid(), business_date.isoformat(), dt.datetime.now(dt.UTC))
+def _record_holder(handle: IO[str], business_date: dt.date | None, task: str | None) -> Holder:
+    day = business_date.isoformat() if business_date else None
+    holder = Holder(os.getpid(), day, dt.datetime.now(dt.UTC), task)
     handle.truncate(0)
     record = {
         "pid": holder.pid,
         "business_date": holder.business_date,
         "started": holder.started.isoformat(timespec="seconds"),
+        "task": task,
     }
     handle.write(json.dumps(record) + "\n")
     handle.flush()
@@ -120,6 +128,7 @@ def _parse_holder(text: str) -> Holder:
     try:
         record = json.loads(text.splitlines()[-1])
         started = dt.datetime.fromisoformat(record["started"])
-        return Holder(int(record["pid"]), str(record["business_date"]), started)
+        task = record.get("task")
+        return Holder(int(record["pid"]), str(record["business_date"]), started, task)
     except (ValueError, KeyError, TypeError, IndexError):
         return Holder()  # written by something else: the lock still counts

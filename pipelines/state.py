@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from assets.shared.warehouse import STATE_CATALOG, STATE_TABLES, connect, ensure_schema
 
 
 class StateNotEmpty(Exception):
-    """Importing over a state that already holds rows would mix two histories."""
+    """Importing over a state that already holds rows would mix two histories, or forget
+    messages sent since the export."""
+
+
+class ExportUnreadable(Exception):
+    """The folder's Parquet files are not the tables of this Nightjar's state."""
 
 
 def export_state(warehouse: Path, folder: Path) -> dict[str, int]:
     """Each state table to `<folder>/<table>.parquet`; returns rows per table."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file: export into a folder")
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     with connect(warehouse) as con:
@@ -47,6 +56,8 @@ def import_state(warehouse: Path, folder: Path, replace: bool = False) -> dict[s
                 + ": importing would mix two histories. Import into a new NIGHTJAR_STATE, or "
                 "pass --replace to drop what it holds."
             )
+        _check_export(con, folder)
+        _refuse_to_forget_messages(con, folder)
         # A replica of a PostgreSQL state forgets which sync it last took part in: what it now
         # holds is an old backup, not the newer truth for its dates (assets/shared/state_store.py).
         con.execute(f"drop table if exists {STATE_CATALOG}.main.postgres_sync")
@@ -61,6 +72,49 @@ def import_state(warehouse: Path, folder: Path, replace: bool = False) -> dict[s
             )
             con.execute("commit")
         return {table: _rows(con, table) for table in STATE_TABLES}
+
+
+def _check_export(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Every table of the export read into an empty copy of its state table, before the
+    state loses a row: an export that does not fit is refused whole."""
+    for table in STATE_TABLES:
+        source = str(folder / f"{table}.parquet").replace("'", "''")
+        try:
+            con.execute(
+                f"create or replace temp table import_check as "
+                f"select * from {STATE_CATALOG}.main.{table} limit 0"
+            )
+            con.execute(f"insert into import_check by name select * from read_parquet('{source}')")
+        except duckdb.Error as error:
+            cause = " ".join(str(error).split())
+            raise ExportUnreadable(
+                f"{folder / f'{table}.parquet'} is not this Nightjar's {table}: {cause}"
+            ) from None
+    con.execute("drop table if exists import_check")
+
+
+def _refuse_to_forget_messages(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """--replace with an export older than the state would forget the messages recorded
+    since (sent, held out, baselined): a night would then mail them again. Refused; an
+    operator who means it deletes the state file first."""
+    source = str(folder / "send_ledger.parquet").replace("'", "''")
+    try:
+        unknown, last = con.execute(
+            f"""
+            select count(*), max(business_date) from {STATE_CATALOG}.main.send_ledger
+            where send_id not in (select send_id from read_parquet('{source}'))
+            """
+        ).fetchall()[0]
+    except duckdb.Error as error:
+        cause = " ".join(str(error).split())
+        raise ExportUnreadable(f"{folder}/send_ledger.parquet cannot be read: {cause}") from None
+    if unknown:
+        raise StateNotEmpty(
+            f"the state records {unknown:,} message(s) the export in {folder} lacks (the "
+            f"last on {last}): replacing it would forget them, and a night would mail them "
+            "again. Import a newer export, or delete the state file yourself first if you "
+            "mean to lose them."
+        )
 
 
 def _rows(con, table: str) -> int:

@@ -203,3 +203,29 @@ def test_a_date_before_the_first_landed_folder_is_one_line_before_dagster_is_imp
         f"nightjar: {YESTERDAY} is before {TODAY}, the first landed folder (in "
         f"{workspace.landing}): there is nothing to run for it. Run a date from {TODAY} on.\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("warehouse folder", "NIGHTJAR_WAREHOUSE names a folder ({root}): it names the "
+         "warehouse's DuckDB file, e.g. {root}/warehouse.duckdb."),
+        ("state is the warehouse", "NIGHTJAR_STATE names the warehouse itself ({warehouse}): "
+         "the state is a file of its own (by default state.duckdb beside the warehouse)."),
+        ("dagster home file", "DAGSTER_HOME names a file ({file}): it names the folder of "
+         "Dagster's instance."),
+    ],
+)  # fmt: skip
+def test_a_path_setting_naming_the_wrong_thing_is_one_line(workspace, monkeypatch, kind, said):
+    good_folder(workspace.landing, TODAY)
+    file = workspace.root / "a-file"
+    file.write_text("not a folder")
+    if kind == "warehouse folder":
+        monkeypatch.setenv("NIGHTJAR_WAREHOUSE", str(workspace.root))
+    elif kind == "state is the warehouse":
+        monkeypatch.setenv("NIGHTJAR_STATE", str(workspace.warehouse))
+    else:
+        monkeypatch.setenv("DAGSTER_HOME", str(file))
+    err = _refused_at_once("run", "--date", TODAY)
+    text = said.format(root=workspace.root, warehouse=workspace.warehouse, file=file)
+    assert err == f"nightjar: {text}\n"

@@ -125,6 +125,10 @@ def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_la
     assert "--baseline applies to a first night only" in failures(result)
     assert f"nightjar run --date {NEXT_DAY} " in failures(result)
     assert sent(production, NEXT_DAY) == {c: [] for c in CAMPAIGNS}
+    # ... and so would --send-backlog, which cannot send what a baseline recorded as served.
+    result = production.run_with(NEXT_DAY, send_backlog=True)
+    assert not result.success
+    assert "--send-backlog applies to a first night only" in failures(result)
 
 
 def test_a_first_night_that_failed_before_its_first_message_still_sends_its_backlog(
@@ -141,7 +145,8 @@ def test_a_first_night_that_failed_before_its_first_message_still_sends_its_back
         raise RuntimeError("killed before the first message")
 
     monkeypatch.setattr(Ledger, "plan", killed)
-    assert not production.run_with(D, send_backlog=True).success
+    result = production.run_with(D, send_backlog=True)
+    assert "killed before the first message" in str(result.all_events)
     assert production.query("select count(*) from nightjar.cohort_snapshots")[0][0] > 0
     assert production.query("select count(*) from nightjar.send_ledger") == [(0,)]
     monkeypatch.setattr(Ledger, "plan", real_plan)
@@ -173,7 +178,7 @@ def test_a_lost_state_mails_no_one_again_even_told_to_send_a_first_nights_backlo
     err = " ".join(capsys.readouterr().err.split())
     assert (
         f"the send ledger is empty, but the outbox holds messages of 1 night(s) (the last {D}); "
-        f"the warehouse saw the state record 1 night(s) it no longer holds (the last {D}): "
+        f"the landing saw a state record 1 night(s) this one does not hold (the last {D}): "
         "the state was lost"
     ) in err
     assert not (production.outbox / NEXT_DAY).exists()

@@ -7,6 +7,8 @@ warehouse never mails anyone twice. An older warehouse's state moves there by it
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 import pytest
 
@@ -159,3 +161,79 @@ def test_a_damaged_state_is_named_in_one_line_by_its_backup(workspace, tmp_path,
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"nightjar state export: the state {workspace.state} cannot be read:")
     assert "Restore the last good export" in line
+
+
+def test_a_mistyped_warehouse_path_is_not_a_first_night(workspace, monkeypatch, capsys):
+    """A new NIGHTJAR_WAREHOUSE brings a new, empty state beside it. Even with no SendGrid
+    event landed yet and the first night's backlog still ordered in the environment, the
+    landing remembers the nights a state recorded: nothing is mailed again."""
+    monkeypatch.setenv("NIGHTJAR_FIRST_NIGHT", "send_backlog")
+    write_all(workspace.landing)
+    with sendgrid_for_nightjar(monkeypatch, API_KEY) as server:
+        assert workspace.run(D) == 0
+        sent = messages_per_contact(server)
+        assert sent
+        write_next_day(workspace.landing)
+        monkeypatch.setenv("NIGHTJAR_WAREHOUSE", str(workspace.root / "typo" / "warehouse.duckdb"))
+
+        capsys.readouterr()
+        assert workspace.run(NEXT_DAY) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert (
+            "the send ledger is empty, but the landing saw a state record 1 night(s) this one "
+            f"does not hold (the last {D}): the state was lost or NIGHTJAR_STATE names another "
+            f"file ({workspace.root / 'typo' / 'state.duckdb'})"
+        ) in err
+        assert messages_per_contact(server) == sent
+
+
+def test_restoring_an_older_backup_or_restoring_during_a_run_forgets_no_message(
+    workspace, tmp_path, capsys
+):
+    import datetime as dt
+
+    from pipelines.cli import main
+    from pipelines.run_lock import run_lock
+
+    write_all(workspace.landing)
+    assert main(["state", "export", "--to", str(tmp_path / "before")]) == 0
+    assert workspace.run(D) == 0
+    ledger = workspace.query("select count(*) from nightjar.send_ledger")
+    assert ledger[0][0] > 0
+    capsys.readouterr()
+
+    # An export older than the messages the state records would forget them.
+    assert main(["state", "import", "--from", str(tmp_path / "before"), "--replace"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"nightjar state import: the state records {ledger[0][0]} message(s) the export in "
+        f"{tmp_path / 'before'} lacks (the last on {D}): replacing it would forget them"
+    )
+    assert workspace.query("select count(*) from nightjar.send_ledger") == ledger
+
+    # While a night holds the warehouse, neither a backup nor a restore touches the state.
+    assert main(["state", "export", "--to", str(tmp_path / "after")]) == 0
+    with run_lock(workspace.warehouse, dt.date.fromisoformat(D), 0):
+        assert main(["state", "import", "--from", str(tmp_path / "after"), "--replace"]) == 3
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(
+            f"nightjar state import: another run (pid {os.getpid()}, business date {D}"
+        )
+
+    # An export one of whose tables is not the state's is named, and nothing changes.
+    duckdb.connect().execute(
+        f"copy (select 1 as x) to '{tmp_path / 'after' / 'erasures.parquet'}' (format parquet)"
+    )
+    assert main(["state", "import", "--from", str(tmp_path / "after"), "--replace"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"nightjar state import: {tmp_path / 'after' / 'erasures.parquet'} is not this "
+        "Nightjar's erasures:"
+    )
+    assert workspace.query("select count(*) from nightjar.send_ledger") == ledger
+
+    # A backup into a file, not a folder, is refused in one line.
+    assert main(["state", "export", "--to", str(workspace.state)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"nightjar state export: {workspace.state} is a file: export into a folder"
+    ]

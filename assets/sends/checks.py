@@ -39,6 +39,7 @@ from assets.shared.resources import NightjarResource
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
 from models.campaigns import Campaign
+from models.landing import record_night
 from models.settings import Settings
 from senders.channels import make_sender
 from senders.cohort import DecisionsNotCurrent, past_date_reason
@@ -121,7 +122,7 @@ def _guard_the_night(
             "delivers none; the real run with --baseline sends none"
         )
         baseline = False
-    _record_the_pass(con, campaigns, day, baseline, metadata)
+    _record_the_pass(con, settings, campaigns, day, baseline, metadata)
     return metadata
 
 
@@ -152,7 +153,7 @@ def _first_night(
         policy = nightjar.first_night_policy(settings)
     except ValueError as error:
         raise Failure(description=str(error)) from None
-    return first_night_plan(con, settings, day, policy, nightjar.baseline)
+    return first_night_plan(con, settings, day, policy, nightjar.baseline, nightjar.send_backlog)
 
 
 def _tell_the_dry_run(
@@ -174,13 +175,14 @@ def _tell_the_dry_run(
 
 def _record_the_pass(
     con: duckdb.DuckDBPyConnection,
+    settings: Settings,
     campaigns: list[Campaign],
     day: dt.date,
     baseline: bool,
     metadata: dict[str, Any],
 ) -> None:
     """The night passed the gate: its figures (what the next night is compared with), its
-    baseline if it records one, and the warehouse's note that the state recorded it."""
+    baseline if it records one, and the landing's note that the state recorded it."""
     contacts, mailable, spend = night_metrics(con)
     # The baseline and the gate's pass are one: a night that passed always has it.
     try:
@@ -193,6 +195,6 @@ def _record_the_pass(
             )
     except DecisionsNotCurrent as error:
         raise Failure(description=str(error)) from None
-    # The warehouse's own note that the state recorded this night: beside an empty
-    # state, it tells a lost state from a first night (traces_of_a_lost_state).
-    con.execute("insert or replace into nightjar_build.state_nights values (?)", [day])
+    # The landing's note that a state recorded this night: beside an empty state, it tells a
+    # lost (or mistaken) state from a first night (first_night.traces_of_a_lost_state).
+    record_night(settings.landing, day)

@@ -8,12 +8,11 @@ the run's failure.
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
 from models.campaigns import Campaign
-from models.landing import list_folders
+from models.landing import list_folders, nights_recorded
 from models.settings import Settings
 from senders.cohort import DecisionsNotCurrent
 from senders.ledger import Ledger, send_id
@@ -79,12 +78,13 @@ def first_night_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
 _NIGHTJAR_SEND_ID = "[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
-def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, outbox: Path) -> list[str]:
+def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
     """What outlives the state and says Nightjar sent or recorded nights before: SendGrid's
     events of its messages (a send_id of the form Nightjar gives, a version-5 UUID:
-    senders/ledger.send_id), the outbox's files, and the nights the warehouse saw the state
-    record (nightjar_build.state_nights) that the state no longer holds. With the ledger and
-    the cohort history empty, any of them means the state was lost, not a first night."""
+    senders/ledger.send_id), the outbox's files, and the nights the landing saw a state record
+    (models/landing.NIGHTS_RECORDED) that this state does not hold. With the ledger and
+    the cohort history empty, any of them means the state was lost (or NIGHTJAR_STATE or
+    NIGHTJAR_WAREHOUSE name the wrong file), not a first night."""
     traces = []
     sent, last = con.execute(
         "select count(distinct send_id), max(event_timestamp)::date "
@@ -96,20 +96,18 @@ def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, outbox: Path) -> list
             f"SendGrid has reported events for {sent:,} message(s) Nightjar sent (the last "
             f"on {last})"
         )
-    written = sorted(f for f in list_folders(outbox) if any(f.path.glob("*.jsonl")))
+    written = sorted(f for f in list_folders(settings.outbox) if any(f.path.glob("*.jsonl")))
     if written:
         traces.append(
             f"the outbox holds messages of {len(written)} night(s) (the last "
             f"{written[-1].business_date})"
         )
-    nights, last = con.execute(
-        "select count(*), max(business_date) from nightjar_build.state_nights "
-        "where business_date not in (select business_date from nightjar.night_metrics)"
-    ).fetchall()[0]
-    if nights:
+    held = con.execute("select business_date from nightjar.night_metrics").fetchall()
+    forgotten = sorted(nights_recorded(settings.landing) - {row[0] for row in held})
+    if forgotten:
         traces.append(
-            f"the warehouse saw the state record {nights} night(s) it no longer holds (the "
-            f"last {last})"
+            f"the landing saw a state record {len(forgotten)} night(s) this one does not hold "
+            f"(the last {forgotten[-1]})"
         )
     return traces
 
@@ -131,7 +129,7 @@ def lost_state_refusal(settings: Settings, traces: list[str]) -> Refusal:
     )
 
 
-def late_baseline_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
+def late_flag_refusal(con: duckdb.DuckDBPyConnection, baseline: bool) -> Refusal:
     (since,) = con.execute(
         """
         select min(business_date) from (
@@ -141,9 +139,11 @@ def late_baseline_refusal(con: duckdb.DuckDBPyConnection) -> Refusal:
         )
         """
     ).fetchall()[0]
-    # Ignoring the flag would send: the operator asked for the opposite.
+    # Ignoring --baseline would send, the opposite of what was asked; ignoring --send-backlog
+    # would leave baselined occasions unsent, not what was asked either.
+    flag = "--baseline" if baseline else "--send-backlog"
     return Refusal(
-        "--baseline applies to a first night only, and Nightjar has sent or recorded nights "
+        f"{flag} applies to a first night only, and Nightjar has sent or recorded nights "
         f"since {since}.",
         (("", "sends tonight's occasions; those already sent or baselined stay so"),),
     )
@@ -183,13 +183,14 @@ def first_night_plan(
     day: dt.date,
     policy: str,
     baseline_asked: bool,
+    policy_asked: bool = False,
 ) -> tuple[bool, Refusal | None, str]:
     """(record a baseline tonight, why tonight may not send, what the metadata says), given
     the run's first night `policy` (refuse, baseline or send_backlog) and whether the run
-    asked for a baseline (nightjar run --baseline)."""
+    asked for a baseline or the backlog (nightjar run --baseline / --send-backlog)."""
     history = sending_history(con, day)
     if history == FIRST_NIGHT:
-        traces = traces_of_a_lost_state(con, settings.outbox)
+        traces = traces_of_a_lost_state(con, settings)
         if traces and policy != "baseline":
             return False, lost_state_refusal(settings, traces), "state lost"
         refusal = first_night_refusal(con) if policy == "refuse" else None
@@ -198,6 +199,6 @@ def first_night_plan(
         # The baseline run again (after a failure, or by the same command): it records the
         # members it missed and still messages no one, whatever the flags say.
         return True, None, "baseline (run again)"
-    if baseline_asked:
-        return False, late_baseline_refusal(con), "not a first night"
+    if baseline_asked or policy_asked:
+        return False, late_flag_refusal(con, baseline_asked), "not a first night"
     return False, None, "no"

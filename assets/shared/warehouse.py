@@ -138,8 +138,6 @@ alter table nightjar_build.dbt_build_state add column if not exists attempted_th
 alter table nightjar_build.dbt_build_state add column if not exists models_fingerprint varchar;
 alter table nightjar_build.dbt_build_state add column if not exists started_at timestamptz;
 alter table nightjar_build.dbt_build_state add column if not exists built_started_at timestamptz;
--- the nights the state recorded (assets/sends/checks.py): a lost state is not a first night
-create table if not exists nightjar_build.state_nights (business_date date primary key);
 """
 
 

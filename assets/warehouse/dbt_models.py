@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +118,38 @@ def build_warehouse_models():
     return warehouse_models
 
 
+@contextlib.contextmanager
+def _profile_paths(settings: Settings) -> Iterator[None]:
+    """profiles.yml reads the warehouse and state paths from the environment, which
+    dagster-dbt copies as it starts dbt (absolute paths: dbt runs in its folder). Set for that
+    moment only: a later night in this process (a test, `nightjar demo`) must not inherit
+    them as if they were its operator's settings."""
+    paths = {
+        "NIGHTJAR_WAREHOUSE": str(settings.warehouse),
+        "NIGHTJAR_STATE": str(state_path_for(settings.warehouse)),
+    }
+    saved = {name: os.environ.get(name) for name in paths}
+    os.environ.update(paths)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
-    _point_profiles_at(settings)
     manifest = load_manifest()
     fingerprint = models_fingerprint(manifest)
     day = business_date(context)
     since = _begin_build(context, settings, manifest, fingerprint, nightjar.full_refresh)
     args = dbt_build_args(day.isoformat(), settings, since)
-    events, failure = _run_dbt(context, dbt, args)
+    events, failure = _run_dbt(context, dbt, args, settings)
     if failure:
         # Nothing is published, so no model was materialized tonight; the checks show which
         # dbt test failed.
@@ -146,12 +167,6 @@ def _build_and_publish(
             table = _model_name(context, event)
             event = with_nightjar_metadata(event, table, night, ran_with, settings.warehouse.stem)
         yield event
-
-
-def _point_profiles_at(settings: Settings) -> None:
-    """profiles.yml reads the paths from here; absolute paths, since dbt runs in its folder."""
-    os.environ["NIGHTJAR_WAREHOUSE"] = str(settings.warehouse)
-    os.environ["NIGHTJAR_STATE"] = str(state_path_for(settings.warehouse))
 
 
 def _begin_build(
@@ -185,11 +200,12 @@ def _begin_build(
 
 
 def _run_dbt(
-    context: AssetExecutionContext, dbt: DbtCliResource, args: list[str]
+    context: AssetExecutionContext, dbt: DbtCliResource, args: list[str], settings: Settings
 ) -> tuple[list, DagsterDbtCliRuntimeError | None]:
     """dbt's events, and the error to raise if the build failed."""
     events, failure = [], None
-    invocation = dbt.cli(args, context=context)
+    with _profile_paths(settings):
+        invocation = dbt.cli(args, context=context)
     try:
         # DuckDB has one writer: collect dbt's events until its process has let go of the
         # file, then publish and count the tables' rows ourselves.
