@@ -50,11 +50,11 @@ test-slow: manifest
 # The state on a real PostgreSQL server each test worker starts (Debian's postgresql, which
 # .ci/run installs): exactly-once when the local replica is lost, a night run again.
 test-postgres: manifest
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m postgres tests/test_state_postgres.py
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m postgres tests/integration/test_state_postgres.py
 
 # Needs Debian's chromium (.ci/run installs it).
 test-browser: manifest
-	$(BIN)/python -m pytest -m browser tests/test_browser.py
+	$(BIN)/python -m pytest -m browser tests/browser/test_browser.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -70,13 +70,13 @@ docs: manifest
 	$(BIN)/nightjar docs
 
 chaos: install
-	$(BIN)/python -m tests.chaos --messages 100000 --kills 20
-	$(BIN)/python -m tests.webhook_load --idle 1000 --slow 50 --posts 300 --stored 1000000
+	$(BIN)/python -m tests.tools.chaos --messages 100000 --kills 20
+	$(BIN)/python -m tests.tools.webhook_load --idle 1000 --slow 50 --posts 300 --stored 1000000
 
 # BENCH_SCALES=S for the tenth scale alone; the landings are cached in ~/.cache/nightjar-bench
 BENCH_SCALES ?= S,M
 bench: manifest
-	$(BIN)/python -m tests.bench --scales $(BENCH_SCALES)
+	$(BIN)/python -m tests.tools.bench --scales $(BENCH_SCALES)
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

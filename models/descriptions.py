@@ -43,8 +43,8 @@ def current_vars() -> dict[str, Any]:
     return {**effective_dbt_vars(load_settings()), "campaigns": campaigns_var(load_manifest())}
 
 
-# Callers written when current_vars was cached clear it (tests/test_definitions.py); there is
-# nothing left to clear.
+# Callers written when current_vars was cached clear it
+# (tests/integration/test_definitions.py); there is nothing left to clear.
 current_vars.cache_clear = lambda: None  # type: ignore[attr-defined]
 
 

@@ -1,6 +1,6 @@
 """Nightjar's settings: one class names every environment variable, with its default, its
 bounds and what it means (README "Settings" and .env.example are held to it by
-tests/test_settings_documented.py); load_settings reads them, and a `.env` file, when asked."""
+tests/unit/test_settings_documented.py); load_settings reads them, and a `.env` file, when asked."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # Before any test module imports the partitions: they start at the first landed date, and
-# each test has a landing of its own (tests/test_what_the_ui_shows.py tests that start).
+# each test has a landing of its own (tests/integration/test_what_the_ui_shows.py tests that start).
 FIRST_DATE = "2020-01-01"
 os.environ["NIGHTJAR_FIRST_DATE"] = FIRST_DATE
 

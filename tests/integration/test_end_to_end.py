@@ -1,0 +1,170 @@
+"""The whole nightly run on a planted landing: who gets which message, and who does not."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.support.scenario import NEXT_DAY, D, suppress, write_all, write_next_day
+
+
+@pytest.fixture(scope="module")
+def first_night(module_workspace):
+    write_all(module_workspace.landing)
+    suppress(module_workspace.warehouse, "suppressed@example.com")
+    assert module_workspace.run(D) == 0
+    return module_workspace
+
+
+def customer(ws, contact_id):
+    rows = ws.query(
+        "select total_spend, spend_730d, last_purchase_date::varchar, days_since_last_purchase, "
+        "is_mailable, birth_date::varchar from customer_360 where contact_id = ?",
+        [contact_id],
+    )
+    return rows[0] if rows else None
+
+
+def test_customer_360_has_one_row_per_live_contact_with_exact_ids(first_night):
+    ids = first_night.ids("customer_360")
+    assert "erased" not in ids
+    assert {"00017", "17"} <= ids
+    assert len(ids) == 16
+
+
+def test_spend_counts_completed_orders_and_guest_orders_by_email(first_night):
+    assert customer(first_night, "loyal")[:4] == (
+        Decimal("1100.00"),
+        Decimal("1100.00"),
+        "2025-11-11",
+        9,
+    )
+    assert customer(first_night, "guest_buyer")[:2] == (Decimal("1200.00"), Decimal("1200.00"))
+    # A refund that arrived later removes the purchase; the older one is the last.
+    assert customer(first_night, "lapsed_after_refund")[:3] == (
+        Decimal("40.00"),
+        Decimal("40.00"),
+        "2025-04-01",
+    )
+    # An email shared by two contacts attaches the guest order to neither.
+    assert customer(first_night, "twin_a")[0] == 0 and customer(first_night, "twin_b")[0] == 0
+    assert customer(first_night, "newbie") is None
+
+
+def test_out_of_range_birth_date_is_treated_as_missing(first_night):
+    assert customer(first_night, "bday_2091")[5] is None
+
+
+def test_cohorts_follow_the_rules(first_night):
+    # Cohorts list everyone who meets the rule; whether they may be mailed is decided apart.
+    assert first_night.ids("cohort_loyalty") == {
+        "loyal",
+        "guest_buyer",
+        "loyal_opted_out",
+        "loyal_bad_email",
+        "loyal_suppressed",
+        "erased",
+    }
+    assert first_night.ids("cohort_reactivation") == {"lapsed", "lapsed_after_refund"}
+    assert first_night.ids("cohort_birthday") == {"00017", "bday", "zoe"}
+
+
+def test_send_decisions_say_why_each_member_is_or_is_not_messaged(first_night):
+    decisions = dict(
+        ((campaign, contact), decision)
+        for campaign, contact, decision in first_night.query(
+            "select campaign, contact_id, decision from send_decisions"
+        )
+    )
+    assert decisions == {
+        ("loyalty", "loyal"): "send",
+        ("loyalty", "guest_buyer"): "send",
+        ("loyalty", "loyal_opted_out"): "opted_out",
+        ("loyalty", "loyal_bad_email"): "invalid_email",
+        ("loyalty", "loyal_suppressed"): "suppressed",
+        ("loyalty", "erased"): "deleted",
+        ("reactivation", "lapsed"): "send",
+        ("reactivation", "lapsed_after_refund"): "send",
+        ("birthday", "00017"): "send",
+        ("birthday", "bday"): "send",
+        ("birthday", "zoe"): "send",
+    }
+    # the erased contact is there by its identifier alone
+    assert first_night.query(
+        "select email, first_name, timezone from cohort_loyalty where contact_id = 'erased'"
+    ) == [(None, None, "UTC")]
+
+
+def test_each_member_gets_exactly_one_message_and_no_one_else_does(first_night):
+    sent = {
+        campaign: sorted(m["contact_id"] for m in first_night.outbox_lines(D, campaign))
+        for campaign in ("loyalty", "reactivation", "birthday")
+    }
+    assert sent == {
+        "loyalty": ["guest_buyer", "loyal"],
+        "reactivation": ["lapsed", "lapsed_after_refund"],
+        "birthday": ["00017", "bday", "zoe"],
+    }
+    everyone = [m["to"] for c in sent for m in first_night.outbox_lines(D, c)]
+    for never in ("loyal_opted_out", "not-an-email", "suppressed@example.com", "erased"):
+        assert not any(never in address for address in everyone)
+
+
+def test_messages_carry_template_and_personal_data_intact(first_night):
+    (zoe,) = [m for m in first_night.outbox_lines(D, "birthday") if m["contact_id"] == "zoe"]
+    assert zoe["to"] == "zoe@example.com"
+    assert zoe["to_name"] == "Zoë O'Brien Jr."  # SendGrid drops mail to names with a comma
+    assert zoe["template"] == "d-10000000000000000000000000000003"
+    assert zoe["data"] == {"first_name": "Zoë", "last_name": "O'Brien, Jr.", "birthday_on": D}
+    (guest,) = [
+        m for m in first_night.outbox_lines(D, "loyalty") if m["contact_id"] == "guest_buyer"
+    ]
+    assert guest["to"] == "guest.buyer@example.com"
+    assert guest["send_id"] and guest["campaign"] == "loyalty"
+
+
+def test_ledger_records_every_message_as_sent(first_night):
+    rows = first_night.query(
+        "select campaign, status, count(*) from nightjar.send_ledger group by all order by 1"
+    )
+    assert rows == [
+        ("birthday", "accepted", 3),
+        ("loyalty", "accepted", 2),
+        ("reactivation", "accepted", 2),
+    ]
+
+
+def test_web_visitor_is_stitched_to_the_contact_it_logged_in_as(first_night):
+    (row,) = first_night.query(
+        "select page_views_30d, cart_adds_7d_without_purchase, last_seen_at::varchar "
+        "from customer_360 where contact_id = 'loyal'"
+    )
+    # e1 (anonymous) and e4 are page views; e3 arrived twice and counts once.
+    assert row == (2, 1, "2025-11-20 11:00:00+00")
+
+
+def test_nights_in_sequence_send_only_new_occasions(workspace):
+    write_all(workspace.landing)
+    suppress(workspace.warehouse, "suppressed@example.com")
+    assert workspace.run(D) == 0
+    first = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "reactivation", "birthday")}
+
+    # Re-running the date sends nothing new.
+    assert workspace.run(D) == 0
+    assert {c: workspace.outbox_lines(D, c) for c in first} == first
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(7,)]
+
+    # The next night: only new occasions (a new loyalty entrant, a new birthday).
+    write_next_day(workspace.landing)
+    assert workspace.run(NEXT_DAY) == 0
+    assert [m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "loyalty")] == ["lapsed"]
+    assert [m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "birthday")] == [
+        "bday_tomorrow"
+    ]
+    assert workspace.outbox_lines(NEXT_DAY, "reactivation") == []
+
+    # Going back to D is a backfill now: it rebuilds the warehouse but sends nothing.
+    assert workspace.run(D) == 0
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(9,)]
+    assert workspace.ids("cohort_birthday") == {"00017", "bday", "zoe"}

@@ -1,0 +1,155 @@
+"""Issue 13, class 2: no row can hold a batch hostage.
+
+Fields are bounded from the landing to SendGrid; requests are sized by bytes as well as by
+personalizations; a message SendGrid refuses for itself, named or not, is set aside and the
+rest of its batch goes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from assets.shared.warehouse import connect, ensure_schema
+from senders.base import Message, batches
+from senders.delivery import Delivery, SendSummary
+from senders.ledger import Ledger
+from senders.sendgrid import MAX_REQUEST_BYTES, SendGridSender
+from tests.support.landing import contact, order, write_folder
+from tests.support.scenario import D, write_all
+from tests.support.sendgrid_server import SendGridTestServer
+
+API_KEY = "SG.test-key"
+DAY = dt.date.fromisoformat(D)
+
+
+@pytest.fixture
+def server():
+    with SendGridTestServer(api_key=API_KEY) as running:
+        yield running
+
+
+def message(n: int, **fields) -> Message:
+    base = Message(
+        send_id=f"send-{n}",
+        campaign="loyalty",
+        contact_id=f"c{n}",
+        occasion="2025-11-20",
+        to_email=f"person{n}@example.com",
+        to_name=f"Person {n}",
+        template_id="d-10000000000000000000000000000001",
+        subject="Thank you",
+        from_email="hello@shop.example.com",
+        from_name="Shop",
+        data={"first_name": f"Person {n}"},
+    )
+    return dataclasses.replace(base, **fields)
+
+
+def deliver(workspace, server, messages: list[Message]) -> tuple[SendSummary, dict[str, str]]:
+    """Send `messages` as a campaign's send would; (summary, ledger status per send_id)."""
+    sender = SendGridSender(API_KEY, server.url, base_delay=0.01)
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan(
+            [(m.send_id, m.campaign, m.contact_id, m.occasion, None, None) for m in messages],
+            DAY,
+            "sendgrid",
+        )
+        summary = SendSummary("loyalty", DAY, "sendgrid")
+        planned = list(
+            batches(messages, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes)
+        )
+        Delivery(sender, ledger, DAY, summary, withheld=lambda b: {}, settled=lambda b: True).run(
+            planned
+        )
+        statuses = dict(con.execute("select send_id, status from nightjar.send_ledger").fetchall())
+        suppressed = con.execute("select count(*) from nightjar.suppressions").fetchall()[0][0]
+    assert suppressed == 0, "a message refused for its content does not suppress its address"
+    return summary, statuses
+
+
+def test_monstrous_fields_landing_tonight_are_quarantined_and_everyone_else_is_messaged(
+    workspace, server, monkeypatch
+):
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    write_all(workspace.landing)
+    huge = [
+        # two loyal customers with 10 MB names: a 30 MB request, refused whole (413), before
+        contact("giant_a", first_name="A" * 10_000_000),
+        contact("giant_b", last_name="B" * 10_000_000),
+        # a 10 KB id overflows SendGrid's custom_args (10,000 bytes): a 400, before
+        contact("x" * 10_000),
+    ]
+    for day, row in zip(("2025-11-16", "2025-11-17", "2025-11-18"), huge, strict=True):
+        spend = order(f"o-{day}", row["contact_id"], f"{day}T10:00:00Z", "5000")
+        write_folder(workspace.landing, day, contacts=[row], orders=[spend])
+
+    assert workspace.run(D) == 0
+    assert server.rejected == []
+    sent = {
+        p["custom_args"]["contact_id"]: p for b in server.accepted for p in b["personalizations"]
+    }
+    # the giants are loyal customers, messaged without the names that could not be kept
+    assert {"giant_a", "giant_b", "loyal"} <= set(sent)
+    assert sent["giant_a"]["dynamic_template_data"]["first_name"] is None
+    assert max(len(c) for c in sent) <= 255
+    assert set(workspace.query("select column_name, rule, action from raw.quarantine")) == {
+        ("first_name", "at most 255 characters long", "value_removed"),
+        ("last_name", "at most 255 characters long", "value_removed"),
+        ("contact_id", "at most 255 characters long", "row_quarantined"),
+        ("email", "at most 254 characters long", "value_removed"),  # its x...x@example.com
+    }
+    # the quarantine shows a value's beginning, never megabytes of it
+    assert max(len(v) for (v,) in workspace.query("select value from raw.quarantine")) < 120
+
+
+def test_requests_are_sized_by_bytes_as_well_as_by_personalizations():
+    sender = SendGridSender(API_KEY, "http://127.0.0.1:9")
+    big = [message(n, data={"notes": "n" * (8 * 1024 * 1024)}) for n in range(5)]
+    small = [message(n) for n in range(5, 1005)]
+    split = list(batches(big + small, 1000, MAX_REQUEST_BYTES, sender.message_bytes))
+    assert sorted(len(b) for b in split) == [1, 4, 1000]  # two of 8 MB fit in 20 MB, not three
+    for batch in split:
+        assert len(sender.request_body(batch)["personalizations"]) <= 1000
+        assert sum(sender.message_bytes(m) for m in batch) <= MAX_REQUEST_BYTES
+
+
+def test_a_message_sendgrid_refuses_for_a_named_field_is_set_aside_alone(workspace, server):
+    messages = [message(n) for n in range(300)]
+    messages[117] = message(117, contact_id="c" * 10_000)  # custom_args over 10,000 bytes
+    summary, statuses = deliver(workspace, server, messages)
+    assert (summary.sent, summary.refused, summary.failed) == (299, 1, 0)
+    assert statuses.pop("send-117") == "refused"
+    assert set(statuses.values()) == {"accepted"}
+    assert len(server.accepted) == 1  # the rest went in the same request, sent again
+
+
+def test_a_message_too_big_for_any_request_is_set_aside_and_the_rest_goes(workspace, server):
+    messages = [message(n) for n in range(1000)]
+    messages[613] = message(613, data={"notes": "n" * (31 * 1024 * 1024)})  # SendGrid: 413
+    summary, statuses = deliver(workspace, server, messages)
+    assert (summary.sent, summary.refused, summary.failed) == (999, 1, 0)
+    assert statuses.pop("send-613") == "refused"
+    assert set(statuses.values()) == {"accepted"}
+    assert server.rejected == []  # never uploaded: no request may hold it
+
+
+def test_a_refusal_that_names_nothing_is_narrowed_down_by_halving(workspace, server):
+    server.fail_next(400)  # a reason SendGrid did not tie to a field, once
+    summary, statuses = deliver(workspace, server, [message(n) for n in range(1000)])
+    assert summary.ok and summary.sent == 1000
+    assert set(statuses.values()) == {"accepted"}
+    assert [len(b["personalizations"]) for b in server.accepted] == [500, 500]
+
+
+def test_a_fault_of_every_request_stops_halving_and_refuses_no_message_for_good(workspace, server):
+    server.fail_next(400, count=1000)
+    summary, statuses = deliver(workspace, server, [message(n) for n in range(1000)])
+    assert summary.refused == 0 and summary.failed == 1000
+    assert set(statuses.values()) == {"failed"}  # all sent again by the next run
+    assert len(server.rejected) <= 101  # the halving budget, not 2,000 requests

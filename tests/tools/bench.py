@@ -1,0 +1,388 @@
+"""`make bench`: how long a night takes at scale, against what DuckDB alone needs.
+
+For each scale it generates a landing once (cached outside the repository, in
+$NIGHTJAR_BENCH_CACHE or ~/.cache/nightjar-bench), loads the history into a fresh warehouse
+with `nightjar run` (as an operator would: its first night, which also sends to the whole
+cohorts), then times the nightly run of the one new day, a night in steady state:
+wall time split by stage (read from Dagster's step records and dbt's run results), peak
+memory of the whole process tree (Nightjar and its dbt subprocess), rows per second. It
+times the hand-written DuckDB script `tests/tools/bench_floor.sql`, which computes the same
+customer view and cohorts from the same raw tables, checks that both agree on every cohort's
+size, and prints the ratio. Last, it sends a cohort of 200,000 messages through the SendGrid
+sender to the local SendGrid-compatible server and through the outbox, ledger included.
+
+    python -m tests.tools.bench --scales S,M
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FLOOR_SQL = Path(__file__).with_name("bench_floor.sql")
+END = dt.date(2026, 11, 20)  # the new day; fixed, so that a cached landing is reused
+# contacts; orders and web events follow (about 10 and 50 each). XS: a quick smoke run.
+SCALES = {"XS": 10_000, "S": 100_000, "M": 1_000_000}
+COHORTS = ("cohort_birthday", "cohort_loyalty", "cohort_reactivation")
+STARTUP, DBT_STARTUP = "start-up (Python, Dagster)", "start-up (dbt)"
+STAGES = ("ingest", "dbt", "cohorts and decisions", "send", STARTUP, DBT_STARTUP)
+TARGETS = {
+    "nightly_s": 60.0,
+    "nightly_mb": 2048.0,
+    "history_s": 300.0,
+    "growth": 1.3,
+    "floor_ratio": 1.5,
+    "send_per_s": 10_000.0,
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NIGHTJAR_BENCH_CACHE") or Path.home() / ".cache/nightjar-bench")
+
+
+# -- measuring a process tree ----------------------------------------------------------------
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration, PermissionError):
+            continue
+    return total
+
+
+@dataclass
+class Measured:
+    wall: float
+    peak_mb: float
+    output: str
+
+
+def measure(command: list[str], env: dict[str, str]) -> Measured:
+    """Run a command; its wall time and the peak resident memory of its whole tree."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.05)
+        wall = time.monotonic() - started
+        out.seek(0)
+        output = out.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{output[-4000:]}")
+    return Measured(wall, peak / 1024, output)
+
+
+# -- the landing ----------------------------------------------------------------------------
+
+
+def landing(contacts: int, days: int) -> tuple[Path, dict[str, int]]:
+    """A landing of `days` days of history and one new day ending END, generated once."""
+    folder = cache_dir() / f"landing-c{contacts}-d{days}-{END}"
+    marker = folder / ".complete.json"
+    if not marker.exists():
+        print(f"  generating {contacts:,} contacts over {days + 1} days into {folder} ...")
+        command = [
+            *nightjar(), "generate", "--contacts", str(contacts), "--days", str(days + 1),
+            "--end", END.isoformat(), "--seed", "7", "--out", str(folder),
+        ]  # fmt: skip
+        subprocess.run(command, check=True, env=os.environ.copy())
+        marker.write_text(json.dumps(_rows_in(folder / END.isoformat())))
+    return folder, json.loads(marker.read_text())
+
+
+def _rows_in(folder: Path) -> dict[str, int]:
+    import polars as pl
+
+    return {
+        name: pl.scan_csv(folder / f"{name}.csv", infer_schema=False).select(pl.len()).collect()
+        .item()
+        for name in ("crm_contacts", "orders", "web_events")
+    }  # fmt: skip
+
+
+def nightjar() -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli"]
+
+
+# -- one scale --------------------------------------------------------------------------------
+
+
+@dataclass
+class Night:
+    wall: float
+    peak_mb: float
+    stages: dict[str, float] = field(default_factory=dict)
+    rows: int = 0
+
+
+def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, Night, Path]:
+    """The history load is the first night: it loads every folder up to the day before END,
+    builds, and sends to the whole cohorts. The nightly run then lands and runs END, as a
+    night in steady state: only new occasions are sent."""
+    source, new_rows = landing(contacts, days)
+    # The landing as the history load sees it: END's folder is not there yet (a landed later
+    # date would keep the history load from sending).
+    seen = work / "landing"
+    seen.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name != END.isoformat() and not entry.name.startswith("."):
+            (seen / entry.name).symlink_to(entry)
+    warehouse = work / "warehouse.duckdb"
+    env = {
+        **os.environ,
+        "NIGHTJAR_LANDING": str(seen),
+        "NIGHTJAR_WAREHOUSE": str(warehouse),
+        "NIGHTJAR_OUTBOX": str(work / "outbox"),
+        "DAGSTER_HOME": str(work / "dagster"),
+        "SENDGRID_API_KEY": "",
+        # The history load is a first night that sends to whole cohorts, as measured before.
+        "NIGHTJAR_FIRST_NIGHT": "send_backlog",
+    }
+    (work / "dagster").mkdir(parents=True, exist_ok=True)
+    before = END - dt.timedelta(days=1)
+    print(f"  loading {days} days of history ({contacts:,} contacts) ...")
+    loaded = measure([*nightjar(), "run", "--date", before.isoformat()], env)
+    history = Night(loaded.wall, loaded.peak_mb, stages=_stages(env, loaded.wall))
+    history.rows = _warehouse_rows(warehouse)
+    print(f"  the nightly run of {END} ...")
+    (seen / END.isoformat()).symlink_to(source / END.isoformat())
+    # The sample data plants 1% of birthdays on its last day (so that a demo has some): the
+    # send check would rightly hold that jump for a person to release, as here.
+    release = ["--approve", "cohort_size:cohort_birthday"]
+    ran = measure([*nightjar(), "run", "--date", END.isoformat(), *release], env)
+    night = Night(ran.wall, ran.peak_mb, _stages(env, ran.wall), sum(new_rows.values()))
+    return history, night, warehouse
+
+
+def _warehouse_rows(warehouse: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return sum(
+            con.execute(f"select count(*) from raw.{t}").fetchall()[0][0]
+            for t in ("crm_contacts", "orders", "web_events")
+        )
+
+
+def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
+    """The latest run's wall time by stage, from Dagster's step records and dbt's results.
+    The fixed start-up costs are stages of their own: Python and Dagster until the first
+    step, and dbt's (its process, parsing, connecting) beside the models' own times."""
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with DagsterInstance.get() as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = instance.get_run_step_stats(run.run_id)
+    steps = {s.step_key: s.end_time - s.start_time for s in stats}
+    stages = dict.fromkeys(STAGES, 0.0)
+    for key, seconds in steps.items():
+        if key.startswith("raw__"):
+            stages["ingest"] += seconds
+        elif key == "warehouse_models":
+            models = _dbt_model_seconds(run.run_id)
+            stages["dbt"] += models.get("other", 0.0)
+            stages["cohorts and decisions"] += models.get("cohorts", 0.0)
+            stages["cohorts and decisions"] += models.get("decisions", 0.0)
+            stages[DBT_STARTUP] += seconds - sum(models.values())
+        elif key == "send_checks":
+            stages["cohorts and decisions"] += seconds
+        elif key.startswith("send_"):
+            stages["send"] += seconds
+    stages[STARTUP] = wall - sum(steps.values())
+    return stages
+
+
+def _dbt_model_seconds(run_id: str) -> dict[str, float]:
+    """Seconds dbt spent per model folder (cohorts, decisions, ...) in this run's build; a
+    test counts with the model it tests."""
+    from models.manifest import load_manifest
+
+    # the night's dbt artifacts, kept as target/last_nightly (assets/warehouse/dbt_models.py)
+    targets = [REPO / "dbt_project" / "target" / "last_nightly" / "run_results.json"]
+    if not targets[-1].exists():
+        return {}
+    nodes = load_manifest()["nodes"]
+    folders: dict[str, float] = {}
+    for result in json.loads(targets[-1].read_text())["results"]:
+        node = nodes.get(result["unique_id"], {})
+        model = nodes.get(node.get("attached_node") or "", node)
+        fqn = model.get("fqn", [])
+        folder = "cohorts" if "cohorts" in fqn else "decisions" if "decisions" in fqn else "other"
+        folders[folder] = folders.get(folder, 0.0) + result["execution_time"]
+    return folders
+
+
+# -- the floor ------------------------------------------------------------------------------
+
+
+def floor(warehouse: Path) -> tuple[float, float, dict[str, int]]:
+    """(start-up s, SQL s, cohort sizes) of the hand-written DuckDB script, run in a fresh
+    process against a copy of the warehouse's raw tables (read-only)."""
+    command = [sys.executable, "-m", "tests.tools.bench", "--floor", str(warehouse)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["startup"], report["sql"], report["cohorts"]
+
+
+def floor_child(warehouse: str) -> None:
+    started = time.monotonic()
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"attach '{warehouse}' as w (read_only)")
+    startup = time.monotonic() - started
+    sql = FLOOR_SQL.read_text().replace("$as_of", f"date '{END.isoformat()}'")
+    began = time.monotonic()
+    for statement in (s for s in sql.split(";\n") if s.strip()):
+        con.execute(statement)
+    cohorts = dict(con.execute("select cohort, count(*) from cohorts group by 1").fetchall())
+    print(json.dumps({"startup": startup, "sql": time.monotonic() - began, "cohorts": cohorts}))
+
+
+def nightjar_cohorts(warehouse: Path) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            c: con.execute(f"select count(*) from main.{c} where as_of_date = ?", [END]).fetchall()[
+                0
+            ][0]
+            for c in COHORTS
+        }
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+def send_rate(messages: int, channel: str) -> float:
+    """Messages per second through a sender, ledger included, for one cohort."""
+    from tests.tools import chaos
+
+    with tempfile.TemporaryDirectory(prefix="nightjar-bench-send-") as tmp:
+        root = Path(tmp)
+        chaos.build_cohort(root, messages)
+        if channel == "sendgrid":
+            from tests.support.sendgrid_server import SendGridTestServer
+
+            with SendGridTestServer(chaos.API_KEY, record_bodies=False) as server:
+                return _timed_child(root, channel, server.url, messages)
+        return _timed_child(root, channel, None, messages)
+
+
+def _timed_child(root: Path, channel: str, url: str | None, messages: int) -> float:
+    from tests.tools import chaos
+
+    child = chaos._start_child(chaos._env(root, channel, url), channel)
+    out, err = child.communicate(timeout=3600)
+    if child.returncode != 0:
+        raise RuntimeError(f"the {channel} send failed:\n{err[-3000:]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    if report["sent"] != messages:
+        raise RuntimeError(f"the {channel} send sent {report['sent']} of {messages}")
+    return messages / report["seconds"]
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.tools.bench")
+    parser.add_argument("--scales", default="S,M")
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor:
+        floor_child(args.floor)
+        return 0
+    print(f"Nightjar bench on {os.cpu_count()} cores, {_memory_gb():.0f} GB; cache {cache_dir()}")
+    cache_dir().mkdir(parents=True, exist_ok=True)  # a fresh machine has none yet
+    lines = []
+    ok = True
+    for name in [s.strip() for s in args.scales.split(",") if s.strip()]:
+        contacts = SCALES[name]
+        print(f"scale {name}:")
+        with tempfile.TemporaryDirectory(prefix=f"nightjar-bench-{name}-", dir=cache_dir()) as tmp:
+            history, night, warehouse = run_history_and_night(contacts, 730, Path(tmp) / "long")
+            f_start, f_sql, f_cohorts = floor(warehouse)
+            ours = nightjar_cohorts(warehouse)
+            agree = all(f_cohorts.get(c, 0) == n for c, n in ours.items())
+            ok &= agree
+            _, short, _ = run_history_and_night(contacts, 73, Path(tmp) / "short")
+        table = _scale_lines(name, contacts, history, night, short, f_start, f_sql, ours, agree)
+        print("\n".join(table), flush=True)  # each scale as soon as it is measured
+        lines += table
+    print()
+    print("\n".join(lines))
+    if args.messages:
+        print()
+        for channel in ("sendgrid", "outbox"):
+            rate = send_rate(args.messages, channel)
+            mark = "ok" if rate >= TARGETS["send_per_s"] else "MISSED"
+            print(f"send {args.messages:,} via {channel:8}: {rate:>9,.0f} msg/s "
+                  f"(target >= {TARGETS['send_per_s']:,.0f})  {mark}")  # fmt: skip
+    return 0 if ok else 1
+
+
+def _scale_lines(name, contacts, history, night, short, f_start, f_sql, cohorts, agree):
+    def mark(good: bool) -> str:
+        return "ok" if good else "MISSED"
+
+    floor_total = f_start + f_sql
+    ratio = night.wall / floor_total
+    startups = night.stages[STARTUP] + night.stages[DBT_STARTUP]
+    work_ratio = (night.wall - startups) / max(f_sql, 1e-9)
+    growth = night.wall / short.wall
+    return [
+        f"== scale {name}: {contacts:,} contacts, {history.rows:,} raw rows after 730 days",
+        f"history load      {history.wall:8.1f} s  {history.rows / history.wall:>11,.0f} rows/s  "
+        f"peak {history.peak_mb:,.0f} MB   target <= {TARGETS['history_s']:.0f} s "
+        f"{mark(history.wall <= TARGETS['history_s'])}",
+        "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in history.stages.items()),
+        f"nightly run       {night.wall:8.1f} s  {night.rows / night.wall:>11,.0f} rows/s  "
+        f"peak {night.peak_mb:,.0f} MB   target <= {TARGETS['nightly_s']:.0f} s "
+        f"{mark(night.wall <= TARGETS['nightly_s'])}, <= {TARGETS['nightly_mb']:,.0f} MB "
+        f"{mark(night.peak_mb <= TARGETS['nightly_mb'])}",
+        *[f"  {stage:28} {seconds:8.1f} s" for stage, seconds in night.stages.items()],
+        f"after 73 days     {short.wall:8.1f} s  730/73 days {growth:.2f} x "
+        f"(target <= {TARGETS['growth']}) {mark(growth <= TARGETS['growth'])}",
+        "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in short.stages.items()),
+        f"DuckDB floor      {floor_total:8.1f} s  (start-up {f_start:.2f} s, SQL {f_sql:.1f} s)",
+        f"nightly / floor   {ratio:8.1f} x  (target <= {TARGETS['floor_ratio']}) "
+        f"{mark(ratio <= TARGETS['floor_ratio'])}; without either's start-up {work_ratio:.1f} x",
+        f"cohorts           {', '.join(f'{c} {n:,}' for c, n in cohorts.items())}; "
+        f"the floor agrees: {'yes' if agree else 'NO'}",
+    ]
+
+
+def _memory_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Reading and checking the landed files: every problem named with file, row, column, rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from models.extract_files import load_extract
+from models.extracts import EXTRACTS, ExtractError
+from models.landing import LandingFolder
+from tests.support.landing import (
+    CONTACT_COLUMNS,
+    ORDER_COLUMNS,
+    contact,
+    order,
+    write_csv,
+    write_folder,
+)
+
+
+def folder(landing, day="2025-11-20", **files) -> LandingFolder:
+    path = write_folder(landing, day, **files)
+    return LandingFolder(dt.date.fromisoformat(day), path)
+
+
+def load(landing_folder, extract):
+    return load_extract([landing_folder], EXTRACTS[extract], "USD").frame
+
+
+def load_strictly(landing_folder, extract):
+    """No row may be quarantined, so a one-row file shows its fault as an error."""
+    return load_extract([landing_folder], EXTRACTS[extract], "USD", max_bad_share=0).frame
+
+
+def test_bom_quotes_unicode_and_blank_values_are_read_as_the_contract_says(tmp_path):
+    f = folder(tmp_path)
+    text = (
+        "\ufeff" + ",".join(CONTACT_COLUMNS) + "\n"
+        'c1, Ann@Example.com ,"Zoë, ""Z""",,,us,,TRUE,2025-11-19T08:00:00+01:00,'
+        '2025-11-19T08:00:00,""\n'
+    )
+    (f.path / "crm_contacts.csv").write_text(text, encoding="utf-8")
+    row = load(f, "crm_contacts").row(0, named=True)
+    assert row["first_name"] == 'Zoë, "Z"'
+    assert row["email"] == "Ann@Example.com"  # trimmed; normalized later, in SQL
+    assert row["last_name"] is None and row["timezone"] is None
+    assert row["email_opt_in"] is True and row["is_deleted"] is False
+    assert row["created_at"] == dt.datetime(2025, 11, 19, 7, 0, tzinfo=dt.UTC)
+    assert row["updated_at"] == dt.datetime(2025, 11, 19, 8, 0, tzinfo=dt.UTC)  # no offset = UTC
+    assert (row["source_row"], row["business_date"]) == (1, dt.date(2025, 11, 20))
+
+
+def test_is_deleted_is_optional_and_defaults_to_false(tmp_path):
+    f = folder(tmp_path)
+    columns = [c for c in CONTACT_COLUMNS if c != "is_deleted"]
+    write_csv(f.path / "crm_contacts.csv", columns, [contact("c1")])
+    assert load(f, "crm_contacts")["is_deleted"].to_list() == [False]
+
+
+def test_an_empty_orders_file_loads_no_rows(tmp_path):
+    assert load(folder(tmp_path), "orders").height == 0
+
+
+def test_a_missing_column_names_the_file_and_the_column(tmp_path):
+    f = folder(tmp_path)
+    write_csv(f.path / "orders.csv", [c for c in ORDER_COLUMNS if c != "currency"], [])
+    with pytest.raises(ExtractError, match=r"orders\.csv: missing required column\(s\) currency"):
+        load(f, "orders")
+
+
+def test_one_bad_row_in_a_small_file_is_quarantined_not_fatal(tmp_path):
+    # A quiet day's changes: 0.5% of 20 rows is less than a row, yet one row may go aside.
+    orders = [order(f"o{i}", "c1", "2025-11-20T10:00:00Z", "10") for i in range(19)]
+    f = folder(tmp_path, orders=[*orders, order("o-bad", "c1", "2025-11-20T10:00:00Z", "-5")])
+    checked = load_extract([f], EXTRACTS["orders"], "USD")
+    assert checked.frame.height == 19
+    assert checked.quarantine.select("source_row", "column_name").rows() == [(20, "total_amount")]
+    with pytest.raises(ExtractError, match=r"1 of 20 rows \(5\.0%\); at most 0\.0%"):
+        load_extract([f], EXTRACTS["orders"], "USD", max_bad_share=0)
+
+
+def test_every_bad_row_is_reported_with_row_column_and_rule(tmp_path):
+    f = folder(
+        tmp_path,
+        orders=[
+            order("o1", "c1", "2025-11-20T10:00:00Z", "-5"),
+            order("o2", "c1", "yesterday", "10", status="shipped"),
+            order("o3", "c1", "2025-11-20T10:00:00Z", "10", currency="EUR"),
+        ],
+    )
+    with pytest.raises(ExtractError) as error:
+        load(f, "orders")
+    message = str(error.value)
+    assert (
+        "orders: too many rows break the extract contract (" in message
+        and "orders.csv: 3 of 3 rows (100.0%); at most 0.5% may be quarantined); nothing was "
+        "loaded."
+        in message
+    )
+    assert (
+        "orders.csv row 1, column total_amount: must be a decimal number ≥ 0 with at most "
+        "4 decimal places (value '-5')" in message
+    )
+    timestamp = "must be an ISO 8601 timestamp of the years 1900 to 9999 (value 'yesterday')"
+    assert f"orders.csv row 2, column ordered_at: {timestamp}" in message
+    assert f"row 2, column updated_at: {timestamp}" in message
+    assert (
+        "row 2, column status: must be one of completed, cancelled, refunded (value 'shipped')"
+        in message
+    )
+    assert "row 3, column currency: must be equal to the base currency USD (value 'EUR')" in message
+
+
+def test_a_key_twice_in_one_file_fails_the_file_naming_the_rows(tmp_path):
+    f = folder(
+        tmp_path,
+        orders=[
+            order("o1", "c1", "2025-11-20T10:00:00Z", "5"),
+            order("o2", "c1", "2025-11-20T10:00:00Z", "6"),
+            order("o1", "c1", "2025-11-20T11:00:00Z", "7"),
+        ],
+    )
+    with pytest.raises(ExtractError) as error:
+        load(f, "orders")
+    assert "orders: 1 order_id(s) appear more than once in one file; nothing was loaded" in str(
+        error.value
+    )
+    assert "orders.csv: order_id 'o1' on rows 1, 3" in str(error.value)
+
+
+def test_email_values_in_errors_are_masked(tmp_path):
+    f = folder(
+        tmp_path, contacts=[contact("c1", email="jane.doe@example.com", email_opt_in="maybe")]
+    )
+    with pytest.raises(ExtractError) as error:
+        load_strictly(f, "crm_contacts")
+    assert "email_opt_in: must be a boolean true/false/1/0 (value 'maybe')" in str(error.value)
+    assert "jane.doe" not in str(error.value)
+
+
+def test_a_29_february_birth_date_is_valid_and_30_february_is_not(tmp_path):
+    ok = folder(tmp_path, "2025-11-19", contacts=[contact("c1", birth_date="2000-02-29")])
+    assert load(ok, "crm_contacts")["birth_date"].to_list() == [dt.date(2000, 2, 29)]
+    bad = folder(tmp_path, "2025-11-20", contacts=[contact("c1", birth_date="2001-02-29")])
+    with pytest.raises(ExtractError, match="birth_date: must be a date YYYY-MM-DD"):
+        load_strictly(bad, "crm_contacts")
+
+
+def test_parquet_is_accepted_and_csv_wins_when_both_exist(tmp_path):
+    f = folder(tmp_path, orders=[order("from-csv", "c1", "2025-11-20T10:00:00Z", "10")])
+    pl.DataFrame(
+        {
+            "order_id": ["from-parquet"],
+            "contact_id": ["c1"],
+            "email": [None],
+            "ordered_at": [dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)],
+            "updated_at": [dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)],
+            "status": ["completed"],
+            "currency": ["USD"],
+            "total_amount": [12.5],
+        }
+    ).write_parquet(f.path / "orders.parquet")
+    assert load(f, "orders")["order_id"].to_list() == ["from-csv"]
+    (f.path / "orders.csv").unlink()
+    typed = load(f, "orders").row(0, named=True)
+    assert typed["order_id"] == "from-parquet"
+    assert typed["total_amount"] == Decimal("12.50")
+    assert typed["ordered_at"] == dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "web_events.csv").write_bytes("event_id\nd\xe9j\xe0\n".encode("latin-1"))
+    with pytest.raises(ExtractError, match=r"web_events\.csv: cannot be read as CSV"):
+        load(f, "web_events")
+
+
+def test_an_extract_file_missing_from_a_complete_folder_is_named(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "web_events.csv").unlink()
+    with pytest.raises(
+        ExtractError, match=r"no web_events\.csv .* although the folder is marked complete"
+    ):
+        load(f, "web_events")
+
+
+def test_parquet_booleans_and_timestamps_are_read_as_their_text(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "crm_contacts.csv").unlink()
+    pl.DataFrame(
+        {
+            "contact_id": ["c1", "c2"],
+            "email": ["a@example.com", None],
+            "first_name": ["Ann", None],
+            "last_name": [None, None],
+            "birth_date": [dt.date(2000, 2, 29), None],
+            "country": ["US", None],
+            "timezone": [None, None],
+            "email_opt_in": [True, False],
+            "created_at": [dt.datetime(2025, 1, 1, tzinfo=dt.UTC)] * 2,
+            "updated_at": [dt.datetime(2025, 1, 1, 12, 30)] * 2,  # no zone: UTC
+            "is_deleted": [False, None],
+        }
+    ).write_parquet(f.path / "crm_contacts.parquet")
+    rows = load(f, "crm_contacts").sort("contact_id").to_dicts()
+    assert [r["email_opt_in"] for r in rows] == [True, False]
+    assert [r["is_deleted"] for r in rows] == [False, False]
+    assert rows[0]["birth_date"] == dt.date(2000, 2, 29)
+    assert rows[0]["updated_at"] == dt.datetime(2025, 1, 1, 12, 30, tzinfo=dt.UTC)
+
+
+def test_amounts_keep_up_to_four_decimal_places_and_hour_offsets_parse(tmp_path):
+    f = folder(
+        tmp_path,
+        orders=[
+            order("o1", "c1", "2025-11-20T10:00:00+01", "12.345"),
+            order("o2", "c1", "2025-11-20T10:00:00Z", "0.0050"),
+        ],
+    )
+    rows = load(f, "orders").sort("order_id").to_dicts()
+    assert [r["total_amount"] for r in rows] == [Decimal("12.345"), Decimal("0.005")]
+    assert rows[0]["ordered_at"] == dt.datetime(2025, 11, 20, 9, tzinfo=dt.UTC)
+    rounded = folder(
+        tmp_path, "2025-11-21", orders=[order("o3", "c1", "2025-11-21T10:00:00Z", "1.23456")]
+    )
+    with pytest.raises(ExtractError, match="at most 4 decimal places"):
+        load_strictly(rounded, "orders")
+
+
+def test_a_malformed_csv_is_named_without_leaking_addresses(tmp_path):
+    f = folder(tmp_path)
+    header = ",".join(CONTACT_COLUMNS)
+    (f.path / "crm_contacts.csv").write_text(
+        f'{header}\nc1,"unterminated,x,y\nc2,jane.doe@example.com,Jane\n', encoding="utf-8"
+    )
+    with pytest.raises(ExtractError) as error:
+        load(f, "crm_contacts")
+    assert "crm_contacts.csv" in str(error.value)
+    assert "jane.doe@example.com" not in str(error.value)

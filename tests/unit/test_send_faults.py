@@ -1,0 +1,146 @@
+"""A campaign of several batches through faults: nothing left behind, nothing sent twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect, ensure_schema
+from models.campaigns import Campaign
+from models.settings import load_settings
+from senders.ledger import Ledger
+from senders.sendgrid import SendGridSender
+from senders.settlement import Settled, settle_in_flight
+from tests.support.decisions import decide_to_send_everyone
+from tests.support.landing import land_events
+from tests.support.sendgrid_server import SendGridTestServer
+
+DAY = "2025-11-20"
+CAMPAIGN = Campaign(
+    name="news",
+    cohort="cohort_news",
+    template_id="d-1",
+    subject="News",
+    from_email="hello@shop.example.com",
+    occasion_column="edition",
+)
+
+
+def cohort(workspace, size: int, bad: str | None = None) -> None:
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            """
+            create or replace table main.cohort_news as
+            select printf('C%05d', i) as contact_id,
+                   case when i = 3 and ? is not null then ? else printf('c%05d@example.com', i)
+                   end as email,
+                   'N' as first_name, 'M' as last_name, 'first' as edition, ?::date as as_of_date
+            from range(?) as t(i)
+            """,
+            [bad, bad, DAY, size],
+        )
+        decide_to_send_everyone(con, CAMPAIGN)
+
+
+def send(workspace, server):
+    settings = load_settings()
+    sender = SendGridSender("SG.key", server.url, base_delay=0.01)
+    return send_campaign(CAMPAIGN, dt.date.fromisoformat(DAY), settings, sender)
+
+
+def statuses(workspace) -> dict[str, int]:
+    return dict(workspace.query("select status, count(*) from nightjar.send_ledger group by 1"))
+
+
+def personalizations(server) -> list[str]:
+    return [p["custom_args"]["contact_id"] for b in server.accepted for p in b["personalizations"]]
+
+
+@pytest.fixture
+def events_to(workspace):
+    """SendGrid's processed events, landed as the webhook would, for every accepted mail."""
+
+    def post(message_id: str, body: dict) -> None:
+        land_events(
+            workspace.landing,
+            DAY,
+            [
+                {"event": "processed", "sg_event_id": f"{message_id}-{i}", "timestamp": 1,
+                 **p["custom_args"]}
+                for i, p in enumerate(body["personalizations"])
+            ],
+        )  # fmt: skip
+
+    return post
+
+
+def test_after_a_lost_answer_is_settled_the_rest_of_the_campaign_goes(
+    workspace, events_to, monkeypatch
+):
+    monkeypatch.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "5")
+    cohort(workspace, 2500)
+    with SendGridTestServer("SG.key", on_accept=events_to) as server:
+        server.drop_next(processed=True)
+        summary = send(workspace, server)
+    assert summary.ok and (summary.sent, summary.not_attempted) == (2500, 0)
+    assert statuses(workspace) == {"accepted": 2500}
+    assert len(personalizations(server)) == len(set(personalizations(server))) == 2500
+
+
+def test_without_events_a_lost_batch_stays_pending_and_the_rest_goes(workspace):
+    cohort(workspace, 2500)
+    with SendGridTestServer("SG.key") as server:
+        server.drop_next(processed=True)
+        summary = send(workspace, server)
+        assert not summary.ok
+        assert (summary.sent, summary.pending, summary.not_attempted) == (1500, 1000, 0)
+        # One request, one attempt: the lost answer is noted, not counted again.
+        assert workspace.query(
+            "select status, attempts, count(*) from nightjar.send_ledger group by all order by 1"
+        ) == [("accepted", 1, 1500), ("in_flight", 1, 1000)]
+
+
+def test_three_lost_answers_in_a_row_stop_the_send_and_the_rest_waits(workspace):
+    cohort(workspace, 4500)
+    with SendGridTestServer("SG.key") as server:
+        server.drop_next(3, processed=True)
+        summary = send(workspace, server)
+    assert (summary.sent, summary.pending, summary.not_attempted) == (0, 3000, 1500)
+    assert workspace.query(
+        "select status, count(*) from nightjar.send_ledger group by all order by 1"
+    ) == [("in_flight", 3000), ("planned", 1500)]
+
+
+def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
+    cohort(workspace, 5, bad="bad address@example.com")
+    with SendGridTestServer("SG.key") as server:
+        first = send(workspace, server)
+        second = send(workspace, server)
+    assert first.ok and (first.sent, first.refused) == (4, 1)
+    assert second.ok and second.sent == 0 and second.decisions["refused"] == 1
+    (error,) = workspace.query("select error from nightjar.send_ledger where status = 'refused'")
+    assert "address@example.com" not in error[0] and "***@example.com" in error[0]
+    assert len(server.rejected) == 1  # never asked again
+    # and no other campaign will try it: the address is on the suppression list from now on
+    assert workspace.query("select email, reason from nightjar.suppressions") == [
+        ("bad address@example.com", "refused")
+    ]
+
+
+def test_a_message_scheduled_for_later_is_not_given_up_before_its_send_time(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_SETTLE_GRACE_HOURS", "0")
+    monkeypatch.setenv("NIGHTJAR_UNSETTLED_POLICY", "resend")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan([("s1", "news", "c1", "first", None, later)], dt.date(2025, 11, 20),
+                    "sendgrid", "in_flight")  # fmt: skip
+        # SendGrid reports a scheduled message when it releases it: until then, no verdict.
+        assert settle_in_flight(ledger, load_settings()) == Settled(pending=1)
+        con.execute("update nightjar.send_ledger set send_at = now() - interval 1 minute")
+        assert settle_in_flight(ledger, load_settings()) == Settled(settled=1)
+        assert con.execute("select status from nightjar.send_ledger").fetchall() == [("failed",)]
