@@ -15,7 +15,8 @@ SUCCESS_MARKER = "_SUCCESS"
 EVENTS_FOLDER = "sendgrid_events"
 # The nights a state recorded, one date a line, kept in the landing: the one place every
 # installation of a Nightjar shares and backs up. Beside an empty state they say the state
-# was lost, or NIGHTJAR_STATE / NIGHTJAR_WAREHOUSE name the wrong file (assets/send_checks.py).
+# was lost, or NIGHTJAR_STATE / NIGHTJAR_WAREHOUSE name the wrong file
+# (assets/sends/first_night.py).
 NIGHTS_RECORDED = "_nightjar/nights_recorded"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # The earliest business date Nightjar runs (the extract contract's era).
