@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 manifest: install
-	$(BIN)/python -c "from assets.shared.dbt_project import ensure_manifest; ensure_manifest()"
+	$(BIN)/python -c "from models.manifest import ensure_manifest; ensure_manifest()"
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@

@@ -101,7 +101,7 @@ def test_dbt_tests_are_asset_checks_and_send_assets_describe_their_rule():
 def test_cohort_and_send_descriptions_state_the_thresholds_this_installation_applies(
     monkeypatch,
 ):
-    from pipelines import descriptions
+    from models import descriptions
     from pipelines.definitions import build_definitions
 
     monkeypatch.setenv(
