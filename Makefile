@@ -13,7 +13,7 @@ help:
 	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
 	@echo "make test   - lint, dbt unit tests and the test suite but its slow, browser and PostgreSQL parts"
 	@echo "make test-browser - Chromium reads the Dagster UI after the demo's two nights"
-	@echo "make test-slow - chaos (killed senders), webhook load, a long catch-up, hostile Dagster runs"
+	@echo "make test-slow - chaos (killed senders), webhook load, a long catch-up, hostile Dagster runs, lost states"
 	@echo "make test-postgres - the state on a real PostgreSQL server (Debian's postgresql)"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
@@ -41,7 +41,7 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 
 # Slower suites have targets of their own, each run by .ci/run.
 test: lint manifest
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 \
 		-m "not browser and not slow and not postgres"
 
 test-slow: manifest

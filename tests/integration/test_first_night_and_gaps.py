@@ -133,6 +133,7 @@ def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_la
     assert "--send-backlog applies to a first night only" in failures(result)
 
 
+@pytest.mark.slow  # a night or more after the first: make test-slow
 def test_a_first_night_that_failed_before_its_first_message_still_sends_its_backlog(
     production, monkeypatch
 ):
@@ -158,6 +159,7 @@ def test_a_first_night_that_failed_before_its_first_message_still_sends_its_back
     assert sent(production, D) == BACKLOG
 
 
+@pytest.mark.slow  # a night or more after the first: make test-slow
 def test_a_lost_state_mails_no_one_again_even_told_to_send_a_first_nights_backlog(
     production, monkeypatch, capsys
 ):

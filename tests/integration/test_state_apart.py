@@ -63,6 +63,7 @@ def test_deleting_the_warehouse_or_restoring_the_state_sends_nothing_twice(
         assert messages_per_contact(server) == sent  # and nothing is sent again
 
 
+@pytest.mark.slow  # a night or more after the first: make test-slow
 def test_a_lost_state_is_not_taken_for_a_first_night(workspace, monkeypatch, capsys):
     """SendGrid's events outlive the state: with them landed and the ledger empty, even an
     installation told to send a first night's backlog sends nothing and says the state is
@@ -163,6 +164,7 @@ def test_a_damaged_state_is_named_in_one_line_by_its_backup(workspace, tmp_path,
     assert "Restore the last good export" in line
 
 
+@pytest.mark.slow  # a night or more after the first: make test-slow
 def test_a_mistyped_warehouse_path_is_not_a_first_night(workspace, monkeypatch, capsys):
     """A new NIGHTJAR_WAREHOUSE brings a new, empty state beside it. Even with no SendGrid
     event landed yet and the first night's backlog still ordered in the environment, the
