@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
+import pytest
+
 from tests.support.landing import contact, order, write_folder
 from tests.support.reference_rules import stable_unit_hash
 
@@ -18,6 +20,7 @@ def decisions(workspace, campaign: str) -> dict[str, str]:
     )
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_a_reentry_within_the_cool_down_is_skipped_not_delayed(workspace):
     vip = contact("vip")
     write_folder(

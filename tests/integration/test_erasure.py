@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.landing import contact, event, land_events, order, write_folder
 from tests.support.scenario import HISTORY, NEXT_DAY, D, write_business_date, write_history
 
@@ -78,6 +80,7 @@ def test_an_erased_contacts_address_is_nowhere_after_the_next_run(workspace):
     assert json.dumps(kept)  # the scrubbed line is still one valid JSON object
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_an_erased_address_landing_again_is_scrubbed_and_stays_suppressed(workspace):
     write_history(workspace.landing)
     unsubscribed = {"event": "unsubscribe", "email": ADDRESS, "sg_event_id": "u1",

@@ -100,6 +100,7 @@ def test_a_past_date_rebuilds_whole_and_the_next_night_goes_on_from_it(nights):
     assert ws.query("select max(ordered_on) from build.int_orders_resolved")[0][0] > past
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_a_failed_build_is_read_again_by_the_next_night(workspace, dbt_fails_half_way):
     generate_landing(workspace.landing, contacts=150, days=4, end=END, seed=6)
     first, failed, last = (END - dt.timedelta(days=n) for n in (2, 1, 0))
