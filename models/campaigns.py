@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from models.dbt_vars import nearest_name, number_rule_broken
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
 OPTIONAL_KEYS = (
     "from_name",
@@ -39,6 +39,23 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One message of a journey (models/journeys.py): sent `wait_days` after the previous
+    step went; when its condition is false, its `else` step goes in its place, or none."""
+
+    name: str
+    position: int  # in the journey's sequence, from 1; an else step shares its step's
+    wait_days: int
+    template_id: str
+    subject: str
+    condition: str | None = None
+    else_step: str | None = None
+    template_data: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
+    in_sequence: bool = True  # False for a step only ever reached as another's `else`
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     cohort: str  # the dbt model (and DuckDB table) listing the members
@@ -55,19 +72,35 @@ class Campaign:
     holdout_share: float | None = None  # None: the dbt var holdout_share (default 0.1)
     send_hour: int | None = None  # None: the dbt var send_hour (default 10)
     variants: tuple[Variant, ...] = ()
+    steps: tuple[Step, ...] = ()  # a journey's; a one-shot campaign has none
+    journey: Any = None  # models.journeys.JourneyRules for a journey
+
+    @property
+    def is_journey(self) -> bool:
+        return self.journey is not None
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise CampaignConfigError(f"journey {self.name!r} has no step {name!r}")
+
+    def template_data_of(self, step: str | None) -> tuple[str, ...]:
+        return self.step(step).template_data if step else self.template_data
 
     @property
     def asset_name(self) -> str:
         return f"send_{self.name}"
 
-    def variant(self, name: str | None) -> Variant:
-        """The variant a message was assigned (the campaign itself when it has none)."""
-        for variant in self.variants:
+    def variant(self, name: str | None, step: str | None = None) -> Variant:
+        """The variant a message was assigned (the campaign, or its step, when it has none)."""
+        owner = self.step(step) if step else self
+        for variant in owner.variants:
             if variant.name == name:
                 return variant
         if name is not None:
             raise CampaignConfigError(f"campaign {self.name!r} has no variant {name!r}")
-        return Variant("", 1.0, self.template_id, self.subject)
+        return Variant("", 1.0, owner.template_id, owner.subject)
 
     def as_dbt_var(self) -> dict[str, Any]:
         """What send_decisions needs to know of the campaign (the dbt var `campaigns`)."""
@@ -80,11 +113,41 @@ class Campaign:
             "send_hour": self.send_hour,
             "cooldown_days": self.cooldown_days,
             "variants": [{"name": v.name, "weight": v.weight} for v in self.variants],
+            **(self._journey_var() if self.is_journey else {}),
+        }
+
+    def _journey_var(self) -> dict[str, Any]:
+        """What journey_progress needs: the steps and the rules, for SQL."""
+        rules = self.journey
+        return {
+            "kind": "journey",
+            "exit_when": rules.exit_when,
+            "exit_reason": rules.exit_reason,
+            "reentry_after_days": rules.reentry_after_days,
+            "newer_entry_exits": rules.newer_entry_exits,
+            "countries": list(rules.countries),
+            "max_late_days": rules.max_late_days,
+            "lookback_days": rules.lookback_days(self.steps),
+            "entry_columns": list(rules.entry_columns),
+            "steps": [
+                {
+                    "name": s.name,
+                    "position": s.position,
+                    "wait_days": s.wait_days,
+                    "condition": s.condition,
+                    "else_step": s.else_step,
+                    "in_sequence": s.in_sequence,
+                    "variants": [{"name": v.name, "weight": v.weight} for v in s.variants],
+                }
+                for s in self.steps
+            ],
         }
 
     def describe(self, dbt_vars: Mapping[str, Any]) -> str:
         """What a marketer needs to know, shown on the send asset, with the contact policy
         this installation applies (`dbt_vars`: models.descriptions.effective_vars)."""
+        if self.is_journey:
+            return self.journey.describe(self, dbt_vars)
         once = f"once per contact and {self.occasion_column}"
         cooldown = f", and not again within {self.cooldown_days} days" if self.cooldown_days else ""
         if self.variants:
@@ -106,9 +169,10 @@ class Campaign:
         ).strip()
 
 
-def _campaign_block(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def meta_block(node: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """A model's `meta.campaign` or `meta.journey` block, if it has one."""
     meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
-    return meta.get("campaign")
+    return meta.get(key)
 
 
 def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") -> Campaign:
@@ -118,15 +182,15 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
     missing = [key for key in REQUIRED_KEYS if not block.get(key)]
     if missing:
         raise CampaignConfigError(f"{where}: missing {', '.join(missing)}")
-    _refuse_unknown_keys(block, (*REQUIRED_KEYS, *OPTIONAL_KEYS), where)
-    if not _NAME.match(str(block["name"])):
+    refuse_unknown_keys(block, (*REQUIRED_KEYS, *OPTIONAL_KEYS), where)
+    if not NAME.match(str(block["name"])):
         raise CampaignConfigError(f"{where}.name: use lower-case letters, digits and _")
     for key in ("occasion_column", *block.get("template_data", ())):
         column = block["occasion_column"] if key == "occasion_column" else key
-        if not _NAME.match(str(column)):
+        if not NAME.match(str(column)):
             raise CampaignConfigError(f"{where}: {column!r} is not a plain column name")
-    cooldown = _number(block, "cooldown_days", where, int, 0, None) or 0
-    share = _number(block, "holdout_share", where, float, 0, 1)
+    cooldown = number(block, "cooldown_days", where, int, 0, None) or 0
+    share = number(block, "holdout_share", where, float, 0, 1)
     return Campaign(
         name=str(block["name"]),
         cohort=model,
@@ -139,14 +203,14 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         categories=tuple(str(c) for c in block.get("categories", ())),
         template_data=tuple(str(c) for c in block.get("template_data", ())),
         cohort_description=" ".join(str(description).split()),
-        priority=_number(block, "priority", where, int, None, None) or 0,
+        priority=number(block, "priority", where, int, None, None) or 0,
         holdout_share=share,
-        send_hour=_number(block, "send_hour", where, int, 0, 23),
-        variants=_variants(block, where),
+        send_hour=number(block, "send_hour", where, int, 0, 23),
+        variants=variants_of(block, where),
     )
 
 
-def _refuse_unknown_keys(block: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+def refuse_unknown_keys(block: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     """A misspelled key (holdout_shares) would leave the default in force without a word:
     refused, with the nearest known key."""
     unknown = sorted(set(map(str, block)) - set(known))
@@ -158,7 +222,7 @@ def _refuse_unknown_keys(block: Mapping[str, Any], known: tuple[str, ...], where
         raise CampaignConfigError(f"{where}: unknown key(s) {', '.join(named)}")
 
 
-def _number(block, key, where, kind, low, high):
+def number(block, key, where, kind, low, high):
     """block[key] as a whole number (kind int) or a number, within [low, high]; None if unset.
     These values reach SQL, so nothing but a number gets through."""
     value = block.get(key)
@@ -170,7 +234,7 @@ def _number(block, key, where, kind, low, high):
     return kind(value)
 
 
-def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
+def variants_of(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
     entries = block.get("variants") or ()
     if not isinstance(entries, list | tuple):
         raise CampaignConfigError(f"{where}.variants: must be a list of variants")
@@ -179,10 +243,10 @@ def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
         here = f"{where}.variants[{index}]"
         if not isinstance(entry, Mapping) or not entry.get("name"):
             raise CampaignConfigError(f"{here}: must be a mapping with a name")
-        _refuse_unknown_keys(entry, VARIANT_KEYS, here)
-        if not _NAME.match(str(entry["name"])):
+        refuse_unknown_keys(entry, VARIANT_KEYS, here)
+        if not NAME.match(str(entry["name"])):
             raise CampaignConfigError(f"{here}.name: use lower-case letters, digits and _")
-        weight = _number(entry, "weight", here, float, 0, None)
+        weight = number(entry, "weight", here, float, 0, None)
         if not weight:
             raise CampaignConfigError(f"{here}.weight: must be a number above 0")
         variants.append(
@@ -197,28 +261,3 @@ def _variants(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:
     if len(set(names)) != len(names):
         raise CampaignConfigError(f"{where}.variants: variant names must be unique")
     return tuple(variants)
-
-
-def campaigns_from_manifest(
-    manifest: Mapping[str, Any],
-    describe: Callable[[Mapping[str, Any]], str] | None = None,
-) -> list[Campaign]:
-    """Every campaign the dbt project declares, sorted by name; names must be unique.
-    `describe` renders a cohort model's description (with tonight's thresholds: see
-    models/descriptions.py); dbt's own rendering without it."""
-    campaigns: dict[str, Campaign] = {}
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") != "model":
-            continue
-        block = _campaign_block(node)
-        if block is None:
-            continue
-        description = describe(node) if describe else node.get("description", "")
-        campaign = parse_campaign(node["name"], block, description)
-        if campaign.name in campaigns:
-            raise CampaignConfigError(
-                f"campaign name {campaign.name!r} is declared by both "
-                f"{campaigns[campaign.name].cohort} and {campaign.cohort}"
-            )
-        campaigns[campaign.name] = campaign
-    return [campaigns[name] for name in sorted(campaigns)]

@@ -22,8 +22,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from models.campaigns import Campaign, campaigns_from_manifest
+from models.campaigns import Campaign
 from models.manifest import campaigns_var, load_manifest
+from models.programs import campaigns_from_manifest
 from models.settings import DBT_PROJECT_DIR, effective_dbt_vars, load_settings, project_vars
 
 # Not in a night's record of its vars: the campaigns are the send assets' own definitions,

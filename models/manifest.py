@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from models.campaigns import campaigns_from_manifest
+from models.programs import campaigns_from_manifest
 from models.settings import DBT_PROJECT_DIR
 
 _SOURCES = ("models", "macros", "tests", "dbt_project.yml")

@@ -41,7 +41,7 @@ STATE_TABLES = [
         "occasion go exactly once; send_decisions reads it for the frequency cap.",
     ),
     # In the group of the models that read them, so that the lineage reads left to right:
-    # ingest -> warehouse -> cohorts -> sends -> results.
+    # ingest -> warehouse -> cohorts -> journeys -> sends -> results.
     _state_table(
         "suppressions",
         "ingest",
@@ -59,6 +59,14 @@ STATE_TABLES = [
         "cohorts",
         "Each cohort's size on each date it was sent, even when empty: what the "
         "cohort_size send check compares tonight's cohort with.",
+    ),
+    _state_table(
+        "journey_instances",
+        "sends",
+        "One row per journey instance (journey, contact, occasion): when it entered, whether "
+        "it is in the control group (drawn once, at entry), active, finished or exited and "
+        "why, its last and next step. Written by each journey's send before any message "
+        "leaves; journey_progress reads it.",
     ),
     _state_table(
         "erasures",

@@ -48,8 +48,12 @@ def explain_contact(
         tables = _tables(con)
         published = None
         if ("main", "send_decisions") in tables:
-            published = con.execute("select max(as_of_date) from main.send_decisions").fetchall()
-            published = published[0][0]
+            # a night may decide nothing (no cohort member, no step due): its customer view
+            # still says which night `main` holds
+            published = con.execute(
+                "select coalesce((select max(as_of_date) from main.send_decisions), "
+                "(select max(as_of_date) from main.customer_360))"
+            ).fetchall()[0][0]
         if not _is_known(con, tables, contact_id):
             raise Unknown(
                 f"No contact {_id(contact_id)!r} in the warehouse: no loaded CRM extract has it "
@@ -189,7 +193,9 @@ def _explain_night(
     for name in sorted(set(by_name) | set(rows)):
         campaign, row = by_name.get(name), rows.get(name)
         cohort = row["cohort"] if row else campaign.cohort
-        if row is None and _in_cohort(con, tables, cohort, contact_id):
+        # a journey's entry model lists entries long past too: no step due is no decision
+        journey = _is_journey(campaign)
+        if row is None and not journey and _in_cohort(con, tables, cohort, contact_id):
             lines.append(f"  {name}: no decision")
             lines.append(
                 f"    cohort: in {cohort}, but send_decisions decided nothing for it: the "
@@ -197,6 +203,12 @@ def _explain_night(
             )
             continue
         if row is None:
+            if journey:
+                lines.append(f"  {name}: no step due")
+                lines += _journey_lines(con, tables, name, contact_id) or [
+                    f"    journey: never entered; {_rule(tables, cohort, campaign)}"
+                ]
+                continue
             lines.append(f"  {name}: not in the cohort")
             lines.append(f"    cohort: not in {cohort}; {_rule(tables, cohort, campaign)}")
             continue
@@ -207,14 +219,50 @@ def _explain_night(
         word, reason = outcome(row, cooldown, send_hour)
         lines += [
             f"  {name}: {word}",
-            f"    cohort: in {cohort} (occasion {row['occasion']})",
+            f"    cohort: in {cohort} (occasion {row.get('journey_occasion') or row['occasion']})",
             f"    reason: {reason}",
             f"    send_decisions: decision {row['decision']}, variant {row['variant'] or 'none'}, "
             f"send time {_time(row['send_at'])}",
             f"    ledger: {_ledger_line(row)}",
         ]
+        if journey:
+            lines.insert(len(lines) - 3, f"    step: {row['step']}")
+            lines += _journey_lines(con, tables, name, contact_id)
     if len(lines) == 1 + (profile is not None):
         lines.append("  no campaign is declared")
+    return lines
+
+
+def _is_journey(campaign: Any) -> bool:
+    return bool(getattr(campaign, "is_journey", False))
+
+
+def _journey_lines(
+    con: duckdb.DuckDBPyConnection, tables: set, journey: str, contact_id: str
+) -> list[str]:
+    """Where each of the contact's instances of the journey stands (nightjar.journey_instances,
+    as the latest night left it)."""
+    if ("nightjar", "journey_instances") not in tables:
+        return []
+    rows = con.execute(
+        """
+        select occasion, entered_on, status, end_reason, ended_on, last_step, last_step_on,
+               next_step, next_due_on, in_control_group
+        from nightjar.journey_instances where journey = ? and contact_id = ?
+        order by entered_on, occasion
+        """,
+        [journey, contact_id],
+    ).fetchall()
+    lines = []
+    for occasion, entered, status, reason, ended, last, last_on, following, due, control in rows:
+        done = f", last step {last} on {last_on}" if last else ""
+        state = {
+            "active": f"active{done}, next {following} due {due}",
+            "finished": f"finished on {ended}{done}",
+            "exited": f"exited on {ended} ({reason}){done}",
+        }.get(status, status)
+        group = " (control group)" if control else ""
+        lines.append(f"    journey: occasion {occasion}, entered {entered}{group}: {state}")
     return lines
 
 

@@ -142,9 +142,14 @@ def state_refusal(settings: Settings) -> str | None:
 def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int:
     """The night itself; `options`: the nightjar resource's run config."""
     # Lazy: Dagster and dbt's manifest load only once the date has been accepted.
+    from models.campaigns import CampaignConfigError
     from models.manifest import ensure_manifest
 
-    ensure_manifest()
+    try:
+        ensure_manifest()
+    except CampaignConfigError as error:  # a campaign's or journey's block: named, in one line
+        print(f"nightjar: {error}. Nothing was loaded or sent.", file=sys.stderr)
+        return EXIT_REFUSED
     # Lazy, for the same reason: the definitions are Dagster's.
     from pipelines.definitions import defs
     from pipelines.summary import print_summary, run_log

@@ -95,6 +95,7 @@ def _print_send(key: str, meta: dict) -> None:
     if meta.get("channel") == "dry run":
         members = meta.get("cohort size", 0)
         print(f"  {key}: would send {meta.get('sent', 0):,} of {members:,}{why}")
+        _print_steps(meta)
         for name, sample in sorted(meta.items()):
             if name.startswith("sample message"):
                 print("    " + sample.replace("\n", "\n    "))
@@ -113,13 +114,23 @@ def _print_send(key: str, meta: dict) -> None:
             if delivery.get(k)
         )
     )
+    _print_steps(meta)
+
+
+def _print_steps(meta: dict) -> None:
+    """A journey's decisions per step (assets/sends/campaigns.py: `steps tonight`)."""
+    table = meta.get("steps tonight")
+    if table and table.startswith("|"):
+        plain = re.sub(r"\\(.)", r"\1", str(table))  # markdown's escapes, for a terminal
+        print("    " + plain.replace("\n", "\n    "))
 
 
 def _print_results(metadata: dict[str, dict]) -> None:
     # chart_path only: the chart itself is a data URL of tens of kilobytes
     for key, meta in sorted(metadata.items()):
         if key.startswith("results_") and "summary" in meta:
-            print(f"  {key}: {meta['summary']} (chart: {meta['chart_path']})")
+            chart = f" (chart: {meta['chart_path']})" if meta.get("chart_path") else ""
+            print(f"  {key}: {meta['summary']}{chart}")
 
 
 def step_failure_message(event: DagsterEvent) -> str:

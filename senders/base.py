@@ -29,11 +29,25 @@ class Message:
     # The latest moment it may still leave (aware, UTC): the next quiet hours in the
     # contact's time zone. Past it, a provider would deliver at once, perhaps at night.
     deliver_by: dt.datetime | None = None
+    step: str | None = None  # a journey's step; `campaign` is then the journey's name
+
+    @property
+    def ledger_occasion(self) -> str:
+        """The ledger's key of the message: a journey's steps share their occasion."""
+        return f"{self.occasion}#{self.step}" if self.step else self.occasion
 
     @property
     def custom_args(self) -> dict[str, str]:
         # SendGrid echoes these in every event, which is how a send is traced back.
-        args = {"campaign": self.campaign, "contact_id": self.contact_id, "send_id": self.send_id}
+        args = {
+            "campaign": self.campaign,
+            "contact_id": self.contact_id,
+            "send_id": self.send_id,
+            "occasion": self.occasion,
+        }
+        if self.step:
+            args["journey"] = self.campaign
+            args["step"] = self.step
         if self.variant:
             args["variant"] = self.variant
         return args

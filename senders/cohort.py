@@ -65,14 +65,14 @@ def check_decisions_are_current(
     members, decided = con.execute(
         f"""
         select
-            (select count(*) from main."{campaign.cohort}"),
+            (select count(*) from {members_relation(campaign)}),
             (select count(*) from main.send_decisions where campaign = $campaign)
         """,
         {"campaign": campaign.name},
     ).fetchall()[0]
     if members != decided:
         raise DecisionsNotCurrent(
-            f"{campaign.cohort} has {members} member(s) but send_decisions decided "
+            f"{campaign.cohort} has {members} member(s) due but send_decisions decided "
             f"{decided} for {campaign.name}: the decisions were built from another version of "
             "the campaigns. Materialize the warehouse again (nightjar run) before sending."
         )
@@ -93,14 +93,30 @@ LEDGER_REASONS = {
 }
 
 
+def members_relation(campaign: Campaign) -> str:
+    """The rows send_decisions decided for `campaign`, as SQL: its cohort, or for a journey
+    the instances with a step due tonight (journey_progress)."""
+    if campaign.is_journey:
+        return (
+            "(select * from main.journey_progress "
+            f"where journey = '{campaign.name}' and step is not null)"
+        )
+    return f'main."{campaign.cohort}"'
+
+
 def cohort_decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFrame:
     """The cohort with each member's decision from send_decisions, and the ledger's status
     now: a message another run sent since the decisions were made never goes twice."""
+    same_instance = (
+        "and decisions.journey_occasion = cohort.occasion" if campaign.is_journey else ""
+    )
     frame = con.sql(
         f"""
         select
             cohort.*,
             decisions.occasion as nightjar_occasion,
+            decisions.step as nightjar_step,
+            decisions.journey_occasion as nightjar_journey_occasion,
             decisions.decision as nightjar_decision,
             decisions.variant as nightjar_variant,
             decisions.send_at as nightjar_send_at,
@@ -108,8 +124,8 @@ def cohort_decisions(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.D
             ledger.status as nightjar_ledger_status,
             decisions.ledger_status as nightjar_decided_status
         from main.send_decisions as decisions
-        inner join main."{campaign.cohort}" as cohort
-            on decisions.contact_id = cohort.contact_id
+        inner join {members_relation(campaign)} as cohort
+            on decisions.contact_id = cohort.contact_id {same_instance}
         left join nightjar.send_ledger as ledger
             on ledger.campaign = decisions.campaign
             and ledger.contact_id = decisions.contact_id

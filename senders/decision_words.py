@@ -18,6 +18,8 @@ from senders.ledger import WENT_OUT_STATUSES
 # send_decisions' decisions as a marketer reads them (metadata labels, previews, explain):
 # the reasons not to message first, in the order send_decisions applies them.
 DECISION_WORDS = {
+    "too_late": "too late",
+    "condition_not_met": "condition not met",
     "deleted": "deleted",
     "invalid_email": "invalid email",
     "opted_out": "opted out",
@@ -112,7 +114,8 @@ def _decision_rows_sql(ledger: str) -> str:
             limit $limit
         )
         select
-            d.campaign, d.cohort, d.contact_id, d.occasion, d.decision, d.variant, d.send_at,
+            d.campaign, d.cohort, d.contact_id, d.occasion, d.step, d.journey_occasion,
+            d.decision, d.variant, d.send_at,
             d.priority, d.messages_today, d.messages_7d,
             audience.email, audience.timezone,
             strftime(timezone(audience.timezone, d.send_at), '%Y-%m-%d %H:%M') as local_send_at,
@@ -144,6 +147,9 @@ def outcome(
     if decision == "holdout" and status == "baseline":
         decision = "baseline"  # the baseline night served the control group too
     reason = {
+        "too_late": "the journey's step was due more than its max_late_days before this "
+        "night (a night missed): skipped, the next step follows",
+        "condition_not_met": "the step's condition (and any else step's) was false: skipped",
         "deleted": "the contact was erased: never messaged again",
         "invalid_email": "the address on record is not a valid email address",
         "opted_out": "the contact has not opted in to email",

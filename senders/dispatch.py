@@ -24,6 +24,7 @@ from senders.cohort import (
 )
 from senders.decision_words import DECISION_WORDS
 from senders.delivery import Delivery, SendSummary
+from senders.journey_state import SKIPS, record_journey_state
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
 from senders.messages import build_message, ledger_rows
@@ -57,8 +58,11 @@ def send_decided(
     summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
     if sender.records_sends:
         # Before any message leaves: a crash mid-send must not make tomorrow's run see
-        # today's members as entering again.
-        record_membership(con, campaign, day)
+        # today's members as entering again, nor draw a journey's control group again.
+        if not campaign.is_journey or campaign.journey.records_membership:
+            record_membership(con, campaign, day)
+        if campaign.is_journey:
+            record_journey_state(con, campaign, day)
     _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
     messages = _plan_sends(ledger, campaign, candidates, day, sender.channel, summary)
     if log:
@@ -110,10 +114,13 @@ def _record_kept_decisions(
     open_ = pl.col("nightjar_ledger_status").is_null() | pl.col("nightjar_ledger_status").is_in(
         SENDABLE_STATUSES
     )
-    for decision, status, why in (
+    kept = [
         ("holdout", "held_out", "in the campaign's control group"),
         ("cooling_down", "skipped", f"due within {campaign.cooldown_days} days of another"),
-    ):
+        # a journey's step passed over: the next step's wait starts tonight
+        *((decision, "skipped", f"{decision}: {why}") for decision, why in SKIPS.items()),
+    ]
+    for decision, status, why in kept:
         rows = candidates.filter((pl.col("nightjar_decision") == decision) & open_)
         ledger.plan(ledger_rows(_messages(campaign, rows)), day, channel, status, why)
 
@@ -131,17 +138,22 @@ def _plan_sends(
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
     messages = _messages(campaign, rows)  # ordered by contact_id, as the query returns them
     for message in messages:
-        summary.samples.setdefault(message.variant or "", message)
+        label = ", ".join(
+            f"{kind} {name}"
+            for kind, name in (("step", message.step), ("variant", message.variant))
+            if name
+        )
+        summary.samples.setdefault(label, message)
     ledger.plan(ledger_rows(messages), day, channel)
     return messages
 
 
 def variant_batches(messages: Sequence[Message], sender: Sender) -> list[list[Message]]:
-    """The requests to make, in order: template_id belongs to a request, so each variant is
-    batched apart."""
-    by_variant: dict[str | None, list[Message]] = {}
+    """The requests to make, in order: template_id belongs to a request, so each variant (and
+    each journey step) is batched apart."""
+    by_variant: dict[tuple[str | None, str | None], list[Message]] = {}
     for message in messages:
-        by_variant.setdefault(message.variant, []).append(message)
+        by_variant.setdefault((message.step, message.variant), []).append(message)
     return [
         batch
         for group in by_variant.values()

@@ -62,6 +62,7 @@ LEDGER_COLUMNS = {
     "occasion": pl.String,
     "variant": pl.String,
     "send_at": pl.Datetime("us", "UTC"),
+    "step": pl.String,
 }
 
 
@@ -101,10 +102,12 @@ class Ledger:
         status: str = "planned",
         error: str | None = None,
     ) -> None:
-        """Record (send_id, campaign, contact_id, occasion, variant, send_at) as planned
+        """Record (send_id, campaign, contact_id, occasion, variant, send_at, step) as planned
         (before any request), skipped or held out. A row that exists already keeps its status
         unless it may be sent."""
-        frame = pl.DataFrame(list(rows), schema=LEDGER_COLUMNS, orient="row")
+        width = len(LEDGER_COLUMNS)  # a row without a step is a one-shot campaign's
+        rows = [(*row, *(None,) * (width - len(row))) for row in rows]
+        frame = pl.DataFrame(rows, schema=LEDGER_COLUMNS, orient="row")
         if frame.is_empty():
             return
         self.con.register("planned_rows", frame)
@@ -114,10 +117,10 @@ class Ledger:
                     """
                     insert into nightjar.send_ledger (
                         send_id, campaign, contact_id, occasion, business_date, channel, status,
-                        attempts, created_at, updated_at, variant, send_at
+                        attempts, created_at, updated_at, variant, send_at, step
                     )
                     select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0,
-                        now(), now(), variant, send_at
+                        now(), now(), variant, send_at, step
                     from planned_rows
                     on conflict (send_id) do update set
                         status = excluded.status, error = $error,

@@ -21,6 +21,10 @@ def _json_safe(value: Any) -> Any:
         return float(value)
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
+    if isinstance(value, list | tuple):  # a cart's items, say
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
     return value
 
 
@@ -33,13 +37,16 @@ def _display_name(row: dict[str, Any]) -> str | None:
 
 
 def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
-    occasion = row["nightjar_occasion"]
-    variant = campaign.variant(row.get("nightjar_variant"))
+    """The message of a row of the cohort (or of journey_progress, for a journey's step)."""
+    step = row.get("nightjar_step")
+    occasion = row["nightjar_journey_occasion"] if step else row["nightjar_occasion"]
+    variant = campaign.variant(row.get("nightjar_variant"), step)
     return Message(
-        send_id=send_id(campaign.name, row["contact_id"], occasion),
+        send_id=send_id(campaign.name, row["contact_id"], row["nightjar_occasion"]),
         campaign=campaign.name,
         contact_id=row["contact_id"],
         occasion=occasion,
+        step=step,
         to_email=row["email"] or "",
         to_name=_display_name(row),
         template_id=variant.template_id,
@@ -47,7 +54,7 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
         from_email=campaign.from_email,
         from_name=campaign.from_name,
         categories=campaign.categories,
-        data={column: _json_safe(row.get(column)) for column in campaign.template_data},
+        data={column: _json_safe(row.get(column)) for column in campaign.template_data_of(step)},
         variant=row.get("nightjar_variant"),
         send_at=row.get("nightjar_send_at"),
         deliver_by=row.get("nightjar_deliver_by"),
@@ -57,7 +64,8 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
 def ledger_rows(messages: Iterable[Message]) -> Iterator[tuple]:
     """The messages as Ledger.plan takes them."""
     return (
-        (m.send_id, m.campaign, m.contact_id, m.occasion, m.variant, m.send_at) for m in messages
+        (m.send_id, m.campaign, m.contact_id, m.ledger_occasion, m.variant, m.send_at, m.step)
+        for m in messages
     )
 
 
@@ -75,11 +83,12 @@ def render_sample(message: Message) -> str:
     data = json.dumps(masked, ensure_ascii=False, indent=2, sort_keys=True)
     variant = f" · variant {message.variant}" if message.variant else ""
     when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
+    step = f" · step {message.step}" if message.step else ""
     # Personal data stays inside the code block: its fence is longer than any run of
     # backticks a name could hold, so a name cannot close it and become markdown or HTML.
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", data)), default=0))
     return (
         f"**{message.subject}** (template `{message.template_id}`{variant})\n\n"
-        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{when}\n\n"
+        f"To: {mask_email(message.to_email)} · occasion {message.occasion}{step}{when}\n\n"
         f"{fence}json\n{data}\n{fence}"
     )

@@ -68,6 +68,7 @@ def _record(message: Message) -> dict:
         "campaign": message.campaign,
         "contact_id": message.contact_id,
         "occasion": message.occasion,
+        **({"journey": message.campaign, "step": message.step} if message.step else {}),
         "to": message.to_email,
         "to_name": message.to_name,
         "from": message.from_email,

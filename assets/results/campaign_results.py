@@ -17,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from assets.results.journey_report import by_step, first_steps, funnel, funnel_png, step_table
 from assets.results.report import (
     EMAIL_OUTCOMES,
     by_send_date,
@@ -68,6 +69,13 @@ def _description(campaign: Campaign, dbt_vars: dict) -> str:
         f"group and the control group (held out, never messaged). The lift is the "
         f"difference of the two, with its 95% confidence interval; the chart shows both "
         f"groups day by day."
+        + (
+            " For this journey the lift counts each instance once, at its first step (the "
+            "control group was drawn at entry and held out of every step); by_step gives "
+            "each step's figures, and the funnel chart entered → each step → converted."
+            if campaign.is_journey
+            else ""
+        )
     )
 
 
@@ -79,6 +87,18 @@ def _materialize(
     applied = effective_vars(settings.dbt_vars)
     window, days = applied["conversion_window_days"], applied["results_window_days"]
     outcomes = _outcomes(settings.warehouse, campaign, day)
+    if outcomes.is_empty():
+        # nothing sent or held out in the window: no figure to show, and no chart to draw
+        # (a chart costs a night about half a second, and most programs are quiet most nights)
+        summary = f"no message sent or held out in the last {days} days: no results yet"
+        context.log.info(f"{campaign.name}: {summary}")
+        empty = {"messaged": 0, "held_out": 0, "members_window_complete": 0}
+        return MaterializeResult(metadata={"summary": summary, **empty})
+    journey_metadata: dict = {}
+    if campaign.is_journey:
+        journey_metadata = _journey_results(settings, campaign, day, outcomes, days)
+        # the journey's lift, once per instance: its first step (assets/results/journey_report.py)
+        outcomes = outcomes.filter(pl.col("step").is_in(first_steps(campaign)))
     daily = by_send_date(outcomes)
     totals = _totals(daily)
     # Both groups of a send date have had the same days to buy, so "so far" compares like
@@ -101,9 +121,39 @@ def _materialize(
         **_counts(totals, window),
         "by_send_date": MetadataValue.md(markdown_table(daily)),
         **_chart(campaign, png, path),
+        **journey_metadata,
     }
     context.log.info(f"{campaign.name}: {metadata['summary']}; chart in {path}")
     return MaterializeResult(metadata=metadata)
+
+
+def _journey_results(
+    settings: Settings, journey: Campaign, day: dt.date, outcomes: pl.DataFrame, days: int
+) -> dict[str, Any]:
+    """Per step sent, delivered, opened, clicked and converted, and the funnel chart."""
+    steps = by_step(outcomes, journey)
+    with connect(settings.warehouse) as con:
+        (entered,) = con.execute(
+            """
+            select count(*) from nightjar.journey_instances
+            where journey = $journey and not in_control_group
+              and entered_on > $day - to_days($days) and entered_on <= $day
+              and coalesce(end_reason, '') <> 'baseline'
+            """,
+            {"journey": journey.name, "day": day, "days": days},
+        ).fetchall()[0]
+    messaged = outcomes.filter(pl.col("audience_group") == "messaged")
+    converted = messaged.filter(pl.col("has_converted"))["contact_id"].n_unique()
+    stages = funnel(entered, steps, converted)
+    png = funnel_png(journey.name, day, stages, days)
+    path = write_report(settings.reports, f"{journey.name}_funnel", day, png)
+    image = base64.b64encode(png).decode()
+    return {
+        "by_step": MetadataValue.md(step_table(steps)),
+        "funnel": MetadataValue.md(f"![{journey.name} funnel](data:image/png;base64,{image})"),
+        "funnel_path": MetadataValue.path(str(path)),
+        **{f"funnel: {name}": count for name, count in stages},
+    }
 
 
 def _outcomes(warehouse: Path, campaign: Campaign, day: dt.date) -> pl.DataFrame:

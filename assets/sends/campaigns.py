@@ -23,7 +23,7 @@ from assets.shared.partitions import (
     business_date,
     nightly_partitions,
 )
-from assets.shared.previews import send_preview
+from assets.shared.previews import markdown_table, send_preview
 from assets.shared.resources import NightjarResource
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema
@@ -33,8 +33,10 @@ from models.settings import Settings, effective_dbt_vars
 from senders.base import Sender
 from senders.channels import make_sender
 from senders.cohort import DecisionsNotCurrent, past_date_reason
+from senders.decision_words import DECISION_WORDS
 from senders.delivery import SendSummary
 from senders.dispatch import delivery_figures, send_decided, summary_figures
+from senders.journey_state import journey_figures
 from senders.lock import SendLockTimeout, send_lock
 from senders.messages import render_sample
 
@@ -65,8 +67,8 @@ def marketer_metadata(
     metadata = summary_figures(summary)
     if preview:
         metadata["preview"] = MetadataValue.md(preview)
-    for variant, sample in sorted(summary.samples.items()):
-        key = f"sample message, variant {variant}" if variant else "sample message"
+    for label, sample in sorted(summary.samples.items()):
+        key = f"sample message, {label}" if label else "sample message"
         metadata[key] = MetadataValue.md(render_sample(sample))
     metadata["channel"] = summary.channel
     metadata["delivery"] = MetadataValue.json(delivery_figures(summary))
@@ -83,6 +85,45 @@ def _preview(campaign: Campaign, settings: Settings, send_hour: int, log) -> str
     except duckdb.Error as error:  # a preview never fails a send
         log.warning(f"{campaign.name}: no preview of its members: {error}")
         return None
+
+
+def _journey_metadata(journey: Campaign, settings: Settings, day: dt.date, log) -> dict[str, Any]:
+    """A journey's night: entered, exited by reason, finished and still active (each plotted
+    night by night), and per step what was due and what became of it."""
+    try:
+        with connect(settings.warehouse) as con:
+            figures = journey_figures(con, journey, day)
+    except duckdb.Error as error:  # figures never fail a send
+        log.warning(f"{journey.name}: no journey figures: {error}")
+        return {}
+    metadata: dict[str, Any] = {
+        "entered": figures["entered"],
+        "exited": sum(figures["exited"].values()),
+        "finished": figures["finished"],
+        "still active": figures["still active"],
+    }
+    for reason, count in figures["exited"].items():
+        metadata[f"exited: {reason}"] = count
+    rows = [
+        (
+            step,
+            counts["due"],
+            counts.get("send", 0),
+            counts.get("holdout", 0),
+            ", ".join(
+                f"{DECISION_WORDS.get(d, d.replace('_', ' '))} {n}"
+                for d, n in sorted(counts.items())
+                if d not in ("due", "send", "holdout")
+            ),
+        )
+        for step, counts in figures["steps"].items()
+    ]
+    metadata["steps tonight"] = MetadataValue.md(
+        markdown_table(("step", "due", "sent", "held out", "not sent, by reason"), rows)
+        if rows
+        else "No step was due tonight."
+    )
+    return metadata
 
 
 def _require_send_checks(settings: Settings, day: dt.date) -> None:
@@ -122,6 +163,7 @@ def build_send_asset(campaign: Campaign):
         owners=OWNERS["sends"],
         deps=[
             AssetKey([campaign.cohort]),
+            *([AssetKey(["journey_progress"])] if campaign.is_journey else []),
             AssetKey(["send_decisions"]),
             AssetKey(["send_checks"]),
         ],
@@ -156,6 +198,8 @@ def build_send_asset(campaign: Campaign):
             None if summary.skipped_reason else _preview(campaign, settings, send_hour, context.log)
         )
         metadata = marketer_metadata(summary, preview, night)
+        if campaign.is_journey and not summary.skipped_reason:
+            metadata.update(_journey_metadata(campaign, settings, day, context.log))
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

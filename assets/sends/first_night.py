@@ -164,15 +164,20 @@ def record_baseline(con: duckdb.DuckDBPyConnection, campaigns: list[Campaign], d
         )
     rows = con.execute(
         """
-        select campaign, contact_id, occasion from main.send_decisions
+        select campaign, contact_id, occasion, step from main.send_decisions
         where decision <> 'deleted' and campaign in (select unnest($campaigns::varchar[]))
         """,
         {"campaigns": [c.name for c in campaigns]},
     ).fetchall()
     # No message, no channel, no variant, no send time. An occasion the ledger holds
-    # already (the baseline night run again) keeps its row.
+    # already (the baseline night run again) keeps its row. A journey step's baseline ends
+    # its instance (journey_progress: end_reason baseline).
     Ledger(con).plan(
-        ((send_id(*row), *row, None, None) for row in rows), day, "none", "baseline", BASELINE_NOTE
+        ((send_id(*row[:3]), *row[:3], None, None, row[3]) for row in rows),
+        day,
+        "none",
+        "baseline",
+        BASELINE_NOTE,
     )
     return len(rows)
 

@@ -6,7 +6,8 @@ and how a replica row meets PostgreSQL's row of the same key:
   (planned, failed) once it is anything else, nor in flight again once settled; the one
   legitimate way back, an unanswered request found unsent, is written through as it happens;
 - erasures: every erasure is kept, and its flags (suppressed, outbox and events scrubbed)
-  only ever turn true; approvals: the latest approval of a check wins;
+  only ever turn true; approvals: the latest approval of a check wins; journey_instances:
+  the row changed last wins;
 - cohort_membership, cohort_snapshots, night_metrics, suppressions: a replica that descends
   from PostgreSQL's current state (it synced it last, and no other sync changed PostgreSQL
   since) holds the newer truth: its membership of a cohort on a date replaces PostgreSQL's
@@ -67,6 +68,7 @@ TABLES = (
     Table("approvals", "business_date, check_name", "''", "latest"),
     Table("erasures", "contact_id, (coalesce(email_sha256, ''))", "''", "flags"),
     Table("suppressions", "email", "''", "insert"),
+    Table("journey_instances", "journey, contact_id, occasion", "journey", "latest"),
 )
 assert tuple(t.name for t in TABLES) == STATE_TABLES  # erasures before suppressions
 BY_NAME = {t.name: t for t in TABLES}
@@ -169,7 +171,8 @@ def merge(pg, table: Table, columns, staged: str, descendant: bool, groups: dict
         action = update(columns, table, differ, keys_too=False) if descendant else "do nothing"
         statements = [upsert(table, columns, staged, action)]
     elif table.merge == "latest":
-        condition = "excluded.approved_at > pg.approved_at"
+        changed_at = "approved_at" if table.name == "approvals" else "updated_at"
+        condition = f"excluded.{changed_at} > pg.{changed_at}"
         statements = [upsert(table, columns, staged, update(columns, table, condition))]
     elif table.merge == "flags":
         flags = ("was_suppressed", "outbox_scrubbed", "events_scrubbed")

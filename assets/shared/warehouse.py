@@ -89,9 +89,24 @@ create table if not exists nightjar.main.send_ledger (
     variant varchar, send_at timestamptz,
     unique (campaign, contact_id, occasion)
 );
--- ledgers made before A/B variants and send times
+-- ledgers made before A/B variants, send times and journeys
 alter table nightjar.main.send_ledger add column if not exists variant varchar;
 alter table nightjar.main.send_ledger add column if not exists send_at timestamptz;
+-- a journey's step; its occasion is then `<instance occasion>#<step>` (senders/messages.py)
+alter table nightjar.main.send_ledger add column if not exists step varchar;
+-- one row per journey instance (senders/journey_state.py): its entry, control group, where it
+-- stands and how it ended; which steps went is the ledger's
+create table if not exists nightjar.main.journey_instances (
+    journey varchar not null, contact_id varchar not null, occasion varchar not null,
+    entered_on date not null, entered_at timestamptz not null,
+    in_control_group boolean not null,
+    status varchar not null,  -- active, finished or exited
+    end_reason varchar, ended_on date,
+    steps_done integer not null, last_step varchar, last_step_on date,
+    next_step varchar, next_due_on date,
+    updated_at timestamptz not null,
+    primary key (journey, contact_id, occasion)
+);
 create table if not exists nightjar.main.cohort_membership (
     cohort varchar not null, business_date date not null, contact_id varchar not null,
     entered_on date not null,
@@ -145,7 +160,7 @@ STATE_CATALOG = "nightjar"
 # Nightjar's state tables, as the warehouse held them before they had a file of their own.
 STATE_TABLES = (
     "send_ledger", "cohort_membership", "cohort_snapshots", "night_metrics", "approvals",
-    "erasures", "suppressions",
+    "erasures", "suppressions", "journey_instances",
 )  # fmt: skip
 
 

@@ -43,9 +43,9 @@ from assets.warehouse.publish import (
     published_models,
     unpublished_models,
 )
-from models.campaigns import campaigns_from_manifest
 from models.descriptions import current_vars, describe_model, vars_record
 from models.manifest import campaigns_var, load_manifest
+from models.programs import campaigns_from_manifest
 from models.settings import Settings, effective_dbt_vars
 
 

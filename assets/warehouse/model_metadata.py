@@ -107,10 +107,16 @@ def cohort_preview(con: duckdb.DuckDBPyConnection, campaign: Campaign, compared:
         if compared and cohort in tables_in(con, PUBLISHED_SCHEMA)
         else ("true" if compared else "null")
     )
+    # a journey's entry model names its contacts only: their address is the customer view's
+    email = (
+        f"(select c.email from {BUILD_SCHEMA}.customer_360 as c where c.contact_id = t.contact_id)"
+        if campaign.is_journey
+        else "email"
+    )
     rows = con.execute(
         f"""
-        select contact_id, email, cast("{occasion}" as varchar), {new}, count(*) over ()
-        from {BUILD_SCHEMA}."{cohort}"
+        select contact_id, {email}, cast("{occasion}" as varchar), {new}, count(*) over ()
+        from {BUILD_SCHEMA}."{cohort}" as t
         order by contact_id
         limit {PREVIEW_ROWS}
         """

@@ -7,8 +7,8 @@ from tests.support.corpus import CASES, good_folder
 from tests.support.landing import contact, order, write_folder
 
 YESTERDAY, TODAY = "2025-11-19", "2025-11-20"
-KEPT_TABLES = ("customer_360", "cohort_loyalty", "cohort_reactivation", "cohort_birthday",
-               "send_decisions", "nightjar.send_ledger")  # fmt: skip
+KEPT_TABLES = ("customer_360", "cohort_loyalty", "journey_winback", "cohort_birthday",
+               "send_decisions", "nightjar.send_ledger", "nightjar.journey_instances")  # fmt: skip
 
 
 def snapshot(workspace) -> dict[str, list]:

@@ -35,7 +35,7 @@ models:
     config:
       meta:
         campaign:
-          name: vip
+          name: vip_club
           template_id: d-20000000000000000000000000000001
           subject: Welcome to the VIP club
           from_email: vip@shop.example.com
@@ -50,6 +50,7 @@ models:
 """
 
 
+@pytest.mark.slow  # a night end to end: make test-slow keeps make test within ten minutes
 def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_path):
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -76,10 +77,10 @@ def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_pat
     # The highest priority of the day: loyal and guest_buyer get the VIP welcome instead of
     # the loyalty message; the unmailable big spenders are there with their reasons.
     assert (
-        "send_vip: 3 sent via outbox; not messaged: 1 deleted, 1 invalid_email, 1 opted_out, "
+        "send_vip_club: 3 sent via outbox; not messaged: 1 deleted, 1 invalid_email, 1 opted_out, "
         "1 suppressed" in completed.stdout
     )
-    vip = workspace.outbox_lines(D, "vip")
+    vip = workspace.outbox_lines(D, "vip_club")
     assert sorted(m["contact_id"] for m in vip) == ["guest_buyer", "loyal", "spent_exactly_1000"]
     assert workspace.outbox_lines(D, "loyalty") == []
     assert vip[0]["data"].keys() == {"first_name", "total_spend"}
@@ -87,12 +88,14 @@ def test_an_extra_cohort_gets_its_own_send_asset_and_messages(workspace, tmp_pat
     templates = {"gold": "d-20000000000000000000000000000001",
                  "black": "d-20000000000000000000000000000002"}  # fmt: skip
     for message in vip:
-        draw = stable_unit_hash("vip", message["contact_id"], "nightjar", "variant")
+        draw = stable_unit_hash("vip_club", message["contact_id"], "nightjar", "variant")
         assert message["variant"] == ("gold" if draw < 0.25 else "black")
         assert message["template"] == templates[message["variant"]]
     assert {m["variant"] for m in vip} == {"gold", "black"}
     assert sorted(
-        workspace.query("select contact_id, variant from nightjar.send_ledger where campaign='vip'")
+        workspace.query(
+            "select contact_id, variant from nightjar.send_ledger where campaign = 'vip_club'"
+        )
     ) == sorted((m["contact_id"], m["variant"]) for m in vip)
 
 

@@ -26,22 +26,27 @@ def test_definitions_load_with_groups_from_extracts_to_results():
     }
     assert {k for k, g in groups.items() if g == "cohorts"} == {
         "cohort_loyalty",
-        "cohort_reactivation",
         "cohort_birthday",
     }
+    journeys = (
+        "welcome", "abandoned_cart", "winback", "vip", "first_order_anniversary",
+        "first_purchase_followup",
+    )  # fmt: skip
+    assert {k for k, g in groups.items() if g == "journeys"} == {f"journey_{j}" for j in journeys}
     assert {k for k, g in groups.items() if g == "sends"} == {
+        "journey_progress",
         "int_campaign_members_unioned",
         "send_decisions",
         "send_checks",
         "send_loyalty",
-        "send_reactivation",
         "send_birthday",
+        *(f"send_{j}" for j in journeys),
     }
     assert {k for k, g in groups.items() if g == "results"} == {
         "campaign_outcomes",
         "results_loyalty",
-        "results_reactivation",
         "results_birthday",
+        *(f"results_{j}" for j in journeys),
     }
     assert groups["customer_360"] == "warehouse"
 
@@ -49,7 +54,7 @@ def test_definitions_load_with_groups_from_extracts_to_results():
 def test_the_groups_read_in_order_every_edge_goes_forward():
     from pipelines.definitions import defs
 
-    order = ["ingest", "warehouse", "cohorts", "sends", "results"]
+    order = ["ingest", "warehouse", "cohorts", "journeys", "sends", "results"]
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -65,13 +70,17 @@ def test_lineage_runs_from_each_extract_to_each_send_and_its_results():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    for campaign in ("loyalty", "reactivation", "birthday"):
+    for campaign, cohort in (
+        ("loyalty", "cohort_loyalty"),
+        ("winback", "journey_winback"),
+        ("birthday", "cohort_birthday"),
+    ):
         upstream = _ancestors(graph, AssetKey(f"send_{campaign}"))
         assert {AssetKey(["raw", e]) for e in ("crm_contacts", "orders", "web_events")} <= set(
             upstream
         )
         assert {AssetKey("customer_360"), AssetKey("send_decisions")} <= upstream
-        assert AssetKey(f"cohort_{campaign}") in _ancestors(graph, AssetKey("send_decisions"))
+        assert AssetKey(cohort) in _ancestors(graph, AssetKey("send_decisions"))
         results = _ancestors(graph, AssetKey(f"results_{campaign}"))
         assert {AssetKey(f"send_{campaign}"), AssetKey("campaign_outcomes")} <= results
         assert AssetKey(["raw", "sendgrid_events"]) in results

@@ -48,9 +48,9 @@ def test_unsubscribes_and_bounces_suppress_and_engagement_is_counted(workspace):
     assert workspace.query(
         "select campaign, contact_id, decision from send_decisions "
         "where contact_id in ('zoe', 'lapsed') order by 1"
-    ) == [("birthday", "zoe", "suppressed"), ("reactivation", "lapsed", "suppressed")]
+    ) == [("birthday", "zoe", "suppressed"), ("winback", "lapsed", "suppressed")]
     sent_to = {
-        m["contact_id"] for c in ("birthday", "reactivation") for m in workspace.outbox_lines(D, c)
+        m["contact_id"] for c in ("birthday", "winback") for m in workspace.outbox_lines(D, c)
     }
     assert {"zoe", "lapsed"}.isdisjoint(sent_to)
     engagement = dict(

@@ -66,7 +66,10 @@ def test_cohorts_follow_the_rules(first_night):
         "loyal_suppressed",
         "erased",
     }
-    assert first_night.ids("cohort_reactivation") == {"lapsed", "lapsed_after_refund"}
+    # win-back's entry model: one row per lapse, named by its last purchase date
+    assert first_night.query(
+        "select contact_id, occasion::varchar from journey_winback order by contact_id"
+    ) == [("lapsed", "2025-05-01"), ("lapsed_after_refund", "2025-04-01")]
     assert first_night.ids("cohort_birthday") == {"00017", "bday", "zoe"}
 
 
@@ -84,12 +87,28 @@ def test_send_decisions_say_why_each_member_is_or_is_not_messaged(first_night):
         ("loyalty", "loyal_bad_email"): "invalid_email",
         ("loyalty", "loyal_suppressed"): "suppressed",
         ("loyalty", "erased"): "deleted",
-        ("reactivation", "lapsed"): "send",
-        ("reactivation", "lapsed_after_refund"): "send",
+        ("winback", "lapsed"): "send",
+        ("winback", "lapsed_after_refund"): "send",
         ("birthday", "00017"): "send",
         ("birthday", "bday"): "send",
         ("birthday", "zoe"): "send",
+        # `loyal` is a Champion and enters vip, but loyalty (200) outranks vip (180) tonight
+        ("vip", "loyal"): "lower_priority",
     }
+    # a journey's decision names its step and its instance's occasion
+    assert first_night.query(
+        "select contact_id, occasion, step, journey_occasion, cohort from send_decisions "
+        "where campaign = 'winback' order by contact_id"
+    ) == [
+        ("lapsed", "2025-05-01#winback_1", "winback_1", "2025-05-01", "journey_winback"),
+        (
+            "lapsed_after_refund",
+            "2025-04-01#winback_1",
+            "winback_1",
+            "2025-04-01",
+            "journey_winback",
+        ),
+    ]
     # the erased contact is there by its identifier alone
     assert first_night.query(
         "select email, first_name, timezone from cohort_loyalty where contact_id = 'erased'"
@@ -99,13 +118,19 @@ def test_send_decisions_say_why_each_member_is_or_is_not_messaged(first_night):
 def test_each_member_gets_exactly_one_message_and_no_one_else_does(first_night):
     sent = {
         campaign: sorted(m["contact_id"] for m in first_night.outbox_lines(D, campaign))
-        for campaign in ("loyalty", "reactivation", "birthday")
+        for campaign in ("loyalty", "winback", "birthday")
     }
     assert sent == {
         "loyalty": ["guest_buyer", "loyal"],
-        "reactivation": ["lapsed", "lapsed_after_refund"],
+        "winback": ["lapsed", "lapsed_after_refund"],
         "birthday": ["00017", "bday", "zoe"],
     }
+    # no other campaign or journey sent anything
+    assert sorted(p.name for p in (first_night.outbox / D).iterdir()) == [
+        "birthday.jsonl",
+        "loyalty.jsonl",
+        "winback.jsonl",
+    ]
     everyone = [m["to"] for c in sent for m in first_night.outbox_lines(D, c)]
     for never in ("loyal_opted_out", "not-an-email", "suppressed@example.com", "erased"):
         assert not any(never in address for address in everyone)
@@ -122,6 +147,14 @@ def test_messages_carry_template_and_personal_data_intact(first_night):
     ]
     assert guest["to"] == "guest.buyer@example.com"
     assert guest["send_id"] and guest["campaign"] == "loyalty"
+    (lapsed,) = [m for m in first_night.outbox_lines(D, "winback") if m["contact_id"] == "lapsed"]
+    assert (lapsed["campaign"], lapsed["journey"], lapsed["step"], lapsed["occasion"]) == (
+        "winback",
+        "winback",
+        "winback_1",
+        "2025-05-01",
+    )
+    assert lapsed["data"]["last_purchase_date"] == "2025-05-01"
 
 
 def test_ledger_records_every_message_as_sent(first_night):
@@ -131,7 +164,14 @@ def test_ledger_records_every_message_as_sent(first_night):
     assert rows == [
         ("birthday", "accepted", 3),
         ("loyalty", "accepted", 2),
-        ("reactivation", "accepted", 2),
+        ("winback", "accepted", 2),
+    ]
+    assert first_night.query(
+        "select contact_id, occasion, step from nightjar.send_ledger "
+        "where campaign = 'winback' order by contact_id"
+    ) == [
+        ("lapsed", "2025-05-01#winback_1", "winback_1"),
+        ("lapsed_after_refund", "2025-04-01#winback_1", "winback_1"),
     ]
 
 
@@ -144,27 +184,30 @@ def test_web_visitor_is_stitched_to_the_contact_it_logged_in_as(first_night):
     assert row == (2, 1, "2025-11-20 11:00:00+00")
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_nights_in_sequence_send_only_new_occasions(workspace):
     write_all(workspace.landing)
     suppress(workspace.warehouse, "suppressed@example.com")
     assert workspace.run(D) == 0
-    first = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "reactivation", "birthday")}
+    first = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "winback", "birthday")}
 
     # Re-running the date sends nothing new.
     assert workspace.run(D) == 0
     assert {c: workspace.outbox_lines(D, c) for c in first} == first
     assert workspace.query("select count(*) from nightjar.send_ledger") == [(7,)]
 
-    # The next night: only new occasions (a new loyalty entrant, a new birthday).
+    # The next night: only new occasions (a new loyalty entrant, a new birthday), and the
+    # vip message `loyal` was held back for on D (loyalty outranked it), due until it goes.
     write_next_day(workspace.landing)
     assert workspace.run(NEXT_DAY) == 0
     assert [m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "loyalty")] == ["lapsed"]
     assert [m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "birthday")] == [
         "bday_tomorrow"
     ]
-    assert workspace.outbox_lines(NEXT_DAY, "reactivation") == []
+    assert [m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "vip")] == ["loyal"]
+    assert workspace.outbox_lines(NEXT_DAY, "winback") == []
 
     # Going back to D is a backfill now: it rebuilds the warehouse but sends nothing.
     assert workspace.run(D) == 0
-    assert workspace.query("select count(*) from nightjar.send_ledger") == [(9,)]
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(10,)]
     assert workspace.ids("cohort_birthday") == {"00017", "bday", "zoe"}

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_erasure import occurrences
 from tests.support.landing import contact, land_events, order, write_folder
 from tests.support.scenario import HISTORY, NEXT_DAY, D
@@ -72,6 +74,7 @@ def events_in(landing: Path, day: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow  # a night end to end: make test-slow keeps make test within ten minutes
 def test_no_file_nightjar_wrote_holds_an_erased_person_after_the_night(workspace):
     write_history(workspace.landing)
     land_events(

@@ -11,11 +11,18 @@ from models.freshness import lateness
 from tests.support.landing import contact, write_folder
 from tests.support.scenario import NEXT_DAY, D, suppress, write_all, write_next_day
 
-CAMPAIGNS = ("loyalty", "reactivation", "birthday")
-# Every current member of the planted landing's cohorts: what a first night's backlog sends.
+# The campaigns and the journeys (docs/contract.md §15): what may send on a night.
+CAMPAIGNS = (
+    "loyalty", "birthday", "welcome", "abandoned_cart", "winback", "vip",
+    "first_order_anniversary", "first_purchase_followup",
+)  # fmt: skip
+NOTHING = {c: [] for c in CAMPAIGNS}
+# Every current member of the planted landing's cohorts and journeys' first steps: what a
+# first night's backlog sends (`loyal` enters vip too, but loyalty outranks it that night).
 BACKLOG = {
+    **NOTHING,
     "loyalty": ["guest_buyer", "loyal"],
-    "reactivation": ["lapsed", "lapsed_after_refund"],
+    "winback": ["lapsed", "lapsed_after_refund"],
     "birthday": ["00017", "bday", "zoe"],
 }
 
@@ -46,6 +53,7 @@ def failures(result) -> str:
     )
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_new_occasions(
     production, capsys
 ):
@@ -60,7 +68,7 @@ def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_n
     assert production.query("select count(*) from nightjar.cohort_membership") == [(0,)]
     assert production.query("select count(*) from nightjar.night_metrics") == [(0,)]
     # the warehouse is built and published all the same
-    assert production.ids("cohort_reactivation") == {"lapsed", "lapsed_after_refund"}
+    assert production.ids("journey_winback") == {"lapsed", "lapsed_after_refund"}
     # A dry run warns of it, and goes on counting what --send-backlog would send.
     result = production.run_with(D, dry_run=True)
     assert result.success, failures(result)
@@ -76,7 +84,7 @@ def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_n
     # night sends only new occasions.
     result = production.run_with(D, baseline=True)
     assert result.success, failures(result)
-    assert sent(production, D) == {c: [] for c in CAMPAIGNS}
+    assert sent(production, D) == NOTHING
     ledger = production.query("select campaign, contact_id, status from nightjar.send_ledger")
     assert {status for _, _, status in ledger} == {"baseline"}
     # every member's occasion, mailable or not (an erased contact gets no row)
@@ -84,19 +92,23 @@ def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_n
         "select campaign, contact_id from send_decisions where decision <> 'deleted'"
     )
     assert {(c, k) for c, k, _ in ledger} == set(members)
-    assert {("reactivation", "lapsed"), ("loyalty", "loyal_opted_out")} <= set(members)
-    # the cohorts are recorded as on any night: tomorrow judges who enters against them
-    assert production.ids("nightjar.cohort_membership") >= {"loyal", "lapsed", "bday"}
+    assert {("winback", "lapsed"), ("loyalty", "loyal_opted_out")} <= set(members)
+    # the cohorts are recorded as on any night: tomorrow judges who enters against them; a
+    # journey records its entrants as its instances
+    assert production.ids("nightjar.cohort_membership") >= {"loyal", "bday"}
+    assert production.query(
+        "select contact_id from nightjar.journey_instances where journey = 'winback' order by 1"
+    ) == [("lapsed",), ("lapsed_after_refund",)]
 
     # Run again (by hand, without the flag): still the baseline night, no message.
     assert production.run(D) == 0
-    assert sent(production, D) == {c: [] for c in CAMPAIGNS}
+    assert sent(production, D) == NOTHING
 
     write_next_day(production.landing)
     assert production.run(NEXT_DAY) == 0  # not a first night: no flag needed
     assert sent(production, NEXT_DAY) == {
+        **NOTHING,  # winback's lapses and loyal's vip entry were recorded by the baseline
         "loyalty": ["lapsed"],  # entered loyalty by buying again
-        "reactivation": [],
         "birthday": ["bday_tomorrow"],  # a birthday that is new tonight
     }
     decisions = dict(
@@ -105,10 +117,12 @@ def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_n
             "where contact_id in ('loyal', 'lapsed_after_refund')"
         )
     )
-    assert decisions == {
-        "loyalty:loyal": "baseline",
-        "reactivation:lapsed_after_refund": "baseline",
-    }
+    assert decisions == {"loyalty:loyal": "baseline"}
+    # a journey instance whose occasion the baseline recorded exits, with no step due
+    assert production.query(
+        "select status, end_reason from nightjar.journey_instances "
+        "where journey = 'winback' and contact_id = 'lapsed_after_refund'"
+    ) == [("exited", "baseline")]
 
 
 def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_later(production):
@@ -126,7 +140,7 @@ def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_la
     assert not result.success
     assert "--baseline applies to a first night only" in failures(result)
     assert f"nightjar run --date {NEXT_DAY} " in failures(result)
-    assert sent(production, NEXT_DAY) == {c: [] for c in CAMPAIGNS}
+    assert sent(production, NEXT_DAY) == NOTHING
     # ... and so would --send-backlog, which cannot send what a baseline recorded as served.
     result = production.run_with(NEXT_DAY, send_backlog=True)
     assert not result.success

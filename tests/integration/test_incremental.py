@@ -23,7 +23,7 @@ TABLES = {
     "main.customer_360": "contact_id",
     "main.audience": "contact_id",
     "main.cohort_loyalty": "contact_id",
-    "main.cohort_reactivation": "contact_id",
+    "main.journey_winback": "contact_id",
     "main.cohort_birthday": "contact_id",
     "build.int_orders_resolved": "order_id",
     "build.int_web_visitors_summarized": "anonymous_id",
@@ -80,7 +80,7 @@ def test_each_night_builds_on_the_last_one(nights):
 def test_incremental_nights_equal_a_full_build_of_the_history(nights):
     ws, dates, _, incremental = nights
     assert sum(len(rows) for rows in incremental.values()) > 1000  # the comparison has data
-    assert incremental["main.cohort_loyalty"] and incremental["main.cohort_reactivation"]
+    assert incremental["main.cohort_loyalty"] and incremental["main.journey_winback"]
     # a re-run of the last date: Nightjar rebuilds the incremental models whole
     assert ws.run(dates[-1].isoformat()) == 0
     full = _snapshot(ws)

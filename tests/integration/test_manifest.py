@@ -50,7 +50,7 @@ def test_an_edited_model_is_parsed_once_a_new_campaign_twice(project):
     ensure_manifest()
     assert len(parses) == 3  # a new campaign: found by the first parse, recorded by a second
     after = {c["name"] for c in campaigns_var(load_manifest())}
-    assert after == {c["name"] for c in before} | {"vip"}
+    assert after == {c["name"] for c in before} | {"vip_club"}
 
 
 def test_the_manifest_is_read_from_disk_once_until_a_parse_replaces_it():
@@ -65,7 +65,7 @@ models:
     config:
       meta:
         campaign:
-          name: vip
+          name: vip_club
           template_id: d-10000000000000000000000000000009
           subject: For our best customers
           from_email: hello@shop.example.com

@@ -138,9 +138,10 @@ def test_the_descriptions_state_the_vars_a_run_with_the_same_environment_applies
     decisions = graph.get(AssetKey("send_decisions")).description
     assert "at most 2 message(s) a day and 3 in 7 days" in decisions
     assert "never in the quiet hours (22:00-08:00)" in decisions
-    assert "by priority, highest first: birthday, loyalty, reactivation (300, 200, 100)" in (
-        decisions
-    )
+    assert (
+        "by priority, highest first: abandoned_cart, birthday, first_order_anniversary, welcome, "
+        "loyalty, vip, first_purchase_followup, winback (350, 300, 280, 250, 200, 180, 150, 100)"
+    ) in decisions
     assert "0% of its cohort" in decisions and "(10:00 unless its block sets send_hour)" in (
         decisions
     )

@@ -88,7 +88,8 @@ def test_the_ledger_survives_a_full_refresh_and_nothing_is_sent_twice(workspace)
         capture_output=True,
     )  # fmt: skip
     assert workspace.query("select * from nightjar.send_ledger order by send_id") == ledger
-    lines = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "reactivation", "birthday")}
+    lines = {c: workspace.outbox_lines(D, c) for c in ("loyalty", "winback", "birthday")}
+    assert all(lines.values())
     assert workspace.run(D) == 0
     assert {c: workspace.outbox_lines(D, c) for c in lines} == lines
 
@@ -115,10 +116,13 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
         in completed.stdout
     )
     assert (
-        "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0); "
-        "cohort_reactivation 2 (+2 -0)" in completed.stdout
+        "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0)\n"
+        in completed.stdout
     )
     assert "send_birthday: 3 sent via outbox" in completed.stdout
+    # a journey's send prints its steps tonight: winback's two lapses enter, step 1 goes
+    assert "send_winback: 2 sent via outbox\n" in completed.stdout
+    assert "| winback_1 | 2 | 2 | 0 | — |" in completed.stdout
     assert (
         "send_loyalty: 3 sent via outbox; not messaged: 1 deleted, 1 invalid_email, 1 opted_out"
         in completed.stdout

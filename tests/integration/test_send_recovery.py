@@ -6,8 +6,9 @@ import datetime as dt
 
 from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
-from models.campaigns import Campaign, campaigns_from_manifest
+from models.campaigns import Campaign
 from models.manifest import load_manifest
+from models.programs import campaigns_from_manifest
 from models.settings import load_settings
 from senders.ledger import Ledger, send_id
 from senders.outbox import OutboxSender

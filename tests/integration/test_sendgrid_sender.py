@@ -81,6 +81,7 @@ def test_a_batch_is_one_valid_request_with_custom_args_per_recipient(server, sen
         "campaign": "birthday",
         "contact_id": "c1",
         "send_id": "send-1",
+        "occasion": "2026",
     }
     assert body["personalizations"][0]["dynamic_template_data"] == {
         "first_name": "Person 1",
@@ -203,13 +204,22 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
     sent = {}
     for p in _personalizations(server):
         args = p["custom_args"]
-        assert set(args) == {"campaign", "contact_id", "send_id"}
+        if args["campaign"] == "winback":  # a journey's step also names itself (§9, §15)
+            assert set(args) == {"campaign", "journey", "step", "occasion", "contact_id", "send_id"}
+            assert (args["journey"], args["step"]) == ("winback", "winback_1")
+        else:
+            assert set(args) == {"campaign", "occasion", "contact_id", "send_id"}
         sent.setdefault(args["campaign"], []).append(args["contact_id"])
     assert {c: sorted(ids) for c, ids in sent.items()} == {
         "birthday": ["00017", "bday", "zoe"],
         "loyalty": ["guest_buyer", "loyal"],
-        "reactivation": ["lapsed", "lapsed_after_refund"],
+        "winback": ["lapsed", "lapsed_after_refund"],
     }
+    assert {
+        p["custom_args"]["contact_id"]: p["custom_args"]["occasion"]
+        for p in _personalizations(server)
+        if p["custom_args"]["campaign"] == "winback"
+    } == {"lapsed": "2025-05-01", "lapsed_after_refund": "2025-04-01"}
     assert not (sendgrid_workspace.outbox / D).exists()
     ledger = sendgrid_workspace.query(
         "select distinct status, provider_message_id from nightjar.send_ledger"

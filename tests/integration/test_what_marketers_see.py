@@ -15,7 +15,8 @@ from tests.support.landing import contact, order, write_folder
 from tests.support.scenario import suppress
 
 D = "2025-11-20"
-# 25 lapsed buyers (reactivation), the first of them suppressed; half the cohort held out
+# 25 lapsed buyers (the winback journey's entrants), the first of them suppressed; half the
+# entrants held out
 LAPSED = [f"lapsed_{n:02d}" for n in range(25)]
 CONTACTS = ["loyal", "nobody", *LAPSED]
 DBT_INTERNALS = {"Execution Duration", "unique_id", "invocation_id", "status", "dagster/row_count"}
@@ -55,7 +56,7 @@ def preview_rows(markdown: str) -> list[list[str]]:
 
 def test_a_cohort_and_a_send_lead_with_their_figures_in_words(night):
     _, _, metadata = night
-    cohort, send = metadata["cohort_reactivation"], metadata["send_reactivation"]
+    cohort, send = metadata["journey_winback"], metadata["send_winback"]
     assert list(cohort)[:5] == ["cohort size", "entered", "left", "compared with", "preview"]
     assert (cohort["cohort size"].value, cohort["entered"].value, cohort["left"].value) == (
         25,
@@ -68,22 +69,22 @@ def test_a_cohort_and_a_send_lead_with_their_figures_in_words(night):
     assert sum(figures.values()) == 25 and figures["suppressed"] == 1 and figures["held out"]
     assert "vars" in send
     # Dagster plots every number under its name: words, never an id
-    for asset in ("cohort_loyalty", "cohort_reactivation", "send_loyalty", "send_reactivation"):
+    for asset in ("cohort_loyalty", "journey_winback", "send_loyalty", "send_winback"):
         assert all(re.fullmatch("[a-z ]+", label) for label in plotted(metadata[asset])), asset
 
 
 def test_previews_show_at_most_20_members_masked_and_agree_with_the_ledger(night):
     workspace, _, metadata = night
-    cohort = metadata["cohort_reactivation"]["preview"].value
+    cohort = metadata["journey_winback"]["preview"].value
     assert cohort.startswith("25 member(s): the first 20 by contact id")
     assert [row[0] for row in preview_rows(cohort)] == LAPSED[:20]
     assert {row[3] for row in preview_rows(cohort)} == {"yes"}  # all entered tonight
-    send = preview_rows(metadata["send_reactivation"]["preview"].value)
+    send = preview_rows(metadata["send_winback"]["preview"].value)
     assert [row[0] for row in send] == LAPSED[:20]
     assert {row[1] for row in send} == {"l***@example.com"}
     ledger = dict(
         workspace.query(
-            "select contact_id, status from nightjar.send_ledger where campaign = 'reactivation'"
+            "select contact_id, status from nightjar.send_ledger where campaign = 'winback'"
         )
     )
     expected = {"sent": "accepted", "held out": "held_out", "suppressed": None}
@@ -104,9 +105,11 @@ def test_the_terminal_summary_counts_the_same_figures(night, capsys):
     _, result, metadata = night
     print_summary(result, D)
     out = capsys.readouterr().out
-    held = metadata["send_reactivation"]["held out"].value
-    assert "cohort_loyalty 1 (+1 -0); cohort_reactivation 25 (+25 -0)" in out
-    assert f"send_reactivation: {24 - held} sent via outbox; not messaged: {held} holdout, " in out
+    held = metadata["send_winback"]["held out"].value
+    assert "cohort_loyalty 1 (+1 -0)\n" in out
+    assert f"send_winback: {24 - held} sent via outbox; not messaged: {held} holdout, " in out
+    # a journey's entrants are counted in its steps tonight: all 25 entered, step 1 due
+    assert f"| winback_1 | 25 | {24 - held} | {held} | suppressed 1 |" in out
 
 
 def explain(capsys, contact_id: str, day: str = D) -> tuple[int, str, str]:
@@ -123,20 +126,20 @@ def test_explain_says_each_campaigns_decision_for_a_contact_and_why(night, capsy
     assert "  loyalty: sent\n    cohort: in cohort_loyalty (occasion 2025-11-20)\n" in out
     assert "    reason: due and mailable; scheduled for " in out
     assert "    ledger: accepted, 1 attempt(s), business date 2025-11-20, no error" in out
-    assert "  reactivation: not in the cohort\n" in out
-    assert "its rule: Reactivation: contacts with at least one completed purchase" in out
+    assert "  winback: no step due\n" in out  # a journey: no step of it due for loyal
+    assert "its rule: Win-back: contacts with at least one completed purchase" in out
 
     held = workspace.query(
         "select min(contact_id) from nightjar.send_ledger where status = 'held_out'"
     )[0][0]
     code, out, _ = explain(capsys, held)
-    assert code == 0 and "  reactivation: held out\n" in out
+    assert code == 0 and "  winback: held out\n" in out
     assert "reason: in the campaign's control group" in out
     assert "send_decisions: decision holdout, variant none, send time none" in out
     assert "ledger: held_out, 0 attempt(s)" in out
 
     code, out, _ = explain(capsys, "lapsed_00")
-    assert "  reactivation: suppressed\n" in out
+    assert "  winback: suppressed\n" in out
     assert "reason: the address is suppressed (suppressed by hand on " in out
     assert "ledger: nothing recorded for this occasion" in out
 
@@ -146,9 +149,14 @@ def test_explain_says_each_campaigns_decision_for_a_contact_and_why(night, capsy
         f"Contact nobody (n***@example.com) on {D}",
         "  customer view: mailable; no completed purchase, spent 0.00 in the last 730 days; "
         "birth date not on record",
+        "  abandoned_cart: no step due",
         "  birthday: not in the cohort",
+        "  first_order_anniversary: no step due",
+        "  first_purchase_followup: no step due",
         "  loyalty: not in the cohort",
-        "  reactivation: not in the cohort",
+        "  vip: no step due",
+        "  welcome: no step due",
+        "  winback: no step due",
     ]
 
 

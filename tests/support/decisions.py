@@ -9,7 +9,18 @@ from models.campaigns import Campaign
 
 def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     """The table dbt's send_decisions would hold if every cohort member were due its message
-    (the policy itself is tested in dbt's unit tests and end to end)."""
+    (the policy itself is tested in dbt's unit tests and end to end). For a journey, its
+    members are main.journey_progress's rows with a step due."""
+    if campaign.is_journey:
+        members = (
+            f"(select * from main.journey_progress where journey = '{campaign.name}' "
+            "and step is not null)"
+        )
+        occasion, step, instance = "occasion || '#' || step", "step", "occasion"
+    else:
+        members = f'main."{campaign.cohort}"'
+        occasion = f'cast("{campaign.occasion_column}" as varchar)'
+        step = instance = "cast(null as varchar)"
     con.execute(
         f"""
         create or replace table main.send_decisions as
@@ -17,7 +28,9 @@ def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) 
             '{campaign.name}' as campaign,
             '{campaign.cohort}' as cohort,
             contact_id,
-            cast("{campaign.occasion_column}" as varchar) as occasion,
+            {occasion} as occasion,
+            {step} as step,
+            {instance} as journey_occasion,
             'send' as decision,
             cast(null as varchar) as variant,
             cast(null as timestamptz) as send_at,
@@ -25,6 +38,6 @@ def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) 
             cast(null as varchar) as ledger_status,
             now() as decided_at,
             as_of_date
-        from main."{campaign.cohort}"
+        from {members}
         """
     )

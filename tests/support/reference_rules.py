@@ -59,30 +59,53 @@ class Expected:
     customers: dict[str, dict] = field(default_factory=dict)
     # cohorts: everyone who meets the rule, erased and unmailable contacts included
     loyalty: set[str] = field(default_factory=set)
+    # the winback journey's entrants (§15): every lapse as of D, whose step 1 (winback_1) is
+    # due the night it is seen, so every one of them on a first night
     reactivation: set[str] = field(default_factory=set)
     birthday: set[str] = field(default_factory=set)
+    # each winback entrant's occasion: its lapse, named by its last purchase date
+    reactivation_occasions: dict[str, str] = field(default_factory=dict)
     # why a contact may not be mailed (deleted, invalid_email, opted_out); absent: mailable
     unmailable: dict[str, str] = field(default_factory=dict)
 
     def first_night_decisions(
-        self, holdout_share: float, salt: str = "nightjar"
+        self,
+        holdout_share: float,
+        salt: str = "nightjar",
+        others: dict[tuple[str, str], int] | None = None,
     ) -> dict[tuple[str, str], str]:
         """send_decisions on a first night (empty ledger, no suppressions): unmailable
         reasons, then one message (or hold-out) per contact, the highest priority first
-        (birthday > loyalty > reactivation)."""
-        decisions, due = {}, {}
-        for campaign in ("birthday", "loyalty", "reactivation"):
-            for contact in getattr(self, campaign):
-                if contact in self.unmailable:
-                    decisions[campaign, contact] = self.unmailable[contact]
-                    continue
-                # a control group member takes its day as if it had been messaged
-                first = contact not in due
-                due.setdefault(contact, campaign)
-                if stable_unit_hash(campaign, contact, salt) < holdout_share:
-                    decisions[campaign, contact] = "holdout"
-                else:
-                    decisions[campaign, contact] = "send" if first else "lower_priority"
+        (birthday 300 > loyalty 200 > winback 100, step winback_1). `others`: the messages
+        of the other journeys due tonight, (journey, contact) -> priority, whose entry rules
+        are not written here a second time; they are decided alike and compete by priority.
+        A journey's control group is drawn by the same hash of its name, contact and salt."""
+        programs = {"birthday": 300, "loyalty": 200, "winback": 100}
+        rows = {
+            (campaign, contact): programs[campaign]
+            for campaign, members in (
+                ("birthday", self.birthday),
+                ("loyalty", self.loyalty),
+                ("winback", self.reactivation),
+            )
+            for contact in members
+        }
+        rows.update(others or {})
+        decisions, due = {}, set()
+        # by priority, highest first (then by name, as send_decisions breaks ties)
+        for (campaign, contact), _ in sorted(rows.items(), key=lambda r: (-r[1], r[0][0])):
+            if contact in self.unmailable:
+                decisions[campaign, contact] = self.unmailable[contact]
+                continue
+            # a control group member takes its day as if it had been messaged
+            first = contact not in due
+            due.add(contact)
+            if not first:
+                decisions[campaign, contact] = "lower_priority"
+            elif stable_unit_hash(campaign, contact, salt) < holdout_share:
+                decisions[campaign, contact] = "holdout"
+            else:
+                decisions[campaign, contact] = "send"
         return decisions
 
 
@@ -155,6 +178,7 @@ def expected_as_of(landing: Path, business_date: dt.date, birthday_offset: int =
             expected.loyalty.add(cid)
         if days_since is not None and days_since >= 180:
             expected.reactivation.add(cid)
+            expected.reactivation_occasions[cid] = last.isoformat()
         if birth and _celebrates(birth, target):
             expected.birthday.add(cid)
     return expected

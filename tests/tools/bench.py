@@ -32,9 +32,10 @@ FLOOR_SQL = Path(__file__).with_name("bench_floor.sql")
 END = dt.date(2026, 11, 20)  # the new day; fixed, so that a cached landing is reused
 # contacts; orders and web events follow (about 10 and 50 each). XS: a quick smoke run.
 SCALES = {"XS": 10_000, "S": 100_000, "M": 1_000_000}
-COHORTS = ("cohort_birthday", "cohort_loyalty", "cohort_reactivation")
+COHORTS = ("cohort_birthday", "cohort_loyalty", "journey_winback")
 STARTUP, DBT_STARTUP = "start-up (Python, Dagster)", "start-up (dbt)"
-STAGES = ("ingest", "dbt", "cohorts and decisions", "send", STARTUP, DBT_STARTUP)
+JOURNEYS = "journeys (models and sends)"
+STAGES = ("ingest", "dbt", "cohorts and decisions", JOURNEYS, "send", STARTUP, DBT_STARTUP)
 TARGETS = {
     "nightly_s": 60.0,
     "nightly_mb": 2048.0,
@@ -197,6 +198,7 @@ def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
         stats = instance.get_run_step_stats(run.run_id)
     steps = {s.step_key: s.end_time - s.start_time for s in stats}
     stages = dict.fromkeys(STAGES, 0.0)
+    journeys = _journey_sends()
     for key, seconds in steps.items():
         if key.startswith("raw__"):
             stages["ingest"] += seconds
@@ -205,13 +207,24 @@ def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
             stages["dbt"] += models.get("other", 0.0)
             stages["cohorts and decisions"] += models.get("cohorts", 0.0)
             stages["cohorts and decisions"] += models.get("decisions", 0.0)
+            stages[JOURNEYS] += models.get("journeys", 0.0)
             stages[DBT_STARTUP] += seconds - sum(models.values())
         elif key == "send_checks":
             stages["cohorts and decisions"] += seconds
+        elif key in journeys:
+            stages[JOURNEYS] += seconds
         elif key.startswith("send_"):
             stages["send"] += seconds
     stages[STARTUP] = wall - sum(steps.values())
     return stages
+
+
+def _journey_sends() -> set[str]:
+    """The send steps of the journeys (what the journeys add to a night, beside their models)."""
+    from models.manifest import load_manifest
+    from models.programs import campaigns_from_manifest
+
+    return {c.asset_name for c in campaigns_from_manifest(load_manifest()) if c.is_journey}
 
 
 def _dbt_model_seconds(run_id: str) -> dict[str, float]:
@@ -229,7 +242,7 @@ def _dbt_model_seconds(run_id: str) -> dict[str, float]:
         node = nodes.get(result["unique_id"], {})
         model = nodes.get(node.get("attached_node") or "", node)
         fqn = model.get("fqn", [])
-        folder = "cohorts" if "cohorts" in fqn else "decisions" if "decisions" in fqn else "other"
+        folder = next((f for f in ("cohorts", "decisions", "journeys") if f in fqn), "other")
         folders[folder] = folders.get(folder, 0.0) + result["execution_time"]
     return folders
 

@@ -1,12 +1,14 @@
 """`make chaos`: kill the sender at random moments under injected faults, then count.
 
-A cohort of N contacts is sent through the real SendGrid sender to the strict local server,
+A journey's night of N messages (half its first step, half its second: docs/contract.md
+§15) is sent through the real SendGrid sender to the strict local server,
 which answers 429s and 500s and drops connections at random (half of them after accepting
 the mail), and posts SendGrid-style signed "processed" events to a running `nightjar webhook`
 for every message it accepts. The sending process is killed (SIGKILL) at K random moments
 and started again each time; finally it runs until everything is settled. Then: how many
-contacts got a message twice (duplicates) and how many never got one (lost). The same is
-done for the outbox. Both numbers must be 0.
+(contact, step) got a message twice (duplicates) and how many never got one (lost), and
+whether the journey's state holds every instance. The same is done for the outbox. Both
+numbers must be 0.
 
 With a PostgreSQL state (`state_url`, NIGHTJAR_STATE_URL) the same holds, and also when the
 local replica of the state is lost (deleted with the warehouse) after some of the kills
@@ -38,18 +40,22 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from models.campaigns import Campaign
+from models.journeys import parse_journey
 
 DAY = dt.date(2025, 11, 20)
-CAMPAIGN = Campaign(
-    name="chaos",
-    cohort="cohort_chaos",
-    template_id="d-30000000000000000000000000000001",
-    subject="Chaos",
-    from_email="chaos@shop.example.com",
-    occasion_column="chaos_occasion",
-    template_data=("first_name",),
-)
+CAMPAIGN = parse_journey(
+    "journey_chaos",
+    {
+        "name": "chaos",
+        "from_email": "chaos@shop.example.com",
+        "steps": [
+            {"name": "chaos_1", "template_id": "d-30000000000000000000000000000001",
+             "subject": "Chaos", "template_data": ["first_name"]},
+            {"name": "chaos_2", "wait_days": 2, "template_id": "d-30000000000000000000000000000002",
+             "subject": "Chaos again", "template_data": ["first_name"]},
+        ],
+    },
+)  # fmt: skip
 API_KEY = "SG.chaos"
 GRACE_HOURS = 4 / 3600  # events for an accepted request land within milliseconds here
 
@@ -77,19 +83,35 @@ def build_cohort(root: Path, messages: int) -> None:
 
     with connect(root / "warehouse.duckdb") as con:
         ensure_schema(con)
+        # journey_progress as dbt would build it: half the instances enter tonight (step 1),
+        # half had their first step two nights ago (step 2 due tonight)
         con.execute(
             """
-            create or replace table main.cohort_chaos as
+            create or replace table main.journey_progress as
             select
+                'chaos' as journey,
                 printf('C%07d', i) as contact_id,
                 printf('c%07d@example.com', i) as email,
                 'Zoë' as first_name,
                 printf('Tester %d', i) as last_name,
-                'once' as chaos_occasion,
-                ?::date as as_of_date
-            from range(?) as t(i)
+                'once' as occasion,
+                $day::date - to_days(2 * (i % 2)) as entered_on,
+                cast($day::date - to_days(2 * (i % 2)) as timestamp) as entered_at,
+                false as in_control_group,
+                i % 2 = 0 as is_new_entry,
+                'active' as status,
+                cast(null as varchar) as end_reason,
+                (i % 2)::integer as steps_done,
+                case when i % 2 = 1 then 'chaos_1' end as last_step,
+                case when i % 2 = 1 then $day::date - to_days(2) end as last_step_on,
+                (i % 2 + 1)::integer as next_position,
+                $day::date as due_on,
+                case when i % 2 = 0 then 'chaos_1' else 'chaos_2' end as step,
+                'due' as step_outcome,
+                $day::date as as_of_date
+            from range($messages) as t(i)
             """,
-            [DAY, messages],
+            {"day": DAY, "messages": messages},
         )
         decide_to_send_everyone(con, CAMPAIGN)
     (root / "landing").mkdir(exist_ok=True)
@@ -215,6 +237,27 @@ def _unfinished(root: Path, state_url: str | None = None) -> int:
         return con.execute(sql).fetchall()[0][0]
 
 
+def _check_journey_state(root: Path, messages: int, state_url: str | None = None) -> None:
+    """Every instance is in the journey's state, its step of tonight settled: the first
+    step's instances wait for their second, the others have finished."""
+    sql = (
+        "select status, count(*) from nightjar.journey_instances "
+        "where journey = 'chaos' group by status order by status"
+    )
+    if state_url:
+        import psycopg
+
+        with psycopg.connect(state_url) as pg:
+            found = pg.execute(sql).fetchall()
+    else:
+        from assets.shared.warehouse import connect
+
+        with connect(root / "warehouse.duckdb") as con:
+            found = con.execute(sql).fetchall()
+    expected = [("active", (messages + 1) // 2), ("finished", messages // 2)]
+    assert found == [e for e in expected if e[1]], f"journey state: {found}"
+
+
 def _lose_replica(root: Path, messages: int) -> None:
     """The machine's copy of the state is gone, and the warehouse with it (rebuilt, as dbt
     would, with the cohort and its decisions): only PostgreSQL knows what was sent."""
@@ -307,11 +350,12 @@ def run_sendgrid(
                     root, env, "sendgrid", kills, rng, window, lose_replica_every, messages
                 )
                 per_contact = collections.Counter(
-                    p["custom_args"]["contact_id"]
+                    (p["custom_args"]["contact_id"], p["custom_args"]["step"])
                     for body in server.accepted
                     for p in body["personalizations"]
                 )
                 assert _unfinished(root, state_url) == 0, "the ledger holds messages never sent"
+                _check_journey_state(root, messages, state_url)
         finally:
             webhook.shutdown()
             webhook.server_close()
@@ -329,8 +373,12 @@ def run_outbox(messages: int, kills: int, seed: int) -> Outcome:
         window = _send_duration("outbox", messages, None)
         runs, mid_send = _kill_and_finish(root, env, "outbox", kills, rng, window)
         assert _unfinished(root) == 0, "the ledger holds messages that never went"
+        _check_journey_state(root, messages)
         path = root / "outbox" / DAY.isoformat() / "chaos.jsonl"
-        lines = [json.loads(line)["contact_id"] for line in path.read_text().splitlines()]
+        lines = [
+            (line["contact_id"], line["step"])
+            for line in map(json.loads, path.read_text().splitlines())
+        ]
     per_contact = collections.Counter(lines)
     duplicates = sum(count - 1 for count in per_contact.values())
     return Outcome("outbox", messages, runs, mid_send, duplicates, messages - len(per_contact))

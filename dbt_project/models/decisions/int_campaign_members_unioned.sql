@@ -1,6 +1,9 @@
 -- Every member of every campaign's cohort, one row per (campaign, contact), with the campaign's
--- settings. The campaigns come from the cohorts' YAML blocks: Nightjar reads them from the
--- manifest and passes them as the var `campaigns`, so a new cohort needs no edit here.
+-- settings, and every journey step due tonight (journey_progress), one row per (journey,
+-- contact) with its step. The campaigns and journeys come from the models' YAML blocks:
+-- Nightjar reads them from the manifest and passes them as the var `campaigns`, so a new
+-- cohort or journey needs no edit here. A journey step's occasion in the ledger is its
+-- instance's occasion and the step: `<occasion>#<step>`.
 {%- set campaigns = var('campaigns', []) %}
 {%- if campaigns | length == 0 %}
     select
@@ -12,37 +15,72 @@
         cast(null as double) as holdout_share,
         cast(null as integer) as send_hour,
         cast(null as integer) as cooldown_days,
-        cast(null as varchar) as variant
+        cast(null as varchar) as variant,
+        cast(null as varchar) as step,
+        cast(null as varchar) as journey_occasion,
+        cast(null as varchar) as journey_outcome,
+        cast(null as boolean) as in_control_group
     where false
 {%- endif %}
 {%- for campaign in campaigns %}
-    {%- set weights = campaign.get('variants', []) | map(attribute='weight') | list %}
-    {%- set total = weights | sum %}
+    {%- set journey = campaign.get('kind') == 'journey' %}
+    {%- set arms = [] %}
+    {%- if journey %}
+        {%- for step in campaign.steps if step.variants %}
+            {%- do arms.append((step.name, step.variants)) %}
+        {%- endfor %}
+        -- depends_on: {{ ref(campaign.cohort) }}
+    {%- elif campaign.get('variants') %}
+        {%- do arms.append((none, campaign.variants)) %}
+    {%- endif %}
     select
         '{{ campaign.name }}' as campaign,
         '{{ campaign.cohort }}' as cohort,
         contact_id,
-        cast({{ adapter.quote(campaign.occasion_column) }} as varchar) as occasion,
+        {%- if journey %}
+            occasion || '#' || step as occasion,
+        {%- else %}
+            cast({{ adapter.quote(campaign.occasion_column) }} as varchar) as occasion,
+        {%- endif %}
         cast({{ campaign.get('priority') or 0 }} as integer) as priority,
         cast({{ campaign.get('holdout_share') if campaign.get('holdout_share') is not none
             else var('holdout_share') }} as double) as holdout_share,
         cast({{ campaign.get('send_hour') if campaign.get('send_hour') is not none
             else var('send_hour') }} as integer) as send_hour,
         cast({{ campaign.get('cooldown_days') or 0 }} as integer) as cooldown_days,
-        {%- if weights %}
+        {%- if arms %}
             {%- set bucket = stable_unit_hash(["'" ~ campaign.name ~ "'", 'contact_id',
                 "'" ~ var('holdout_salt') ~ "'", "'variant'"]) %}
             case
-                {%- set ns = namespace(running=0) %}
-                {%- for variant in campaign.variants[:-1] %}
-                    {%- set ns.running = ns.running + variant.weight %}
-                    when {{ bucket }} < {{ ns.running / total }} then '{{ variant.name }}'
+                {%- for step_name, variants in arms %}
+                    {%- set total = variants | map(attribute='weight') | sum %}
+                    when {{ "step = '" ~ step_name ~ "'" if step_name else 'true' }} then
+                    case
+                        {%- set ns = namespace(running=0) %}
+                        {%- for variant in variants[:-1] %}
+                            {%- set ns.running = ns.running + variant.weight %}
+                            when {{ bucket }} < {{ ns.running / total }} then '{{ variant.name }}'
+                        {%- endfor %}
+                        else '{{ variants[-1].name }}'
+                    end
                 {%- endfor %}
-                else '{{ campaign.variants[-1].name }}'
-            end as variant
+            end as variant,
         {%- else %}
-            cast(null as varchar) as variant
+            cast(null as varchar) as variant,
         {%- endif %}
-    from {{ ref(campaign.cohort) }}
+        {%- if journey %}
+            step,
+            occasion as journey_occasion,
+            case when step_outcome <> 'due' then step_outcome end as journey_outcome,
+            in_control_group
+        from {{ ref('journey_progress') }}
+        where journey = '{{ campaign.name }}' and step is not null
+        {%- else %}
+            cast(null as varchar) as step,
+            cast(null as varchar) as journey_occasion,
+            cast(null as varchar) as journey_outcome,
+            cast(null as boolean) as in_control_group
+        from {{ ref(campaign.cohort) }}
+        {%- endif %}
     {% if not loop.last %}union all{% endif %}
 {%- endfor %}

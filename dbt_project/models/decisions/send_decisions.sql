@@ -1,5 +1,8 @@
--- One contact policy for every campaign: for each cohort member on D, whether it is messaged
--- ('send') or why not. The first reason that applies wins:
+-- One contact policy for every campaign and journey step: for each cohort member and each
+-- journey step due on D, whether it is messaged ('send') or why not. The first reason that
+-- applies wins:
+--   too_late, condition_not_met   a journey step overdue by more than its journey's
+--                  max_late_days, or whose condition (and its else steps') is false: skipped
 --   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
 --   already_sent   this occasion's message went out (or may have: its fate is being settled)
 --   refused        the provider refused this occasion's address for good
@@ -59,6 +62,7 @@ screened as (
         coalesce(received.messages_7d, 0) as messages_7d,
         contacts.timezone,
         case
+            when members.journey_outcome is not null then members.journey_outcome
             when contacts.unmailable_reason is not null then contacts.unmailable_reason
             when this_occasion.went_out then 'already_sent'
             when this_occasion.status = 'refused' then 'refused'
@@ -75,8 +79,12 @@ screened as (
                     and earlier.business_date > {{ as_of_date() }} - to_days(members.cooldown_days)
             ) then 'cooling_down'
         end as exclusion,
-        {{ stable_unit_hash(['members.campaign', 'members.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
-        < members.holdout_share as is_drawn_for_holdout
+        -- a journey's control group was drawn at entry, for every step (journey_progress)
+        coalesce(
+            members.in_control_group,
+            {{ stable_unit_hash(['members.campaign', 'members.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
+            < members.holdout_share
+        ) as is_drawn_for_holdout
     from members
     inner join contacts on members.contact_id = contacts.contact_id
     left join ledger as this_occasion
@@ -154,6 +162,8 @@ select
     cohort,
     contact_id,
     occasion,
+    step,
+    journey_occasion,
     decision,
     -- also for a message whose request got no answer: if it turns out never to have gone, the
     -- send asset sends it as decided the night it was planned

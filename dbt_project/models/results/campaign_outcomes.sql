@@ -6,6 +6,7 @@ with members as (
     select
         send_id,
         campaign,
+        step,
         contact_id,
         variant,
         business_date as send_date,
@@ -64,6 +65,7 @@ conversions as (
 select
     members.send_id,
     members.campaign,
+    members.step,
     members.contact_id,
     members.variant,
     members.send_date,

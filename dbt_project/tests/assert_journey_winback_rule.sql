@@ -1,5 +1,5 @@
--- The reactivation cohort is exactly the lapsed buyers (both directions).
-{{ config(meta={'dagster': {'ref': {'name': 'cohort_reactivation'}}}) }}
+-- The win-back journey's entries are exactly the lapsed buyers (both directions).
+{{ config(meta={'dagster': {'ref': {'name': 'journey_winback'}}}) }}
 with expected as (
     select contact_id
     from {{ ref('audience') }}
@@ -9,7 +9,7 @@ with expected as (
 ),
 
 actual as (
-    select contact_id from {{ ref('cohort_reactivation') }}
+    select contact_id from {{ ref('journey_winback') }}
 ),
 
 {{ cohort_mismatches('expected', 'actual') }}
