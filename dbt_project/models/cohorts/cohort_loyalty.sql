@@ -9,20 +9,8 @@ with members as (
         and spend_730d > {{ var('loyalty_min_spend_730d') }}
 ),
 
-previous_night as (
-    -- the latest earlier date the cohort was recorded, even if it was empty that night
-    select max(business_date) as business_date
-    from {{ source('nightjar', 'cohort_snapshots') }}
-    where cohort = 'cohort_loyalty' and business_date < {{ as_of_date() }}
-),
-
 previous as (
-    select
-        memberships.contact_id,
-        memberships.entered_on
-    from {{ source('nightjar', 'cohort_membership') }} as memberships
-    inner join previous_night on memberships.business_date = previous_night.business_date
-    where memberships.cohort = 'cohort_loyalty'
+    {{ previous_members('cohort_loyalty') }}
 )
 
 select

@@ -8,20 +8,8 @@ with members as (
     where rfm_segment = '{{ var("vip_segment") }}'
 ),
 
-previous_night as (
-    -- the latest earlier night the journey was recorded, even if nobody was in it then
-    select max(business_date) as business_date
-    from {{ source('nightjar', 'cohort_snapshots') }}
-    where cohort = 'journey_vip' and business_date < {{ as_of_date() }}
-),
-
 previous as (
-    select
-        memberships.contact_id,
-        memberships.entered_on
-    from {{ source('nightjar', 'cohort_membership') }} as memberships
-    inner join previous_night on memberships.business_date = previous_night.business_date
-    where memberships.cohort = 'journey_vip'
+    {{ previous_members('journey_vip') }}
 ),
 
 entries as (
