@@ -98,7 +98,7 @@ entries as (
         {%- endif %}
         where
             entry.entered_on <= {{ as_of_date() }}
-            and entry.entered_on > {{ as_of_date() }} - to_days({{ journey.lookback_days }})
+            and entry.entered_on > {{ dbt.dateadd('day', -journey.lookback_days, as_of_date()) }}
         {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
@@ -156,7 +156,8 @@ new_entries as (
                     not (known.status = 'active' and rules.newer_replaces)
                     and (
                         rules.reentry_after_days is null
-                        or known.entered_on > unseen.entered_on - to_days(rules.reentry_after_days)
+                        or known.entered_on
+                        > {{ dbt.dateadd('day', '-rules.reentry_after_days', 'unseen.entered_on') }}
                     )
                 )
             )
@@ -291,7 +292,7 @@ state as (
         next_step.position as next_position,
         case
             when next_step.position = 1 then instances.entered_on
-            else cast(progress.last_step_on + to_days(next_step.wait_days) as date)
+            else cast({{ dbt.dateadd('day', 'next_step.wait_days', 'progress.last_step_on') }} as date)
         end as due_on
     from instances
     inner join progress
