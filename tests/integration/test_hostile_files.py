@@ -7,6 +7,8 @@ loads nothing, so the erasure waits for the fixed file instead of being read as 
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.landing import CONTACT_COLUMNS, contact, write_folder
 from tests.support.scenario import HISTORY, NEXT_DAY, D, write_history
 
@@ -22,6 +24,7 @@ def in_customer_360(workspace, contact_id: str) -> bool:
     return bool(workspace.query("select 1 from customer_360 where contact_id = ?", [contact_id]))
 
 
+@pytest.mark.slow  # nights and waits: make test-slow keeps make test within ten minutes
 def test_erasures_in_old_mac_line_endings_and_a_capitalised_header_are_honoured(workspace):
     write_history(workspace.landing)
     assert workspace.run(HISTORY) == 0

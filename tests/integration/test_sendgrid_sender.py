@@ -279,6 +279,7 @@ def _in_flight(workspace) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # nights and waits: make test-slow keeps make test within ten minutes
 def test_an_unanswered_message_waits_for_sendgrids_events_and_is_never_sent_twice(
     sendgrid_workspace, server
 ):
@@ -307,6 +308,7 @@ def _send_time_passes(workspace) -> None:
         con.execute("update nightjar.send_ledger set send_at = now() - interval 1 minute")
 
 
+@pytest.mark.slow  # nights and waits: make test-slow keeps make test within ten minutes
 def test_after_the_grace_period_an_unsettled_message_is_abandoned_by_default(
     sendgrid_workspace, server, monkeypatch
 ):
