@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-GROUPS = ["ingest", "warehouse", "cohorts", "sends", "results"]
+GROUPS = ["ingest", "warehouse", "cohorts", "journeys", "sends", "results"]
 END = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
