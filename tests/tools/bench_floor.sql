@@ -145,7 +145,7 @@ create temp table cohorts as
 select 'cohort_loyalty' as cohort, contact_id from customer_view
 where days_since_last_purchase < 90 and spend_730d > 1000
 union all
-select 'cohort_reactivation', contact_id from customer_view
+select 'journey_winback', contact_id from customer_view
 where last_purchase_date is not null and days_since_last_purchase >= 180
 union all
 select 'cohort_birthday', contact_id from customer_view
