@@ -268,6 +268,9 @@ def floor_child(warehouse: str) -> None:
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     con.execute(f"attach '{warehouse}' as w (read_only)")
+    # Nightjar's state (the suppressions the floor reads too) lives in a file of its own
+    state = Path(warehouse).with_name("state.duckdb")
+    con.execute(f"attach '{state}' as nightjar_state (read_only)")
     startup = time.monotonic() - started
     sql = FLOOR_SQL.read_text().replace("$as_of", f"date '{END.isoformat()}'")
     began = time.monotonic()

@@ -109,7 +109,7 @@ create temp table customer_view as
 with suppressed as (
     select distinct lower(trim(email)) as email from w.raw.sendgrid_events
     where event in ('bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe')
-    union select lower(trim(email)) from w.nightjar.suppressions
+    union select lower(trim(email)) from nightjar_state.main.suppressions
 ),
 buyers as (
     select
