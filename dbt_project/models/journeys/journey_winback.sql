@@ -2,14 +2,24 @@
 -- days, as the reactivation cohort was. The occasion is the lapse, named by its last
 -- purchase date (a new purchase starts a new lapse). Every night the lapse lasts it is listed
 -- as entering on D: the journey's state keeps the first night it was seen. The template's
--- last_purchase_date is customer_360's, so it is not selected here.
+-- last_purchase_date is customer_360's, so it is not selected here. A lapse the one-shot
+-- `reactivation` campaign (which this journey replaced) already messaged or held out does not
+-- enter: an installation upgraded mid-lapse never mails it twice.
 select
-    contact_id,
-    last_purchase_date as occasion,
+    audience.contact_id,
+    audience.last_purchase_date as occasion,
     {{ as_of_date() }} as entered_on,
     cast({{ as_of_date() }} as timestamp) as entered_at,
-    as_of_date
-from {{ ref('audience') }}
+    audience.as_of_date
+from {{ ref('audience') }} as audience
 where
-    last_purchase_date is not null
-    and days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
+    audience.last_purchase_date is not null
+    and audience.days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
+    and not exists (
+        select 1
+        from {{ source('nightjar', 'send_ledger') }} as reactivation
+        where
+            reactivation.campaign = 'reactivation'
+            and reactivation.contact_id = audience.contact_id
+            and reactivation.occasion = cast(audience.last_purchase_date as varchar)
+    )
