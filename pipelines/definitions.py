@@ -35,7 +35,7 @@ def _state_table(name: str, group: str, description: str) -> AssetSpec:
 STATE_TABLES = [
     _state_table(
         "send_ledger",
-        "sends",
+        "journeys",  # its earliest reader: journey_winback (a lapse reactivation messaged)
         "Every message planned, sent, held out or skipped: one row per campaign, "
         "contact and occasion, with its status, variant and send time. What makes each "
         "occasion go exactly once; send_decisions reads it for the frequency cap.",
