@@ -179,12 +179,7 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
     where = f"dbt model {model}, meta.campaign"
     if not isinstance(block, Mapping):
         raise CampaignConfigError(f"{where}: must be a mapping of keys to values")
-    missing = [key for key in REQUIRED_KEYS if not block.get(key)]
-    if missing:
-        raise CampaignConfigError(f"{where}: missing {', '.join(missing)}")
-    refuse_unknown_keys(block, (*REQUIRED_KEYS, *OPTIONAL_KEYS), where)
-    if not NAME.match(str(block["name"])):
-        raise CampaignConfigError(f"{where}.name: use lower-case letters, digits and _")
+    check_keys(block, REQUIRED_KEYS, OPTIONAL_KEYS, where)
     for key in ("occasion_column", *block.get("template_data", ())):
         column = block["occasion_column"] if key == "occasion_column" else key
         if not NAME.match(str(column)):
@@ -208,6 +203,19 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         send_hour=number(block, "send_hour", where, int, 0, 23),
         variants=variants_of(block, where),
     )
+
+
+def check_keys(
+    block: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...], where: str
+) -> None:
+    """A block (a campaign's, a journey's, a step's) has its required keys, no unknown one,
+    and a plain `name`."""
+    missing = [key for key in required if not block.get(key)]
+    if missing:
+        raise CampaignConfigError(f"{where}: missing {', '.join(missing)}")
+    refuse_unknown_keys(block, (*required, *optional), where)
+    if not NAME.match(str(block["name"])):
+        raise CampaignConfigError(f"{where}.name: use lower-case letters, digits and _")
 
 
 def refuse_unknown_keys(block: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:

@@ -19,8 +19,8 @@ from models.campaigns import (
     Campaign,
     CampaignConfigError,
     Step,
+    check_keys,
     number,
-    refuse_unknown_keys,
     variants_of,
 )
 
@@ -147,12 +147,7 @@ def parse_journey(
         raise CampaignConfigError(f"{where}: must be a mapping of keys to values")
     if block.get("name"):
         where = f"{where} (journey {block['name']})"
-    missing = [key for key in JOURNEY_REQUIRED if not block.get(key)]
-    if missing:
-        raise CampaignConfigError(f"{where}: missing {', '.join(missing)}")
-    refuse_unknown_keys(block, (*JOURNEY_REQUIRED, *JOURNEY_OPTIONAL), where)
-    if not NAME.match(str(block["name"])):
-        raise CampaignConfigError(f"{where}.name: use lower-case letters, digits and _")
+    check_keys(block, JOURNEY_REQUIRED, JOURNEY_OPTIONAL, where)
     steps = _steps(block, where)
     rules = JourneyRules(
         exit_when=_sql(block, "exit_when", where),
@@ -207,12 +202,7 @@ def _steps(block: Mapping[str, Any], where: str) -> tuple[Step, ...]:
             raise CampaignConfigError(f"{here}: must be a mapping of keys to values")
         if entry.get("name"):
             here = f"{where}.steps[{index}] ({entry['name']})"
-        missing = [key for key in STEP_REQUIRED if not entry.get(key)]
-        if missing:
-            raise CampaignConfigError(f"{here}: missing {', '.join(missing)}")
-        refuse_unknown_keys(entry, (*STEP_REQUIRED, *STEP_OPTIONAL), here)
-        if not NAME.match(str(entry["name"])):
-            raise CampaignConfigError(f"{here}.name: use lower-case letters, digits and _")
+        check_keys(entry, STEP_REQUIRED, STEP_OPTIONAL, here)
         template_data = tuple(str(c) for c in entry.get("template_data", ()))
         for column in template_data:
             if not NAME.match(column):
