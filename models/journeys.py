@@ -57,7 +57,7 @@ STATE_COLUMNS = (
     "clicked_last_step",
     "completed_orders_since_entry",
     "spend_since_entry",
-    "web_purchases_since_entry",
+    "last_web_purchase_at",
 )
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

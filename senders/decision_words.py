@@ -106,12 +106,20 @@ def decision_rows(
 def _decision_rows_sql(ledger: str) -> str:
     """decision_rows' query over `ledger` (ledger_sql), taking $campaign, $contact, $limit."""
     return f"""
-        with ledger as ({ledger}),
-        decisions as (
+        with decisions as (
             select * from main.send_decisions
             where coalesce(campaign = $campaign, true) and coalesce(contact_id = $contact, true)
             order by contact_id, campaign
             limit $limit
+        ),
+        -- only the rows of the contacts shown: a preview of 20 reads no whole table
+        ledger as (
+            select * from ({ledger}) as ledger
+            where ledger.contact_id in (select decisions.contact_id from decisions)
+        ),
+        audience as (
+            select * from main.audience
+            where audience.contact_id in (select decisions.contact_id from decisions)
         )
         select
             d.campaign, d.cohort, d.contact_id, d.occasion, d.step, d.journey_occasion,
@@ -124,7 +132,7 @@ def _decision_rows_sql(ledger: str) -> str:
             suppressed.reason as suppression_reason,
             suppressed.suppressed_at::date as suppressed_on,{_DUE_INSTEAD},{_LAST_MESSAGE_ON}
         from decisions as d
-        left join main.audience as audience on d.contact_id = audience.contact_id
+        left join audience on d.contact_id = audience.contact_id
         left join ledger
             on
                 d.campaign = ledger.campaign

@@ -4,6 +4,7 @@ The asset holds the send lock, syncs the state and opens the warehouse; the send
 (the decisions, the ledger, the batches) is senders/dispatch.py's."""
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -44,18 +45,31 @@ __all__ = ["build_send_asset", "past_date_reason", "send_campaign"]
 
 
 def send_campaign(
-    campaign: Campaign, day: dt.date, settings: Settings, sender: Sender, log=None
+    campaign: Campaign,
+    day: dt.date,
+    settings: Settings,
+    sender: Sender,
+    log=None,
+    *,
+    before: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    after: Callable[[duckdb.DuckDBPyConnection, SendSummary], None] | None = None,
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
     One sender at a time, with PostgreSQL's state (when it has one) pulled before and pushed
-    after."""
+    after. `before` and `after` run on the send's own connection (each connection to a
+    warehouse of a million contacts costs a noticeable part of a send)."""
     with (
         send_lock(settings.warehouse, settings.send_lock_wait_seconds),
         state_synced(settings) as mirror,
         connect(settings.warehouse) as con,
     ):
         ensure_schema(con)
-        return send_decided(con, mirror, campaign, day, settings, sender, log)
+        if before:
+            before(con)
+        summary = send_decided(con, mirror, campaign, day, settings, sender, log)
+        if after:
+            after(con, summary)
+        return summary
 
 
 def marketer_metadata(
@@ -77,23 +91,23 @@ def marketer_metadata(
     return metadata
 
 
-def _preview(campaign: Campaign, settings: Settings, send_hour: int, log) -> str | None:
+def _preview(con: duckdb.DuckDBPyConnection, campaign: Campaign, send_hour: int, log) -> str | None:
     """The first members of the campaign with what became of them, read after the send."""
     try:
-        with connect(settings.warehouse) as con:
-            return send_preview(con, campaign.name, campaign.cooldown_days, send_hour)
-    except duckdb.Error as error:  # a preview never fails a send
+        return send_preview(con, campaign.name, campaign.cooldown_days, send_hour)
+    except duckdb.Error as error:
         log.warning(f"{campaign.name}: no preview of its members: {error}")
         return None
 
 
-def _journey_metadata(journey: Campaign, settings: Settings, day: dt.date, log) -> dict[str, Any]:
+def _journey_metadata(
+    con: duckdb.DuckDBPyConnection, journey: Campaign, day: dt.date, log
+) -> dict[str, Any]:
     """A journey's night: entered, exited by reason, finished and still active (each plotted
     night by night), and per step what was due and what became of it."""
     try:
-        with connect(settings.warehouse) as con:
-            figures = journey_figures(con, journey, day)
-    except duckdb.Error as error:  # figures never fail a send
+        figures = journey_figures(con, journey, day)
+    except duckdb.Error as error:
         log.warning(f"{journey.name}: no journey figures: {error}")
         return {}
     metadata: dict[str, Any] = {
@@ -126,15 +140,13 @@ def _journey_metadata(journey: Campaign, settings: Settings, day: dt.date, log) 
     return metadata
 
 
-def _require_send_checks(settings: Settings, day: dt.date) -> None:
+def _require_send_checks(con: duckdb.DuckDBPyConnection, settings: Settings, day: dt.date) -> None:
     """The send checks guard every send, also one materialized on its own."""
-    with connect(settings.warehouse) as con:
-        ensure_schema(con)
-        if past_date_reason(con, settings, day):
-            return  # nothing will be sent
-        passed = con.execute(
-            "select count(*) from nightjar.night_metrics where business_date = ?", [day]
-        ).fetchall()[0][0]
+    if past_date_reason(con, settings, day):
+        return  # nothing will be sent
+    passed = con.execute(
+        "select count(*) from nightjar.night_metrics where business_date = ?", [day]
+    ).fetchall()[0][0]
     if not passed:
         raise Failure(
             description=f"The send checks have not passed for {day}: materialize send_checks "
@@ -185,21 +197,29 @@ def build_send_asset(campaign: Campaign):
         settings = nightjar.settings()
         day = business_date(context)
         sender = make_sender(settings, dry_run=nightjar.dry_run)
-        if not nightjar.dry_run:
-            _require_send_checks(settings, day)
+        night = {**effective_dbt_vars(settings), "as_of_date": day.isoformat()}
+        send_hour = campaign.send_hour if campaign.send_hour is not None else night["send_hour"]
+        read: dict[str, Any] = {"preview": None, "journey": {}}
+
+        def before(con: duckdb.DuckDBPyConnection) -> None:
+            if not nightjar.dry_run:
+                _require_send_checks(con, settings, day)
+
+        def after(con: duckdb.DuckDBPyConnection, summary: SendSummary) -> None:
+            if summary.skipped_reason:  # a past date's decisions are not its own
+                return
+            read["preview"] = _preview(con, campaign, send_hour, context.log)
+            if campaign.is_journey:
+                read["journey"] = _journey_metadata(con, campaign, day, context.log)
+
         try:
-            summary = send_campaign(campaign, day, settings, sender, context.log)
+            summary = send_campaign(
+                campaign, day, settings, sender, context.log, before=before, after=after
+            )
         except (SendLockTimeout, DecisionsNotCurrent) as error:
             raise Failure(description=str(error)) from None
-        night = {**effective_dbt_vars(settings), "as_of_date": day.isoformat()}
-        # A past date's decisions are not its own: nothing to preview.
-        send_hour = campaign.send_hour if campaign.send_hour is not None else night["send_hour"]
-        preview = (
-            None if summary.skipped_reason else _preview(campaign, settings, send_hour, context.log)
-        )
-        metadata = marketer_metadata(summary, preview, night)
-        if campaign.is_journey and not summary.skipped_reason:
-            metadata.update(_journey_metadata(campaign, settings, day, context.log))
+        metadata = marketer_metadata(summary, read["preview"], night)
+        metadata.update(read["journey"])
         if summary.skipped_reason:
             context.log.info(f"{campaign.name}: not sending for {day}: {summary.skipped_reason}")
         if not summary.ok:

@@ -1,27 +1,45 @@
--- Spend and purchase dates per contact as of D: completed orders dated on or before D only.
-with purchases as (
+-- Spend and purchase dates per contact as of D, from completed orders dated on or before D;
+-- and the contact's first order of any status, with its status as of D (the first-purchase
+-- follow-up's occasion). A contact without a completed order has no row.
+with orders as (
     select *
     from {{ ref('int_orders_attributed') }}
     where
-        status = 'completed'
-        and contact_id is not null
+        contact_id is not null
         and ordered_on <= {{ as_of_date() }}
 ),
 
 windowed as (
     select
         *,
+        status = 'completed' as is_purchase,
         {{ days_before_as_of('ordered_on') }} < {{ var('spend_window_days') }} as in_window
-    from purchases
+    from orders
+),
+
+summarized as (
+    select
+        contact_id,
+        sum(total_amount) filter (where is_purchase) as total_spend,
+        coalesce(sum(total_amount) filter (where is_purchase and in_window), 0) as spend_730d,
+        count(*) filter (where is_purchase) as order_count,
+        count(*) filter (where is_purchase and in_window) as order_count_730d,
+        min(ordered_on) filter (where is_purchase) as first_purchase_date,
+        max(ordered_on) filter (where is_purchase) as last_purchase_date,
+        max(ordered_at) filter (where is_purchase) as last_purchase_at,
+        -- the first order ever, order_id breaking a tie of timestamps: one arg_min for its
+        -- three columns (each its own would compare the keys three times)
+        arg_min(
+            struct_pack(order_id, ordered_on, status), struct_pack(ordered_at, order_id)
+        ) as first_order
+    from windowed
+    group by contact_id
+    having count(*) filter (where is_purchase) > 0
 )
 
 select
-    contact_id,
-    sum(total_amount) as total_spend,
-    coalesce(sum(total_amount) filter (where in_window), 0) as spend_730d,
-    count(*) as order_count,
-    count(*) filter (where in_window) as order_count_730d,
-    max(ordered_on) as last_purchase_date,
-    max(ordered_at) as last_purchase_at
-from windowed
-group by contact_id
+    * exclude (first_order),
+    struct_extract(first_order, 'order_id') as first_order_id,
+    struct_extract(first_order, 'ordered_on') as first_order_on,
+    struct_extract(first_order, 'status') as first_order_status
+from summarized

@@ -3,46 +3,14 @@
 --
 -- The same figures as summarizing int_web_events_stitched, without reading every web event
 -- ever landed each night: latest timestamps come from the visitors' summary, and only the
--- recent events, which are counted, are de-duplicated (an event_id counts once, as its first
--- landed copy, wherever that landed: only the ids and landing places of older copies are read).
-{% set window_days = [var('web_page_view_window_days'), var('cart_window_days')] | max %}
-
+-- recent events, which are counted, are de-duplicated (int_web_events_recent).
 with visitors as (
     select * from {{ ref('int_web_visitors_summarized') }}
     where contact_id is not null
 ),
 
-window_events as (
-    -- the last days' events; on the raw timestamp, so that old row groups are skipped
-    select *
-    from {{ ref('stg_web__events') }}
-    where
-        business_date <= {{ as_of_date() }}
-        and event_timestamp < {{ end_of_as_of_date() }}
-        and event_timestamp
-        >= timezone('UTC', cast({{ as_of_date() }} - {{ window_days - 1 }} as timestamp))
-),
-
-first_copies as (
-    select
-        event_id,
-        min(struct_pack(business_date, source_row)) as first_copy
-    from {{ ref('stg_web__events') }}
-    where
-        business_date <= {{ as_of_date() }}
-        and event_timestamp < {{ end_of_as_of_date() }}
-        and event_id in (select window_events.event_id from window_events)
-    group by event_id
-),
-
 recent as (
-    select window_events.*
-    from window_events
-    inner join first_copies
-        on
-            window_events.event_id = first_copies.event_id
-            and struct_pack(window_events.business_date, window_events.source_row)
-            = first_copies.first_copy
+    select * from {{ ref('int_web_events_recent') }}
 ),
 
 per_contact as (
@@ -65,7 +33,7 @@ last_purchases as (
 
 recent_counts as (
     select
-        visitors.contact_id,
+        recent.contact_id,
         count(*) filter (
             where
             recent.event_name = 'page_view'
@@ -81,9 +49,9 @@ recent_counts as (
             )
         ) as cart_adds_7d_without_purchase
     from recent
-    inner join visitors on recent.anonymous_id = visitors.anonymous_id
-    left join last_purchases on visitors.contact_id = last_purchases.contact_id
-    group by visitors.contact_id
+    left join last_purchases on recent.contact_id = last_purchases.contact_id
+    where recent.contact_id is not null
+    group by recent.contact_id
 )
 
 select

@@ -2,12 +2,12 @@
 -- its last add_to_cart of X, no completed order and no web purchase dated X. The whole of X
 -- must be known, so the contact enters on X + 1 (X < D); the occasion is X, and entered_at
 -- that last add_to_cart: the journey ends at an order or purchase after it. Only carts of
--- the last 30 days: the journey reads a few days back.
+-- the last var abandoned_cart_lookback_days days: the journey reads a few days back.
 -- The cart: up to var cart_max_skus distinct SKUs added on X, most recent first, each with
 -- the value of its latest add_to_cart. An add_to_cart without a SKU counts for the timing but
 -- names no item: a cart of such events alone enters with no items.
 with web as (
-    -- one read of the stitched events (a view) for both the carts and the web purchases
+    -- one read of the recent events for both the carts and the web purchases
     select
         contact_id,
         event_date,
@@ -16,12 +16,13 @@ with web as (
         event_name,
         sku,
         cast(value as double) as item_value
-    from {{ ref('int_web_events_stitched') }}
+    from {{ ref('int_web_events_recent') }}
     where
         event_name in ('add_to_cart', 'purchase')
         and contact_id is not null
         and event_date < {{ as_of_date() }}
-        and event_date >= cast({{ dbt.dateadd('day', -30, as_of_date()) }} as date)
+        and event_date
+        >= cast({{ dbt.dateadd('day', -var('abandoned_cart_lookback_days'), as_of_date()) }} as date)
 ),
 
 carts as (
@@ -46,7 +47,8 @@ orders as (
         status = 'completed'
         and contact_id is not null
         and ordered_on < {{ as_of_date() }}
-        and ordered_on >= cast({{ dbt.dateadd('day', -30, as_of_date()) }} as date)
+        and ordered_on
+        >= cast({{ dbt.dateadd('day', -var('abandoned_cart_lookback_days'), as_of_date()) }} as date)
     group by contact_id, ordered_on
 ),
 

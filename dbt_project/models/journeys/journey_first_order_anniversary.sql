@@ -7,13 +7,8 @@
 with first_orders as (
     select
         contact_id,
-        min(ordered_on) as first_order_on
-    from {{ ref('int_orders_attributed') }}
-    where
-        status = 'completed'
-        and contact_id is not null
-        and ordered_on <= {{ as_of_date() }}
-    group by contact_id
+        first_purchase_date as first_order_on
+    from {{ ref('int_contacts_purchases_summarized') }}
 ),
 
 calendar_years as (

@@ -3,26 +3,17 @@
 -- order refunded or cancelled since gets no follow-up, and a later order does not take its
 -- place. The occasion is the order itself. Follow-ups due more than 400 days before D are
 -- left out: the journey reads a few days back.
-with first_orders as (
+with followups as (
+    -- the first order ever, from the purchases' summary (int_contacts_purchases_summarized)
     select
         contact_id,
-        order_id,
-        ordered_on,
-        status
-    from {{ ref('int_orders_attributed') }}
-    where contact_id is not null and ordered_on <= {{ as_of_date() }}
-    qualify row_number() over (partition by contact_id order by ordered_at asc, order_id asc) = 1
-),
-
-followups as (
-    select
-        contact_id,
-        order_id,
+        first_order_id as order_id,
         cast(
-            {{ dbt.dateadd('day', var('followup_days_after_first_order'), 'ordered_on') }} as date
+            {{ dbt.dateadd('day', var('followup_days_after_first_order'), 'first_order_on') }}
+            as date
         ) as due_on
-    from first_orders
-    where status = 'completed'
+    from {{ ref('int_contacts_purchases_summarized') }}
+    where first_order_status = 'completed'
 )
 
 select

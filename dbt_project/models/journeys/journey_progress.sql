@@ -251,19 +251,15 @@ purchases_since_entry as (
     group by instances.journey, instances.contact_id, instances.occasion
 ),
 
-web_purchases_since_entry as (
+last_web_purchases as (
+    -- each contact's latest web purchase as of D: the visitors' summary has it, so that no
+    -- web event is read here
     select
-        instances.journey,
-        instances.contact_id,
-        instances.occasion,
-        count(*) as web_purchases_since_entry
-    from instances
-    inner join {{ ref('int_web_events_stitched') }} as web
-        on
-            instances.contact_id = web.contact_id
-            and web.event_timestamp > instances.entered_at
-    where web.event_name = 'purchase' and web.event_date <= {{ as_of_date() }}
-    group by instances.journey, instances.contact_id, instances.occasion
+        contact_id,
+        max(last_web_purchase_at) as last_web_purchase_at
+    from {{ ref('int_web_visitors_summarized') }}
+    where contact_id in (select instances.contact_id from instances)
+    group by contact_id
 ),
 
 state as (
@@ -286,7 +282,7 @@ state as (
         coalesce(engagement.is_clicked, false) as clicked_last_step,
         coalesce(purchases.completed_orders_since_entry, 0) as completed_orders_since_entry,
         coalesce(purchases.spend_since_entry, 0) as spend_since_entry,
-        coalesce(web.web_purchases_since_entry, 0) as web_purchases_since_entry,
+        web.last_web_purchase_at,
         progress.was_baseline,
         replaced.journey is not null as is_replaced,
         next_step.position as next_position,
@@ -306,11 +302,7 @@ state as (
             instances.journey = purchases.journey
             and instances.contact_id = purchases.contact_id
             and instances.occasion = purchases.occasion
-    left join web_purchases_since_entry as web
-        on
-            instances.journey = web.journey
-            and instances.contact_id = web.contact_id
-            and instances.occasion = web.occasion
+    left join last_web_purchases as web on instances.contact_id = web.contact_id
     left join replaced
         on
             instances.journey = replaced.journey
@@ -321,6 +313,15 @@ state as (
             instances.journey = next_step.journey
             and next_step.in_sequence
             and next_step.position = progress.steps_done + 1
+),
+
+context as (
+    -- what a condition or exit_when reads: each instance's state beside its customer view
+    select
+        customers.* exclude (contact_id),
+        state.*
+    from state
+    left join {{ ref('customer_360') }} as customers on state.contact_id = customers.contact_id
 )
 
 {%- for journey in journeys %}
@@ -329,11 +330,10 @@ state as (
     {%- set entry_columns = journey.get('entry_columns', []) %}
     {%- set sequence = journey.steps | selectattr('in_sequence') | list %}
     select
-        customers.* exclude (contact_id, as_of_date),
+        decided.* exclude (as_of_date, was_baseline, is_replaced, status, end_reason, chosen_step, outcome),
         {%- for column in entry_columns %}
             entry.{{ adapter.quote(column) }},
         {%- endfor %}
-        state.* exclude (was_baseline, is_replaced),
         {{ sequence | length }} as total_steps,
         decided.status,
         decided.end_reason,
@@ -344,10 +344,7 @@ state as (
         {{ as_of_date() }} as as_of_date
     from (
         select
-            context.journey,
-            context.contact_id,
-            context.occasion,
-            context.due_on,
+            context.*,
             case
                 when context.was_baseline then 'exited'
                 when context.is_replaced then 'exited'
@@ -403,23 +400,9 @@ state as (
                 {%- endfor %}
                 else 'due'
             end as outcome
-        from (
-            select
-                state.contact_id,
-                customers.* exclude (contact_id),
-                state.* exclude (contact_id)
-            from state
-            left join {{ ref('customer_360') }} as customers
-                on state.contact_id = customers.contact_id
-            where state.journey = '{{ journey.name }}'
-        ) as context
+        from context
+        where context.journey = '{{ journey.name }}'
     ) as decided
-    inner join state
-        on
-            decided.journey = state.journey
-            and decided.contact_id = state.contact_id
-            and decided.occasion = state.occasion
-    left join {{ ref('customer_360') }} as customers on decided.contact_id = customers.contact_id
     {%- if entry_columns %}
         left join {{ ref(journey.cohort) }} as entry
             on
