@@ -24,9 +24,11 @@ from assets.sends.gate import (
     CheckResult,
     approvals,
     blocked_message,
+    journey_steps,
     landing_gap,
     night_metrics,
     run_checks,
+    state_behind,
 )
 from assets.shared.owners import OWNERS
 from assets.shared.partitions import (
@@ -49,7 +51,8 @@ DESCRIPTION = (
     "moves by more than NIGHTJAR_MAX_COHORT_CHANGE (30%) against the last night that "
     "passed, the mailable share of contacts or the total spend drops by more than 20%, "
     "there are no contacts at all, or a date between the first landed folder and this "
-    "one never landed (landing_gap). Release a check with `nightjar run --date D "
+    "one never landed (landing_gap), or the state is older than the last night run "
+    "(state_behind). Release a check with `nightjar run --date D "
     "--approve CHECK` (recorded in nightjar.approvals). On a first night (nothing ever "
     "sent) it refuses to send unless told `--baseline` (record every current occasion as "
     "served, message no one) or `--send-backlog` (NIGHTJAR_FIRST_NIGHT)."
@@ -100,7 +103,12 @@ def _guard_the_night(
     """Run the checks and decide the first night: a blocked or refused night fails (a dry
     run only says so); one that may send is recorded as passed, with its baseline if any.
     Returns the asset's metadata."""
-    results = [*run_checks(con, settings, campaigns, day), landing_gap(con, settings.landing, day)]
+    results = [
+        *run_checks(con, settings, campaigns, day),
+        landing_gap(con, settings.landing, day),
+        state_behind(con, settings, day),
+        *journey_steps(con, campaigns, day),
+    ]
     released = _released(con, nightjar, day, results)
     blocked = [r for r in results if not r.passed and r.name not in released]
     baseline, refusal, first_night = _first_night(con, nightjar, settings, day)

@@ -96,7 +96,8 @@ def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, settings: Settings) -
             f"SendGrid has reported events for {sent:,} message(s) Nightjar sent (the last "
             f"on {last})"
         )
-    written = sorted(f for f in list_folders(settings.outbox) if any(f.path.glob("*.jsonl")))
+    # list_folders gives them oldest first
+    written = [f for f in list_folders(settings.outbox) if any(f.path.glob("*.jsonl"))]
     if written:
         traces.append(
             f"the outbox holds messages of {len(written)} night(s) (the last "

@@ -15,7 +15,7 @@ import duckdb
 from assets.sends.first_night import Refusal
 from models.campaigns import Campaign
 from models.freshness import missing_dates, name_dates
-from models.landing import complete_folders_through
+from models.landing import complete_folders_through, nights_recorded
 from models.settings import Settings
 
 # Cohorts (and warehouses) smaller than this the night before are not judged: 3 -> 5 is not
@@ -136,6 +136,81 @@ def landing_gap(con: duckdb.DuckDBPyConnection, landing: Path, day: dt.date) -> 
         f"landed complete (no folder, or no _SUCCESS): {name_dates(missing)}. Their orders, "
         "contacts and events are not in the warehouse; land them and run again",
     )
+
+
+STATE_BEHIND = "state_behind"
+
+
+def state_behind(con: duckdb.DuckDBPyConnection, settings: Settings, day: dt.date) -> CheckResult:
+    """Nights the landing saw a state record (models/landing.NIGHTS_RECORDED) later than the
+    last this state holds: a state restored from an older backup, or NIGHTJAR_STATE naming
+    another file. Its ledger does not know what those nights sent, so this night would send
+    it again. (An empty state is first_night.py's to judge.)"""
+    held = {
+        row[0] for row in con.execute("select business_date from nightjar.night_metrics").fetchall()
+    }
+    if not held:
+        return CheckResult(STATE_BEHIND, True, "no night recorded yet")
+    latest = max(held)
+    later = sorted(d for d in nights_recorded(settings.landing) - held if d > latest)
+    if not later:
+        return CheckResult(STATE_BEHIND, True, f"the state holds every night up to {latest}")
+    return CheckResult(
+        STATE_BEHIND,
+        False,
+        f"the state ({settings.state_path}) holds nights up to {latest}, but the landing saw a "
+        f"state record {name_dates(later)} as well: this state is older than the nights "
+        "that ran (restored from an older backup?), and what they sent would be sent again. "
+        "Restore the latest backup (nightjar state import --from DIR); release this only if "
+        "there is none",
+    )
+
+
+def journey_steps(
+    con: duckdb.DuckDBPyConnection, campaigns: list[Campaign], day: dt.date
+) -> list[CheckResult]:
+    """Per journey, steps its active instances were sent that its YAML no longer names. A
+    step is known by its name: a renamed step is a new one, and would go again to everyone
+    who had it, with the steps after it; a removed one moves its instances on. Released once
+    (journey_steps:<journey>), a journey is judged again only on what was sent after."""
+    results = []
+    for journey in (c for c in campaigns if c.is_journey):
+        name = f"journey_steps:{journey.name}"
+        released_on = con.execute(
+            "select max(business_date) from nightjar.approvals "
+            "where check_name = ? and business_date < ?",
+            [name, day],
+        ).fetchall()[0][0]
+        unknown = con.execute(
+            """
+            select ledger.step, count(*)
+            from nightjar.send_ledger as ledger
+            inner join nightjar.journey_instances as instance
+                on instance.journey = ledger.campaign
+                and instance.contact_id = ledger.contact_id
+                and ledger.occasion = instance.occasion || '#' || ledger.step
+            where ledger.campaign = $journey and instance.status = 'active'
+                and not list_contains($steps, ledger.step)
+                and ledger.business_date > coalesce($released, date '0001-01-01')
+            group by ledger.step order by ledger.step
+            """,
+            {"journey": journey.name, "steps": [s.name for s in journey.steps],
+             "released": released_on},
+        ).fetchall()  # fmt: skip
+        if not unknown:
+            results.append(CheckResult(name, True, "every step sent is still defined"))
+            continue
+        steps = ", ".join(f"{step} ({count:,} active instance(s))" for step, count in unknown)
+        results.append(
+            CheckResult(
+                name,
+                False,
+                f"journey {journey.name}'s active instances had steps its YAML no longer "
+                f"names: {steps}. A renamed step is a new step, and would go again to those "
+                "who had it; name it as before, or release this if the step was removed",
+            )
+        )
+    return results
 
 
 def approvals(con: duckdb.DuckDBPyConnection, day: dt.date) -> set[str]:

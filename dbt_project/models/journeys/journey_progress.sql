@@ -112,10 +112,11 @@ journey_rules as (
              {{ journey.reentry_after_days if journey.reentry_after_days is not none else 'null' }},
              {{ 'true' if journey.newer_entry_exits else 'false' }},
              cast({{ journey.holdout_share if journey.holdout_share is not none
-                 else var('holdout_share') }} as double))
+                 else var('holdout_share') }} as double),
+             {{ journey.max_late_days }})
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
-    ) as rules (journey, reentry_after_days, newer_replaces, holdout_share)
+    ) as rules (journey, reentry_after_days, newer_replaces, holdout_share, max_late_days)
 ),
 
 unseen as (
@@ -165,16 +166,27 @@ new_entries as (
 ),
 
 instances as (
+    -- the active instances, and those whose last step was decided within max_late_days:
+    -- Nightjar's state calls an instance finished before its last message leaves, and a
+    -- message that then failed, or a run killed before it left, is for the ledger to settle
+    -- (a step not settled there goes again, as any other)
     select
-        journey,
-        contact_id,
-        occasion,
-        entered_on,
-        cast(entered_at as timestamp) as entered_at,
-        in_control_group,
+        known.journey,
+        known.contact_id,
+        known.occasion,
+        known.entered_on,
+        cast(known.entered_at as timestamp) as entered_at,
+        known.in_control_group,
         false as is_new_entry
     from known
-    where status = 'active'
+    inner join journey_rules as rules on known.journey = rules.journey
+    where
+        known.status = 'active'
+        or (
+            known.status = 'finished'
+            and known.ended_on
+            >= {{ dbt.dateadd('day', '-(rules.max_late_days + 1)', as_of_date()) }}
+        )
     union all
     select
         journey,
