@@ -103,14 +103,20 @@ def traces_of_a_lost_state(con: duckdb.DuckDBPyConnection, settings: Settings) -
             f"the outbox holds messages of {len(written)} night(s) (the last "
             f"{written[-1].business_date})"
         )
-    held = con.execute("select business_date from nightjar.night_metrics").fetchall()
-    forgotten = sorted(nights_recorded(settings.landing) - {row[0] for row in held})
+    forgotten = forgotten_nights(con, settings)
     if forgotten:
         traces.append(
             f"the landing saw a state record {len(forgotten)} night(s) this one does not hold "
             f"(the last {forgotten[-1]})"
         )
     return traces
+
+
+def forgotten_nights(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[dt.date]:
+    """The nights the landing saw a state record (models/landing.NIGHTS_RECORDED) that this
+    state does not hold, oldest first."""
+    held = con.execute("select business_date from nightjar.night_metrics").fetchall()
+    return sorted(nights_recorded(settings.landing) - {row[0] for row in held})
 
 
 def lost_state_refusal(settings: Settings, traces: list[str]) -> Refusal:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from assets.sends.first_night import Refusal
+from assets.sends.first_night import Refusal, forgotten_nights
 from models.campaigns import Campaign
 from models.freshness import missing_dates, name_dates
-from models.landing import complete_folders_through, nights_recorded
+from models.landing import complete_folders_through
 from models.settings import Settings
 
 # Cohorts (and warehouses) smaller than this the night before are not judged: 3 -> 5 is not
@@ -120,11 +120,7 @@ def landing_gap(con: duckdb.DuckDBPyConnection, landing: Path, day: dt.date) -> 
     first = min(landed, default=day)
     # A gap released on an earlier night was named then; the later nights judge only what
     # came after it, or the same hole would block every night until it is filled.
-    released_on = con.execute(
-        "select max(business_date) from nightjar.approvals "
-        "where check_name = ? and business_date < ?",
-        [LANDING_GAP, day],
-    ).fetchall()[0][0]
+    released_on = _released_before(con, LANDING_GAP, day)
     since = max(first, released_on + dt.timedelta(days=1)) if released_on else first
     missing = missing_dates(landed, since, day - dt.timedelta(days=1))
     if not missing:
@@ -146,13 +142,10 @@ def state_behind(con: duckdb.DuckDBPyConnection, settings: Settings, day: dt.dat
     last this state holds: a state restored from an older backup, or NIGHTJAR_STATE naming
     another file. Its ledger does not know what those nights sent, so this night would send
     it again. (An empty state is first_night.py's to judge.)"""
-    held = {
-        row[0] for row in con.execute("select business_date from nightjar.night_metrics").fetchall()
-    }
-    if not held:
+    (latest,) = con.execute("select max(business_date) from nightjar.night_metrics").fetchall()[0]
+    if latest is None:
         return CheckResult(STATE_BEHIND, True, "no night recorded yet")
-    latest = max(held)
-    later = sorted(d for d in nights_recorded(settings.landing) - held if d > latest)
+    later = [night for night in forgotten_nights(con, settings) if night > latest]
     if not later:
         return CheckResult(STATE_BEHIND, True, f"the state holds every night up to {latest}")
     return CheckResult(
@@ -176,11 +169,7 @@ def journey_steps(
     results = []
     for journey in (c for c in campaigns if c.is_journey):
         name = f"journey_steps:{journey.name}"
-        released_on = con.execute(
-            "select max(business_date) from nightjar.approvals "
-            "where check_name = ? and business_date < ?",
-            [name, day],
-        ).fetchall()[0][0]
+        released_on = _released_before(con, name, day)
         unknown = con.execute(
             """
             select ledger.step, count(*)
@@ -211,6 +200,15 @@ def journey_steps(
             )
         )
     return results
+
+
+def _released_before(con: duckdb.DuckDBPyConnection, check: str, day: dt.date) -> dt.date | None:
+    """The last night before `day` on which `check` was released, if any."""
+    return con.execute(
+        "select max(business_date) from nightjar.approvals "
+        "where check_name = ? and business_date < ?",
+        [check, day],
+    ).fetchall()[0][0]
 
 
 def approvals(con: duckdb.DuckDBPyConnection, day: dt.date) -> set[str]:
