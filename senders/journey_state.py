@@ -134,9 +134,18 @@ def journey_figures(con: duckdb.DuckDBPyConnection, journey: Campaign, day: dt.d
     steps: dict[str, dict[str, int]] = {}
     for step, decision, count in con.execute(
         """
-        select step, decision, count(*) from main.send_decisions
-        where campaign = $journey and step is not null
-        group by step, decision
+        -- a baseline night's decisions went nowhere: the ledger says so
+        select
+            decisions.step,
+            case when ledger.status = 'baseline' then 'baseline' else decisions.decision end,
+            count(*)
+        from main.send_decisions as decisions
+        left join nightjar.send_ledger as ledger
+            on ledger.campaign = decisions.campaign
+            and ledger.contact_id = decisions.contact_id
+            and ledger.occasion = decisions.occasion
+        where decisions.campaign = $journey and decisions.step is not null
+        group by all
         """,
         {"journey": journey.name},
     ).fetchall():

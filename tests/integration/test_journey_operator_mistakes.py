@@ -44,6 +44,7 @@ sys.exit(main(sys.argv[1:]))
 class Installation:
     def __init__(self, root: Path, source: Path, project: Path | None = None):
         self.root, self.source, self.project = root, source, project
+        self.baseline_output = ""
         self.landing = root / "landing"
         self.landing.mkdir(parents=True, exist_ok=True)
 
@@ -99,7 +100,9 @@ def after_0306(tmp_path_factory) -> Installation:
     for folder in sorted(source.iterdir()):
         if folder.name < "2026-03-03":
             shutil.copytree(folder, installation.landing / folder.name)
-    assert installation.night("2026-03-03", "--baseline").returncode == 0
+    baseline = installation.night("2026-03-03", "--baseline")
+    assert baseline.returncode == 0
+    installation.baseline_output = baseline.stdout
     for day in ("2026-03-04", "2026-03-05"):
         assert installation.night(day).returncode == 0
     export = installation.nightjar("state", "export", "--to", str(base / "export_0305"))
@@ -165,3 +168,15 @@ def test_a_step_renamed_mid_journey_blocks_the_night_until_released(after_0306, 
     assert blocked.returncode != 0
     assert "journey_steps:welcome" in output and "welcome_1" in output, output[-2000:]
     assert installation.sent() == before
+
+
+def test_the_baseline_nights_step_tables_send_nothing(after_0306):
+    # | step | due | sent | held out | not sent, by reason |, one row per journey step due
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in after_0306.baseline_output.splitlines()
+        if line.strip().startswith("| ") and not line.strip().startswith("| step")
+    ]
+    steps = [row for row in rows if len(row) == 5 and row[1].isdigit()]
+    assert steps, after_0306.baseline_output[-3000:]
+    assert all(row[2] == "0" and "baseline" in row[4] for row in steps), steps
