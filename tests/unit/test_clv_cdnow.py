@@ -1,0 +1,134 @@
+"""The BG/NBD and Gamma-Gamma models (models/clv.py) against their published figures on the
+CDNOW 1/10 sample (tests/data/cdnow): 2,357 customers with a first purchase in the first
+quarter of 1997, a 39-week calibration period ending 1997-09-30, time in weeks, purchases of
+one day merged into one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.clv import (
+    BgNbd,
+    expected_purchases,
+    expected_purchases_of_a_new_customer,
+    expected_spend,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    p_alive,
+)
+
+SAMPLE = Path(__file__).parents[1] / "data" / "cdnow" / "CDNOW_sample.txt"
+CALIBRATION_END = dt.date(1997, 9, 30)
+HOLDOUT_END = dt.date(1998, 6, 30)
+
+
+def purchase_days() -> pl.DataFrame:
+    rows = [line.split() for line in SAMPLE.read_text().splitlines() if line.strip()]
+    frame = pl.DataFrame(
+        {
+            "customer": [r[1] for r in rows],
+            "day": [dt.datetime.strptime(r[2], "%Y%m%d").date() for r in rows],
+            "value": [float(r[4]) for r in rows],
+        }
+    )
+    return frame.group_by("customer", "day").agg(pl.col("value").sum())
+
+
+@pytest.fixture(scope="module")
+def calibration() -> pl.DataFrame:
+    days = purchase_days()
+    first = days.group_by("customer").agg(pl.col("day").min().alias("first"))
+    in_calibration = days.join(first, on="customer").filter(pl.col("day") <= CALIBRATION_END)
+    weeks = lambda later, earlier: (later - earlier).dt.total_days() / 7  # noqa: E731
+    summary = in_calibration.group_by("customer").agg(
+        (pl.len() - 1).alias("x"),
+        weeks(pl.col("day").max(), pl.col("first").first()).alias("t_x"),
+        weeks(pl.lit(CALIBRATION_END), pl.col("first").first()).alias("T"),
+        # the mean value of the repeat purchases: all but the first
+        pl.col("value").sort_by("day").slice(1).mean().alias("m"),
+    )
+    holdout = (
+        days.filter(pl.col("day") > CALIBRATION_END)
+        .group_by("customer")
+        .agg(pl.len().alias("holdout"))
+    )
+    return summary.join(holdout, on="customer", how="left").fill_null(
+        strategy="zero", matches_supertype=False
+    )
+
+
+@pytest.fixture(scope="module")
+def bgnbd(calibration):
+    c = calibration
+    return fit_bgnbd(c["x"], c["t_x"], c["T"])
+
+
+def test_the_sample_is_the_published_one(calibration):
+    assert calibration.height == 2357
+    assert calibration["x"].sum() == 2457  # repeat purchase days in the calibration period
+
+
+def test_bgnbd_reproduces_fader_hardie_lee(bgnbd):
+    assert bgnbd.converged
+    assert bgnbd.log_likelihood == pytest.approx(-9582.43, abs=0.01)
+    fitted = bgnbd.model
+    published = {"r": 0.2426, "alpha": 4.4136, "a": 0.7930, "b": 2.4262}
+    for name, value in published.items():
+        assert getattr(fitted, name) == pytest.approx(value, rel=0.005), name
+
+
+def test_one_customers_prediction_at_the_published_parameters():
+    # the paper's example customer: x = 2, t_x = 30.4286 (213 days), T = 38.8571 (272 days)
+    published = BgNbd(r=0.2426, alpha=4.4136, a=0.7930, b=2.4262)
+    x, t_x, T = 2, 213 / 7, 272 / 7
+    assert p_alive(published, x, t_x, T) == pytest.approx(0.7266175, rel=1e-6)
+    assert expected_purchases(published, 39, x, t_x, T) == pytest.approx(1.2259851, rel=1e-6)
+
+
+def test_the_holdout_period_sum(bgnbd, calibration):
+    c = calibration
+    expected = expected_purchases(bgnbd.model, 39, c["x"], c["t_x"], c["T"]).sum()
+    assert expected == pytest.approx(1653.4, abs=0.5)
+
+
+def test_gamma_gamma_reproduces_fader_hardie(calibration):
+    repeat = calibration.filter(pl.col("x") > 0)
+    fit = fit_gamma_gamma(repeat["x"], repeat["m"])
+    assert fit.converged and fit.customers == 946
+    assert fit.log_likelihood == pytest.approx(-4055.92, abs=0.01)
+    published = {"p": 6.2496, "q": 3.7442, "gamma": 15.4433}
+    for name, value in published.items():
+        assert getattr(fit.model, name) == pytest.approx(value, rel=0.005), name
+    # a customer's expected spend lies between its own mean and the population's
+    spend = expected_spend(fit.model, repeat["x"], repeat["m"])
+    population = fit.model.p * fit.model.gamma / (fit.model.q - 1)
+    low = np.minimum(repeat["m"].to_numpy(), population)
+    high = np.maximum(repeat["m"].to_numpy(), population)
+    assert np.all((spend >= low - 1e-9) & (spend <= high + 1e-9))
+
+
+def test_extreme_histories_give_finite_figures(bgnbd):
+    # hundreds of purchases, years of tenure, a long silence, a purchase today
+    x = np.array([0, 1, 300, 800, 800, 5000])
+    t_x = np.array([0, 1, 500, 520, 10, 1000])
+    T = np.array([0.5, 900, 520, 520, 1040, 1000])
+    alive = p_alive(bgnbd.model, x, t_x, T)
+    future = expected_purchases(bgnbd.model, 52, x, t_x, T)
+    assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1))
+    assert np.all(np.isfinite(future)) and np.all(future >= 0)
+    assert alive[4] < 1e-6  # 800 purchases, then 20 years of silence: gone
+    assert future[3] > future[2] > 0  # buys weekly until today: more than the slower one
+    assert np.isfinite(expected_purchases_of_a_new_customer(bgnbd.model, np.array([1, 1e4]))).all()
+
+
+def test_a_warm_start_converges_to_the_same_fit(bgnbd, calibration):
+    c = calibration
+    fitted = bgnbd.model
+    nudged = BgNbd(*(1.1 * v for v in (fitted.r, fitted.alpha, fitted.a, fitted.b)))
+    again = fit_bgnbd(c["x"], c["t_x"], c["T"], start=nudged)
+    assert again.log_likelihood == pytest.approx(bgnbd.log_likelihood, abs=1e-6)
