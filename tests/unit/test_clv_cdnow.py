@@ -132,3 +132,11 @@ def test_a_warm_start_converges_to_the_same_fit(bgnbd, calibration):
     nudged = BgNbd(*(1.1 * v for v in (fitted.r, fitted.alpha, fitted.a, fitted.b)))
     again = fit_bgnbd(c["x"], c["t_x"], c["T"], start=nudged)
     assert again.log_likelihood == pytest.approx(bgnbd.log_likelihood, abs=1e-6)
+
+
+def test_a_repeat_customer_who_spent_nothing_is_left_out_of_the_spend_fit(calibration):
+    repeat = calibration.filter(pl.col("x") > 0)
+    fit = fit_gamma_gamma(repeat["x"], repeat["m"])
+    with_free_orders = fit_gamma_gamma([*repeat["x"], 3], [*repeat["m"], 0.0])
+    assert with_free_orders.customers == fit.customers
+    assert with_free_orders.log_likelihood == pytest.approx(fit.log_likelihood, abs=1e-6)
