@@ -1,5 +1,5 @@
 """The BG/NBD and Gamma-Gamma models (models/clv.py) against their published figures on the
-CDNOW 1/10 sample (tests/data/cdnow): 2,357 customers with a first purchase in the first
+CDNOW 1/10 sample (tests/fixtures/cdnow): 2,357 customers with a first purchase in the first
 quarter of 1997, a 39-week calibration period ending 1997-09-30, time in weeks, purchases of
 one day merged into one."""
 
@@ -22,7 +22,7 @@ from models.clv import (
     p_alive,
 )
 
-SAMPLE = Path(__file__).parents[1] / "data" / "cdnow" / "CDNOW_sample.txt"
+SAMPLE = Path(__file__).parents[1] / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 CALIBRATION_END = dt.date(1997, 9, 30)
 HOLDOUT_END = dt.date(1998, 6, 30)
 
