@@ -3,6 +3,8 @@ sent; a few bad rows are quarantined and the night goes on."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.corpus import CASES, good_folder
 from tests.support.landing import contact, order, write_folder
 
@@ -84,6 +86,7 @@ def test_one_bad_row_in_400_is_quarantined_and_the_night_goes_on(workspace, caps
     ]
 
 
+@pytest.mark.slow  # several nights: make test-slow (.ci/run)
 def test_a_40_percent_cohort_jump_blocks_sending_until_released(workspace, capsys):
     from pipelines.cli import main
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from tests.support.landing import land_events
 from tests.support.scenario import HISTORY, NEXT_DAY, D, write_all, write_next_day
 
@@ -45,6 +47,7 @@ def quarantined(workspace) -> list[tuple]:
     )
 
 
+@pytest.mark.slow  # several nights: make test-slow (.ci/run)
 def test_poison_events_are_quarantined_and_the_rest_loads_every_night(workspace, capsys):
     write_all(workspace.landing)
     write_poisoned_file(workspace.landing)

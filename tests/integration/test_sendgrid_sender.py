@@ -98,6 +98,7 @@ def test_sandbox_mode_is_switched_on_in_the_request(server, waits):
     assert server.accepted[0]["mail_settings"] == {"sandbox_mode": {"enable": True}}
 
 
+@pytest.mark.slow  # several nights: make test-slow (.ci/run)
 def test_a_sandbox_rehearsal_uses_up_no_occasion(sendgrid_workspace, server, monkeypatch):
     monkeypatch.setenv("SENDGRID_SANDBOX", "true")
     assert sendgrid_workspace.run(D) == 0
