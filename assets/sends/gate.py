@@ -166,30 +166,38 @@ def journey_steps(
     step is known by its name: a renamed step is a new one, and would go again to everyone
     who had it, with the steps after it; a removed one moves its instances on. Released once
     (journey_steps:<journey>), a journey is judged again only on what was sent after."""
+    journeys = [c for c in campaigns if c.is_journey]
+    released = {j.name: _released_before(con, f"journey_steps:{j.name}", day) for j in journeys}
+    # one read of the ledger for every journey: at a million contacts it is the large table
+    rows = con.execute(
+        """
+        select ledger.campaign, ledger.step, ledger.business_date, count(*)
+        from nightjar.send_ledger as ledger
+        inner join nightjar.journey_instances as instance
+            on instance.journey = ledger.campaign
+            and instance.contact_id = ledger.contact_id
+            and ledger.occasion = instance.occasion || '#' || ledger.step
+        where instance.status = 'active' and list_contains($journeys, ledger.campaign)
+            and not list_contains($known, ledger.campaign || '#' || ledger.step)
+        group by all
+        """,
+        {"journeys": [j.name for j in journeys],
+         "known": [f"{j.name}#{s.name}" for j in journeys for s in j.steps]},
+    ).fetchall()  # fmt: skip
     results = []
-    for journey in (c for c in campaigns if c.is_journey):
+    for journey in journeys:
         name = f"journey_steps:{journey.name}"
-        released_on = _released_before(con, name, day)
-        unknown = con.execute(
-            """
-            select ledger.step, count(*)
-            from nightjar.send_ledger as ledger
-            inner join nightjar.journey_instances as instance
-                on instance.journey = ledger.campaign
-                and instance.contact_id = ledger.contact_id
-                and ledger.occasion = instance.occasion || '#' || ledger.step
-            where ledger.campaign = $journey and instance.status = 'active'
-                and not list_contains($steps, ledger.step)
-                and ledger.business_date > coalesce($released, date '0001-01-01')
-            group by ledger.step order by ledger.step
-            """,
-            {"journey": journey.name, "steps": [s.name for s in journey.steps],
-             "released": released_on},
-        ).fetchall()  # fmt: skip
+        since = released[journey.name] or dt.date.min
+        unknown: dict[str, int] = {}
+        for campaign, step, sent_on, count in rows:
+            if campaign == journey.name and sent_on > since:
+                unknown[step] = unknown.get(step, 0) + count
         if not unknown:
             results.append(CheckResult(name, True, "every step sent is still defined"))
             continue
-        steps = ", ".join(f"{step} ({count:,} active instance(s))" for step, count in unknown)
+        steps = ", ".join(
+            f"{step} ({count:,} active instance(s))" for step, count in sorted(unknown.items())
+        )
         results.append(
             CheckResult(
                 name,
