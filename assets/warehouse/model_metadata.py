@@ -11,6 +11,7 @@ import duckdb
 from dagster import MetadataValue, Output
 
 from assets.shared.previews import PREVIEW_ROWS, markdown_table, masked, preview_heading
+from assets.warehouse.clv_figures import clv_figures
 from assets.warehouse.figures import audience_figures, cohort_changes, column_schemas
 from assets.warehouse.publish import BUILD_SCHEMA, PUBLISHED_SCHEMA, tables_in
 from models.campaigns import Campaign
@@ -42,6 +43,7 @@ def measure(
     night.figures = {
         **cohort_changes(con, night.cohorts, day),
         "audience": audience_figures(con),
+        "clv_fits": clv_figures(con, day),
     }
     night.schemas = column_schemas(con, night.built, manifest)
     night.previews = {

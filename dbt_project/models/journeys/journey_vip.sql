@@ -1,11 +1,20 @@
--- VIP: contacts in the RFM segment var vip_segment (Champions). As loyalty's cohort does,
--- entering is judged against the members recorded on the previous night the journey was
--- sent (Nightjar records this model's members then, as a cohort's): a member of that night
--- keeps its entered_on, so one stay in the segment is one occasion; anyone else enters on D.
+-- VIP: contacts in the RFM segment var vip_segment (Champions), or with var vip_defined_by
+-- = predicted_clv, the top tenth by predicted value of the next 12 months (customer_360's
+-- predicted_clv_decile 1). As loyalty's cohort does, entering is judged against the members
+-- recorded on the previous night the journey was sent (Nightjar records this model's members
+-- then, as a cohort's): a member of that night keeps its entered_on, so one stay in the
+-- segment is one occasion; anyone else enters on D.
 with members as (
     select contact_id
     from {{ ref('audience') }}
-    where rfm_segment = '{{ var("vip_segment") }}'
+    where
+        {% if var('vip_defined_by') == 'predicted_clv' -%}
+            predicted_clv_decile = 1
+        {%- elif var('vip_defined_by') == 'rfm_segment' -%}
+            rfm_segment = '{{ var("vip_segment") }}'
+        {%- else -%}
+            {{ exceptions.raise_compiler_error("var vip_defined_by: rfm_segment or predicted_clv") }}
+        {%- endif %}
 ),
 
 previous as (

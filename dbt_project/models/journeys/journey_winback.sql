@@ -4,7 +4,10 @@
 -- as entering on D: the journey's state keeps the first night it was seen. The template's
 -- last_purchase_date is customer_360's, so it is not selected here. A lapse the one-shot
 -- `reactivation` campaign (which this journey replaced) already messaged or held out does not
--- enter: an installation upgraded mid-lapse never mails it twice.
+-- enter: an installation upgraded mid-lapse never mails it twice. Where the customer-value
+-- model still gives the contact even odds of buying again (p_alive at or above var
+-- winback_max_p_alive), it is only between purchases and does not enter yet; without a
+-- prediction (no fit tonight, or no purchase in the fitting window) the lapse alone decides.
 select
     audience.contact_id,
     audience.last_purchase_date as occasion,
@@ -15,6 +18,7 @@ from {{ ref('audience') }} as audience
 where
     audience.last_purchase_date is not null
     and audience.days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
+    and coalesce(audience.p_alive < {{ var('winback_max_p_alive') }}, true)
     and not exists (
         select 1
         from {{ source('nightjar', 'send_ledger') }} as reactivation

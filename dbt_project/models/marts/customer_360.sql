@@ -40,6 +40,10 @@ engagement as (
     select * from {{ ref('int_contacts_engagement_summarized') }}
 ),
 
+predicted as (
+    select * from {{ ref('int_contacts_clv_predicted') }}
+),
+
 profile as (
     select
         contacts.*,
@@ -91,9 +95,17 @@ select
     coalesce(engagement.email_clicks, 0) as email_clicks,
     engagement.last_opened_at,
     engagement.last_clicked_at,
+    predicted.p_alive,
+    predicted.expected_purchases_90d,
+    predicted.expected_purchase_value,
+    predicted.predicted_clv_12m,
+    predicted.predicted_clv_decile,
+    predicted.next_purchase_from,
+    predicted.next_purchase_to,
     {{ as_of_date() }} as as_of_date
 from profile
 left join purchases on profile.contact_id = purchases.contact_id
 left join rfm on profile.contact_id = rfm.contact_id
 left join web on profile.contact_id = web.contact_id
 left join engagement on profile.contact_id = engagement.contact_id
+left join predicted on profile.contact_id = predicted.contact_id

@@ -1,0 +1,291 @@
+"""A night's customer-value models: fit BG/NBD and Gamma-Gamma on the window's buyers
+(models/clv.py), warm-started from the previous night's parameters, and predict per contact.
+
+The dbt Python models of dbt_project/models/predictions call these; what is here knows
+frames and numbers, not dbt or the warehouse, so that a test drives it with any history.
+
+Inputs, one row per buyer of the window (int_contacts_clv_inputs): `frequency` (repeat
+purchase days), `recency_weeks`, `tenure_weeks` and `repeat_value_mean`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import polars as pl
+from scipy import special
+
+from models.clv import (
+    BgNbd,
+    Fit,
+    GammaGamma,
+    expected_purchases,
+    expected_spend,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    p_alive,
+)
+
+WEEK_DAYS = 7.0
+MONTH_WEEKS = 365.25 / 12 / WEEK_DAYS
+# The chart of repeat purchases by frequency shows 0 .. 6 and "7 or more", as the
+# published check does (Fader, Hardie & Lee 2005, figure 1).
+CHART_MAX = 7
+
+# What a night's fit row says about its parameters.
+FITTED = "fitted"
+FITTED_COLD = "fitted (the warm start did not converge; fitted again from scratch)"
+KEPT = "not converged: the previous night's parameters are kept"
+NOT_CONVERGED = "not converged: no predictions tonight"
+TOO_FEW = "too few buyers: no predictions"
+
+
+@dataclass(frozen=True)
+class NightFit:
+    """One night's fit as clv_fits records it (one row per business date)."""
+
+    as_of_date: dt.date
+    status: str
+    buyers: int
+    repeat_buyers: int
+    r: float | None = None
+    alpha: float | None = None
+    a: float | None = None
+    b: float | None = None
+    bgnbd_log_likelihood: float | None = None
+    p: float | None = None
+    q: float | None = None
+    gamma: float | None = None
+    gamma_gamma_log_likelihood: float | None = None
+    gamma_gamma_buyers: int = 0
+    # The Gamma-Gamma model assumes spend per purchase independent of how often one buys:
+    # a correlation far from 0 says its predictions are biased.
+    frequency_value_correlation: float | None = None
+    warm_started: bool = False
+    iterations: int = 0
+    fit_seconds: float = 0.0
+    parameters_from: dt.date | None = None  # the night whose parameters predict tonight
+
+    @property
+    def bgnbd(self) -> BgNbd | None:
+        return None if self.r is None else BgNbd(self.r, self.alpha, self.a, self.b)
+
+    @property
+    def gamma_gamma(self) -> GammaGamma | None:
+        return None if self.p is None else GammaGamma(self.p, self.q, self.gamma)
+
+    def row(self) -> dict:
+        """As plain Python values (numpy's scalars are not every writer's)."""
+        return {k: v.item() if hasattr(v, "item") else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_row(cls, row: dict) -> NightFit:
+        """A recorded fit; columns it does not know (the chart) are left out."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+def _columns(inputs: pl.DataFrame) -> tuple[np.ndarray, ...]:
+    return (
+        inputs["frequency"].cast(pl.Float64).to_numpy(),
+        inputs["recency_weeks"].cast(pl.Float64).to_numpy(),
+        inputs["tenure_weeks"].cast(pl.Float64).to_numpy(),
+        inputs["repeat_value_mean"].cast(pl.Float64).fill_null(0.0).to_numpy(),
+    )
+
+
+def fit_night(
+    inputs: pl.DataFrame, as_of: dt.date, previous: NightFit | None, min_buyers: int
+) -> NightFit:
+    """Tonight's fit: from the previous night's parameters if there are any (a night's new
+    data moves them little, so the optimiser starts next to the answer), from scratch when
+    that does not converge; the previous night's parameters when neither does."""
+    x, t_x, T, m = _columns(inputs)
+    counts = {"buyers": len(x), "repeat_buyers": int((x > 0).sum())}
+    if len(x) < min_buyers:
+        return NightFit(as_of, TOO_FEW, **counts)
+    started = time.perf_counter()
+    warm = previous is not None and previous.bgnbd is not None
+    bg = fit_bgnbd(x, t_x, T, start=previous.bgnbd if warm else None)
+    gg = fit_gamma_gamma(x, m, start=previous.gamma_gamma if warm else None)
+    status = FITTED
+    if warm and not (_usable(bg) and _usable(gg)):
+        bg = bg if _usable(bg) else fit_bgnbd(x, t_x, T)
+        gg = gg if _usable(gg) else fit_gamma_gamma(x, m)
+        status = FITTED_COLD
+    iterations = bg.iterations + gg.iterations
+    seconds = round(time.perf_counter() - started, 3)
+    if not (_usable(bg) and _usable(gg)):
+        kept = previous if previous is not None and previous.bgnbd is not None else None
+        return NightFit(
+            as_of,
+            KEPT if kept else NOT_CONVERGED,
+            **counts,
+            **(_parameters_of(kept) if kept else {}),
+            warm_started=warm,
+            iterations=iterations,
+            fit_seconds=seconds,
+            parameters_from=kept.parameters_from if kept else None,
+        )
+    repeat = (x > 0) & (m > 0)
+    correlation = float(np.corrcoef(x[repeat], m[repeat])[0, 1]) if repeat.sum() > 2 else None
+    return NightFit(
+        as_of,
+        status,
+        **counts,
+        **asdict(bg.model),
+        bgnbd_log_likelihood=bg.log_likelihood,
+        **asdict(gg.model),
+        gamma_gamma_log_likelihood=gg.log_likelihood,
+        gamma_gamma_buyers=gg.customers,
+        frequency_value_correlation=_finite(correlation),
+        warm_started=warm,
+        iterations=iterations,
+        fit_seconds=seconds,
+        parameters_from=as_of,
+    )
+
+
+def _usable(fit: Fit) -> bool:
+    """Converged, and to parameters the predictions can use: E[X(t)] divides by a - 1 and
+    the expected spend by q - 1."""
+    model = fit.model
+    finite = all(math.isfinite(v) for v in asdict(model).values())
+    if isinstance(model, BgNbd):
+        return fit.converged and finite and abs(model.a - 1) > 1e-6
+    return fit.converged and finite and model.q > 1
+
+
+def _parameters_of(fit: NightFit) -> dict:
+    names = ("r", "alpha", "a", "b", "p", "q", "gamma")
+    return {name: getattr(fit, name) for name in names}
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def predict(
+    inputs: pl.DataFrame,
+    fit: NightFit,
+    as_of: dt.date,
+    horizon_days: int = 90,
+    monthly_discount: float = 0.01,
+) -> pl.DataFrame:
+    """Per buyer of the window: the probability it is still a customer, its expected
+    purchases in the next `horizon_days`, its expected value per purchase, its predicted
+    value over the next 12 months (each month's expected purchases times that value,
+    discounted by `monthly_discount` a month), the central half of the time of its next
+    purchase should it still be a customer, and the decile of its predicted value (1 = the
+    most valuable tenth). Empty when the night has no parameters."""
+    bg, gg = fit.bgnbd, fit.gamma_gamma
+    if bg is None or gg is None or inputs.height == 0:
+        return _empty_predictions()
+    x, t_x, T, m = _columns(inputs)
+    alive = p_alive(bg, x, t_x, T)
+    spend = expected_spend(gg, x, m)
+    months = np.arange(0, 13) * MONTH_WEEKS
+    cumulative = np.stack([expected_purchases(bg, t, x, t_x, T) for t in months[1:]])
+    per_month = np.diff(np.vstack([np.zeros_like(x), cumulative]), axis=0)
+    discount = (1 + monthly_discount) ** -np.arange(1, 13)
+    clv = spend * (discount[:, None] * per_month).sum(axis=0)
+    # Should it still be a customer, its purchase rate is Gamma(r + x, alpha + T) after its
+    # history, so the wait w for the next purchase has P(w > t) = ((alpha+T)/(alpha+T+t))^(r+x):
+    # the quartiles of w in closed form.
+    shape, scale = bg.r + x, bg.alpha + T
+    early, late = (scale * np.expm1(-np.log1p(-q) / shape) for q in (0.25, 0.75))
+    frame = pl.DataFrame(
+        {
+            "contact_id": inputs["contact_id"],
+            "p_alive": alive,
+            f"expected_purchases_{horizon_days}d": expected_purchases(
+                bg, horizon_days / WEEK_DAYS, x, t_x, T
+            ),
+            "expected_purchase_value": np.round(spend, 2),  # money: to the cent
+            "predicted_clv_12m": np.round(clv, 2),
+            "next_purchase_from": _days_after(as_of, early),
+            "next_purchase_to": _days_after(as_of, late),
+        }
+    ).with_columns(
+        # NaN never leaves this function: a figure that cannot be computed is unknown
+        pl.col(pl.Float64).fill_nan(None)
+    )
+    rank = pl.col("predicted_clv_12m").rank("ordinal", descending=True)
+    return frame.with_columns(
+        ((rank - 1) * 10 // frame.height + 1).cast(pl.Int32).alias("predicted_clv_decile")
+    )
+
+
+# A next purchase further off than this is no window a marketer plans with.
+_FARTHEST_DAYS = 5 * 365
+
+
+def _days_after(as_of: dt.date, weeks: np.ndarray) -> pl.Series:
+    days = np.round(weeks * WEEK_DAYS)
+    known = np.isfinite(days) & (days <= _FARTHEST_DAYS)
+    epoch_days = (as_of - dt.date(1970, 1, 1)).days + np.where(known, days, 0)
+    return (
+        pl.Series(epoch_days.astype(np.int32)).cast(pl.Date).scatter(np.flatnonzero(~known), None)
+    )
+
+
+def _empty_predictions() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "contact_id": pl.String,
+            "p_alive": pl.Float64,
+            "expected_purchases_90d": pl.Float64,
+            "expected_purchase_value": pl.Float64,
+            "predicted_clv_12m": pl.Float64,
+            "next_purchase_from": pl.Date,
+            "next_purchase_to": pl.Date,
+            "predicted_clv_decile": pl.Int32,
+        }
+    )
+
+
+def repeat_purchases_by_frequency(inputs: pl.DataFrame, fit: NightFit) -> list[dict]:
+    """The published model's check: how many buyers made 0, 1, ... 6 and 7 or more repeat
+    purchases in their time since the first, as counted and as BG/NBD expects from each
+    buyer's own time (the sum over the buyers of P(X(T) = k))."""
+    if fit.bgnbd is None or inputs.height == 0:
+        return []
+    x, _, T, _ = _columns(inputs)
+    expected = purchase_count_probabilities(fit.bgnbd, T, CHART_MAX).sum(axis=1)
+    actual = [int((x == k).sum()) for k in range(CHART_MAX)] + [int((x >= CHART_MAX).sum())]
+    return [
+        {"repeat_purchases": f"{k}" if k < CHART_MAX else f"{k}+", "actual": n, "expected": e}
+        for k, (n, e) in enumerate(zip(actual, expected.tolist(), strict=True))
+    ]
+
+
+def purchase_count_probabilities(model: BgNbd, t, max_count: int) -> np.ndarray:
+    """P(X(t) = k) for k = 0 .. max_count - 1 and P(X(t) >= max_count) in the last row, for
+    each t (Fader, Hardie & Lee 2005, equation 8), in log space."""
+    t = np.asarray(t, dtype=float)
+    r, alpha, a, b = model.r, model.alpha, model.a, model.b
+    log_beta_ab = special.betaln(a, b)
+    log_no_drop = r * (np.log(alpha) - np.log(alpha + t))
+    with np.errstate(divide="ignore"):  # t = 0: a buyer of D only, P(X = 0) = 1
+        log_ratio = np.log(t) - np.log(alpha + t)
+    rows, partial = [], np.zeros_like(t)  # partial: sum of the NBD terms j < k
+    for k in range(max_count):
+        log_nbd = (
+            special.gammaln(r + k)
+            - special.gammaln(r)
+            - special.gammaln(k + 1)
+            + log_no_drop
+            + (k * log_ratio if k else 0.0)
+        )
+        nbd = np.exp(log_nbd)
+        still = np.exp(special.betaln(a, b + k) - log_beta_ab) * nbd
+        dropped = (
+            np.exp(special.betaln(a + 1, b + k - 1) - log_beta_ab) * (1 - partial) if k > 0 else 0.0
+        )
+        rows.append(still + dropped)
+        partial = partial + nbd
+    probabilities = np.vstack(rows)
+    return np.vstack([probabilities, np.clip(1 - probabilities.sum(axis=0), 0, 1)])

@@ -1,0 +1,129 @@
+"""A night's fit and predictions (models/clv_night.py) as the dbt Python models run them:
+on the CDNOW sample, against the published model's check, from the previous night's
+parameters, and on histories no model should choke on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models import clv_night
+from models.clv_night import NightFit, fit_night, predict, repeat_purchases_by_frequency
+from tests.unit.test_clv_cdnow import CALIBRATION_END
+
+pytest_plugins = ["tests.unit.test_clv_cdnow"]
+
+
+@pytest.fixture(scope="module")
+def inputs(calibration) -> pl.DataFrame:
+    return calibration.rename(
+        {
+            "customer": "contact_id",
+            "x": "frequency",
+            "t_x": "recency_weeks",
+            "T": "tenure_weeks",
+            "m": "repeat_value_mean",
+        }
+    ).with_columns(pl.col("repeat_value_mean").replace(0.0, None))
+
+
+@pytest.fixture(scope="module")
+def night(inputs) -> NightFit:
+    return fit_night(inputs, CALIBRATION_END, None, min_buyers=500)
+
+
+def test_a_night_fits_the_published_parameters(night):
+    assert night.status == clv_night.FITTED
+    assert (night.buyers, night.repeat_buyers, night.gamma_gamma_buyers) == (2357, 946, 946)
+    assert night.bgnbd_log_likelihood == pytest.approx(-9582.43, abs=0.01)
+    assert night.gamma_gamma_log_likelihood == pytest.approx(-4055.92, abs=0.01)
+    # Fader & Hardie 2013 report a correlation of 0.11 between frequency and mean spend
+    assert night.frequency_value_correlation == pytest.approx(0.11, abs=0.01)
+    assert night.parameters_from == CALIBRATION_END
+
+
+def test_the_chart_shows_repeat_purchases_counted_and_expected(inputs, night):
+    chart = repeat_purchases_by_frequency(inputs, night)
+    assert [row["repeat_purchases"] for row in chart] == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    # Fader, Hardie & Lee 2005, figure 1: the counts of the sample, and the model close by
+    assert [row["actual"] for row in chart] == [1411, 439, 214, 100, 62, 38, 29, 64]
+    assert sum(row["expected"] for row in chart) == pytest.approx(2357, abs=1e-6)
+    assert chart[0]["expected"] == pytest.approx(1407.7, abs=0.1)
+    assert chart[1]["expected"] == pytest.approx(460.3, abs=0.1)
+
+
+def test_the_next_night_starts_from_the_last_and_lands_on_the_same_fit(inputs, night):
+    again = fit_night(inputs, CALIBRATION_END + dt.timedelta(days=1), night, min_buyers=500)
+    assert again.warm_started and again.status == clv_night.FITTED
+    assert again.iterations < night.iterations
+    assert again.bgnbd_log_likelihood == pytest.approx(night.bgnbd_log_likelihood, abs=1e-4)
+    assert again.r == pytest.approx(night.r, rel=1e-3)
+
+
+def test_too_few_buyers_fit_and_predict_nothing(inputs):
+    fit = fit_night(inputs.head(100), CALIBRATION_END, None, min_buyers=500)
+    assert fit.status == clv_night.TOO_FEW and fit.bgnbd is None
+    assert predict(inputs.head(100), fit, CALIBRATION_END).height == 0
+
+
+def test_a_fit_that_does_not_converge_keeps_the_previous_nights(inputs, night, monkeypatch):
+    fitted = clv_night.fit_bgnbd(
+        inputs["frequency"], inputs["recency_weeks"], inputs["tenure_weeks"]
+    )
+    stuck = clv_night.Fit(fitted.model, fitted.log_likelihood, fitted.customers, False, 2000)
+    monkeypatch.setattr(clv_night, "fit_bgnbd", lambda *args, **kwargs: stuck)
+    tonight = CALIBRATION_END + dt.timedelta(days=1)
+    kept = fit_night(inputs, tonight, night, min_buyers=500)
+    assert kept.status == clv_night.KEPT
+    assert kept.parameters_from == CALIBRATION_END and kept.r == night.r
+    assert predict(inputs, kept, tonight).height == inputs.height
+    nothing = fit_night(inputs, tonight, None, min_buyers=500)
+    assert nothing.status == clv_night.NOT_CONVERGED and nothing.bgnbd is None
+
+
+def test_predictions_of_the_published_customer(inputs, night):
+    predicted = predict(inputs, night, CALIBRATION_END)
+    first = predicted.row(by_predicate=pl.col("contact_id") == "0001", named=True)
+    # x = 2, t_x = 30.43, T = 38.86 weeks: P(alive) as published (at the fitted parameters)
+    assert first["p_alive"] == pytest.approx(0.7266, abs=1e-3)
+    assert first["expected_purchases_90d"] == pytest.approx(
+        clv_night.expected_purchases(night.bgnbd, 90 / 7, 2, 30.428571, 38.857143)[()], rel=1e-6
+    )
+    assert first["next_purchase_from"] < first["next_purchase_to"]
+    # a one-off buyer is alive by the model's definition; its value is everyone's mean
+    once = predicted.filter(
+        pl.col("contact_id").is_in(inputs.filter(pl.col("frequency") == 0)["contact_id"].implode())
+    )
+    assert once["p_alive"].min() == 1.0
+    mean_spend = night.p * night.gamma / (night.q - 1)
+    assert once["expected_purchase_value"].unique().to_list() == [
+        pytest.approx(mean_spend, abs=0.005)
+    ]
+    assert sorted(predicted["predicted_clv_decile"].unique().to_list()) == list(range(1, 11))
+    top = predicted.filter(pl.col("predicted_clv_decile") == 1)["predicted_clv_12m"].min()
+    rest = predicted.filter(pl.col("predicted_clv_decile") > 1)["predicted_clv_12m"].max()
+    assert top >= rest
+
+
+def test_extreme_histories_predict_finite_figures(night):
+    extreme = pl.DataFrame(
+        {
+            "contact_id": ["daily_for_years", "silent_for_years", "bought_today"],
+            "frequency": [900, 300, 0],
+            "recency_weeks": [520.0, 10.0, 0.0],
+            "tenure_weeks": [520.0, 520.0, 0.0],
+            "repeat_value_mean": [25.0, 1e6, None],
+        }
+    )
+    predicted = predict(extreme, night, CALIBRATION_END)
+    for column in ("p_alive", "expected_purchases_90d", "predicted_clv_12m"):
+        assert np.isfinite(predicted[column].to_numpy()).all(), column
+    silent = predicted.row(1, named=True)
+    assert silent["p_alive"] < 1e-6 and silent["predicted_clv_12m"] < 1
+    # about its own rate, 900 purchases in 520 weeks, over 90 days
+    assert predicted.row(0, named=True)["expected_purchases_90d"] == pytest.approx(
+        900 / 520 * 90 / 7, rel=0.05
+    )
