@@ -15,23 +15,24 @@ from dagster import MetadataValue
 from assets.shared.previews import markdown_table
 from assets.warehouse.publish import BUILD_SCHEMA, tables_in
 
-_NUMBERS = (
-    "buyers",
-    "repeat_buyers",
-    "r",
-    "alpha",
-    "a",
-    "b",
-    "bgnbd_log_likelihood",
-    "p",
-    "q",
-    "gamma",
-    "gamma_gamma_log_likelihood",
-    "frequency_value_correlation",
-    "iterations",
-    "fit_seconds",
-)
-_BAR_WIDTH = 30  # characters of the longest bar
+# Each figure under the name the UI plots it by: words, as every plotted figure's
+_NUMBERS = {
+    "buyers": "buyers",
+    "repeat_buyers": "repeat buyers",
+    "r": "r",
+    "alpha": "alpha",
+    "a": "a",
+    "b": "b",
+    "bgnbd_log_likelihood": "purchase model log likelihood",
+    "p": "p",
+    "q": "q",
+    "gamma": "gamma",
+    "gamma_gamma_log_likelihood": "spend model log likelihood",
+    "frequency_value_correlation": "frequency and spend correlation",
+    "iterations": "iterations",
+    "fit_seconds": "fit seconds",
+}
+_BAR_WIDTH = 24  # characters of the longest bar
 
 
 def clv_figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
@@ -44,8 +45,8 @@ def clv_figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
     if not rows:
         return {}
     fit = dict(zip(names, rows[0], strict=True))
-    figures: dict[str, Any] = {"status": fit["status"]}
-    figures.update({name: fit[name] for name in _NUMBERS if fit.get(name) is not None})
+    figures: dict[str, Any] = {"fit": fit["status"]}
+    figures.update({words: fit[name] for name, words in _NUMBERS.items() if fit[name] is not None})
     if fit.get("parameters_from") and fit["parameters_from"] != day:
         figures["parameters from"] = fit["parameters_from"].isoformat()
     chart = json.loads(fit.get("repeat_purchases_by_frequency") or "[]")
@@ -55,20 +56,23 @@ def clv_figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
 
 
 def _chart(rows: list[dict]) -> str:
-    """A bar per number of repeat purchases: █ counted, ░ expected, to one scale."""
+    """A bar per number of repeat purchases, counted (█) and expected (░), to one scale."""
     top = max(max(r["actual"], r["expected"]) for r in rows) or 1
-    bar = lambda n: "█" * round(_BAR_WIDTH * n / top)  # noqa: E731
+    bar = lambda n, mark: mark * round(_BAR_WIDTH * n / top) or "·"  # noqa: E731
     table = [
         (
             r["repeat_purchases"],
             r["actual"],
             round(r["expected"], 1),
-            f"`{bar(r['actual']) or '·'}`<br>`{bar(r['expected']).replace('█', '░') or '·'}`",
+            bar(r["actual"], "█"),
+            bar(r["expected"], "░"),
         )
         for r in rows
     ]
     return (
-        "Buyers of the fitting window by repeat purchases since their first: counted (█) and "
-        "as BG/NBD expects them (░). Bars far apart say the model does not fit.\n\n"
-        + markdown_table(["repeat purchases", "buyers", "expected", ""], table)
+        "Buyers of the fitting window by repeat purchases since their first: counted, and as "
+        "BG/NBD expects them. Bars far apart say the model does not fit these customers.\n\n"
+        + markdown_table(
+            ["repeat purchases", "buyers counted", "buyers expected", "counted", "expected"], table
+        )
     )

@@ -73,6 +73,15 @@ def test_a_cohort_and_a_send_lead_with_their_figures_in_words(night):
         assert all(re.fullmatch("[a-z ]+", label) for label in plotted(metadata[asset])), asset
 
 
+def test_the_value_model_says_in_words_why_it_predicts_nothing(night):
+    _, _, metadata = night
+    fits = metadata["clv_fits"]
+    # 26 buyers: too few to fit (var clv_min_buyers), and the UI says so
+    assert fits["fit"].value == "too few buyers: no predictions"
+    assert fits["buyers"].value == 26
+    assert all(re.fullmatch("[a-z ]+", label) for label in set(plotted(fits)) - DBT_INTERNALS)
+
+
 def test_previews_show_at_most_20_members_masked_and_agree_with_the_ledger(night):
     workspace, _, metadata = night
     cohort = metadata["journey_winback"]["preview"].value

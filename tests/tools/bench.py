@@ -35,8 +35,12 @@ SCALES = {"XS": 10_000, "S": 100_000, "M": 1_000_000}
 COHORTS = ("cohort_birthday", "cohort_loyalty", "journey_winback")
 STARTUP, DBT_STARTUP = "start-up (Python, Dagster)", "start-up (dbt)"
 JOURNEYS = "journeys (models and sends)"
+# What was bought, will be bought and is worth (issue 17): its dbt folders' models
+INTELLIGENCE = "predictions and recommendations"
+INTELLIGENCE_FOLDERS = ("predictions", "intelligence")
 STAGES = (
-    "ingest", "dbt", "cohorts and decisions", JOURNEYS, "send", "results", STARTUP, DBT_STARTUP,
+    "ingest", "dbt", INTELLIGENCE, "cohorts and decisions", JOURNEYS, "send", "results",
+    STARTUP, DBT_STARTUP,
 )  # fmt: skip
 TARGETS = {
     "nightly_s": 60.0,
@@ -45,6 +49,8 @@ TARGETS = {
     "growth": 1.3,
     "floor_ratio": 1.5,
     "send_per_s": 10_000.0,
+    "intelligence_s": 20.0,
+    "intelligence_mb": 512.0,
 }
 
 
@@ -77,23 +83,28 @@ class Measured:
     wall: float
     peak_mb: float
     output: str
+    memory: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, MB)
+
+    def peak_between(self, start: float, end: float) -> float:
+        return max((mb for at, mb in self.memory if start <= at <= end), default=0.0)
 
 
 def measure(command: list[str], env: dict[str, str]) -> Measured:
-    """Run a command; its wall time and the peak resident memory of its whole tree."""
+    """Run a command; its wall time, the peak resident memory of its whole tree, and that
+    memory over time (to tell which step needed it)."""
     started = time.monotonic()
+    memory = []
     with tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0
         while process.poll() is None:
-            peak = max(peak, _tree_rss_kb(process.pid))
+            memory.append((time.time(), _tree_rss_kb(process.pid) / 1024))
             time.sleep(0.05)
         wall = time.monotonic() - started
         out.seek(0)
         output = out.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    return Measured(wall, peak / 1024, output)
+    return Measured(wall, max((mb for _, mb in memory), default=0.0), output, memory)
 
 
 # -- the landing ----------------------------------------------------------------------------
@@ -137,6 +148,15 @@ class Night:
     peak_mb: float
     stages: dict[str, float] = field(default_factory=dict)
     rows: int = 0
+    # the peak while the intelligence models ran, and the peak of the night before them
+    intelligence_mb: float = 0.0
+    before_intelligence_mb: float = 0.0
+
+    @property
+    def intelligence_added_mb(self) -> float:
+        """What the intelligence models add to the night's peak: nothing if the night had
+        already needed more before they ran."""
+        return max(0.0, self.intelligence_mb - self.before_intelligence_mb)
 
 
 def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, Night, Path]:
@@ -176,6 +196,10 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
     release = ["--approve", "cohort_size:cohort_birthday"]
     ran = measure([*nightjar(), "run", "--date", END.isoformat(), *release], env)
     night = Night(ran.wall, ran.peak_mb, _stages(env, ran.wall), sum(new_rows.values()))
+    window = _intelligence_window()
+    if window:
+        night.intelligence_mb = ran.peak_between(*window)
+        night.before_intelligence_mb = ran.peak_between(0, window[0])
     return history, night, warehouse
 
 
@@ -185,7 +209,7 @@ def _warehouse_rows(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return sum(
             con.execute(f"select count(*) from raw.{t}").fetchall()[0][0]
-            for t in ("crm_contacts", "orders", "web_events")
+            for t in ("crm_contacts", "orders", "web_events", "order_lines")
         )
 
 
@@ -208,6 +232,7 @@ def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
         elif key == "warehouse_models":
             models = _dbt_model_seconds(run.run_id)
             stages["dbt"] += models.get("other", 0.0)
+            stages[INTELLIGENCE] += sum(models.get(f, 0.0) for f in INTELLIGENCE_FOLDERS)
             stages["cohorts and decisions"] += models.get("cohorts", 0.0)
             stages["cohorts and decisions"] += models.get("decisions", 0.0)
             stages[JOURNEYS] += models.get("journeys", 0.0)
@@ -234,24 +259,49 @@ def _journey_steps() -> set[str]:
     return {c.asset_name for c in journeys} | {f"results_{c.name}" for c in journeys}
 
 
-def _dbt_model_seconds(run_id: str) -> dict[str, float]:
-    """Seconds dbt spent per model folder (cohorts, decisions, ...) in this run's build; a
-    test counts with the model it tests."""
+# the night's dbt artifacts, kept as target/last_nightly (assets/warehouse/dbt_models.py)
+RUN_RESULTS = REPO / "dbt_project" / "target" / "last_nightly" / "run_results.json"
+_FOLDERS = ("cohorts", "decisions", "journeys", *INTELLIGENCE_FOLDERS)
+
+
+def _dbt_results() -> list[tuple[str, dict]]:
+    """(model folder, result) of each node of the latest build; a test counts with the model
+    it tests."""
     from models.manifest import load_manifest
 
-    # the night's dbt artifacts, kept as target/last_nightly (assets/warehouse/dbt_models.py)
-    targets = [REPO / "dbt_project" / "target" / "last_nightly" / "run_results.json"]
-    if not targets[-1].exists():
-        return {}
+    if not RUN_RESULTS.exists():
+        return []
     nodes = load_manifest()["nodes"]
-    folders: dict[str, float] = {}
-    for result in json.loads(targets[-1].read_text())["results"]:
+    results = []
+    for result in json.loads(RUN_RESULTS.read_text())["results"]:
         node = nodes.get(result["unique_id"], {})
         model = nodes.get(node.get("attached_node") or "", node)
         fqn = model.get("fqn", [])
-        folder = next((f for f in ("cohorts", "decisions", "journeys") if f in fqn), "other")
+        results.append((next((f for f in _FOLDERS if f in fqn), "other"), result))
+    return results
+
+
+def _dbt_model_seconds(run_id: str) -> dict[str, float]:
+    """Seconds dbt spent per model folder (cohorts, decisions, ...) in this run's build."""
+    folders: dict[str, float] = {}
+    for folder, result in _dbt_results():
         folders[folder] = folders.get(folder, 0.0) + result["execution_time"]
     return folders
+
+
+def _intelligence_window() -> tuple[float, float] | None:
+    """When the intelligence models ran in the latest build (epoch seconds): from the first
+    one's start to the last one's end (dbt runs them among others on its threads)."""
+    spans = [
+        dt.datetime.fromisoformat(timing[key].replace("Z", "+00:00")).timestamp()
+        for folder, result in _dbt_results()
+        if folder in INTELLIGENCE_FOLDERS
+        for timing in result.get("timing", [])
+        if timing.get("name") == "execute"
+        for key in ("started_at", "completed_at")
+        if timing.get(key)
+    ]
+    return (min(spans), max(spans)) if spans else None
 
 
 # -- the floor ------------------------------------------------------------------------------
@@ -288,15 +338,26 @@ def floor_child(warehouse: str) -> None:
 
 
 def nightjar_cohorts(warehouse: Path) -> dict[str, int]:
+    """Each cohort's size as of END. Win-back's lapsed buyers include those the customer-value
+    model holds back (p_alive at or above winback_max_p_alive): the floor computes the lapse
+    rule, not the model."""
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
+        sizes = {
             c: con.execute(f"select count(*) from main.{c} where as_of_date = ?", [END]).fetchall()[
                 0
             ][0]
             for c in COHORTS
         }
+        held_back = con.execute(
+            """
+            select count(*) from main.audience
+            where order_count > 0 and days_since_last_purchase >= 180 and p_alive >= 0.5
+            """
+        ).fetchall()[0][0]
+    sizes["journey_winback"] += held_back
+    return sizes
 
 
 # -- sending --------------------------------------------------------------------------------
@@ -391,6 +452,7 @@ def _scale_lines(name, contacts, history, night, short, f_start, f_sql, cohorts,
         f"{mark(night.wall <= TARGETS['nightly_s'])}, <= {TARGETS['nightly_mb']:,.0f} MB "
         f"{mark(night.peak_mb <= TARGETS['nightly_mb'])}",
         *[f"  {stage:28} {seconds:8.1f} s" for stage, seconds in night.stages.items()],
+        _intelligence_line(night, mark),
         f"after 73 days     {short.wall:8.1f} s  730/73 days {growth:.2f} x "
         f"(target <= {TARGETS['growth']}) {mark(growth <= TARGETS['growth'])}",
         "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in short.stages.items()),
@@ -400,6 +462,17 @@ def _scale_lines(name, contacts, history, night, short, f_start, f_sql, cohorts,
         f"cohorts           {', '.join(f'{c} {n:,}' for c, n in cohorts.items())}; "
         f"the floor agrees: {'yes' if agree else 'NO'}",
     ]
+
+
+def _intelligence_line(night: Night, mark) -> str:
+    seconds, added = night.stages[INTELLIGENCE], night.intelligence_added_mb
+    return (
+        f"{INTELLIGENCE} add {seconds:.1f} s (target <= {TARGETS['intelligence_s']:.0f} s) "
+        f"{mark(seconds <= TARGETS['intelligence_s'])} and {added:,.0f} MB (target <= "
+        f"{TARGETS['intelligence_mb']:,.0f} MB) {mark(added <= TARGETS['intelligence_mb'])}: "
+        f"peak {night.intelligence_mb:,.0f} MB while they ran, "
+        f"{night.before_intelligence_mb:,.0f} MB before"
+    )
 
 
 def _memory_gb() -> float:
