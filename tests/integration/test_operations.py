@@ -113,8 +113,8 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
     )
     assert completed.returncode == 0, completed.stderr
     assert (
-        "loaded:  crm_contacts 18 rows (2 folder(s)); orders 14 rows (2 folder(s))"
-        in completed.stdout
+        "loaded:  crm_contacts 18 rows (2 folder(s)); order_lines 6 rows (2 folder(s)); "
+        "orders 14 rows (2 folder(s))" in completed.stdout
     )
     assert (
         "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0)\n"
