@@ -15,7 +15,14 @@ import polars as pl
 from models.extract_reader import SIGNS, contract_names, read_csv_text
 from models.extracts import ExtractError, ExtractSpec
 from models.landing import LandingFolder
-from models.parsing import clean_text, parse_bool, parse_date, parse_decimal, parse_timestamp
+from models.parsing import (
+    clean_text,
+    parse_bool,
+    parse_date,
+    parse_decimal,
+    parse_integer,
+    parse_timestamp,
+)
 from models.privacy import LOCAL_PART
 from models.quarantine import DEFAULT_MAX_BAD_SHARE, QUARANTINE_SCHEMA, Checked, validate
 
@@ -111,6 +118,7 @@ def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
         *[parse_date(pl.col(c)).alias(c) for c in spec.dates],
         *[parse_bool(pl.col(c)).alias(c) for c in spec.booleans],
         *[parse_decimal(pl.col(c)).alias(c) for c in spec.decimals],
+        *[parse_integer(pl.col(c)).alias(c) for c in spec.integers],
         *[_addresses_masked(pl.col(c)).alias(c) for c in spec.free_text],
     )
 
@@ -132,6 +140,9 @@ def load_extract(
     frames = []
     for folder in folders:
         path = folder.extract_file(spec.name)
+        if path is None and not spec.required:
+            _require_no_rows_promised(folder, spec)
+            continue  # an optional extract that did not land: that night has none of it
         if path is None:
             raise ExtractError(
                 f"{folder.path}: no {spec.name}.csv (or .parquet) although the folder is "
@@ -140,16 +151,40 @@ def load_extract(
         frame = read_extract_file(path, spec)
         _check_file_level(folder, path, frame, spec, crm_snapshot)
         frames.append(frame.with_columns(pl.lit(folder.business_date).alias("business_date")))
-    if not frames:
-        return Checked(pl.DataFrame(), pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    if not frames:  # no folder, or none holding an optional extract
+        return Checked(
+            pl.DataFrame(),
+            pl.DataFrame(
+                schema={"business_date": pl.Date, "extract": pl.String, **QUARANTINE_SCHEMA}
+            ),
+        )
     checked = validate(pl.concat(frames, how="vertical"), spec, base_currency, max_bad_share)
-    dates = {str(f.extract_file(spec.name)): f.business_date for f in folders}
+    dates = {
+        str(f.extract_file(spec.name)): f.business_date
+        for f in folders
+        if f.extract_file(spec.name)
+    }
     quarantine = checked.quarantine.select(
         pl.col("source_file").replace_strict(dates, return_dtype=pl.Date).alias("business_date"),
         pl.lit(spec.name).alias("extract"),
         pl.all(),
     )
     return Checked(to_typed(checked.frame, spec), quarantine)
+
+
+def _require_no_rows_promised(folder: LandingFolder, spec: ExtractSpec) -> None:
+    """An optional file the exporter counted rows of in _SUCCESS but did not write is lost,
+    not absent."""
+    promised = {
+        name: rows
+        for name, rows in folder.expected_rows().items()
+        if name in (f"{spec.name}.csv", f"{spec.name}.parquet") and rows > 0
+    }
+    for name, rows in promised.items():
+        raise ExtractError(
+            f"{folder.path / name}: missing, though the exporter recorded {rows:,} rows of it "
+            f"in {folder.path / '_SUCCESS'}. Export the folder again and run the date again."
+        )
 
 
 def _check_file_level(

@@ -1,5 +1,5 @@
-"""pandera data contracts of the three nightly extracts (docs/contract.md §1), checked on their
-text.
+"""pandera data contracts of the nightly extracts (docs/contract.md §1): the three every folder
+holds and the optional order lines, checked on their text.
 
 Every column arrives as text; each model states what that text must look like so that one
 lazy validation reports every problem (file, row, column, rule) before anything is parsed.
@@ -22,7 +22,13 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from models.parsing import parse_bool, parse_date, parse_decimal, parse_timestamp
+from models.parsing import (
+    parse_bool,
+    parse_date,
+    parse_decimal,
+    parse_integer,
+    parse_timestamp,
+)
 
 ORDER_STATUSES = ("completed", "cancelled", "refunded")
 
@@ -32,6 +38,7 @@ MAX_EMAIL = 254  # RFC 5321: the longest address a mail server must accept
 MAX_NAME = 255
 MAX_NAME_OF_EVENT = 64  # GA4 names are at most 40
 MAX_SKU = 255
+MAX_PRODUCT_TEXT = 255  # a product's name or category
 MAX_URL = 2048
 # No control character (C0 but tab and line breaks, DEL, C1) nor line or paragraph separator
 # in any text; in an id or an address no tab, line break or invisible format character either
@@ -177,6 +184,32 @@ class WebEvents(_Extract):
         return _parses(data, parse_decimal)
 
 
+class OrderLines(_Extract):
+    """order_lines.csv (optional): one version of an order's line; upsert by (order_id,
+    line_id), the version landed with its order's latest updated_at wins."""
+
+    order_id: str = identifier(MAX_ID, description="The order the line belongs to.")
+    line_id: str = identifier(MAX_ID, description="The line within its order, compared exactly.")
+    sku: str = text(MAX_SKU, description="The product's stock-keeping unit.")
+    product_name: str = text(MAX_PRODUCT_TEXT, nullable=True)
+    category: str = text(MAX_PRODUCT_TEXT, nullable=True)
+    quantity: str = pa.Field(description="Units bought, a whole number ≥ 1.")
+    unit_price: str = pa.Field(description="Price of one unit, a decimal ≥ 0.")
+
+    @pa.check("quantity", name="a whole number ≥ 1")
+    def _quantity(cls, data: PolarsData) -> pl.LazyFrame:
+        # An empty value is reported once, as missing (not_nullable), not again here.
+        column = pl.col(data.key)
+        quantity = parse_integer(column)
+        return data.lazyframe.select(column.is_null() | (quantity.is_not_null() & (quantity >= 1)))
+
+    @pa.check("unit_price", name="a decimal number ≥ 0 with at most 4 decimal places")
+    def _price(cls, data: PolarsData) -> pl.LazyFrame:
+        column = pl.col(data.key)
+        price = parse_decimal(column)
+        return data.lazyframe.select(column.is_null() | (price.is_not_null() & (price >= 0)))
+
+
 def currency_check(base_currency: str) -> pa.Check:
     """The base currency is a setting, so its check is built at run time."""
     return pa.Check.isin(
@@ -192,7 +225,8 @@ class ExtractError(Exception):
 
 @dataclass(frozen=True)
 class ExtractSpec:
-    """One extract: its file name, pandera model, optional columns and typed columns."""
+    """One extract: its file name, pandera model, optional columns and typed columns, and
+    whether every complete folder must hold it."""
 
     name: str
     model: type[pa.DataFrameModel]
@@ -201,8 +235,11 @@ class ExtractSpec:
     dates: tuple[str, ...] = ()
     booleans: tuple[str, ...] = ()
     decimals: tuple[str, ...] = ()
-    key: str | None = None  # unique within one file
+    integers: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()  # unique within one file (together, when several columns)
     free_text: tuple[str, ...] = ()  # may carry an address (a URL's ?email=): kept masked
+    # An optional extract may be missing from a complete folder: that night has none of it.
+    required: bool = True
 
     @property
     def columns(self) -> list[str]:
@@ -217,7 +254,7 @@ EXTRACTS = {
         timestamps=("created_at", "updated_at"),
         dates=("birth_date",),
         booleans=("email_opt_in", "is_deleted"),
-        key="contact_id",
+        key=("contact_id",),
     ),
     "orders": ExtractSpec(
         "orders",
@@ -225,7 +262,7 @@ EXTRACTS = {
         optional={},
         timestamps=("ordered_at", "updated_at"),
         decimals=("total_amount",),
-        key="order_id",
+        key=("order_id",),
     ),
     "web_events": ExtractSpec(
         "web_events",
@@ -235,4 +272,14 @@ EXTRACTS = {
         decimals=("value",),
         free_text=("page_url",),
     ),
+    "order_lines": ExtractSpec(
+        "order_lines",
+        OrderLines,
+        optional={},
+        decimals=("unit_price",),
+        integers=("quantity",),
+        key=("order_id", "line_id"),
+        required=False,
+    ),
 }
+REQUIRED_EXTRACTS = tuple(name for name, spec in EXTRACTS.items() if spec.required)

@@ -80,3 +80,13 @@ def parse_decimal(expr: pl.Expr) -> pl.Expr:
     return (
         pl.when(valid).then(expr).otherwise(None).cast(pl.Decimal(18, DECIMAL_PLACES), strict=False)
     )
+
+
+MAX_INTEGER_DIGITS = 9  # a count of units, never near a 32-bit integer's limit
+
+
+def parse_integer(expr: pl.Expr) -> pl.Expr:
+    """Plain whole-number text (`3`, `+3`, `-1`) to an integer; a decimal point, an
+    exponent or more than nine digits gives null."""
+    valid = expr.str.contains(rf"^[+-]?\d{{1,{MAX_INTEGER_DIGITS}}}$")
+    return pl.when(valid).then(expr).otherwise(None).cast(pl.Int64, strict=False)

@@ -181,24 +181,29 @@ def _report(title: str, lines: list[str]) -> str:
 
 
 def _duplicate_keys(frame: pl.DataFrame, spec: ExtractSpec) -> None:
-    """A key twice in one file is an export fault, not a bad row: which version is right?"""
-    key = spec.key
-    if key is None:
+    """A key twice in one file is an export fault, not a bad row: which version is right?
+    A key of several columns (an order's line) repeats when all of them do."""
+    key = list(spec.key)
+    if not key:
         return
+    named = ", ".join(key)
+    present = pl.all_horizontal(pl.col(key).is_not_null())
     repeated = (
-        frame.filter(pl.col(key).is_not_null() & pl.col(key).is_duplicated().over("source_file"))
-        .group_by("source_file", key, maintain_order=True)
+        frame.filter(present & pl.struct(key).is_duplicated().over("source_file"))
+        .group_by("source_file", *key, maintain_order=True)
         .agg(pl.col("source_row"))
     )
     if repeated.height:
         lines = [
-            f"{row['source_file']}: {key} {row[key]!r} on rows "
+            f"{row['source_file']}: {named} "
+            + ", ".join(repr(row[column]) for column in key)
+            + " on rows "
             + ", ".join(str(r) for r in row["source_row"])
             for row in repeated.iter_rows(named=True)
         ]
         raise ExtractError(
             _report(
-                f"{spec.name}: {repeated.height} {key}(s) appear more than once in one file; "
+                f"{spec.name}: {repeated.height} {named}(s) appear more than once in one file; "
                 "nothing was loaded. A file holds one version of each; fix the export and run "
                 "the date again.",
                 lines,

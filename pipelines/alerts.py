@@ -20,7 +20,7 @@ from dagster import (
     sensor,
 )
 
-from models.extracts import EXTRACTS
+from models.extracts import REQUIRED_EXTRACTS
 from models.freshness import lateness
 from models.privacy import redact
 from models.settings import load_settings
@@ -105,7 +105,7 @@ def alert_on_overdue_extracts(context: SensorEvaluationContext) -> SkipReason:
         lateness(
             settings.landing, extract, now, settings.extracts_due_hour, settings.default_timezone
         )
-        for extract in EXTRACTS
+        for extract in REQUIRED_EXTRACTS
     ]
     told = set(json.loads(context.cursor or "[]"))
     news = sorted({d.isoformat() for entry in late for d in entry.overdue} - told)

@@ -174,6 +174,13 @@ def _add_sample_commands(commands) -> None:
         command.add_argument("--seed", type=int, default=7)
         if name == "generate":
             command.add_argument("--out", help="landing folder (default $NIGHTJAR_LANDING)")
+            command.add_argument(
+                "--no-order-lines",
+                dest="order_lines",
+                action="store_false",
+                help="write no order_lines.csv (the optional fourth extract); the other files "
+                "are the same bytes either way",
+            )
 
 
 if __name__ == "__main__":

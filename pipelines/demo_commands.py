@@ -22,7 +22,12 @@ def generate(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out).resolve() if args.out else settings.landing
     started = time.monotonic()
     counts = generate_landing(
-        out, contacts=args.contacts, days=args.days, end=args.end, seed=args.seed
+        out,
+        contacts=args.contacts,
+        days=args.days,
+        end=args.end,
+        seed=args.seed,
+        order_lines=args.order_lines,
     )
     took = time.monotonic() - started
     print(f"nightjar: wrote {counts} to {out} in {took:.1f}s")

@@ -6,6 +6,8 @@ lose their personal fields, orders and SendGrid events lose the erased address (
 contact still holds it: a guest order may still be theirs), the published and built tables
 lose the contact's personal fields (so even a night whose dbt build fails holds none), and
 the outbox's record of past messages keeps its send_ids but loses address, name and data.
+Order lines (raw.order_lines) stay: they hold products and prices, nothing personal, and hang
+on their order by order_id, which erasure keeps (the order loses only its address).
 
 The files Nightjar writes itself are scrubbed too: the SendGrid event files `nightjar webhook`
 lands (an erased contact's or address's events keep their ids and lose the rest, see

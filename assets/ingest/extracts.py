@@ -1,5 +1,6 @@
-"""Ingest: the night's three extracts, loaded together from every complete landing folder up
-to the run's date, so that a night is loaded whole or not at all."""
+"""Ingest: the night's extracts (the three every folder holds, and the order lines when they
+landed), loaded together from every complete landing folder up to the run's date, so that a
+night is loaded whole or not at all."""
 
 import contextlib
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ DESCRIPTIONS = {
     "with the date and file they came from.",
     "web_events": "Web analytics events (web_events.csv), checked and kept with the date and "
     "file they came from; repeated events are removed downstream.",
+    "order_lines": "The lines of orders (order_lines.csv, optional: a night without it has "
+    "none), checked and kept with the date and file they came from; a line follows its order.",
 }
 
 
@@ -96,7 +99,7 @@ def ingest_night(
     """Load the extracts from every complete folder <= business_date not loaded yet, and from
     the business date's own folder again; a reloaded date replaces its rows, never doubles
     them. The extracts of a folder load together or not at all: a refused orders file leaves
-    that night's contacts and web events unloaded too, never half a night."""
+    that night's contacts, web events and order lines unloaded too, never half a night."""
     require_ready(settings.landing, business_date)
     with connect(settings.warehouse) as con:
         ensure_schema(con)
@@ -136,7 +139,7 @@ def ingest_night(
 
 def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:
     """One extract alone, as ingest_night loads it (a tool's or a test's load; the nightly
-    run loads the three together)."""
+    run loads them together)."""
     return ingest_night(settings, business_date, (extract,))[extract]
 
 
@@ -144,20 +147,29 @@ def _folders_to_load(
     con, landing: Path, business_date: date, extracts: tuple[str, ...]
 ) -> list[LandingFolder]:
     """Complete folders up to the date of which an extract is not loaded yet (an older run
-    may have loaded a night in part), and the date's own folder again."""
-    loaded = {
-        row[0]
-        for row in con.execute(
-            "select business_date from raw.loaded_files "
-            "where extract in (select unnest($extracts::varchar[])) "
-            "group by business_date having count(distinct extract) = $count",
-            {"extracts": list(extracts), "count": len(extracts)},
-        ).fetchall()
-    }
+    may have loaded a night in part), and the date's own folder again. An optional extract
+    counts only where its file landed: a folder without order lines records no row of them
+    in raw.loaded_files, and a recorded empty row instead would make every folder loaded
+    before order lines existed look half loaded, and reload the whole history once."""
+    loaded: dict[date, set[str]] = {}
+    for day, extract in con.execute(
+        "select business_date, extract from raw.loaded_files "
+        "where extract in (select unnest($extracts::varchar[]))",
+        {"extracts": list(extracts)},
+    ).fetchall():
+        loaded.setdefault(day, set()).add(extract)
+    required = {e for e in extracts if EXTRACTS[e].required}
+    optional = [e for e in extracts if not EXTRACTS[e].required]
+
+    def done(folder: LandingFolder) -> bool:
+        have = loaded.get(folder.business_date, set())
+        landed = {e for e in optional if folder.extract_file(e) is not None}
+        return bool(required | landed) and (required | landed) <= have
+
     return [
         folder
         for folder in complete_folders_through(landing, business_date)
-        if folder.business_date not in loaded or folder.business_date == business_date
+        if not done(folder) or folder.business_date == business_date
     ]
 
 
@@ -231,20 +243,32 @@ def _replace_rows(con, extract: str, chunk: list, checked) -> None:
             con.register("incoming", rows_in)
             con.execute(f"insert into {table} by name select * from incoming")
             con.unregister("incoming")
-    con.executemany(
-        "insert or replace into raw.loaded_files "
-        "(business_date, extract, source_file, row_count, loaded_at, erasure_checked) "
-        "values (?, ?, ?, ?, now(), false)",
-        [
-            (folder.business_date, extract, str(folder.extract_file(extract)), count)
-            for folder, count in _rows_per_folder(chunk, frame)
-        ],
-    )
+    # A reloaded folder that no longer holds an optional file has none of it loaded either.
+    absent = [f.business_date for f in chunk if f.extract_file(extract) is None]
+    if absent:
+        con.execute(
+            "delete from raw.loaded_files where extract = $extract "
+            "and business_date in (select unnest($dates::date[]))",
+            {"dates": absent, "extract": extract},
+        )
+    rows = _rows_per_folder(chunk, frame, extract)
+    if rows:
+        con.executemany(
+            "insert or replace into raw.loaded_files "
+            "(business_date, extract, source_file, row_count, loaded_at, erasure_checked) "
+            "values (?, ?, ?, ?, now(), false)",
+            rows,
+        )
 
 
-def _rows_per_folder(chunk, frame):
+def _rows_per_folder(chunk, frame, extract: str) -> list[tuple]:
+    """(date, extract, file, rows) of each folder of the chunk that holds the extract's file."""
     counts = dict(frame.group_by("business_date").len().iter_rows()) if frame.height else {}
-    return [(folder, counts.get(folder.business_date, 0)) for folder in chunk]
+    return [
+        (folder.business_date, extract, str(path), counts.get(folder.business_date, 0))
+        for folder in chunk
+        if (path := folder.extract_file(extract)) is not None
+    ]
 
 
 def _extract_spec(extract: str) -> AssetSpec:
@@ -275,8 +299,8 @@ def _materialization(extract: str, summary: IngestSummary) -> MaterializeResult:
     )
 
 
-# One step for the three extracts (step key raw__extracts): a night's files are loaded
-# together or not at all, so they cannot be materialized one without the others.
+# One step for the extracts (step key raw__extracts): a night's files are loaded together or
+# not at all, so they cannot be materialized one without the others.
 @multi_asset(
     name="raw__extracts",
     specs=[_extract_spec(extract) for extract in EXTRACTS],
@@ -284,7 +308,8 @@ def _materialization(extract: str, summary: IngestSummary) -> MaterializeResult:
     can_subset=False,
     pool=WAREHOUSE_POOL,
     backfill_policy=ONE_RUN_PER_DATE,
-    description="Load the night's three extracts together, checked against the contract.",
+    description="Load the night's extracts together (order lines when they landed), checked "
+    "against the contract.",
 )
 def raw_extracts(context: AssetExecutionContext, nightjar: NightjarResource):
     settings = nightjar.settings()

@@ -43,6 +43,13 @@ create table if not exists raw.web_events (
     anonymous_id varchar not null, contact_id varchar, page_url varchar, sku varchar,
     value decimal(18, 4)
 );
+-- optional: folders without order_lines.csv add none (docs/contract.md §1)
+create table if not exists raw.order_lines (
+    business_date date not null, source_file varchar not null, source_row integer not null,
+    order_id varchar not null, line_id varchar not null, sku varchar not null,
+    product_name varchar, category varchar,
+    quantity integer not null, unit_price decimal(18, 4) not null
+);
 create table if not exists raw.sendgrid_events (
     source_file varchar not null,
     sg_event_id varchar, event varchar not null, email varchar,

@@ -22,6 +22,7 @@ def test_definitions_load_with_groups_from_extracts_to_results():
         "raw/crm_contacts",
         "raw/orders",
         "raw/web_events",
+        "raw/order_lines",
         "raw/sendgrid_events",
     }
     assert {k for k, g in groups.items() if g == "cohorts"} == {
@@ -49,6 +50,12 @@ def test_definitions_load_with_groups_from_extracts_to_results():
         *(f"results_{j}" for j in journeys),
     }
     assert groups["customer_360"] == "warehouse"
+    # the optional order lines reach the models a recommender reads, and the report of
+    # orders whose lines do not add up
+    lines = graph.get(AssetKey("int_order_lines"))
+    assert {AssetKey("int_orders_attributed")} <= set(lines.parent_keys)
+    assert AssetKey(["raw", "order_lines"]) in _ancestors(graph, AssetKey("int_order_lines"))
+    assert AssetKey(["raw", "order_lines"]) in _ancestors(graph, AssetKey("order_lines_mismatched"))
 
 
 def test_the_groups_read_in_order_every_edge_goes_forward():

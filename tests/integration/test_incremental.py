@@ -30,6 +30,8 @@ TABLES = {
     "build.int_contacts_web_activity_summarized": "contact_id",
     "build.int_contacts_purchases_summarized": "contact_id",
     "build.int_contacts_resolved": "contact_id",
+    "build.int_order_lines_resolved": "order_id, line_id",
+    "main.order_lines_mismatched": "order_id",
 }
 
 

@@ -59,11 +59,12 @@ def test_a_second_run_stops_with_one_line_and_the_first_finishes_whole(workspace
     (line,) = second.stderr.splitlines()
     assert line.startswith(f"nightjar: another run (pid {first.pid}, business date {D}, started ")
     assert f"holds {workspace.warehouse}; waited 0s." in line
-    # The first is whole: both nights' three extracts loaded, every campaign sent, once.
+    # The first is whole: both nights' four extracts loaded (the scenario lands the optional
+    # order lines too), every campaign sent, once.
     assert workspace.query(
         "select business_date::varchar, count(distinct extract) from raw.loaded_files "
         "group by 1 order by 1"
-    ) == [(HISTORY, 3), (D, 3)]
+    ) == [(HISTORY, 4), (D, 4)]
     # every message of the night, the journeys' included
     sent = [
         m for f in (workspace.outbox / D).glob("*.jsonl") for m in workspace.outbox_lines(D, f.stem)

@@ -52,9 +52,10 @@ def test_catch_up_loads_every_missed_folder_in_one_run_and_sends_only_for_its_da
     write_all(workspace.landing)  # nothing has run for HISTORY nor D
     suppress(workspace.warehouse, "suppressed@example.com")
     assert workspace.run(D) == 0
+    # four extracts a folder: the scenario lands the optional order lines too
     assert workspace.query(
         "select business_date::varchar, count(*) from raw.loaded_files group by 1 order by 1"
-    ) == [(HISTORY, 3), (D, 3)]
+    ) == [(HISTORY, 4), (D, 4)]
     assert workspace.query("select distinct business_date::varchar from nightjar.send_ledger") == [
         (D,)
     ]
@@ -112,8 +113,8 @@ def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
     )
     assert completed.returncode == 0, completed.stderr
     assert (
-        "loaded:  crm_contacts 18 rows (2 folder(s)); orders 14 rows (2 folder(s))"
-        in completed.stdout
+        "loaded:  crm_contacts 18 rows (2 folder(s)); order_lines 6 rows (2 folder(s)); "
+        "orders 14 rows (2 folder(s))" in completed.stdout
     )
     assert (
         "cohorts as of 2025-11-20: cohort_birthday 3 (+3 -0); cohort_loyalty 6 (+6 -0)\n"

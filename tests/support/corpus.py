@@ -1,7 +1,7 @@
 """A corpus of broken extracts, each with the outcome Nightjar owes it.
 
-Every case starts from one good folder (400 contacts, 400 orders, 400 web events) and breaks
-one thing. The outcome is either `Fail(pattern)`: the night stops with a message matching
+Every case starts from one good folder (400 contacts, 400 orders, 400 web events; the cases
+of the optional order lines add 400 lines) and breaks one thing. The outcome is either `Fail(pattern)`: the night stops with a message matching
 the pattern (and loads nothing), or `Quarantine(rows, values)`: that many rows are set aside
 and that many optional values emptied, the rest load.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.landing import contact, event, order, write_folder
+from tests.support.landing import LINE_COLUMNS, contact, event, line, order, write_csv, write_folder
 
 DAY = "2025-11-20"
 ROWS = 400  # one bad row is 0.25%: under the 0.5% threshold; three are 0.75%: over it
@@ -46,6 +46,19 @@ def good_folder(landing: Path, day: str = DAY, success: str = "") -> Path:
     folder = write_folder(landing, day, contacts=contacts, orders=orders, events=events)
     (folder / "_SUCCESS").write_text(success)
     return folder
+
+
+def with_lines(*breaks: Callable[[Path], None]) -> Callable[[Path], None]:
+    """The good folder with a line for each of its orders (order_lines.csv is optional), then
+    `breaks` applied."""
+
+    def landed(folder: Path) -> None:
+        lines = [line(f"o{i:04d}", "1", f"SKU-{i:05d}", "3", "500.00") for i in range(ROWS)]
+        write_csv(folder / "order_lines.csv", LINE_COLUMNS, lines)
+        for each in breaks:
+            each(folder)
+
+    return landed
 
 
 def _rows(path: Path) -> list[dict]:
@@ -281,6 +294,18 @@ CASES = [
     Case("events no anonymous id", "web_events", first_rows("web_events", 1, anonymous_id=""), Quarantine(1)),
     Case("events bad timestamp", "web_events", first_rows("web_events", 1, event_timestamp="now"), Quarantine(1)),
     Case("events half broken", "web_events", first_rows("web_events", 200, event_timestamp="now"), Fail(r"web_events\.csv: 200 of 400 rows \(50\.0%\)")),
+    # order_lines (optional): file-level
+    Case("lines absent", "order_lines", lambda folder: None, Quarantine(0)),
+    Case("lines duplicate line", "order_lines", with_lines(duplicate_row("order_lines")), Fail(r"order_lines: 1 order_id, line_id\(s\) appear more than once in one file.*order_id, line_id 'o0007', '1' on rows 8, 401")),
+    Case("lines truncated", "order_lines", with_lines(truncate("order_lines", 300)), Fail(r"order_lines\.csv: 300 rows, fewer than the 400 the exporter recorded")),
+    Case("lines column missing", "order_lines", with_lines(drop_column("order_lines", "quantity")), Fail(r"order_lines\.csv: missing required column\(s\) quantity")),
+    Case("lines unit price spelt with a space", "order_lines", with_lines(header("order_lines", renamed("unit_price", "Unit Price"))), Fail(r"order_lines\.csv: header 'Unit Price' \(column 7\) looks like the contract's column unit_price")),
+    # order_lines: rows
+    Case("lines zero quantity", "order_lines", with_lines(first_rows("order_lines", 1, quantity="0")), Quarantine(1)),
+    Case("lines price five decimals", "order_lines", with_lines(first_rows("order_lines", 1, unit_price="4.99999")), Quarantine(1)),
+    Case("lines no sku", "order_lines", with_lines(first_rows("order_lines", 1, sku="")), Quarantine(1)),
+    Case("lines 1,000-character product name", "order_lines", with_lines(first_rows("order_lines", 1, product_name=big(1_000))), Quarantine(0, 1)),
+    Case("lines half without quantity", "order_lines", with_lines(first_rows("order_lines", 200, quantity="")), Fail(r"order_lines\.csv: 200 of 400 rows \(50\.0%\)")),
     # line endings: each convention read as the exporter meant it, or refused
     Case("crm old Mac line endings (CR)", "crm_contacts", line_endings("crm_contacts", b"\r"), Quarantine(0)),
     Case("crm LF line endings", "crm_contacts", line_endings("crm_contacts", b"\n"), Quarantine(0)),

@@ -18,6 +18,9 @@ EVENT_COLUMNS = [
     "event_id", "event_timestamp", "event_name", "anonymous_id", "contact_id", "page_url", "sku",
     "value",
 ]  # fmt: skip
+LINE_COLUMNS = [
+    "order_id", "line_id", "sku", "product_name", "category", "quantity", "unit_price",
+]  # fmt: skip
 
 
 def contact(contact_id: str, **fields) -> dict:
@@ -68,6 +71,20 @@ def event(event_id: str, anonymous_id: str, timestamp: str, name="page_view", **
     return row
 
 
+def line(order_id: str, line_id: str, sku: str, quantity: str, unit_price: str, **fields) -> dict:
+    row = {
+        "order_id": order_id,
+        "line_id": line_id,
+        "sku": sku,
+        "product_name": f"Product {sku}",
+        "category": "Home & Kitchen",
+        "quantity": quantity,
+        "unit_price": unit_price,
+    }
+    row.update(fields)
+    return row
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
@@ -82,12 +99,16 @@ def write_folder(
     orders: list[dict] = (),
     events: list[dict] = (),
     complete: bool = True,
+    lines: list[dict] | None = None,
 ) -> Path:
+    """A landing folder; order_lines.csv only when `lines` is given (it is optional)."""
     folder = landing / business_date
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(folder / "crm_contacts.csv", CONTACT_COLUMNS, list(contacts))
     write_csv(folder / "orders.csv", ORDER_COLUMNS, list(orders))
     write_csv(folder / "web_events.csv", EVENT_COLUMNS, list(events))
+    if lines is not None:
+        write_csv(folder / "order_lines.csv", LINE_COLUMNS, list(lines))
     if complete:
         (folder / "_SUCCESS").touch()
     return folder

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.landing import contact, event, order, write_folder
+from tests.support.landing import contact, event, line, order, write_folder
 
 D = "2025-11-20"
 NEXT_DAY = "2025-11-21"
@@ -59,11 +59,19 @@ def write_history(landing: Path) -> None:
         event("e2", "cookie-1", "2025-11-19T10:00:00Z", name="login", contact_id="loyal"),
         event("e3", "cookie-1", "2025-11-19T10:05:00Z", name="add_to_cart", value="19.90"),
     ]
-    write_folder(landing, HISTORY, contacts, recent, events)
+    # The optional order lines, for some orders only; the twins' do not add up (1,990 of 2,000)
+    lines = [
+        line("o-loyal-1", "1", "SKU-00001", "2", "300.00", category="Outdoor"),
+        line("o-loyal-1", "2", "SKU-00002", "1", "200.00", category="Outdoor"),
+        line("o-refunded-later", "1", "SKU-00003", "1", "70"),
+        line("o-guest", "1", "SKU-00004", "4", "300"),
+        line("o-twins", "1", "SKU-00005", "1", "1990.00"),
+    ]
+    write_folder(landing, HISTORY, contacts, recent, events, lines=lines)
 
 
 def write_business_date(landing: Path) -> None:
-    """Folder D: a refund, an erasure, a repeated event."""
+    """Folder D: a refund, an erasure, a repeated event, a line corrected without its order."""
     write_folder(
         landing,
         D,
@@ -82,11 +90,13 @@ def write_business_date(landing: Path) -> None:
             event("e3", "cookie-1", "2025-11-19T10:05:00Z", name="add_to_cart", value="19.90"),
             event("e4", "cookie-1", "2025-11-20T11:00:00Z"),
         ],
+        lines=[line("o-loyal-1", "2", "SKU-00009", "1", "200.00", category="Outdoor")],
     )
 
 
 def write_next_day(landing: Path) -> None:
-    """Folder D+1: `lapsed` buys big and so enters loyalty; a new contact arrives."""
+    """Folder D+1: `lapsed` buys big and so enters loyalty; a new contact arrives (no order
+    lines: the file is optional)."""
     write_folder(
         landing,
         NEXT_DAY,

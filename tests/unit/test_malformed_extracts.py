@@ -18,9 +18,11 @@ from models.landing import LandingFolder
 from tests.support.landing import (
     CONTACT_COLUMNS,
     EVENT_COLUMNS,
+    LINE_COLUMNS,
     ORDER_COLUMNS,
     contact,
     event,
+    line,
     order,
 )
 
@@ -28,6 +30,7 @@ GOOD = {
     "crm_contacts": (CONTACT_COLUMNS, lambda i: contact(f"c{i}")),
     "orders": (ORDER_COLUMNS, lambda i: order(f"o{i}", f"c{i}", "2025-11-20T10:00:00Z", "12.5")),
     "web_events": (EVENT_COLUMNS, lambda i: event(f"e{i}", f"a{i}", "2025-11-20T10:00:00Z")),
+    "order_lines": (LINE_COLUMNS, lambda i: line(f"o{i}", "1", f"SKU-{i}", "2", "6.25")),
 }
 # Values an export gets wrong: wrong types, odd text, quotes, separators, line breaks.
 NASTY = st.one_of(

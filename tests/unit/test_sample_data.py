@@ -9,8 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipelines.demo.catalogue import CATEGORIES, build_catalogue
 from pipelines.demo.sample_data import (
     CONTACT_COLUMNS,
+    LINE_COLUMNS,
     ORDER_COLUMNS,
     WEB_COLUMNS,
     generate_landing,
@@ -23,6 +25,7 @@ FILES = {
     "crm_contacts.csv": CONTACT_COLUMNS,
     "orders.csv": ORDER_COLUMNS,
     "web_events.csv": WEB_COLUMNS,
+    "order_lines.csv": LINE_COLUMNS,
 }
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?$")
 BOOLEANS = {"true", "false", "1", "0"}
@@ -37,8 +40,10 @@ GA4_NAMES = {
 }
 
 
-def _generate(root: Path, seed: int = 11, end: date = END, days: int = DAYS) -> dict[str, int]:
-    return generate_landing(root, contacts=300, days=days, end=end, seed=seed)
+def _generate(
+    root: Path, seed: int = 11, end: date = END, days: int = DAYS, **options
+) -> dict[str, int]:
+    return generate_landing(root, contacts=300, days=days, end=end, seed=seed, **options)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +80,16 @@ def test_same_arguments_give_byte_identical_files(tmp_path: Path) -> None:
     assert _files(tmp_path / "a") != _files(tmp_path / "c")
 
 
+def test_the_other_extracts_are_the_same_bytes_with_or_without_lines(tmp_path: Path) -> None:
+    _generate(tmp_path / "with")
+    counts = _generate(tmp_path / "without", order_lines=False)
+    assert counts["order_lines"] == 0
+    with_lines = _files(tmp_path / "with")
+    assert {name for name in with_lines if name.endswith("order_lines.csv")}
+    others = {name: data for name, data in with_lines.items() if "order_lines" not in name}
+    assert _files(tmp_path / "without") == others
+
+
 def test_every_folder_is_complete_with_exact_headers(landing) -> None:
     root, counts = landing
     folders = sorted(p.name for p in root.iterdir())
@@ -94,6 +109,7 @@ def test_counts_match_rows_written(landing) -> None:
     assert counts["contacts"] == _read(root, "crm_contacts.csv").height
     assert counts["orders"] == _read(root, "orders.csv").height
     assert counts["web_events"] == _read(root, "web_events.csv").height
+    assert counts["order_lines"] == _read(root, "order_lines.csv").height
     assert min(counts["contacts"], counts["orders"], counts["web_events"]) > 0
 
 
@@ -232,3 +248,48 @@ def test_web_events_resent_and_identity_stitching(landing) -> None:
 def test_rejects_empty_window(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         generate_landing(tmp_path, contacts=10, days=0, end=END, seed=1)
+
+
+def test_lines_belong_to_the_days_new_orders_and_add_up_to_their_total(landing) -> None:
+    root, _ = landing
+    lines = _read(root, "order_lines.csv")
+    orders = _read(root, "orders.csv")
+    assert lines.select("order_id", "line_id").is_unique().all()
+    assert lines["quantity"].cast(pl.Int64).min() >= 1
+    assert (lines["unit_price"].cast(pl.Float64) >= 0).all()
+    new = orders.filter(pl.col("status") == "completed").select(
+        "order_id", "folder", "total_amount"
+    )
+    sums = lines.group_by("order_id", "folder").agg(
+        (
+            pl.col("quantity").cast(pl.Int64)
+            * pl.col("unit_price").str.replace(".", "", literal=True).cast(pl.Int64)
+        )
+        .sum()
+        .alias("cents")
+    )
+    # every new order has its lines in its own folder; status changes land none
+    joined = new.join(sums, on=["order_id", "folder"], how="full", coalesce=True)
+    assert joined["cents"].null_count() == 0 and joined["total_amount"].null_count() == 0
+    total = joined["total_amount"].str.replace(".", "", literal=True).cast(pl.Int64)
+    off = (joined["cents"] - total).abs()
+    # all add up to the cent, but a planted few (0.2%: mismatched orders to report)
+    assert (off == 0).mean() > 0.98
+    assert off.filter(off > 0).min() is None or off.filter(off > 0).min() >= 100
+
+
+def test_the_catalogue_has_a_dozen_categories_skewed_sales_and_bundles(landing) -> None:
+    import numpy as np
+
+    catalogue = build_catalogue(np.random.default_rng(1))
+    assert catalogue.category.size >= 200
+    assert len(CATEGORIES) == 12 == len(set(catalogue.category_name))
+    assert catalogue.product_name.null_count() == 0
+    assert (catalogue.companion >= 0).mean() > 0.1  # some products are bought together
+    root, _ = landing
+    lines = _read(root, "order_lines.csv")
+    assert lines["category"].n_unique() >= 10
+    # popularity is skewed: the 5% most sold SKUs make a good share of the lines
+    sold = lines["sku"].value_counts(sort=True)["count"]
+    top = sold.head(max(len(sold) // 20, 1)).sum()
+    assert top / sold.sum() > 0.2
