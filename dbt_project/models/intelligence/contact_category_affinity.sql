@@ -1,0 +1,41 @@
+-- Each contact's top categories (affinity_top_categories, 3) by spend on completed order lines
+-- in the affinity window ending D (affinity_window_days, 730): rank 1 is the contact's top
+-- category. Only the first few are kept: they are what a message or an analyst uses, and all of
+-- them (about nine a contact) would be a table of ten million rows to write each night. Only
+-- completed lines count (a refund or cancellation takes the spend back, as in spend_730d);
+-- lines without a contact or a category have no affinity to give. One pass over the lines,
+-- grouped by contact and category.
+with spend as (
+    select
+        contact_id,
+        category,
+        sum(line_amount) as category_spend,
+        sum(quantity) as category_units,
+        max(ordered_on) as last_purchased_on
+    from {{ ref('int_order_lines') }}
+    where
+        status = 'completed'
+        and contact_id is not null
+        and category is not null
+        and ordered_on <= {{ as_of_date() }}
+        and {{ days_before_as_of('ordered_on') }} < {{ var('affinity_window_days') }}
+    group by contact_id, category
+)
+
+select
+    contact_id,
+    category,
+    category_spend,
+    category_units,
+    last_purchased_on,
+    -- null when every category cost nothing (free items only): a share of nothing
+    category_spend / nullif(sum(category_spend) over (partition by contact_id), 0) as share_of_spend,
+    -- the most spent first; a tie goes to the most recent, then to the category's name, so
+    -- that a re-run picks the same top category
+    row_number() over (
+        partition by contact_id
+        order by category_spend desc, last_purchased_on desc, category asc
+    ) as category_rank,
+    {{ as_of_date() }} as as_of_date
+from spend
+qualify category_rank <= {{ var('affinity_top_categories') }}

@@ -1,0 +1,47 @@
+-- Each SKU sold on a completed order line in the bought-together window ending D (365 days by
+-- default), with its latest name and category and its rank among its category's bestsellers:
+-- the names the recommendations show, and their fallback. Only completed lines count: a
+-- cancelled or refunded line was not a sale. One pass over the window's lines.
+with lines as (
+    select *
+    from {{ ref('int_order_lines') }}
+    where
+        status = 'completed'
+        and sku is not null
+        and ordered_on <= {{ as_of_date() }}
+        and {{ days_before_as_of('ordered_on') }} < {{ var('bought_together_window_days') }}
+),
+
+sales as (
+    select
+        sku,
+        -- a product renamed or moved to another category shows as it was last sold
+        arg_max(struct_pack(product_name, category), struct_pack(ordered_at, line_id)) as latest,
+        -- lines, not distinct orders: an SKU is on an order once as a rule, and counting
+        -- distinct orders per SKU would cost more than the rest of the model
+        count(*) as line_count,
+        sum(quantity) as units_sold,
+        sum(line_amount) as revenue,
+        max(ordered_on) as last_sold_on
+    from lines
+    group by sku
+)
+
+select
+    sku,
+    struct_extract(latest, 'product_name') as product_name,
+    struct_extract(latest, 'category') as category,
+    line_count,
+    units_sold,
+    revenue,
+    last_sold_on,
+    -- bestsellers by units, then lines; the SKU breaks a tie so that a re-run ranks alike
+    case
+        when struct_extract(latest, 'category') is not null
+            then row_number() over (
+                partition by struct_extract(latest, 'category')
+                order by units_sold desc, line_count desc, sku asc
+            )
+    end as category_rank,
+    {{ as_of_date() }} as as_of_date
+from sales
