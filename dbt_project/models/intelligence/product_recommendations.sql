@@ -92,7 +92,7 @@ bestsellers as (
         unnest(
             list_filter(
                 category_bestsellers.skus,
-                lambda sku: not list_contains(coalesce(had_skus, []), sku)
+                lambda sku: not list_contains(coalesce(contact_lines.had_skus, []), sku)  -- noqa: RF02
             )[1:{{ per_contact }}]
         ) as sku
     from {{ ref('contact_category_affinity') }} as affinity
@@ -119,11 +119,17 @@ candidates as (
     from bought_together
 ),
 
+had as (
+    select
+        contact_id,
+        unnest(had_skus) as sku
+    from contact_lines
+),
+
 never_had as (
     select candidates.*
     from candidates
-    left join contact_lines on candidates.contact_id = contact_lines.contact_id
-    where not list_contains(coalesce(contact_lines.had_skus, []), candidates.sku)
+    anti join had on candidates.contact_id = had.contact_id and candidates.sku = had.sku
     union all
     select
         bestsellers.contact_id,
