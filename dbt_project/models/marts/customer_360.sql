@@ -36,6 +36,22 @@ web as (
     select * from {{ ref('int_contacts_web_activity_summarized') }}
 ),
 
+top_categories as (
+    select
+        contact_id,
+        category
+    from {{ ref('contact_category_affinity') }}
+    where category_rank = 1
+),
+
+recommendations as (
+    select
+        contact_id,
+        list(sku order by recommendation_rank) as skus
+    from {{ ref('product_recommendations') }}
+    group by contact_id
+),
+
 engagement as (
     select * from {{ ref('int_contacts_engagement_summarized') }}
 ),
@@ -90,6 +106,8 @@ select
     web.last_seen_at,
     coalesce(web.page_views_30d, 0) as page_views_30d,
     coalesce(web.cart_adds_7d_without_purchase, 0) as cart_adds_7d_without_purchase,
+    top_categories.category as top_category,
+    recommendations.skus as recommended_skus,
     coalesce(engagement.emails_delivered, 0) as emails_delivered,
     coalesce(engagement.email_opens, 0) as email_opens,
     coalesce(engagement.email_clicks, 0) as email_clicks,
@@ -107,5 +125,7 @@ from profile
 left join purchases on profile.contact_id = purchases.contact_id
 left join rfm on profile.contact_id = rfm.contact_id
 left join web on profile.contact_id = web.contact_id
+left join top_categories on profile.contact_id = top_categories.contact_id
+left join recommendations on profile.contact_id = recommendations.contact_id
 left join engagement on profile.contact_id = engagement.contact_id
 left join predicted on profile.contact_id = predicted.contact_id
