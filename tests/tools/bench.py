@@ -112,7 +112,8 @@ def measure(command: list[str], env: dict[str, str]) -> Measured:
 
 def landing(contacts: int, days: int) -> tuple[Path, dict[str, int]]:
     """A landing of `days` days of history and one new day ending END, generated once."""
-    folder = cache_dir() / f"landing-c{contacts}-d{days}-{END}"
+    # "-lines": generated with order lines (a landing cached before them has none)
+    folder = cache_dir() / f"landing-c{contacts}-d{days}-{END}-lines"
     marker = folder / ".complete.json"
     if not marker.exists():
         print(f"  generating {contacts:,} contacts over {days + 1} days into {folder} ...")
@@ -131,7 +132,7 @@ def _rows_in(folder: Path) -> dict[str, int]:
     return {
         name: pl.scan_csv(folder / f"{name}.csv", infer_schema=False).select(pl.len()).collect()
         .item()
-        for name in ("crm_contacts", "orders", "web_events")
+        for name in ("crm_contacts", "orders", "web_events", "order_lines")
     }  # fmt: skip
 
 
