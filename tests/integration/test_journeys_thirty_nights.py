@@ -69,7 +69,14 @@ def test_every_program_runs_and_no_step_goes_twice(month):
         per_program[journey] += 1
     # Every multi-step program sends its later steps too, over the month.
     steps = {(m["journey"], m["step"]) for night in lines.values() for m in night}
-    for expected in ("welcome_2", "welcome_3_incentive", "cart_reminder_2", "winback_1"):
+    expected_steps = (
+        "welcome_2",
+        "welcome_3_incentive",
+        "cart_reminder_2",
+        "winback_1",
+        "cross_sell",
+    )
+    for expected in expected_steps:
         assert any(step == expected for _, step in steps), (expected, sorted(steps))
     for program in ("welcome", "abandoned_cart", "winback", "first_purchase_followup"):
         assert per_program[program] > 0, dict(per_program)
@@ -84,6 +91,24 @@ def test_every_program_runs_and_no_step_goes_twice(month):
         for m in night_lines
     }
     assert sent == set(ledger)
+
+
+def test_the_cross_sell_carries_products_the_contact_never_had_on_a_line(month):
+    ws, lines, _, _ = month
+    cross_sells = [
+        (night, m) for night, ms in lines.items() for m in ms if m["step"] == "cross_sell"
+    ]
+    assert cross_sells
+    for night, message in cross_sells:
+        skus = message["data"]["recommended_skus"]
+        assert 1 <= len(skus) <= 5 and message["data"]["top_category"]
+        had = ws.query(
+            "select distinct lines.sku from raw.order_lines as lines "
+            "join raw.orders as orders using (order_id) "
+            "where orders.contact_id = ? and lines.business_date <= ?",
+            [message["contact_id"], night],
+        )
+        assert not {sku for (sku,) in had} & set(skus), (message["contact_id"], skus)
 
 
 def test_each_step_goes_after_its_wait_and_never_after_its_instance_ended(month):

@@ -13,29 +13,24 @@
 -- Contacts with an order line or a recent view may have rows; the others have none.
 --
 -- Bounded work, so that no contact meets the whole catalogue: each seed SKU brings at most
--- recommendation_neighbours_per_sku (10) neighbours, and the fallback at most the first
--- recommendation_bestsellers_per_category (20) bestsellers of the top category (a contact who
--- bought them all may get fewer than five).
+-- recommendation_neighbours_per_sku (10) neighbours and the fallback at most the first
+-- recommendation_bestsellers_per_category (10) bestsellers of the top category (a contact who
+-- bought them all may get fewer than five). An SKU with several reasons keeps its first; the
+-- SKUs a contact had are taken out by one anti-join of the candidates with its lines, the
+-- only pass over every line.
 {%- set per_contact = var('recommendations_per_contact') %}
 
-with contact_lines as (
-    -- the one pass over the lines, one group per contact (not per contact and SKU: ten
-    -- times fewer groups): every SKU it had on a line, whatever the status, and the SKUs it
-    -- bought lately
-    select
+with bought_lately as (
+    select distinct
         contact_id,
-        list(distinct sku) as had_skus,
-        list(distinct sku) filter (
-            where
-            status = 'completed'
-            and {{ days_before_as_of('ordered_on') }} < {{ var('recommendation_seed_days') }}
-        ) as recent_skus
+        sku
     from {{ ref('int_order_lines') }}
     where
-        contact_id is not null
+        status = 'completed'
+        and contact_id is not null
         and sku is not null
         and ordered_on <= {{ as_of_date() }}
-    group by contact_id
+        and {{ days_before_as_of('ordered_on') }} < {{ var('recommendation_seed_days') }}
 ),
 
 viewed as (
@@ -54,8 +49,8 @@ viewed as (
 seeds as (
     select
         contact_id,
-        unnest(recent_skus) as sku
-    from contact_lines
+        sku
+    from bought_lately
     union
     select
         contact_id,
@@ -75,33 +70,21 @@ bought_together as (
     group by seeds.contact_id, together.related_sku
 ),
 
-category_bestsellers as (
-    select
-        category,
-        list(sku order by category_rank) as skus
-    from {{ ref('product_sales') }}
-    where category_rank <= {{ var('recommendation_bestsellers_per_category') }}
-    group by category
-),
-
 bestsellers as (
-    -- the top category's bestsellers the contact never had, the first few only: a list per
-    -- contact rather than a row per contact and bestseller
     select
-        contact_id,
-        unnest(
-            list_filter(
-                category_bestsellers.skus,
-                lambda sku: not list_contains(coalesce(contact_lines.had_skus, []), sku)  -- noqa: RF02
-            )[1:{{ per_contact }}]
-        ) as sku
+        affinity.contact_id,
+        sales.sku,
+        sales.units_sold as score
     from {{ ref('contact_category_affinity') }} as affinity
-    inner join category_bestsellers on affinity.category = category_bestsellers.category
-    left join contact_lines using (contact_id)
-    where affinity.category_rank = 1
+    inner join {{ ref('product_sales') }} as sales
+        on affinity.category = sales.category
+    where
+        affinity.category_rank = 1
+        and sales.category_rank <= {{ var('recommendation_bestsellers_per_category') }}
 ),
 
 candidates as (
+    -- each SKU once per contact, under its first reason: an anti-join each, no sort
     select
         contact_id,
         sku,
@@ -111,61 +94,49 @@ candidates as (
     from viewed
     union all
     select
-        contact_id,
-        sku,
+        bought_together.contact_id,
+        bought_together.sku,
         2 as tier,
         'bought_together' as reason,
-        score
+        bought_together.score
     from bought_together
-),
-
-had as (
-    select
-        contact_id,
-        unnest(had_skus) as sku
-    from contact_lines
-),
-
-never_had as (
-    select candidates.*
-    from candidates
-    anti join had on candidates.contact_id = had.contact_id and candidates.sku = had.sku
+    anti join viewed
+        on bought_together.contact_id = viewed.contact_id and bought_together.sku = viewed.sku
     union all
     select
         bestsellers.contact_id,
         bestsellers.sku,
         3 as tier,
         'bestseller_in_top_category' as reason,
-        sales.units_sold as score
+        bestsellers.score
     from bestsellers
-    inner join {{ ref('product_sales') }} as sales on bestsellers.sku = sales.sku
+    anti join viewed
+        on bestsellers.contact_id = viewed.contact_id and bestsellers.sku = viewed.sku
+    anti join bought_together
+        on
+            bestsellers.contact_id = bought_together.contact_id
+            and bestsellers.sku = bought_together.sku
 ),
 
-best_reason as (
-    -- an SKU with several reasons keeps its best one
-    select
-        contact_id,
-        sku,
-        arg_min(struct_pack(tier, reason, score), struct_pack(tier, minus_score := -score)) as best
-    from never_had
-    group by contact_id, sku
+never_had as (
+    select candidates.*
+    from candidates
+    anti join {{ ref('int_order_lines') }} as had
+        on candidates.contact_id = had.contact_id and candidates.sku = had.sku
 )
 
 select
-    best_reason.contact_id,
+    never_had.contact_id,
     row_number() over (
-        partition by best_reason.contact_id
-        order by
-            struct_extract(best_reason.best, 'tier') asc,
-            struct_extract(best_reason.best, 'score') desc,
-            best_reason.sku asc
+        partition by never_had.contact_id
+        order by never_had.tier asc, never_had.score desc, never_had.sku asc
     ) as recommendation_rank,
-    best_reason.sku,
+    never_had.sku,
     sales.product_name,
     sales.category,
-    struct_extract(best_reason.best, 'reason') as reason,
-    cast(struct_extract(best_reason.best, 'score') as double) as score,
+    never_had.reason,
+    cast(never_had.score as double) as score,
     {{ as_of_date() }} as as_of_date
-from best_reason
-inner join {{ ref('product_sales') }} as sales on best_reason.sku = sales.sku
+from never_had
+inner join {{ ref('product_sales') }} as sales on never_had.sku = sales.sku
 qualify recommendation_rank <= {{ per_contact }}

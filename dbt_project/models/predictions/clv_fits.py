@@ -18,7 +18,9 @@ PUBLISHED_SCHEMA = "main"  # assets/warehouse/publish.py: where last night's fit
 def model(dbt, session):
     dbt.config(materialized="table")
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
-    inputs = dbt.ref("int_contacts_clv_inputs").pl()
+    # in one order every night: sums in another order move the fit in its last digits, and
+    # a value rounded to the cent with them
+    inputs = dbt.ref("int_contacts_clv_inputs").pl().sort("contact_id")
     history = _published_history(session, dbt.this.database)
     earlier = history.filter(pl.col("as_of_date") < as_of).sort("as_of_date")
     previous = NightFit.from_row(earlier.row(-1, named=True)) if earlier.height else None

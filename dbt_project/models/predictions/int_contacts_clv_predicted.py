@@ -16,5 +16,7 @@ def model(dbt, session):
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     fits = dbt.ref("clv_fits").pl().filter(pl.col("as_of_date") == as_of)
     fit = NightFit.from_row(fits.row(0, named=True))
-    inputs = dbt.ref("int_contacts_clv_inputs").pl()
+    # in one order every night: sums in another order move the fit in its last digits, and
+    # a value rounded to the cent with them
+    inputs = dbt.ref("int_contacts_clv_inputs").pl().sort("contact_id")
     return predict(inputs, fit, as_of, monthly_discount=float(dbt.config.get("monthly_discount")))
