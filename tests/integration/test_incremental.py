@@ -31,6 +31,8 @@ TABLES = {
     "build.int_contacts_purchases_summarized": "contact_id",
     "build.int_contacts_resolved": "contact_id",
     "build.int_order_lines_resolved": "order_id, line_id",
+    "build.int_order_lines": "order_id, line_id",
+    "main.product_recommendations": "contact_id, recommendation_rank",
     "main.order_lines_mismatched": "order_id",
 }
 
