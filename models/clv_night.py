@@ -36,6 +36,10 @@ MONTH_WEEKS = 365.25 / 12 / WEEK_DAYS
 # published check does (Fader, Hardie & Lee 2005, figure 1).
 CHART_MAX = 7
 
+# Below this p_alive the next purchase's window is left empty: it holds only should the
+# customer still be one, which it most likely is not.
+MOSTLY_GONE = 0.1
+
 # What a night's fit row says about its parameters.
 FITTED = "fitted"
 FITTED_COLD = "fitted (the warm start did not converge; fitted again from scratch)"
@@ -197,6 +201,9 @@ def predict(
     # the quartiles of w in closed form.
     shape, scale = bg.r + x, bg.alpha + T
     early, late = (scale * np.expm1(-np.log1p(-q) / shape) for q in (0.25, 0.75))
+    # A customer most likely gone has no next purchase to plan for: no window
+    gone = alive < MOSTLY_GONE
+    early, late = np.where(gone, np.nan, early), np.where(gone, np.nan, late)
     frame = pl.DataFrame(
         {
             "contact_id": inputs["contact_id"],

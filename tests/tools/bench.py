@@ -354,7 +354,7 @@ def nightjar_cohorts(warehouse: Path) -> dict[str, int]:
         held_back = con.execute(
             """
             select count(*) from main.audience
-            where order_count > 0 and days_since_last_purchase >= 180 and p_alive >= 0.5
+            where order_count > 1 and days_since_last_purchase >= 180 and p_alive >= 0.5
             """
         ).fetchall()[0][0]
     sizes["journey_winback"] += held_back

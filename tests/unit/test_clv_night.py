@@ -123,6 +123,8 @@ def test_extreme_histories_predict_finite_figures(night):
         assert np.isfinite(predicted[column].to_numpy()).all(), column
     silent = predicted.row(1, named=True)
     assert silent["p_alive"] < 1e-6 and silent["predicted_clv_12m"] < 1
+    # most likely gone: no window for a next purchase
+    assert silent["next_purchase_from"] is None and silent["next_purchase_to"] is None
     # about its own rate, 900 purchases in 520 weeks, over 90 days
     assert predicted.row(0, named=True)["expected_purchases_90d"] == pytest.approx(
         900 / 520 * 90 / 7, rel=0.05

@@ -7,7 +7,9 @@
 -- enter: an installation upgraded mid-lapse never mails it twice. Where the customer-value
 -- model still gives the contact even odds of buying again (p_alive at or above var
 -- winback_max_p_alive), it is only between purchases and does not enter yet; without a
--- prediction (no fit tonight, or no purchase in the fitting window) the lapse alone decides.
+-- prediction (no fit tonight, or no purchase in the fitting window), and for a one-time buyer,
+-- whom BG/NBD holds alive by construction (it can only leave after a repeat purchase), the
+-- lapse alone decides.
 select
     audience.contact_id,
     audience.last_purchase_date as occasion,
@@ -18,7 +20,11 @@ from {{ ref('audience') }} as audience
 where
     audience.last_purchase_date is not null
     and audience.days_since_last_purchase >= {{ var('reactivation_min_days_since_purchase') }}
-    and coalesce(audience.p_alive < {{ var('winback_max_p_alive') }}, true)
+    and (
+        audience.p_alive is null
+        or audience.p_alive < {{ var('winback_max_p_alive') }}
+        or audience.order_count = 1
+    )
     and not exists (
         select 1
         from {{ source('nightjar', 'send_ledger') }} as reactivation
