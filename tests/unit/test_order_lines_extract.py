@@ -142,3 +142,12 @@ def test_addresses_in_a_shown_value_are_masked_and_long_text_is_quick():
     started = time.perf_counter()
     shown("sku", "a.b" * 100_000 + "%40x")
     assert time.perf_counter() - started < 1
+
+
+def test_a_repeated_line_is_named_by_its_key_shown_cut_never_megabytes(tmp_path):
+    big = "X" * 1_000_000
+    with pytest.raises(ExtractError) as refused:
+        _load(tmp_path, [line(big, "1", "SKU-1", "1", "10"), line(big, "1", "SKU-1", "1", "10")])
+    message = str(refused.value)
+    assert len(message) < 1_000
+    assert "'" + "X" * 80 + "… (1,000,000 characters)', '1' on rows 1, 2" in message
