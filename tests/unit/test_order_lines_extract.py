@@ -151,3 +151,27 @@ def test_a_repeated_line_is_named_by_its_key_shown_cut_never_megabytes(tmp_path)
     message = str(refused.value)
     assert len(message) < 1_000
     assert "'" + "X" * 80 + "… (1,000,000 characters)', '1' on rows 1, 2" in message
+
+
+def test_a_line_whose_amount_the_warehouse_cannot_hold_is_set_aside(tmp_path):
+    # quantity * unit_price is a DECIMAL(18, 4) in the warehouse: past 10^14 every model of
+    # the lines failed, night after night, as the loaded line stayed in raw.order_lines
+    checked = _load(
+        tmp_path,
+        [
+            line("o1", "1", "SKU-1", "1", "99999999999999.9999"),
+            line("o1", "2", "SKU-2", "1000", "99999999999.9999"),
+            line("o1", "3", "SKU-3", "2", "50000000000000"),
+            line("o1", "4", "SKU-4", "999999999", "99999999999999.9999"),
+        ],
+    )
+    assert checked.frame["line_id"].to_list() == ["1", "2"]
+    assert [
+        (p["source_row"], p["column_name"]) for p in checked.quarantine.iter_rows(named=True)
+    ] == [
+        (3, "unit_price"),
+        (4, "unit_price"),
+    ]
+    assert set(checked.quarantine["rule"]) == {
+        "a price whose line amount (quantity * unit_price) is below 10^14"
+    }
