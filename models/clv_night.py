@@ -116,13 +116,14 @@ def fit_night(
     bg = fit_bgnbd(x, t_x, T, start=previous.bgnbd if warm else None)
     gg = fit_gamma_gamma(x, m, start=previous.gamma_gamma if warm else None)
     status = FITTED
-    if warm and not (_usable(bg) and _usable(gg)):
-        bg = bg if _usable(bg) else fit_bgnbd(x, t_x, T)
-        gg = gg if _usable(gg) else fit_gamma_gamma(x, m)
+    data = (x, t_x, T, m)
+    if warm and not (_usable(bg, data) and _usable(gg, data)):
+        bg = bg if _usable(bg, data) else fit_bgnbd(x, t_x, T)
+        gg = gg if _usable(gg, data) else fit_gamma_gamma(x, m)
         status = FITTED_COLD
     iterations = bg.iterations + gg.iterations
     seconds = round(time.perf_counter() - started, 3)
-    if not (_usable(bg) and _usable(gg)):
+    if not (_usable(bg, data) and _usable(gg, data)):
         kept = previous if previous is not None and previous.bgnbd is not None else None
         return NightFit(
             as_of,
@@ -153,14 +154,31 @@ def fit_night(
     )
 
 
-def _usable(fit: Fit) -> bool:
+def _usable(fit: Fit, data: tuple[np.ndarray, ...]) -> bool:
     """Converged, and to parameters the predictions can use: E[X(t)] divides by a - 1 and
-    the expected spend by q - 1."""
+    the expected spend by q - 1; and tonight's buyers' figures computed from them are finite,
+    each expected spend between the least and the most a repeat buyer spent (it is a mean
+    of its own and everyone's). Where the likelihood grows without end (every repeat purchase
+    at one price; a handful of buyers) the optimiser "converges" to parameters of 1e50 and
+    more, whose figures are NaN or nonsense: those predict nothing."""
     model = fit.model
     finite = all(math.isfinite(v) for v in asdict(model).values())
-    if isinstance(model, BgNbd):
-        return fit.converged and finite and abs(model.a - 1) > 1e-6
-    return fit.converged and finite and model.q > 1
+    x, t_x, T, m = data
+    with np.errstate(all="ignore"):
+        if isinstance(model, BgNbd):
+            if not (fit.converged and finite and abs(model.a - 1) > 1e-6):
+                return False
+            return bool(np.isfinite(expected_purchases(model, 90 / WEEK_DAYS, x, t_x, T)).all())
+        if not (fit.converged and finite and model.q > 1):
+            return False
+        spend = expected_spend(model, x, m)
+        spent = m[(x >= 1) & (m > 0)]
+        if not np.isfinite(spend).all() or not spent.size:
+            return False
+        repeat = spend[(x >= 1) & (m > 0)]
+        everyone = model.p * model.gamma / (model.q - 1)
+        low, high = spent.min() * (1 - 1e-6) - 0.005, spent.max() * (1 + 1e-6) + 0.005
+        return bool(low <= everyone <= high and (low <= repeat).all() and (repeat <= high).all())
 
 
 def _parameters_of(fit: NightFit) -> dict:

@@ -48,6 +48,18 @@ KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
     "results_window_days": (int, 1, None),
 }
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
+# Words whose vars the SQL compares with fixed names: another word fails the night in dbt
+# (journey_vip's compile error) or matches no one (a segment spelled `Champion`).
+RFM_SEGMENTS = (
+    "Champions", "Cannot Lose Them", "At Risk", "Loyal Customers", "Potential Loyalists",
+    "New Customers", "Promising", "Need Attention", "About to Sleep", "Hibernating", "Lost",
+    "No Recent Purchase", "Never Purchased",
+)  # fmt: skip
+# (the names int_contacts_rfm_scored and customer_360 give)
+VAR_WORDS: dict[str, tuple[str, ...]] = {
+    "vip_defined_by": ("rfm_segment", "predicted_clv"),
+    "vip_segment": RFM_SEGMENTS,
+}
 
 
 def parse_dbt_vars(text: str, declared: Callable[[], Iterable[str]]) -> dict:
@@ -96,6 +108,8 @@ def check_dbt_var(key: str, value) -> None:
     if kind is str:
         if not _plain_word(value):
             raise ValueError(f"{key} must be a plain word, not {value!r}")
+        if key in VAR_WORDS and value not in VAR_WORDS[key]:
+            raise ValueError(f"{key} must be one of {', '.join(VAR_WORDS[key])}, not {value!r}")
         return
     rule = number_rule_broken(value, kind, low, high)
     if rule:

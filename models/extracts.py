@@ -23,6 +23,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from models.parsing import (
+    DECIMAL_PLACES,
     parse_bool,
     parse_date,
     parse_decimal,
@@ -40,6 +41,7 @@ MAX_NAME_OF_EVENT = 64  # GA4 names are at most 40
 MAX_SKU = 255
 MAX_PRODUCT_TEXT = 255  # a product's name or category
 MAX_URL = 2048
+MAX_AMOUNT = 10**14  # every amount, and an order line's quantity * unit_price, is below it
 # No control character (C0 but tab and line breaks, DEL, C1) nor line or paragraph separator
 # in any text; in an id or an address no tab, line break or invisible format character either
 # (a zero-width space, a soft hyphen, a byte-order mark): `erased\u200b` would be another
@@ -208,6 +210,16 @@ class OrderLines(_Extract):
         column = pl.col(data.key)
         price = parse_decimal(column)
         return data.lazyframe.select(column.is_null() | (price.is_not_null() & (price >= 0)))
+
+    @pa.check("unit_price", name="a price whose line amount (quantity * unit_price) is below 10^14")
+    def _line_amount(cls, data: PolarsData) -> pl.LazyFrame:
+        # The warehouse holds a line's amount as it holds every amount, a DECIMAL(18, 4):
+        # past it, every model reading the lines fails, and the line stays in raw. Exact,
+        # in decimals; a value that does not parse is reported by the checks above.
+        quantity = parse_integer(pl.col("quantity")).cast(pl.Decimal(38, 0))
+        amount = quantity * parse_decimal(pl.col(data.key)).cast(pl.Decimal(38, DECIMAL_PLACES))
+        below = amount < pl.lit(MAX_AMOUNT).cast(pl.Decimal(38, DECIMAL_PLACES))
+        return data.lazyframe.select(below.fill_null(True))
 
 
 def currency_check(base_currency: str) -> pa.Check:

@@ -196,7 +196,8 @@ def _duplicate_keys(frame: pl.DataFrame, spec: ExtractSpec) -> None:
     if repeated.height:
         lines = [
             f"{row['source_file']}: {named} "
-            + ", ".join(repr(row[column]) for column in key)
+            # shown as the quarantine shows values: a 10 MB id is not printed whole
+            + ", ".join(repr(shown(column, row[column])) for column in key)
             + " on rows "
             + ", ".join(str(r) for r in row["source_row"])
             for row in repeated.iter_rows(named=True)

@@ -129,3 +129,36 @@ def test_extreme_histories_predict_finite_figures(night):
     assert predicted.row(0, named=True)["expected_purchases_90d"] == pytest.approx(
         900 / 520 * 90 / 7, rel=0.05
     )
+
+
+def _buyers(rows) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema=["contact_id", "frequency", "recency_weeks", "tenure_weeks", "repeat_value_mean"],
+        orient="row",
+    )
+
+
+@pytest.mark.parametrize(
+    "buyers",
+    [
+        # a subscription shop: every repeat purchase 30.00, so the spend model's likelihood
+        # grows without end; it "converged" to p = 1e54, q = 1e86 and predicted 788 million
+        _buyers([(f"c{i}", 2, 10.0, 20.0, 30.0) for i in range(600)]),
+        # ten buyers (clv_min_buyers 10): a = 1e176, and every expected purchase NaN
+        _buyers(
+            [(f"c{i}", i % 3, float(i % 3), 10.0 + i, 10.0 if i % 3 else None) for i in range(10)]
+        ),
+    ],
+)
+def test_a_fit_whose_figures_cannot_be_computed_predicts_nothing(buyers):
+    fit = fit_night(buyers, CALIBRATION_END, None, min_buyers=10)
+    predicted = predict(buyers, fit, CALIBRATION_END)
+    if fit.status.startswith(clv_night.FITTED):
+        for column in ("p_alive", "expected_purchases_90d", "predicted_clv_12m"):
+            assert predicted[column].null_count() == 0, column
+        spends = buyers["repeat_value_mean"].drop_nulls()
+        value = predicted["expected_purchase_value"]
+        assert spends.min() - 0.01 <= value.min() and value.max() <= spends.max() + 0.01
+    else:
+        assert fit.status == clv_night.NOT_CONVERGED and predicted.height == 0

@@ -41,6 +41,16 @@ def test_an_unknown_unsettled_policy_is_refused_with_its_choices(workspace, monk
         ("{max_messages_per_7_days: messages_7d + 3}", "must be a whole number from 0"),
         ("{holdout_share: .nan}", "holdout_share must be a number from 0 to 1"),
         ('{holdout_salt: "x\'; drop"}', "holdout_salt must be a plain word"),
+        # a word the SQL does not know failed the night after loading it (journey_vip)
+        (
+            "{vip_defined_by: predicted_cl}",
+            "vip_defined_by must be one of rfm_segment, predicted_clv, not 'predicted_cl'",
+        ),
+        # and a segment no contact is ever in gave a VIP journey without members
+        ("{vip_segment: Champion}", "vip_segment must be one of Champions, Cannot Lose Them"),
+        ("{clv_monthly_discount: 2}", "clv_monthly_discount must be a number from 0 to 1"),
+        ("{winback_max_p_alive: -1}", "winback_max_p_alive must be a number from 0 to 1"),
+        ("{clv_min_buyers: 3}", "clv_min_buyers must be a whole number from 10"),
     ],
 )
 def test_dbt_vars_from_the_environment_are_plain_values_only(
