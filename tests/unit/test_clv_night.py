@@ -4,6 +4,7 @@ parameters, and on histories no model should choke on."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -61,6 +62,17 @@ def test_the_next_night_starts_from_the_last_and_lands_on_the_same_fit(inputs, n
     assert again.iterations < night.iterations
     assert again.bgnbd_log_likelihood == pytest.approx(night.bgnbd_log_likelihood, abs=1e-4)
     assert again.r == pytest.approx(night.r, rel=1e-3)
+
+
+def test_a_date_gives_the_same_parameters_whatever_ran_before_it(inputs, night):
+    """Re-running a date gives the same cents: from scratch, from the previous night's fit or
+    from another night's, the fit ends at the same parameters, to the last bit."""
+    other_night = dataclasses.replace(
+        night, r=night.r * 1.05, alpha=night.alpha * 0.95, a=night.a * 1.1, p=night.p * 0.9
+    )
+    for previous in (night, other_night):
+        again = fit_night(inputs, CALIBRATION_END, previous, min_buyers=500)
+        assert again.bgnbd == night.bgnbd and again.gamma_gamma == night.gamma_gamma
 
 
 def test_too_few_buyers_fit_and_predict_nothing(inputs):
