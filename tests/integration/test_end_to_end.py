@@ -116,6 +116,9 @@ def test_send_decisions_say_why_each_member_is_or_is_not_messaged(first_night):
         ("birthday", "zoe"): "send",
         # `loyal` is a Champion and enters vip, but loyalty (200) outranks vip (180) tonight
         ("vip", "loyal"): "lower_priority",
+        # its follow-up was due 16 days ago: too late for the feedback request, and the
+        # cross-sell comes 16 days after that
+        ("first_purchase_followup", "spent_exactly_1000"): "too_late",
     }
     # a journey's decision names its step and its instance's occasion
     assert first_night.query(
@@ -185,6 +188,7 @@ def test_ledger_records_every_message_as_sent(first_night):
     )
     assert rows == [
         ("birthday", "accepted", 3),
+        ("first_purchase_followup", "skipped", 1),  # too late: nothing sent
         ("loyalty", "accepted", 2),
         ("winback", "accepted", 2),
     ]
@@ -216,7 +220,8 @@ def test_nights_in_sequence_send_only_new_occasions(workspace):
     # Re-running the date sends nothing new.
     assert workspace.run(D) == 0
     assert {c: workspace.outbox_lines(D, c) for c in first} == first
-    assert workspace.query("select count(*) from nightjar.send_ledger") == [(7,)]
+    # the seven messages, and the follow-up step too late on D (skipped)
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(8,)]
 
     # The next night: only new occasions (a new loyalty entrant, a new birthday), and the
     # vip message `loyal` was held back for on D (loyalty outranked it), due until it goes.
@@ -231,5 +236,5 @@ def test_nights_in_sequence_send_only_new_occasions(workspace):
 
     # Going back to D is a backfill now: it rebuilds the warehouse but sends nothing.
     assert workspace.run(D) == 0
-    assert workspace.query("select count(*) from nightjar.send_ledger") == [(10,)]
+    assert workspace.query("select count(*) from nightjar.send_ledger") == [(11,)]
     assert workspace.ids("cohort_birthday") == {"00017", "bday", "zoe"}

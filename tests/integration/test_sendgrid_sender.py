@@ -222,8 +222,10 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
         if p["custom_args"]["campaign"] == "winback"
     } == {"lapsed": "2025-05-01", "lapsed_after_refund": "2025-04-01"}
     assert not (sendgrid_workspace.outbox / D).exists()
+    # (a follow-up whose first step is too late on this first night is skipped: never sent)
     ledger = sendgrid_workspace.query(
-        "select distinct status, provider_message_id from nightjar.send_ledger"
+        "select distinct status, provider_message_id from nightjar.send_ledger "
+        "where status <> 'skipped'"
     )
     assert {status for status, _ in ledger} == {"accepted"}
     assert {mid for _, mid in ledger} == set(server.message_ids)

@@ -49,8 +49,9 @@ def test_deleting_the_warehouse_or_restoring_the_state_sends_nothing_twice(
         ) == [(0,)]
 
         # The state backed up, lost, and restored from the backup.
+        ledger_rows = workspace.query("select count(*) from nightjar.send_ledger")[0][0]
         exported = export_state(workspace.warehouse, tmp_path / "backup")
-        assert exported["send_ledger"] == sum(sent.values())
+        assert exported["send_ledger"] == ledger_rows >= sum(sent.values())
         with pytest.raises(StateNotEmpty, match="importing would mix two histories"):
             import_state(workspace.warehouse, tmp_path / "backup")
         workspace.state.unlink()
