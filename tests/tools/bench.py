@@ -38,6 +38,11 @@ JOURNEYS = "journeys (models and sends)"
 # What was bought, will be bought and is worth (issue 17): its dbt folders' models
 INTELLIGENCE = "predictions and recommendations"
 INTELLIGENCE_FOLDERS = ("predictions", "intelligence")
+# ... and the models elsewhere that only they need: the order lines and the fit's inputs
+INTELLIGENCE_MODELS = (
+    "int_order_lines_resolved", "int_order_lines", "order_lines_mismatched",
+    "int_contacts_clv_inputs",
+)  # fmt: skip
 STAGES = (
     "ingest", "dbt", INTELLIGENCE, "cohorts and decisions", JOURNEYS, "send", "results",
     STARTUP, DBT_STARTUP,
@@ -278,7 +283,10 @@ def _dbt_results() -> list[tuple[str, dict]]:
         node = nodes.get(result["unique_id"], {})
         model = nodes.get(node.get("attached_node") or "", node)
         fqn = model.get("fqn", [])
-        results.append((next((f for f in _FOLDERS if f in fqn), "other"), result))
+        folder = next((f for f in _FOLDERS if f in fqn), "other")
+        if model.get("name") in INTELLIGENCE_MODELS:
+            folder = INTELLIGENCE_FOLDERS[0]
+        results.append((folder, result))
     return results
 
 
