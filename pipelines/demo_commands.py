@@ -27,7 +27,8 @@ def generate(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         end=args.end,
         seed=args.seed,
-        order_lines=args.order_lines,
+        # `nightjar demo` has no --no-order-lines: its landing always has them
+        order_lines=getattr(args, "order_lines", True),
     )
     took = time.monotonic() - started
     print(f"nightjar: wrote {counts} to {out} in {took:.1f}s")

@@ -32,6 +32,8 @@ TABLES = {
     "build.int_contacts_resolved": "contact_id",
     "build.int_order_lines_resolved": "order_id, line_id",
     "build.int_order_lines": "order_id, line_id",
+    "build.int_order_baskets_daily": "ordered_on, sku, related_sku",
+    "main.products_bought_together": "sku, related_sku",
     "main.product_recommendations": "contact_id, recommendation_rank",
     "main.order_lines_mismatched": "order_id",
 }
@@ -75,12 +77,14 @@ def _run_nights(ws):
     yield ws, dates, states, incremental
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_each_night_builds_on_the_last_one(nights):
     _, dates, states, _ = nights
     # the first build reads everything; each later night only what is new since the last
     assert states == [(False, day, day) for day in dates]
 
 
+@pytest.mark.slow  # several nights and a full build: make test-slow
 def test_incremental_nights_equal_a_full_build_of_the_history(nights):
     ws, dates, _, incremental = nights
     assert sum(len(rows) for rows in incremental.values()) > 1000  # the comparison has data
@@ -143,6 +147,7 @@ def test_a_build_by_hand_for_another_date_is_noticed(nights):
     assert _snapshot(ws) == after
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_a_folder_completing_late_makes_the_next_night_rebuild_whole(nights):
     ws, _, _, _ = nights
     # a folder older than every date built completes only now, and a new day lands

@@ -41,7 +41,7 @@ INTELLIGENCE_FOLDERS = ("predictions", "intelligence")
 # ... and the models elsewhere that only they need: the order lines and the fit's inputs
 INTELLIGENCE_MODELS = (
     "int_order_lines_resolved", "int_order_lines", "order_lines_mismatched",
-    "int_contacts_clv_inputs",
+    "int_order_baskets_daily", "int_contacts_clv_inputs",
 )  # fmt: skip
 STAGES = (
     "ingest", "dbt", INTELLIGENCE, "cohorts and decisions", JOURNEYS, "send", "results",

@@ -293,3 +293,16 @@ def test_the_catalogue_has_a_dozen_categories_skewed_sales_and_bundles(landing) 
     sold = lines["sku"].value_counts(sort=True)["count"]
     top = sold.head(max(len(sold) // 20, 1)).sum()
     assert top / sold.sum() > 0.2
+
+
+@pytest.mark.parametrize("command", ["generate", "demo"])
+def test_the_demo_and_generate_commands_write_a_landing_with_lines(tmp_path, command):
+    """`nightjar demo` generates as `nightjar generate` does, though it has no
+    --no-order-lines of its own."""
+    from pipelines.cli import parser
+    from pipelines.demo_commands import generate
+
+    args = parser().parse_args([command, "--contacts", "5", "--days", "2", "--end", "2025-01-02"])
+    args.out = str(tmp_path)
+    assert generate(args, None) == 0
+    assert (tmp_path / "2025-01-02" / "order_lines.csv").is_file()

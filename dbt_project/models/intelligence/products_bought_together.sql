@@ -4,61 +4,41 @@
 -- an order is what was chosen together, guests' orders count too (they have no contact), and
 -- a customer's two orders of a day are rare enough not to matter.
 --
--- A table rebuilt whole each night, not incremental: the pairs of a few hundred SKUs are a
--- few thousand rows, and their counts come from one pass over a year of lines. A sliding
--- window would need per-day pair counts (days x pairs rows, more than the lines it saves
--- reading) and would still have to take back the pairs of orders refunded since.
-with baskets as (
-    -- each completed order of the window as its SKUs, each once and sorted, so that each pair
-    -- appears once, as (earlier, later): one aggregation by order over the lines
-    select
-        order_id,
-        list(distinct sku order by sku) as skus
-    from {{ ref('int_order_lines') }}
+-- The counts are int_order_baskets_daily's, summed over the window: a night recounts only the
+-- days its orders touched, not a year of lines.
+with window_days as (
+    select *
+    from {{ ref('int_order_baskets_daily') }}
     where
-        status = 'completed'
-        and sku is not null
-        and ordered_on <= {{ as_of_date() }}
+        ordered_on <= {{ as_of_date() }}
         and {{ days_before_as_of('ordered_on') }} < {{ var('bought_together_window_days') }}
-    group by order_id
 ),
 
 orders_total as (
-    select count(*) as orders_total from baskets
+    select sum(orders) as orders_total
+    from window_days
+    where sku is null
 ),
 
 item_orders as (
     -- orders holding each SKU: the pairs' denominators
     select
         sku,
-        count(*) as orders
-    from (select unnest(skus) as sku from baskets) as items
+        sum(orders) as orders
+    from window_days
+    where sku is not null and related_sku is null
     group by sku
-),
-
-positions as (
-    select
-        skus,
-        unnest(range(1, len(skus))) as sku_position
-    from baskets
-    where len(skus) > 1
-),
-
-pairs as (
-    select
-        skus[sku_position] as sku,
-        unnest(skus[sku_position + 1:]) as related_sku
-    from positions
 ),
 
 pair_counts as (
     select
         sku,
         related_sku,
-        count(*) as orders_together
-    from pairs
+        sum(orders) as orders_together
+    from window_days
+    where related_sku is not null
     group by sku, related_sku
-    having count(*) >= {{ var('bought_together_min_orders') }}
+    having sum(orders) >= {{ var('bought_together_min_orders') }}
 ),
 
 both_ways as (
