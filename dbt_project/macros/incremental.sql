@@ -30,3 +30,21 @@
     insert or replace into {{ this.schema }}.incremental_builds
     values ('{{ this.identifier }}', {{ as_of_date() }})
 {%- endmacro %}
+
+{#- The orders an incremental night touched: an order version or a line version of it that
+    became visible since S (a new order, a refund or cancellation, corrected lines). One
+    order_id a row, possibly twice; read by the models kept per order or per day of orders. -#}
+{% macro orders_touched_since_last_build() -%}
+    select order_id
+    from {{ ref('stg_shop__orders') }}
+    where
+        business_date <= {{ as_of_date() }}
+        and updated_at < {{ end_of_as_of_date() }}
+        and {{ incremental_window(true, 'business_date', 'updated_at') }}
+    union all
+    select order_id
+    from {{ ref('stg_shop__order_lines') }}
+    where
+        business_date <= {{ as_of_date() }}
+        and {{ incremental_window(true, 'business_date', 'order_updated_at') }}
+{%- endmacro %}

@@ -21,18 +21,7 @@ with days as (
         select distinct orders.ordered_on
         from {{ ref('int_orders_resolved') }} as orders
         where orders.order_id in (
-            select order_id
-            from {{ ref('stg_shop__orders') }}
-            where
-                business_date <= {{ as_of_date() }}
-                and updated_at < {{ end_of_as_of_date() }}
-                and {{ incremental_window(windowed, 'business_date', 'updated_at') }}
-            union
-            select order_id
-            from {{ ref('stg_shop__order_lines') }}
-            where
-                business_date <= {{ as_of_date() }}
-                and {{ incremental_window(windowed, 'business_date', 'order_updated_at') }}
+            {{ orders_touched_since_last_build() }}
         )
     {% else %}
         select distinct ordered_on from {{ ref('int_order_lines') }}

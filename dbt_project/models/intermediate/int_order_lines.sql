@@ -19,19 +19,8 @@
 
 {% if windowed %}
     with touched as (
-        select order_id
-        from {{ ref('stg_shop__orders') }}
-        where
-            business_date <= {{ as_of_date() }}
-            and updated_at < {{ end_of_as_of_date() }}
-            and {{ incremental_window(windowed, 'business_date', 'updated_at') }}
-        union
-        select order_id
-        from {{ ref('stg_shop__order_lines') }}
-        where
-            business_date <= {{ as_of_date() }}
-            and {{ incremental_window(windowed, 'business_date', 'order_updated_at') }}
-        union
+        {{ orders_touched_since_last_build() }}
+        union all
         select order_id
         from {{ ref('int_orders_resolved') }}
         where contact_id is null
