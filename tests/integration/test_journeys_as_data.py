@@ -135,7 +135,8 @@ def test_a_new_journey_runs_its_steps_night_after_night(workspace, tmp_path):
     )
     assert finished == [("guest_buyer",), ("loyal",)]
     assert not workspace.query(
-        "select 1 from nightjar.journey_instances where contact_id = 'spent_exactly_1000'"
+        "select 1 from nightjar.journey_instances "
+        "where journey = 'nudge' and contact_id = 'spent_exactly_1000'"
     )
     assert workspace.query(
         "select status, next_step from nightjar.journey_instances "
