@@ -192,7 +192,8 @@ class OrderLines(_Extract):
 
     order_id: str = identifier(MAX_ID, description="The order the line belongs to.")
     line_id: str = identifier(MAX_ID, description="The line within its order, compared exactly.")
-    sku: str = text(MAX_SKU, description="The product's stock-keeping unit.")
+    # an id: "never recommend what the contact had" must not be beaten by an invisible character
+    sku: str = identifier(MAX_SKU, description="The product's stock-keeping unit.")
     product_name: str = text(MAX_PRODUCT_TEXT, nullable=True)
     category: str = text(MAX_PRODUCT_TEXT, nullable=True)
     quantity: str = pa.Field(description="Units bought, a whole number ≥ 1.")

@@ -56,6 +56,8 @@ def test_good_lines_load_typed_with_extra_columns_ignored(tmp_path):
         ("unit_price", "9.99999", "a decimal number ≥ 0 with at most 4 decimal places"),
         ("sku", "", "present (it is required)"),
         ("line_id", "2\u200b", "free of control and invisible characters"),
+        # SKU-2 and SKU-2 with a zero-width space would be two products nobody can tell apart
+        ("sku", "SKU-2\u200b", "free of control and invisible characters"),
     ],
 )
 def test_a_bad_line_is_set_aside_and_named_by_file_row_column_and_rule(
