@@ -162,9 +162,8 @@ def _folders_to_load(
     optional = [e for e in extracts if not EXTRACTS[e].required]
 
     def done(folder: LandingFolder) -> bool:
-        have = loaded.get(folder.business_date, set())
-        landed = {e for e in optional if folder.extract_file(e) is not None}
-        return bool(required | landed) and (required | landed) <= have
+        expected = required | {e for e in optional if folder.extract_file(e) is not None}
+        return bool(expected) and expected <= loaded.get(folder.business_date, set())
 
     return [
         folder

@@ -48,3 +48,15 @@
         business_date <= {{ as_of_date() }}
         and {{ incremental_window(true, 'business_date', 'order_updated_at') }}
 {%- endmacro %}
+
+{#- The rows an upsert by `key` chooses from: the versions landed since S (the CTE `landed`)
+    and, in an incremental night, the kept row of each key they touch; the model then keeps
+    the latest of each key. -#}
+{% macro landed_and_kept_versions(windowed, key) -%}
+    select * from landed
+    {% if windowed %}
+        union all by name
+        select * from {{ this }}
+        where {{ key }} in (select landed.{{ key }} from landed)
+    {% endif %}
+{%- endmacro %}

@@ -36,12 +36,7 @@ with landed as (
 ),
 
 versions as (
-    select * from landed
-    {% if windowed %}
-        union all by name
-        select * from {{ this }}
-        where order_id in (select landed.order_id from landed)
-    {% endif %}
+    {{ landed_and_kept_versions(windowed, 'order_id') }}
 )
 
 select *
