@@ -5,6 +5,25 @@
 -- completed lines count (a refund or cancellation takes the spend back, as in spend_730d);
 -- lines without a contact or a category have no affinity to give. One pass over the lines,
 -- grouped by contact and category.
+--
+-- Incremental (macros/incremental.sql): a night recomputes only the contacts whose lines in
+-- the window changed (contacts_whose_lines_changed), a few percent of them; the pre-hook
+-- first takes those contacts' rows out, so that a contact left with no category (its lines
+-- refunded, or out of the window) keeps none. A full build starts from an empty table.
+{%- set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{%- set window_days = var('affinity_window_days') %}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_rows_to_recompute(
+        'contact_id', contacts_whose_lines_changed, [var('affinity_window_days')]
+    ) }}",
+    post_hook=[
+        "{{ record_incremental_build() }}",
+        "update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}",
+    ]
+) }}
+
 with spend as (
     select
         contact_id,
@@ -18,7 +37,10 @@ with spend as (
         and contact_id is not null
         and category is not null
         and ordered_on <= {{ as_of_date() }}
-        and {{ days_before_as_of('ordered_on') }} < {{ var('affinity_window_days') }}
+        and {{ days_before_as_of('ordered_on') }} < {{ window_days }}
+    {% if windowed %}
+        and contact_id in ({{ contacts_whose_lines_changed(window_days) }})
+    {% endif %}
     group by contact_id, category
 )
 

@@ -3,12 +3,32 @@
 -- order without lines is not listed: a landing may carry no lines at all. Sums are
 -- DECIMAL(38, 4): each line's amount is below 10^14 (models/extracts.py), an order's lines
 -- together need not be.
+--
+-- Incremental (macros/incremental.sql): a night sums again only the lines of the orders it
+-- touched (orders_touched_since_last_build), whose rows the pre-hook takes out first, so that
+-- an order whose lines were corrected leaves the report.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_rows_to_recompute('order_id', orders_touched_since_last_build) }}",
+    post_hook=[
+        "{{ record_incremental_build() }}",
+        "update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}",
+    ]
+) }}
+{% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+-- the refs read only in an incremental night:
+-- depends_on: {{ ref('stg_shop__orders') }}, {{ ref('stg_shop__order_lines') }}
+
 with lines as (
     select
         order_id,
         count(*) as line_count,
         sum(quantity * unit_price) as lines_amount
     from {{ ref('int_order_lines_resolved') }}
+    {% if windowed %}
+        where order_id in ({{ orders_touched_since_last_build() }})
+    {% endif %}
     group by order_id
 )
 
