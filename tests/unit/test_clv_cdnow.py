@@ -140,3 +140,63 @@ def test_a_repeat_customer_who_spent_nothing_is_left_out_of_the_spend_fit(calibr
     with_free_orders = fit_gamma_gamma([*repeat["x"], 3], [*repeat["m"], 0.0])
     assert with_free_orders.customers == fit.customers
     assert with_free_orders.log_likelihood == pytest.approx(fit.log_likelihood, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "at", [(0.2426, 4.4136, 0.7930, 2.4262), (1.0, 1.0, 1.0, 1.0), (0.7, 3.0, 0.2, 11.0)]
+)
+def test_the_fits_own_likelihood_and_gradient_are_the_published_ones(calibration, at):
+    # the optimiser reads the likelihood computed once per purchase count, and its analytic
+    # gradient: both must be equation 6 and its derivatives, customer by customer
+    from scipy import optimize
+
+    from models.clv import _bgnbd_log_likelihoods_and_gradients, bgnbd_log_likelihoods
+
+    x, t_x, T = (calibration[c].to_numpy().astype(float) for c in ("x", "t_x", "T"))
+    by_count = np.unique(x, return_inverse=True)
+
+    def fast(log_params):
+        return _bgnbd_log_likelihoods_and_gradients(BgNbd(*np.exp(log_params)), x, t_x, T, by_count)
+
+    each, _ = fast(np.log(at))
+    assert np.allclose(each, bgnbd_log_likelihoods(BgNbd(*at), x, t_x, T), rtol=1e-12, atol=1e-9)
+    error = optimize.check_grad(
+        lambda p: fast(p)[0].sum(), lambda p: fast(p)[1].sum(axis=0), np.log(at)
+    )
+    # finite differences are good to about 1e-8 of the log-likelihood; at the optimum the
+    # gradient itself is about that
+    total, gradient = fast(np.log(at))[0].sum(), fast(np.log(at))[1].sum(axis=0)
+    assert error < 1e-7 * abs(total) + 1e-5 * np.abs(gradient).max()
+
+
+@pytest.mark.parametrize("at", [(6.2496, 3.7442, 15.4433), (1.0, 1.0, 1.0), (1.6, 7.6, 322.6)])
+def test_the_spend_fits_own_likelihood_and_gradient_are_the_published_ones(calibration, at):
+    from scipy import optimize
+
+    from models.clv import (
+        GammaGamma,
+        _gamma_gamma_log_likelihoods_and_gradients,
+        gamma_gamma_log_likelihoods,
+    )
+
+    repeat = calibration.filter(pl.col("x") > 0)
+    x, m = (repeat[c].to_numpy().astype(float) for c in ("x", "m"))
+    by_count = np.unique(x, return_inverse=True)
+
+    def fast(log_params):
+        model = GammaGamma(*np.exp(log_params))
+        return _gamma_gamma_log_likelihoods_and_gradients(
+            model, x, m, np.log(m), np.log(x), by_count
+        )
+
+    each, _ = fast(np.log(at))
+    assert np.allclose(
+        each, gamma_gamma_log_likelihoods(GammaGamma(*at), x, m), rtol=1e-12, atol=1e-9
+    )
+    error = optimize.check_grad(
+        lambda p: fast(p)[0].sum(), lambda p: fast(p)[1].sum(axis=0), np.log(at)
+    )
+    # finite differences are good to about 1e-8 of the log-likelihood; at the optimum the
+    # gradient itself is about that
+    total, gradient = fast(np.log(at))[0].sum(), fast(np.log(at))[1].sum(axis=0)
+    assert error < 1e-7 * abs(total) + 1e-5 * np.abs(gradient).max()
