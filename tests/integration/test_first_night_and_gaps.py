@@ -199,6 +199,7 @@ def test_a_lost_state_mails_no_one_again_even_told_to_send_a_first_nights_backlo
     assert sent(production, D) == before
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_a_missing_middle_folder_blocks_the_send_naming_the_dates_until_released(workspace, capsys):
     from pipelines.cli import main
 

@@ -48,6 +48,7 @@ def test_bad_rows_fail_the_night_before_anything_is_sent(workspace, capsys, monk
     assert workspace.query("select count(*) from raw.orders") == [(0,)]
 
 
+@pytest.mark.slow  # several nights: make test-slow keeps make test within ten minutes
 def test_catch_up_loads_every_missed_folder_in_one_run_and_sends_only_for_its_date(workspace):
     write_all(workspace.landing)  # nothing has run for HISTORY nor D
     suppress(workspace.warehouse, "suppressed@example.com")
