@@ -60,7 +60,9 @@ def _arrays(*columns) -> list[np.ndarray]:
 
 
 def bgnbd_log_likelihoods(model: BgNbd, x, t_x, T) -> np.ndarray:
-    """Each customer's log-likelihood (Fader, Hardie & Lee 2005, equation 6)."""
+    """Each customer's log-likelihood (Fader, Hardie & Lee 2005, equation 6), written as
+    published: the reference the fit's own faster form (_bgnbd_log_likelihoods_and_gradients)
+    is tested against."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = model.r, model.alpha, model.a, model.b
     common = (
@@ -203,7 +205,8 @@ def expected_purchases_of_a_new_customer(model: BgNbd, t) -> np.ndarray:
 def gamma_gamma_log_likelihoods(model: GammaGamma, x, m) -> np.ndarray:
     """Each repeat customer's log-likelihood of its mean spend `m` over `x` purchases
     (Fader & Hardie 2013, equation 4, up to a term that does not depend on the parameters
-    and is left in so that the figure is the published one)."""
+    and is left in so that the figure is the published one); the reference the fit's own
+    faster form (_gamma_gamma_log_likelihoods_and_gradients) is tested against."""
     x, m = _arrays(x, m)
     p, q, g = model.p, model.q, model.gamma
     return (
