@@ -9,6 +9,11 @@
     cast('{{ value or "1970-01-01" }}' as date)
 {%- endmacro %}
 
+{#- S, the date the incremental models were last built for (var incremental_since). -#}
+{% macro incremental_since_date() -%}
+    cast('{{ var("incremental_since") }}' as date)
+{%- endmacro %}
+
 {#- The first instant after D, in UTC: data "as of D" has timestamps before it. -#}
 {% macro end_of_as_of_date() -%}
     timezone('UTC', cast({{ as_of_date() }} as timestamp) + interval 1 day)

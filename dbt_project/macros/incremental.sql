@@ -12,7 +12,7 @@
 -#}
 {% macro incremental_window(windowed, business_date_column, timestamp_column) -%}
     {%- if windowed -%}
-        {%- set since = "cast('" ~ var('incremental_since') ~ "' as date)" -%}
+        {%- set since = incremental_since_date() -%}
         ({{ business_date_column }} > {{ since }}
         or {{ timestamp_column }} >= timezone('UTC', cast({{ since }} as timestamp) + interval 1 day))
     {%- else -%}
@@ -50,7 +50,7 @@
     from {{ ref('stg_shop__order_lines') }}
     where
         business_date <= {{ as_of_date() }}
-        and business_date > cast('{{ var("incremental_since") }}' as date)
+        and business_date > {{ incremental_since_date() }}
 {%- endmacro %}
 
 {#- The rows an upsert by `key` chooses from: the versions landed since S (the CTE `landed`)
@@ -70,7 +70,7 @@
     now and as of S), a line that left the window since S, and one dated after S. Read by
     the per-contact models of int_order_lines, which recompute only these contacts. -#}
 {% macro contacts_whose_lines_changed(window_days) -%}
-    {%- set since = "cast('" ~ var('incremental_since') ~ "' as date)" -%}
+    {%- set since = incremental_since_date() -%}
     select order_lines.contact_id
     from {{ ref('int_order_lines') }} as order_lines
     where

@@ -94,7 +94,7 @@ select
     orders.ordered_on,
     orders.status,
     {% if windowed %}
-        {%- set since = "cast('" ~ var('incremental_since') ~ "' as date)" %}
+        {%- set since = incremental_since_date() %}
         case
             when
                 kept.order_id is null
