@@ -11,6 +11,7 @@ purchase days), `recency_weeks`, `tenure_weeks` and `repeat_value_mean`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -23,6 +24,7 @@ from models.clv import (
     BgNbd,
     Fit,
     GammaGamma,
+    distinct_rows,
     expected_purchases,
     expected_spend,
     fit_bgnbd,
@@ -113,18 +115,24 @@ def fit_night(
         return NightFit(as_of, TOO_FEW, **counts)
     started = time.perf_counter()
     warm = previous is not None and previous.bgnbd is not None
-    bg = fit_bgnbd(x, t_x, T, start=previous.bgnbd if warm else None)
-    gg = fit_gamma_gamma(x, m, start=previous.gamma_gamma if warm else None)
+    # from the previous night's parameters rounded as _settled rounds: when tonight's
+    # rounded parameters are the same, this fit is already the settled one
+    bg_start = _rounded(previous.bgnbd) if warm else None
+    gg_start = _rounded(previous.gamma_gamma) if warm else None
+    bg = fit_bgnbd(x, t_x, T, start=bg_start)
+    gg = fit_gamma_gamma(x, m, start=gg_start)
     status = FITTED
     data = (x, t_x, T, m)
-    if warm and not (_usable(bg, data) and _usable(gg, data)):
-        bg = bg if _usable(bg, data) else fit_bgnbd(x, t_x, T)
-        gg = gg if _usable(gg, data) else fit_gamma_gamma(x, m)
+    # each fit checked once: a check evaluates the models for every buyer
+    usable = functools.cache(lambda fit: _usable(fit, data))
+    if warm and not (usable(bg) and usable(gg)):
+        bg, bg_start = (bg, bg_start) if usable(bg) else (fit_bgnbd(x, t_x, T), None)
+        gg, gg_start = (gg, gg_start) if usable(gg) else (fit_gamma_gamma(x, m), None)
         status = FITTED_COLD
-    bg, gg = _settled(bg, data), _settled(gg, data)
+    bg, gg = _settled(bg, data, bg_start, usable), _settled(gg, data, gg_start, usable)
     iterations = bg.iterations + gg.iterations
     seconds = round(time.perf_counter() - started, 3)
-    if not (_usable(bg, data) and _usable(gg, data)):
+    if not (usable(bg) and usable(gg)):
         kept = previous if previous is not None and previous.bgnbd is not None else None
         return NightFit(
             as_of,
@@ -159,27 +167,33 @@ def fit_night(
 SETTLE_DIGITS = 2
 
 
-def _settled(fit: Fit, data: tuple[np.ndarray, ...]) -> Fit:
+def _settled(fit: Fit, data: tuple[np.ndarray, ...], started_from, usable) -> Fit:
     """The fit finished again from its parameters rounded to SETTLE_DIGITS significant digits.
     The optimiser stops within about 1e-5 of the optimum, at a point that depends on where it
     started: from the previous night's parameters, from scratch, or (after a lost history)
     from another night's. Rounded, the starts of those runs are almost always one and the same
     point, and so are the parameters they end at: re-running a date gives the same cents
     whatever ran before it (unless the optimum lies on a rounding boundary, about one night in
-    a hundred). It costs a few iterations from next to the optimum."""
-    if not _usable(fit, data):
+    a hundred). A fit that `started_from` that very point is already finished from it (most
+    warm-started nights: a night moves the parameters less than the rounding); another costs
+    a few iterations from next to the optimum."""
+    start = _rounded(fit.model)
+    if start == started_from or not usable(fit):
         return fit
     x, t_x, T, m = data
-    start = type(fit.model)(*(float(f"{v:.{SETTLE_DIGITS}g}") for v in asdict(fit.model).values()))
     if isinstance(start, BgNbd):
         again = fit_bgnbd(x, t_x, T, start=start)
     else:
         again = fit_gamma_gamma(x, m, start=start)
-    if not _usable(again, data):
+    if not usable(again):
         return fit
     return Fit(
         again.model, again.log_likelihood, again.customers, True, fit.iterations + again.iterations
     )
+
+
+def _rounded(model: BgNbd | GammaGamma) -> BgNbd | GammaGamma:
+    return type(model)(*(float(f"{v:.{SETTLE_DIGITS}g}") for v in asdict(model).values()))
 
 
 def _usable(fit: Fit, data: tuple[np.ndarray, ...]) -> bool:
@@ -237,9 +251,10 @@ def predict(
     x, t_x, T, m = _columns(inputs)
     alive = p_alive(bg, x, t_x, T)
     spend = expected_spend(gg, x, m)
-    months = np.arange(0, 13) * MONTH_WEEKS
-    cumulative = np.stack([expected_purchases(bg, t, x, t_x, T) for t in months[1:]])
-    per_month = np.diff(np.vstack([np.zeros_like(x), cumulative]), axis=0)
+    # the end of each of the next 12 months, then the horizon: one row each
+    horizons = np.append(np.arange(1, 13) * MONTH_WEEKS, horizon_days / WEEK_DAYS)
+    expected = expected_purchases(bg, horizons, x, t_x, T)
+    per_month = np.diff(np.vstack([np.zeros_like(x), expected[:12]]), axis=0)
     discount = (1 + monthly_discount) ** -np.arange(1, 13)
     clv = spend * (discount[:, None] * per_month).sum(axis=0)
     # Should it still be a customer, its purchase rate is Gamma(r + x, alpha + T) after its
@@ -254,9 +269,7 @@ def predict(
         {
             "contact_id": inputs["contact_id"],
             "p_alive": alive,
-            f"expected_purchases_{horizon_days}d": expected_purchases(
-                bg, horizon_days / WEEK_DAYS, x, t_x, T
-            ),
+            f"expected_purchases_{horizon_days}d": expected[12],
             "expected_purchase_value": np.round(spend, 2),  # money: to the cent
             "predicted_clv_12m": np.round(clv, 2),
             "next_purchase_from": _days_after(as_of, early),
@@ -307,7 +320,9 @@ def repeat_purchases_by_frequency(inputs: pl.DataFrame, fit: NightFit) -> list[d
     if fit.bgnbd is None or inputs.height == 0:
         return []
     x, _, T, _ = _columns(inputs)
-    expected = purchase_count_probabilities(fit.bgnbd, T, CHART_MAX).sum(axis=1)
+    # the same T, the same probabilities: once per distinct T, weighed by its buyers
+    (times,), buyers, _ = distinct_rows(T)
+    expected = purchase_count_probabilities(fit.bgnbd, times, CHART_MAX) @ buyers
     actual = [int((x == k).sum()) for k in range(CHART_MAX)] + [int((x >= CHART_MAX).sum())]
     return [
         {"repeat_purchases": f"{k}" if k < CHART_MAX else f"{k}+", "actual": n, "expected": e}

@@ -68,25 +68,30 @@
 {#- The contacts whose completed order lines in the `window_days` days ending D may differ
     from those ending S, in an incremental night: a line a build changed since S (its contact
     now and as of S), a line that left the window since S, and one dated after S. Read by
-    the per-contact models of int_order_lines, which recompute only these contacts. -#}
+    the per-contact models of int_order_lines, which recompute only these contacts. One
+    range of one column a part: DuckDB filters each in the scan and skips the blocks of
+    lines outside it by their dates (int_order_lines is written in date order), where one
+    condition over both columns read all 25 million lines at a million contacts. -#}
 {% macro contacts_whose_lines_changed(window_days) -%}
     {%- set since = incremental_since_date() -%}
-    select order_lines.contact_id
-    from {{ ref('int_order_lines') }} as order_lines
-    where
-        order_lines.contact_id is not null
-        and (
-            order_lines.changed_on > {{ since }}
-            or order_lines.ordered_on > {{ since }}
-            or (
-                order_lines.ordered_on > {{ dbt.dateadd('day', -window_days, since) }}
-                and order_lines.ordered_on <= {{ dbt.dateadd('day', -window_days, as_of_date()) }}
-            )
-        )
+    select contact_id
+    from {{ ref('int_order_lines') }}
+    where contact_id is not null and changed_on > {{ since }}
     union
-    select order_lines.contact_id_before
-    from {{ ref('int_order_lines') }} as order_lines
-    where order_lines.contact_id_before is not null and order_lines.changed_on > {{ since }}
+    select contact_id_before
+    from {{ ref('int_order_lines') }}
+    where contact_id_before is not null and changed_on > {{ since }}
+    union
+    select contact_id
+    from {{ ref('int_order_lines') }}
+    where contact_id is not null and ordered_on > {{ since }}
+    union
+    select contact_id
+    from {{ ref('int_order_lines') }}
+    where
+        contact_id is not null
+        and ordered_on > cast({{ dbt.dateadd('day', -window_days, since) }} as date)
+        and ordered_on <= cast({{ dbt.dateadd('day', -window_days, as_of_date()) }} as date)
 {%- endmacro %}
 
 {#- Pre-hook of an incremental model kept per contact or per order, rebuilt for those a night

@@ -43,6 +43,9 @@ INTELLIGENCE_MODELS = (
     "int_order_lines_resolved", "int_order_lines", "order_lines_mismatched",
     "int_order_baskets_daily", "int_contacts_clv_inputs",
 )  # fmt: skip
+# How long after a step the memory it freed may still be the process's (the rest of the
+# night's peak leaves those moments out)
+MEMORY_SETTLES_S = 1.0
 STAGES = (
     "ingest", "dbt", INTELLIGENCE, "cohorts and decisions", JOURNEYS, "send", "results",
     STARTUP, DBT_STARTUP,
@@ -90,8 +93,17 @@ class Measured:
     output: str
     memory: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, MB)
 
-    def peak_between(self, start: float, end: float) -> float:
-        return max((mb for at, mb in self.memory if start <= at <= end), default=0.0)
+    def peaks_within(self, spans: list[tuple[float, float]], tail: float) -> tuple[float, float]:
+        """(peak during the spans, peak at every other moment): a moment within `tail` s
+        after a span counts as neither, as memory a step freed takes that long to leave
+        the process."""
+        within, elsewhere = [0.0], [0.0]
+        for at, mb in self.memory:
+            if any(start <= at <= end for start, end in spans):
+                within.append(mb)
+            elif not any(end < at <= end + tail for _, end in spans):
+                elsewhere.append(mb)
+        return max(within), max(elsewhere)
 
 
 def measure(command: list[str], env: dict[str, str]) -> Measured:
@@ -154,15 +166,15 @@ class Night:
     peak_mb: float
     stages: dict[str, float] = field(default_factory=dict)
     rows: int = 0
-    # the peak while the intelligence models ran, and the peak of the night before them
+    # the peak while the intelligence models ran, and the peak of the rest of the night
     intelligence_mb: float = 0.0
-    before_intelligence_mb: float = 0.0
+    without_intelligence_mb: float = 0.0
 
     @property
     def intelligence_added_mb(self) -> float:
-        """What the intelligence models add to the night's peak: nothing if the night had
-        already needed more before they ran."""
-        return max(0.0, self.intelligence_mb - self.before_intelligence_mb)
+        """What the intelligence models add to the night's peak: how far above the rest of
+        the night they take it (nothing if the rest needed more)."""
+        return max(0.0, self.intelligence_mb - self.without_intelligence_mb)
 
 
 def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, Night, Path]:
@@ -202,10 +214,10 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
     release = ["--approve", "cohort_size:cohort_birthday"]
     ran = measure([*nightjar(), "run", "--date", END.isoformat(), *release], env)
     night = Night(ran.wall, ran.peak_mb, _stages(env, ran.wall), sum(new_rows.values()))
-    window = _intelligence_window()
-    if window:
-        night.intelligence_mb = ran.peak_between(*window)
-        night.before_intelligence_mb = ran.peak_between(0, window[0])
+    # dbt runs one model at a time (profiles.yml: threads 1): a moment is one model's
+    night.intelligence_mb, night.without_intelligence_mb = ran.peaks_within(
+        _intelligence_spans(), tail=MEMORY_SETTLES_S
+    )
     return history, night, warehouse
 
 
@@ -298,19 +310,21 @@ def _dbt_model_seconds(run_id: str) -> dict[str, float]:
     return folders
 
 
-def _intelligence_window() -> tuple[float, float] | None:
-    """When the intelligence models ran in the latest build (epoch seconds): from the first
-    one's start to the last one's end (dbt runs them among others on its threads)."""
-    spans = [
-        dt.datetime.fromisoformat(timing[key].replace("Z", "+00:00")).timestamp()
-        for folder, result in _dbt_results()
-        if folder in INTELLIGENCE_FOLDERS
-        for timing in result.get("timing", [])
-        if timing.get("name") == "execute"
-        for key in ("started_at", "completed_at")
-        if timing.get(key)
-    ]
-    return (min(spans), max(spans)) if spans else None
+def _intelligence_spans() -> list[tuple[float, float]]:
+    """When each intelligence model (and its tests) ran in the latest build, in epoch
+    seconds."""
+    spans = []
+    for folder, result in _dbt_results():
+        for timing in result.get("timing", []):
+            if folder in INTELLIGENCE_FOLDERS and timing.get("name") == "execute":
+                started, completed = timing.get("started_at"), timing.get("completed_at")
+                if started and completed:
+                    spans.append((_epoch(started), _epoch(completed)))
+    return spans
+
+
+def _epoch(moment: str) -> float:
+    return dt.datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
 
 
 # -- the floor ------------------------------------------------------------------------------
@@ -480,7 +494,7 @@ def _intelligence_line(night: Night, mark) -> str:
         f"{mark(seconds <= TARGETS['intelligence_s'])} and {added:,.0f} MB (target <= "
         f"{TARGETS['intelligence_mb']:,.0f} MB) {mark(added <= TARGETS['intelligence_mb'])}: "
         f"peak {night.intelligence_mb:,.0f} MB while they ran, "
-        f"{night.before_intelligence_mb:,.0f} MB before"
+        f"{night.without_intelligence_mb:,.0f} MB in the rest of the night"
     )
 
 

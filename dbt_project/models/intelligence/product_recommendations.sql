@@ -20,12 +20,14 @@
 -- At a million contacts (730 days, 25 million lines) the candidates are some 10 million
 -- (contact, SKU) rows, and the SKUs each contact had come from the 25 million lines: grouped,
 -- joined and ranked on two strings they took 20 s and more than DuckDB's gigabyte (the night
--- failed). So each contact and each SKU that may be recommended tonight gets an integer key,
--- and the heavy steps join, group and rank one integer per pair (contact key × 2^32 + SKU
--- key); the names come back for the five kept. The defaults of the two depths above are
--- what a night at that size fits in the gigabyte (10 and 10 did not).
+-- failed). So the heavy steps join, group and rank two integers a pair: the SKU's key (its
+-- place in the catalogue) and the contact's, a 64-bit hash of its id, computed where the
+-- rows are read, so that the 25 million lines meet no table of contacts. Two contacts of a
+-- million share a hash about once in 2^25 nights; they would then share their candidates
+-- and their exclusions (still never an SKU either of them had). The names come back for the
+-- five kept. The defaults of the two depths above are what a night at that size fits in the
+-- gigabyte (10 and 10 did not).
 {%- set per_contact = var('recommendations_per_contact') %}
-{%- set pair = 4294967296 %}
 
 with catalogue as (
     -- the SKUs that may be recommended, keyed in their order (a tie of scores goes by SKU)
@@ -50,30 +52,32 @@ neighbours as (
     where together.neighbour_rank <= {{ var('recommendation_neighbours_per_sku') }}
 ),
 
-bought_lately as (
-    select distinct
-        contact_id,
-        sku
-    from {{ ref('int_order_lines') }}
+recent_lines as (
+    -- the completed lines of the seed window, a few blocks of the table (it is in date order)
+    select
+        order_lines.contact_id,
+        catalogue.sku_key
+    from {{ ref('int_order_lines') }} as order_lines
+    inner join catalogue on order_lines.sku = catalogue.sku
     where
-        status = 'completed'
-        and contact_id is not null
-        and sku is not null
-        and ordered_on <= {{ as_of_date() }}
-        and {{ days_before_as_of('ordered_on') }} < {{ var('recommendation_seed_days') }}
+        order_lines.status = 'completed'
+        and order_lines.contact_id is not null
+        and order_lines.ordered_on <= {{ as_of_date() }}
+        and order_lines.ordered_on
+        > cast({{ dbt.dateadd('day', -var('recommendation_seed_days'), as_of_date()) }} as date)
 ),
 
 viewed as (
     select
-        contact_id,
-        sku,
+        web_events.contact_id,
+        catalogue.sku_key,
         count(*) as view_count
-    from {{ ref('int_web_events_recent') }}
+    from {{ ref('int_web_events_recent') }} as web_events
+    inner join catalogue on web_events.sku = catalogue.sku
     where
-        event_name in ('view_item', 'add_to_cart')
-        and contact_id is not null
-        and sku is not null
-    group by contact_id, sku
+        web_events.event_name in ('view_item', 'add_to_cart')
+        and web_events.contact_id is not null
+    group by web_events.contact_id, catalogue.sku_key
 ),
 
 top_category as (
@@ -85,12 +89,12 @@ top_category as (
 ),
 
 contacts as (
-    -- every contact a reason may give a recommendation, keyed
+    -- every contact a reason may give a recommendation, by its key
     select
         contact_id,
-        row_number() over (order by contact_id) as contact_key
+        {{ contact_key('contact_id') }} as contact_key
     from (
-        select contact_id from bought_lately
+        select contact_id from recent_lines
         union
         select contact_id from viewed
         union
@@ -98,50 +102,49 @@ contacts as (
     ) as recommendable
 ),
 
-seeds as (
-    select
-        contacts.contact_key,
-        catalogue.sku_key
-    from (
-        select
-            contact_id,
-            sku
-        from bought_lately
-        union
-        select
-            contact_id,
-            sku
-        from viewed
-    ) as seed_skus
-    inner join contacts on seed_skus.contact_id = contacts.contact_id
-    inner join catalogue on seed_skus.sku = catalogue.sku
-),
-
 viewed_pairs as (
     select
-        contacts.contact_key * {{ pair }} + catalogue.sku_key as pair_key,
-        cast(viewed.view_count as double) as score
+        {{ contact_key('contact_id') }} as contact_key,
+        sku_key,
+        cast(view_count as double) as score
     from viewed
-    inner join contacts on viewed.contact_id = contacts.contact_id
-    inner join catalogue on viewed.sku = catalogue.sku
+),
+
+seeds as (
+    -- the SKUs each contact bought lately or viewed, each once
+    select distinct
+        contact_key,
+        sku_key
+    from (
+        select
+            {{ contact_key('contact_id') }} as contact_key,
+            sku_key
+        from recent_lines
+        union all
+        select
+            contact_key,
+            sku_key
+        from viewed_pairs
+    ) as seed_skus
 ),
 
 together_pairs as (
     -- a neighbour's cosines summed over the seeds that bring it
     select
-        seeds.contact_key * {{ pair }} + neighbours.related_key as pair_key,
+        seeds.contact_key,
+        neighbours.related_key as sku_key,
         sum(neighbours.cosine) as score
     from seeds
     inner join neighbours on seeds.sku_key = neighbours.sku_key
-    group by seeds.contact_key * {{ pair }} + neighbours.related_key
+    group by seeds.contact_key, neighbours.related_key
 ),
 
 bestseller_pairs as (
     select
-        contacts.contact_key * {{ pair }} + catalogue.sku_key as pair_key,
+        {{ contact_key('top_category.contact_id') }} as contact_key,
+        catalogue.sku_key,
         cast(catalogue.units_sold as double) as score
     from top_category
-    inner join contacts on top_category.contact_id = contacts.contact_id
     inner join catalogue on top_category.category = catalogue.category
     where catalogue.category_rank <= {{ var('recommendation_bestsellers_per_category') }}
 ),
@@ -150,33 +153,47 @@ scored as (
     -- each SKU once per contact, under its first reason: 1 viewed, 2 bought together,
     -- 3 bestseller (an anti-join each: one sum over millions of rows, no other grouping)
     select
-        pair_key,
+        contact_key,
+        sku_key,
         1 as tier,
         score
     from viewed_pairs
     union all
     select
-        together_pairs.pair_key,
+        together_pairs.contact_key,
+        together_pairs.sku_key,
         2 as tier,
         together_pairs.score
     from together_pairs
-    anti join viewed_pairs on together_pairs.pair_key = viewed_pairs.pair_key
+    anti join viewed_pairs
+        on
+            together_pairs.contact_key = viewed_pairs.contact_key
+            and together_pairs.sku_key = viewed_pairs.sku_key
     union all
     select
-        bestseller_pairs.pair_key,
+        bestseller_pairs.contact_key,
+        bestseller_pairs.sku_key,
         3 as tier,
         bestseller_pairs.score
     from bestseller_pairs
-    anti join viewed_pairs on bestseller_pairs.pair_key = viewed_pairs.pair_key
-    anti join together_pairs on bestseller_pairs.pair_key = together_pairs.pair_key
+    anti join viewed_pairs
+        on
+            bestseller_pairs.contact_key = viewed_pairs.contact_key
+            and bestseller_pairs.sku_key = viewed_pairs.sku_key
+    anti join together_pairs
+        on
+            bestseller_pairs.contact_key = together_pairs.contact_key
+            and bestseller_pairs.sku_key = together_pairs.sku_key
 ),
 
 had as (
     -- every SKU on any of the contact's order lines, whatever its status
-    select contacts.contact_key * {{ pair }} + catalogue.sku_key as pair_key
+    select
+        {{ contact_key('order_lines.contact_id') }} as contact_key,
+        catalogue.sku_key
     from {{ ref('int_order_lines') }} as order_lines
-    inner join contacts on order_lines.contact_id = contacts.contact_id
     inner join catalogue on order_lines.sku = catalogue.sku
+    where order_lines.contact_id is not null
 ),
 
 ranked as materialized (
@@ -184,16 +201,16 @@ ranked as materialized (
     -- that the names are joined to the kept rows only (joined earlier, the plan needed more
     -- than the gigabyte)
     select
-        scored.pair_key // {{ pair }} as contact_key,
-        scored.pair_key % {{ pair }} as sku_key,
+        scored.contact_key,
+        scored.sku_key,
         scored.tier,
         scored.score,
         row_number() over (
-            partition by scored.pair_key // {{ pair }}
-            order by scored.tier asc, scored.score desc, scored.pair_key asc
+            partition by scored.contact_key
+            order by scored.tier asc, scored.score desc, scored.sku_key asc
         ) as recommendation_rank
     from scored
-    anti join had on scored.pair_key = had.pair_key
+    anti join had on scored.contact_key = had.contact_key and scored.sku_key = had.sku_key
     qualify recommendation_rank <= {{ per_contact }}
 )
 

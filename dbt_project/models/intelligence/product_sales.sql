@@ -9,7 +9,10 @@ with lines as (
         status = 'completed'
         and sku is not null
         and ordered_on <= {{ as_of_date() }}
-        and {{ days_before_as_of('ordered_on') }} < {{ var('bought_together_window_days') }}
+        -- a range of the column: DuckDB skips the blocks of older lines by their dates
+        and ordered_on > cast(
+            {{ dbt.dateadd('day', -var('bought_together_window_days'), as_of_date()) }} as date
+        )
 ),
 
 sales as (

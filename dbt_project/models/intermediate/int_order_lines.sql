@@ -22,37 +22,62 @@
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
 -- the refs read only in an incremental night:
 -- depends_on: {{ ref('stg_shop__orders') }}, {{ ref('stg_shop__order_lines') }}
--- depends_on: {{ ref('int_orders_resolved') }}
 
 {% if windowed %}
-    with guest_orders as (
-        select order_id
-        from {{ ref('int_orders_resolved') }}
-        where contact_id is null
+    with landed as (
+        {{ orders_touched_since_last_build() }}
+    ),
+
+    attributed as (
+        -- the orders read tonight, attributed once: those the landing touched, and every
+        -- guest order, whose contact may change without a new version (a contact came,
+        -- changed address or was erased)
+        select * from {{ ref('int_orders_attributed') }}
+        where
+            attribution != 'contact_id'
+            or order_id in (select landed.order_id from landed)
+    ),
+
+    written as (
+        -- this table's lines of those orders, in one scan of its 25 million rows at a
+        -- million contacts: the columns a rewrite compares and keeps
+        select
+            order_id,
+            line_id,
+            contact_id,
+            status,
+            ordered_on,
+            sku,
+            category,
+            quantity,
+            unit_price,
+            changed_on,
+            contact_id_before
+        from {{ this }}
+        where order_id in (select attributed.order_id from attributed)
     ),
 
     guest_orders_passed_on as (
-        -- guest orders attributed tonight to another contact than their lines hold (a contact
-        -- came, changed address or was erased): rewriting every guest order's lines each night
-        -- cost seconds at a million contacts, for the few hundred that change
+        -- guest orders attributed tonight to another contact than their lines hold:
+        -- rewriting every guest order's lines each night cost seconds at a million
+        -- contacts, for the few hundred that change
         select attributed.order_id
-        from {{ ref('int_orders_attributed') }} as attributed
+        from attributed
         inner join (
             select distinct
                 order_id,
                 contact_id
-            from {{ this }}
-            where order_id in (select guest_orders.order_id from guest_orders)
-        ) as written
-            on attributed.order_id = written.order_id
+            from written
+        ) as lines_of
+            on attributed.order_id = lines_of.order_id
         where
             attributed.attribution != 'contact_id'
-            and attributed.contact_id is distinct from written.contact_id
+            and attributed.contact_id is distinct from lines_of.contact_id
     ),
 
     touched as (
-        {{ orders_touched_since_last_build() }}
-        union all
+        select order_id from landed
+        union
         select order_id from guest_orders_passed_on
     ),
 
@@ -62,12 +87,12 @@
     ),
 
     orders as (
-        select * from {{ ref('int_orders_attributed') }}
+        select * from attributed
         where order_id in (select touched.order_id from touched)
     ),
 
     kept as (
-        select * from {{ this }}
+        select * from written
         where order_id in (select touched.order_id from touched)
     )
 {% else %}
@@ -121,4 +146,9 @@ from lines
 inner join orders on lines.order_id = orders.order_id
 {% if windowed %}
     left join kept on lines.order_id = kept.order_id and lines.line_id = kept.line_id
+{% else %}
+    -- in date order, which later nights keep by appending: a reader of some days (the
+    -- recommendations' recent purchases, the contacts whose lines changed) then skips the
+    -- blocks of other days by their dates instead of reading 25 million lines
+    order by orders.ordered_on
 {% endif %}
