@@ -41,7 +41,10 @@ TABLES = {
     "main.contact_category_affinity": "contact_id, category_rank",
 }
 # Bookkeeping of the incremental nights, which a full build cannot know: left out
-BOOKKEEPING = {"build.int_order_lines": "exclude (changed_on, contact_id_before)"}
+BOOKKEEPING = {
+    "build.int_order_lines": "exclude (changed_on, contact_id_before)",
+    "build.int_order_lines_resolved": "exclude (written_on)",
+}
 
 
 def _state(ws) -> tuple:

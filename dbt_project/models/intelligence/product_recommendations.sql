@@ -37,7 +37,9 @@ with catalogue as (
         category,
         units_sold,
         category_rank,
-        row_number() over (order by sku) as sku_key
+        -- narrow keys and tiers: the joins, groups and ranking of millions of pairs hold
+        -- them all (as bigints, a second more at a million contacts)
+        cast(row_number() over (order by sku) as integer) as sku_key
     from {{ ref('product_sales') }}
 ),
 
@@ -129,11 +131,13 @@ seeds as (
 ),
 
 together_pairs as (
-    -- a neighbour's cosines summed over the seeds that bring it
+    -- a neighbour's cosines summed over the seeds that bring it, in decimals: a sum of
+    -- doubles depends on the order DuckDB's threads add them in, and a tie of two sums
+    -- could then rank either SKU first from one run to the next
     select
         seeds.contact_key,
         neighbours.related_key as sku_key,
-        sum(neighbours.cosine) as score
+        cast(sum(cast(neighbours.cosine as decimal(18, 12))) as double) as score
     from seeds
     inner join neighbours on seeds.sku_key = neighbours.sku_key
     group by seeds.contact_key, neighbours.related_key
@@ -155,14 +159,14 @@ scored as (
     select
         contact_key,
         sku_key,
-        1 as tier,
+        cast(1 as smallint) as tier,
         score
     from viewed_pairs
     union all
     select
         together_pairs.contact_key,
         together_pairs.sku_key,
-        2 as tier,
+        cast(2 as smallint) as tier,
         together_pairs.score
     from together_pairs
     anti join viewed_pairs
@@ -173,7 +177,7 @@ scored as (
     select
         bestseller_pairs.contact_key,
         bestseller_pairs.sku_key,
-        3 as tier,
+        cast(3 as smallint) as tier,
         bestseller_pairs.score
     from bestseller_pairs
     anti join viewed_pairs

@@ -48,6 +48,7 @@
             status,
             ordered_on,
             sku,
+            product_name,
             category,
             quantity,
             unit_price,
@@ -81,9 +82,59 @@
         select order_id from guest_orders_passed_on
     ),
 
+    rewritten as (
+        -- the lines int_order_lines_resolved wrote since S, every line of the orders whose
+        -- line versions changed: the last blocks of its table, where looking up the
+        -- touched orders' lines among its 25 million took a second and more
+        select
+            order_id,
+            line_id,
+            sku,
+            product_name,
+            category,
+            quantity,
+            unit_price
+        from {{ ref('int_order_lines_resolved') }}
+        where written_on > {{ incremental_since_date() }}
+    ),
+
+    lines_never_held as (
+        -- touched orders of which neither holds a line: lines that landed before their
+        -- order (none on most nights: the lookup below then reads nothing)
+        select order_id from touched
+        where
+            order_id not in (select rewritten.order_id from rewritten)
+            and order_id not in (select written.order_id from written)
+    ),
+
     lines as (
-        select * from {{ ref('int_order_lines_resolved') }}
+        select * from rewritten
         where order_id in (select touched.order_id from touched)
+        union all
+        -- the other touched orders' lines did not change since S: as this table holds them
+        select
+            order_id,
+            line_id,
+            sku,
+            product_name,
+            category,
+            quantity,
+            unit_price
+        from written
+        where
+            order_id in (select touched.order_id from touched)
+            and order_id not in (select rewritten.order_id from rewritten)
+        union all
+        select
+            order_id,
+            line_id,
+            sku,
+            product_name,
+            category,
+            quantity,
+            unit_price
+        from {{ ref('int_order_lines_resolved') }}
+        where order_id in (select lines_never_held.order_id from lines_never_held)
     ),
 
     orders as (

@@ -11,7 +11,7 @@
     post_hook="{{ record_incremental_build() }}"
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
-{% set since = "cast('" ~ var('incremental_since', '') ~ "' as date)" %}
+{% set since = incremental_since_date() if windowed else none %}
 -- the ref read only in an incremental night:
 -- depends_on: {{ ref('stg_shop__orders') }}
 
@@ -65,7 +65,11 @@ versions as (
     {{ landed_and_kept_versions(windowed, 'order_id') }}
 )
 
-select *
+select
+    {% if windowed %}* exclude (written_on){% else %}*{% endif %},
+    -- the date of the build that wrote the row: a night's rows are the table's last blocks,
+    -- which int_order_lines reads by this date instead of looking up 25 million lines
+    {{ as_of_date() }} as written_on
 from versions
 qualify row_number() over (
     partition by order_id, line_id
