@@ -26,6 +26,7 @@ from models.clv import (
     GammaGamma,
     distinct_rows,
     expected_purchases,
+    expected_purchases_by_horizon,
     expected_spend,
     fit_bgnbd,
     fit_gamma_gamma,
@@ -118,12 +119,13 @@ def fit_night(
     # from the previous night's parameters rounded as _settled rounds: when tonight's
     # rounded parameters are the same, this fit is already the settled one
     bg_start = _rounded(previous.bgnbd) if warm else None
-    gg_start = _rounded(previous.gamma_gamma) if warm else None
+    gg_start = _rounded(previous.gamma_gamma) if warm and previous.gamma_gamma else None
     bg = fit_bgnbd(x, t_x, T, start=bg_start)
     gg = fit_gamma_gamma(x, m, start=gg_start)
     status = FITTED
     data = (x, t_x, T, m)
-    # each fit checked once: a check evaluates the models for every buyer
+    # a fit checked once however often it is asked about: a check evaluates the models for
+    # every buyer
     usable = functools.cache(lambda fit: _usable(fit, data))
     if warm and not (usable(bg) and usable(gg)):
         bg, bg_start = (bg, bg_start) if usable(bg) else (fit_bgnbd(x, t_x, T), None)
@@ -253,7 +255,7 @@ def predict(
     spend = expected_spend(gg, x, m)
     # the end of each of the next 12 months, then the horizon: one row each
     horizons = np.append(np.arange(1, 13) * MONTH_WEEKS, horizon_days / WEEK_DAYS)
-    expected = expected_purchases(bg, horizons, x, t_x, T)
+    expected = expected_purchases_by_horizon(bg, horizons, x, t_x, T)
     per_month = np.diff(np.vstack([np.zeros_like(x), expected[:12]]), axis=0)
     discount = (1 + monthly_discount) ** -np.arange(1, 13)
     clv = spend * (discount[:, None] * per_month).sum(axis=0)

@@ -198,8 +198,9 @@ inner join orders on lines.order_id = orders.order_id
 {% if windowed %}
     left join kept on lines.order_id = kept.order_id and lines.line_id = kept.line_id
 {% else %}
-    -- in date order, which later nights keep by appending: a reader of some days (the
-    -- recommendations' recent purchases, the contacts whose lines changed) then skips the
-    -- blocks of other days by their dates instead of reading 25 million lines
+    -- in date order: a reader of some days (the recommendations' recent purchases, the
+    -- contacts whose lines changed) then skips the blocks of other days by their dates
+    -- instead of reading 25 million lines. Later nights append their lines at the end,
+    -- recent days mostly, so the history's blocks keep their order.
     order by orders.ordered_on
 {% endif %}

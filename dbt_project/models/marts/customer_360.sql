@@ -1,4 +1,5 @@
 -- The single customer view: one row per non-erased contact known as of D.
+{{ config(pre_hook="{{ write_in_any_order() }}", post_hook="{{ write_in_order_again() }}") }}
 with contacts as (
     select *
     from {{ ref('int_contacts_resolved') }}

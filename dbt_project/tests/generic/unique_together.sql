@@ -1,11 +1,26 @@
 {#- One row per combination of `columns`, for a key of millions of rows: first by a hash of
     the columns (one integer a row, where a concatenation builds a string a row), then exactly,
-    among the few rows whose hash repeats: a collision of the hash alone never fails it. -#}
-{% test unique_together(model, columns) %}
+    among the few rows whose hash repeats: a collision of the hash alone never fails it.
+
+    With `recent_rows` (a condition; empty for every row) and `recent_by` (a column), only
+    the rows sharing a `recent_by` value with a row matching the condition are checked,
+    against every row of the table: an incremental model's keys written tonight, and any
+    older copy of them a faulty delete left. -#}
+{% test unique_together(model, columns, recent_by=none, recent_rows=none) %}
     {%- set key = columns | join(', ') %}
-    with repeated_hashes as (
+    with checked as (
+        select * from {{ model }}
+        {%- if recent_rows %}
+            where {{ recent_by }} in (
+                select recent.{{ recent_by }} from {{ model }} as recent
+                where {{ recent_rows }}
+            )
+        {%- endif %}
+    ),
+
+    repeated_hashes as (
         select hash({{ key }}) as key_hash
-        from {{ model }}
+        from checked
         group by hash({{ key }})
         having count(*) > 1
     )
@@ -13,7 +28,7 @@
     select
         {{ key }},
         count(*) as row_count
-    from {{ model }}
+    from checked
     where hash({{ key }}) in (select repeated_hashes.key_hash from repeated_hashes)
     group by {{ key }}
     having count(*) > 1
