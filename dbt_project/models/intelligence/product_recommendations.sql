@@ -25,8 +25,8 @@
 -- rows are read, so that the 25 million lines meet no table of contacts. Two contacts of a
 -- million share a hash about once in 2^25 nights; they would then share their candidates
 -- and their exclusions (still never an SKU either of them had), and an SKU both viewed
--- could be listed twice. The names come back for the five kept. The defaults of the two depths above are what a night at that size fits in the
--- gigabyte (10 and 10 did not).
+-- could be listed twice. The names come back for the five kept. The defaults of the two
+-- depths above are what a night at that size fits in the gigabyte (10 and 10 did not).
 {%- set per_contact = var('recommendations_per_contact') %}
 
 with catalogue as (
