@@ -20,6 +20,8 @@
     post_hook="{{ record_incremental_build() }}"
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{# what a line is: read from int_order_lines_resolved, or as this table holds it #}
+{% set line_columns = 'order_id, line_id, sku, product_name, category, quantity, unit_price' %}
 -- the refs read only in an incremental night:
 -- depends_on: {{ ref('stg_shop__orders') }}, {{ ref('stg_shop__order_lines') }}
 
@@ -86,14 +88,7 @@
         -- the lines int_order_lines_resolved wrote since S, every line of the orders whose
         -- line versions changed: the last blocks of its table, where looking up the
         -- touched orders' lines among its 25 million took a second and more
-        select
-            order_id,
-            line_id,
-            sku,
-            product_name,
-            category,
-            quantity,
-            unit_price
+        select {{ line_columns }}
         from {{ ref('int_order_lines_resolved') }}
         where written_on > {{ incremental_since_date() }}
     ),
@@ -112,27 +107,13 @@
         where order_id in (select touched.order_id from touched)
         union all
         -- the other touched orders' lines did not change since S: as this table holds them
-        select
-            order_id,
-            line_id,
-            sku,
-            product_name,
-            category,
-            quantity,
-            unit_price
+        select {{ line_columns }}
         from written
         where
             order_id in (select touched.order_id from touched)
             and order_id not in (select rewritten.order_id from rewritten)
         union all
-        select
-            order_id,
-            line_id,
-            sku,
-            product_name,
-            category,
-            quantity,
-            unit_price
+        select {{ line_columns }}
         from {{ ref('int_order_lines_resolved') }}
         where order_id in (select lines_never_held.order_id from lines_never_held)
     ),
