@@ -1,14 +1,24 @@
-{#- Hooks of the widest tables (a million contacts by some forty columns): DuckDB writes the
-    table in any order. Kept in order, each thread's finished rows wait in memory for the
-    rows before them. The night at a million contacts failed in customer_360 ("failed to
-    pin block", DuckDB's gigabyte full), where alone it runs in 300 MB: two of three nights
-    beside two busy loops failed, two with these hooks passed. They are not the whole
-    answer: make bench's night at M still failed so, once, after them (docs/performance.md,
-    "A night that fails at M"). No reader depends on these tables' row order. -#}
-{% macro write_in_any_order() -%}
-    set preserve_insertion_order = false
+{#- A pre-hook of customer_360, which left-joins a million contacts, some forty columns wide,
+    to seven narrow per-contact tables: DuckDB builds each join's hash table from the
+    per-contact table, as the query is written. DuckDB otherwise picks the side by its
+    estimates, and it estimates a boolean filter (`not is_erased`) to keep a fifth of the
+    rows: a night at a million contacts built the hash tables from the wide contacts
+    instead, 800 MB of them, and failed ("failed to pin block", DuckDB's gigabyte full).
+    As written, the model runs within 400 MB (docs/performance.md, "A night that failed at
+    M"). The default is DuckDB's; another adapter adds its own <adapter>__join_as_written. -#}
+{% macro join_as_written() -%}
+    {{ return(adapter.dispatch('join_as_written', 'nightjar')()) }}
 {%- endmacro %}
 
-{% macro write_in_order_again() -%}
-    reset preserve_insertion_order
+{% macro default__join_as_written() -%}
+    set disabled_optimizers = 'build_side_probe_side'
+{%- endmacro %}
+
+{#- Its post-hook: the next models are planned as DuckDB chooses. -#}
+{% macro join_as_planned() -%}
+    {{ return(adapter.dispatch('join_as_planned', 'nightjar')()) }}
+{%- endmacro %}
+
+{% macro default__join_as_planned() -%}
+    reset disabled_optimizers
 {%- endmacro %}

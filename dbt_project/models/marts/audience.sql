@@ -2,7 +2,6 @@
 -- identifier alone (with the purchase figures their orders still carry), so that a send
 -- decision says "deleted" rather than leaving them out without a word. Cohorts select from
 -- here; send_decisions reads unmailable_reason.
-{{ config(pre_hook="{{ write_in_any_order() }}", post_hook="{{ write_in_order_again() }}") }}
 with erased as (
     select contact_id
     from {{ ref('int_contacts_resolved') }}

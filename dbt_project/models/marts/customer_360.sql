@@ -1,5 +1,5 @@
 -- The single customer view: one row per non-erased contact known as of D.
-{{ config(pre_hook="{{ write_in_any_order() }}", post_hook="{{ write_in_order_again() }}") }}
+{{ config(pre_hook="{{ join_as_written() }}", post_hook="{{ join_as_planned() }}") }}
 with contacts as (
     select *
     from {{ ref('int_contacts_resolved') }}
