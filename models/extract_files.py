@@ -27,12 +27,23 @@ from models.privacy import LOCAL_PART
 from models.quarantine import DEFAULT_MAX_BAD_SHARE, QUARANTINE_SCHEMA, Checked, validate
 
 
-def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+def _as_text(frame: pl.DataFrame, path: Path, columns: list[str]) -> pl.DataFrame:
     # Parquet arrives typed; render it as the CSV text the contract describes, so one set
     # of rules checks both.
     exprs = []
     for name, dtype in frame.schema.items():
         col = pl.col(name)
+        if dtype.is_nested():
+            # lists or records have no text a rule can check: a contract column is refused
+            # by its name, an extra column ignored, as every extra column is
+            column = next((c for c in columns if c == name.strip().lower()), None)
+            if column is not None:
+                kind = "records" if isinstance(dtype, pl.Struct) else "lists"
+                raise ExtractError(
+                    f"{path}: column {column} holds {kind}, where the contract wants one "
+                    "value per row (text, a number or a timestamp). Fix the export."
+                )
+            continue
         if isinstance(dtype, pl.Datetime):
             utc = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col
             exprs.append(
@@ -64,7 +75,9 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
         )
     if path.suffix == ".parquet":
         try:
-            frame = _as_text(pl.read_parquet(path))
+            frame = _as_text(pl.read_parquet(path), path, spec.columns)
+        except ExtractError:
+            raise
         except Exception as exc:  # the kind of fault, never a message that may quote values
             raise ExtractError(
                 f"{path}: cannot be read as Parquet ({type(exc).__name__}). Export it again."

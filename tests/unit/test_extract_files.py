@@ -149,26 +149,47 @@ def test_a_29_february_birth_date_is_valid_and_30_february_is_not(tmp_path):
         load_strictly(bad, "crm_contacts")
 
 
-def test_parquet_is_accepted_and_csv_wins_when_both_exist(tmp_path):
-    f = folder(tmp_path, orders=[order("from-csv", "c1", "2025-11-20T10:00:00Z", "10")])
+def _orders_parquet(path, **columns) -> None:
+    at = dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)
     pl.DataFrame(
         {
-            "order_id": ["from-parquet"],
+            "order_id": ["o1"],
             "contact_id": ["c1"],
             "email": [None],
-            "ordered_at": [dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)],
-            "updated_at": [dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)],
+            "ordered_at": [at],
+            "updated_at": [at],
             "status": ["completed"],
             "currency": ["USD"],
             "total_amount": [12.5],
+            **columns,
         }
-    ).write_parquet(f.path / "orders.parquet")
+    ).write_parquet(path / "orders.parquet")
+
+
+def test_parquet_is_accepted_and_csv_wins_when_both_exist(tmp_path):
+    f = folder(tmp_path, orders=[order("from-csv", "c1", "2025-11-20T10:00:00Z", "10")])
+    _orders_parquet(f.path, order_id=["from-parquet"])
     assert load(f, "orders")["order_id"].to_list() == ["from-csv"]
     (f.path / "orders.csv").unlink()
     typed = load(f, "orders").row(0, named=True)
     assert typed["order_id"] == "from-parquet"
     assert typed["total_amount"] == Decimal("12.50")
     assert typed["ordered_at"] == dt.datetime(2025, 11, 20, 10, tzinfo=dt.UTC)
+
+
+def test_a_parquet_column_of_lists_is_named_or_ignored_as_an_extra(tmp_path):
+    f = folder(tmp_path)
+    (f.path / "orders.csv").unlink()
+    # an extra column is ignored, whatever it holds
+    _orders_parquet(f.path, tags=[["gift", "sale"]], shipping=[{"city": "Oslo"}])
+    assert load(f, "orders")["order_id"].to_list() == ["o1"]
+    # a contract column must hold one value per row
+    _orders_parquet(f.path, status=[["completed", "refunded"]])
+    with pytest.raises(ExtractError) as error:
+        load(f, "orders")
+    message = str(error.value)
+    assert "orders.parquet: column status holds lists" in message
+    assert "one value per row" in message
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path):
