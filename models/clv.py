@@ -303,7 +303,7 @@ def expected_spend(model: GammaGamma, x, m) -> np.ndarray:
 def _minimize(negative, initial: np.ndarray) -> optimize.OptimizeResult:
     """L-BFGS-B over the log-parameters (positive by construction), with the gradient
     `negative` returns beside the value, to a log-likelihood known to about 1e-11 of itself
-    (tighter, a warm-started night at a million buyers took half again as many steps for
+    (tighter, a warm-started night of 528,784 buyers took half again as many steps for
     a gain of 0.001 in a log-likelihood of 15 million);
     where it stops short, Nelder-Mead goes on from there (slow, but it needs no gradient)."""
     scale = max(abs(negative(initial)[0]), 1.0)

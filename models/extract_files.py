@@ -27,24 +27,17 @@ from models.privacy import LOCAL_PART
 from models.quarantine import DEFAULT_MAX_BAD_SHARE, QUARANTINE_SCHEMA, Checked, validate
 
 
-def _as_text(frame: pl.DataFrame, path: Path, columns: list[str]) -> pl.DataFrame:
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     # Parquet arrives typed; render it as the CSV text the contract describes, so one set
     # of rules checks both.
     exprs = []
     for name, dtype in frame.schema.items():
         col = pl.col(name)
         if dtype.is_nested():
-            # lists or records have no text a rule can check: a contract column is refused
-            # by its name, an extra column ignored, as every extra column is
-            column = next((c for c in columns if c == name.strip().lower()), None)
-            if column is not None:
-                kind = "records" if isinstance(dtype, pl.Struct) else "lists"
-                raise ExtractError(
-                    f"{path}: column {column} holds {kind}, where the contract wants one "
-                    "value per row (text, a number or a timestamp). Fix the export."
-                )
-            continue
-        if isinstance(dtype, pl.Datetime):
+            # lists or records have no text: the name stays, for the header's rules (a
+            # contract column holding them is refused once names are matched)
+            exprs.append(pl.lit(None, pl.String).alias(name))
+        elif isinstance(dtype, pl.Datetime):
             utc = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col
             exprs.append(
                 utc.dt.convert_time_zone("UTC")
@@ -73,16 +66,17 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
             f"{path}: the file is empty (0 bytes, not even a header): the export did not "
             "finish. Export the folder again and run the date again."
         )
+    nested: dict[str, pl.DataType] = {}
     if path.suffix == ".parquet":
         try:
-            frame = _as_text(pl.read_parquet(path), path, spec.columns)
-        except ExtractError:
-            raise
+            typed = pl.read_parquet(path)
+            frame = _as_text(typed)
         except Exception as exc:  # the kind of fault, never a message that may quote values
             raise ExtractError(
                 f"{path}: cannot be read as Parquet ({type(exc).__name__}). Export it again."
             ) from None
         names = frame.columns
+        nested = {name: dtype for name, dtype in typed.schema.items() if dtype.is_nested()}
     else:
         frame, names = read_csv_text(path)
     for sign, name in SIGNS.items():
@@ -92,6 +86,13 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
                 "comma-separated values (README, The extracts). Fix the export's delimiter."
             )
     resolved = contract_names(path, names, spec.columns)
+    for name, column in zip(names, resolved, strict=True):
+        if name in nested and column in spec.columns:
+            kind = "records" if isinstance(nested[name], pl.Struct) else "lists"
+            raise ExtractError(
+                f"{path}: column {column} holds {kind}, where the contract wants one value "
+                "per row (text, a number or a timestamp). Fix the export."
+            )
     frame = frame.rename(
         {old: new for old, new in zip(frame.columns, resolved, strict=True) if new in spec.columns}
     )

@@ -139,6 +139,7 @@ def test_no_contacts_at_all_blocks_sending(workspace):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # two nights: make test-slow keeps make test within ten minutes
 def test_spend_collapsing_overnight_blocks_sending(workspace, capsys):
     good_folder(workspace.landing, YESTERDAY)
     assert workspace.run(YESTERDAY) == 0

@@ -125,6 +125,7 @@ def test_a_first_night_sends_nothing_until_told_and_a_baseline_then_sends_only_n
     ) == [("exited", "baseline")]
 
 
+@pytest.mark.slow  # three nights: make test-slow keeps make test within ten minutes
 def test_send_backlog_sends_the_first_night_as_before_and_baseline_is_refused_later(production):
     plant(production)
     result = production.run_with(D, send_backlog=True)

@@ -190,6 +190,34 @@ def test_a_parquet_column_of_lists_is_named_or_ignored_as_an_extra(tmp_path):
     message = str(error.value)
     assert "orders.parquet: column status holds lists" in message
     assert "one value per row" in message
+    # matched as a header's names are: trimmed, any case
+    _orders_parquet(f.path, status=["completed"], currency=[{"code": "USD"}])
+    path = f.path / "orders.parquet"
+    pl.read_parquet(path).rename({"currency": " Currency "}).write_parquet(path)
+    with pytest.raises(ExtractError, match="column currency holds records"):
+        load(f, "orders")
+
+
+@pytest.mark.parametrize("name", ["isDeleted", "gdpr_erasure"])
+def test_a_parquet_erasure_flag_of_lists_or_records_is_not_read_as_no_erasure(tmp_path, name):
+    # is_deleted is optional (false when absent): a flag under a near-miss name must be
+    # refused as the CSV header's would be, whatever it holds, or an erasure is lost
+    f = folder(tmp_path)
+    (f.path / "crm_contacts.csv").unlink()
+    at = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    for value in ([True], {"requested": True}):
+        pl.DataFrame(
+            {
+                "contact_id": ["c1"],
+                "email": ["a@example.com"],
+                "email_opt_in": [True],
+                "created_at": [at],
+                "updated_at": [at],
+                name: [value],
+            }
+        ).write_parquet(f.path / "crm_contacts.parquet")
+        with pytest.raises(ExtractError, match="looks like the contract's column is_deleted"):
+            load(f, "crm_contacts")
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path):
