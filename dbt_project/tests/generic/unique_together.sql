@@ -7,6 +7,9 @@
     against every row of the table: an incremental model's keys written tonight, and any
     older copy of them a faulty delete left. -#}
 {% test unique_together(model, columns, recent_by=none, recent_rows=none) %}
+    {%- if recent_rows and not recent_by %}
+        {{ exceptions.raise_compiler_error("unique_together: recent_rows needs recent_by, the column shared by a row and its older copies") }}
+    {%- endif %}
     {%- set key = columns | join(', ') %}
     with checked as (
         select * from {{ model }}
