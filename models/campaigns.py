@@ -20,6 +20,8 @@ OPTIONAL_KEYS = (
     "holdout_share",
     "send_hour",
     "variants",
+    "topic",
+    "enabled",
 )
 VARIANT_KEYS = ("name", "weight", "template_id", "subject")
 
@@ -74,6 +76,9 @@ class Campaign:
     variants: tuple[Variant, ...] = ()
     steps: tuple[Step, ...] = ()  # a journey's; a one-shot campaign has none
     journey: Any = None  # models.journeys.JourneyRules for a journey
+    # What a recipient unsubscribes from (docs/contract.md §17): one SendGrid unsubscribe group
+    topic: str = "promotions"
+    enabled: bool = True  # false: paused, every member decided `paused`, nothing recorded
 
     @property
     def is_journey(self) -> bool:
@@ -113,6 +118,8 @@ class Campaign:
             "send_hour": self.send_hour,
             "cooldown_days": self.cooldown_days,
             "variants": [{"name": v.name, "weight": v.weight} for v in self.variants],
+            "topic": self.topic,
+            "enabled": self.enabled,
             **(self._journey_var() if self.is_journey else {}),
         }
 
@@ -158,7 +165,9 @@ class Campaign:
         share = self.holdout_share if self.holdout_share is not None else dbt_vars["holdout_share"]
         hour = self.send_hour if self.send_hour is not None else dbt_vars["send_hour"]
         return (
-            f"Sends the '{self.name}' campaign ({what}, priority {self.priority}) to the members "
+            f"{'PAUSED (enabled: false): decided, never sent. ' if not self.enabled else ''}"
+            f"Sends the '{self.name}' campaign ({what}, priority {self.priority}, topic "
+            f"{self.topic}) to the members "
             f"of {self.cohort} that send_decisions picks, {once}{cooldown}. {share:.0%} of "
             f"the cohort is held out as a control group. Messages are scheduled for "
             f"{hour}:00 local time, outside the quiet hours {dbt_vars['quiet_hours_start']}:00 "
@@ -202,6 +211,8 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         holdout_share=share,
         send_hour=number(block, "send_hour", where, int, 0, 23),
         variants=variants_of(block, where),
+        topic=word(block, "topic", where) or "promotions",
+        enabled=flag(block, "enabled", where),
     )
 
 
@@ -240,6 +251,24 @@ def number(block, key, where, kind, low, high):
     if rule:
         raise CampaignConfigError(f"{where}.{key}: {rule}, not {value!r}")
     return kind(value)
+
+
+def word(block: Mapping[str, Any], key: str, where: str) -> str | None:
+    """block[key] as a plain lower-case word (it reaches SQL and SendGrid), or None."""
+    value = block.get(key)
+    if value is None:
+        return None
+    if not NAME.match(str(value)):
+        raise CampaignConfigError(f"{where}.{key}: use lower-case letters, digits and _")
+    return str(value)
+
+
+def flag(block: Mapping[str, Any], key: str, where: str, default: bool = True) -> bool:
+    """block[key] as true or false: `enabled: no` is YAML's false, `enabled: "no"` refused."""
+    value = block.get(key, default)
+    if not isinstance(value, bool):
+        raise CampaignConfigError(f"{where}.{key}: must be true or false, not {value!r}")
+    return value
 
 
 def variants_of(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:

@@ -17,6 +17,8 @@ VARS_NIGHTJAR_SETS = (
     "send_after",
     "default_timezone",
     "incremental_since",
+    "paused",
+    "sendgrid_groups",
 )
 _VAR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # The project's own vars, with what each must be: (kind, lowest, highest). A value out of

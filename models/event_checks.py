@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 # fields take a JSON string (or a number, as text); asm_group_id an integer.
 TEXT_FIELDS = (
     "sg_event_id", "email", "sg_message_id", "reason", "type", "campaign", "contact_id",
-    "send_id",
+    "send_id", "topic",
 )  # fmt: skip
 INTEGER_FIELDS = ("asm_group_id",)
 # No event is older than SendGrid itself. Later than the receipt date is allowed, however

@@ -20,8 +20,10 @@ from models.campaigns import (
     CampaignConfigError,
     Step,
     check_keys,
+    flag,
     number,
     variants_of,
+    word,
 )
 
 JOURNEY_REQUIRED = ("name", "from_email", "steps")
@@ -38,6 +40,7 @@ JOURNEY_OPTIONAL = (
     "newer_entry_exits",
     "countries",
     "max_late_days",
+    "enabled",
 )
 STEP_REQUIRED = ("name", "template_id", "subject")
 STEP_OPTIONAL = ("wait_days", "condition", "else", "template_data", "variants")
@@ -72,7 +75,6 @@ class JourneyRules:
     newer_entry_exits: str | None = None  # the reason a newer occasion ends an older one
     countries: tuple[str, ...] = ()
     max_late_days: int = DEFAULT_MAX_LATE_DAYS
-    topic: str = "lifecycle"
     records_membership: bool = False  # the entry model reads its own previous nights
     entry_columns: tuple[str, ...] = ()  # the entry model's columns the templates use
 
@@ -113,7 +115,8 @@ class JourneyRules:
         )
         place = f" Only contacts in {', '.join(self.countries)}." if self.countries else ""
         return (
-            f"Journey '{journey.name}' (priority {journey.priority}, topic {self.topic}): "
+            f"{'PAUSED (enabled: false): decided, never sent. ' if not journey.enabled else ''}"
+            f"Journey '{journey.name}' (priority {journey.priority}, topic {journey.topic}): "
             f"{journey.cohort_description} Steps: {'; '.join(steps)}. Ends: "
             f"{'; '.join(exits) or 'after its last step'}, checked every night before any "
             f"step. A contact {reentry}.{place} {share:.0%} of the entrants are drawn at entry "
@@ -151,14 +154,13 @@ def parse_journey(
     steps = _steps(block, where)
     rules = JourneyRules(
         exit_when=_sql(block, "exit_when", where),
-        exit_reason=_word(block, "exit_reason", where) or "exit_when",
+        exit_reason=word(block, "exit_reason", where) or "exit_when",
         reentry_after_days=_reentry(block.get("reentry"), where),
-        newer_entry_exits=_word(block, "newer_entry_exits", where),
+        newer_entry_exits=word(block, "newer_entry_exits", where),
         countries=_countries(block.get("countries"), where),
         max_late_days=number(block, "max_late_days", where, int, 0, 366)
         if block.get("max_late_days") is not None
         else DEFAULT_MAX_LATE_DAYS,
-        topic=_word(block, "topic", where) or "lifecycle",
         records_membership=records_membership,
         entry_columns=_entry_columns(steps, readable_columns),
     )
@@ -188,6 +190,8 @@ def parse_journey(
         send_hour=number(block, "send_hour", where, int, 0, 23),
         steps=steps,
         journey=rules,
+        topic=word(block, "topic", where) or "lifecycle",
+        enabled=flag(block, "enabled", where),
     )
 
 
@@ -301,15 +305,6 @@ def _sql(block: Mapping[str, Any], key: str, where: str) -> str | None:
             f"{where}.{key}: must be one SQL boolean expression, without ; or comments"
         )
     return text
-
-
-def _word(block: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = block.get(key)
-    if value is None:
-        return None
-    if not NAME.match(str(value)):
-        raise CampaignConfigError(f"{where}.{key}: use lower-case letters, digits and _")
-    return str(value)
 
 
 def _reentry(value: Any, where: str) -> int | None:

@@ -3,11 +3,13 @@ models' journey blocks, read from the manifest (docs/contract.md §3, §15)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from models.campaigns import Campaign, CampaignConfigError, meta_block, parse_campaign
+from models.dbt_vars import did_you_mean
 from models.journeys import parse_journey, where_of
+from models.settings import project_vars
 
 _CUSTOMER_VIEW = "customer_360"
 _MEMBERSHIP_SOURCE = "source.nightjar.nightjar.cohort_membership"
@@ -16,10 +18,13 @@ _MEMBERSHIP_SOURCE = "source.nightjar.nightjar.cohort_membership"
 def campaigns_from_manifest(
     manifest: Mapping[str, Any],
     describe: Callable[[Mapping[str, Any]], str] | None = None,
+    topics: Sequence[str] | None = None,
 ) -> list[Campaign]:
     """Every campaign and journey the dbt project declares, sorted by name; names must be
-    unique over both. `describe` renders a model's description (with tonight's thresholds:
-    see models/descriptions.py); dbt's own rendering without it."""
+    unique over both, and each names one of `topics` (the project's var `topics` when
+    None). `describe` renders a model's description (with tonight's thresholds: see
+    models/descriptions.py); dbt's own rendering without it."""
+    known_topics = project_topics() if topics is None else list(topics)
     nodes = [n for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"]
     readable = _customer_view_columns(nodes)
     campaigns: dict[str, Campaign] = {}
@@ -43,6 +48,12 @@ def campaigns_from_manifest(
                 readable_columns=readable,
                 records_membership=_MEMBERSHIP_SOURCE in depends,
             )
+        if campaign.topic not in known_topics:
+            raise CampaignConfigError(
+                f"{where}: topic {campaign.topic!r} is not one of the project's topics "
+                f"({', '.join(known_topics)}{did_you_mean(campaign.topic, known_topics)}): "
+                "declare it in dbt_project.yml's var topics"
+            )
         if campaign.name in campaigns:
             raise CampaignConfigError(
                 f"{where}: the name {campaign.name!r} is declared by both "
@@ -59,3 +70,12 @@ def _customer_view_columns(nodes: list[Mapping[str, Any]]) -> list[str] | None:
         if node.get("name") == _CUSTOMER_VIEW:
             return list(node.get("columns", {}))
     return None
+
+
+def project_topics() -> list[str]:
+    """The topics a recipient may unsubscribe from one by one (dbt_project.yml's var
+    `topics`): every campaign and journey names one of them."""
+    topics = project_vars().get("topics") or []
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise CampaignConfigError("dbt_project.yml: var topics must be a list of plain words")
+    return topics

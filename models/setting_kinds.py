@@ -99,6 +99,40 @@ def _web_url(value: Any) -> Any:
     return text or None
 
 
+def _topic_groups(value: Any) -> Any:
+    # "lifecycle=101, promotions=102": a topic (a plain word) and its unsubscribe group id.
+    if not isinstance(value, str):
+        return value
+    groups: dict[str, int] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        topic, _, group = (piece.strip() for piece in entry.partition("="))
+        plain = re.fullmatch(r"[a-z][a-z0-9_]*", topic) and re.fullmatch(r"[1-9][0-9]{0,9}", group)
+        if not plain:
+            raise Quoted(
+                f"{entry!r} is not topic=group_id (a plain word, then SendGrid's unsubscribe "
+                "group id), as in lifecycle=101,promotions=102"
+            )
+        if topic in groups or group in map(str, groups.values()):
+            raise Quoted(f"{entry!r}: each topic and each group id may appear once")
+        groups[topic] = int(group)
+    return groups
+
+
+def _secret(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else value
+    if text and len(text) < 32:
+        # An HMAC key a guess could find forges unsubscribes for anyone.
+        raise ValueError(
+            "must be at least 32 characters (value not shown), as `openssl rand -hex 32` makes"
+        )
+    return text or None
+
+
+def _https_url(value: Any) -> Any:
+    text = _web_url(value)
+    return text.rstrip("/") if text else text
+
+
 AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 # A choice (a Literal) is read in any case, around spaces: " Resend" is resend.
 Choice = BeforeValidator(_word)
@@ -111,6 +145,9 @@ IsoDate = Annotated[date | None, BeforeValidator(_iso_date)]
 PostgresUrl = Annotated[str | None, BeforeValidator(_postgres_url)]
 WebUrl = Annotated[str | None, BeforeValidator(_web_url)]
 NoTrailingSlash = Annotated[str, BeforeValidator(lambda v: v.rstrip("/"))]
+TopicGroups = Annotated[dict[str, int], BeforeValidator(_topic_groups)]
+Secret = Annotated[str | None, BeforeValidator(_secret)]
+BaseUrl = Annotated[str | None, BeforeValidator(_https_url)]
 
 
 def one_line(error: ValidationError, model: type[BaseSettings]) -> str:

@@ -18,12 +18,15 @@ from models.dbt_vars import did_you_mean, parse_dbt_vars
 from models.landing import EARLIEST_BUSINESS_DATE
 from models.setting_kinds import (
     AbsolutePath,
+    BaseUrl,
     Choice,
     Flag,
     IsoDate,
     NoTrailingSlash,
     PostgresUrl,
+    Secret,
     TimeZone,
+    TopicGroups,
     Upper,
     WebUrl,
     WholeHour,
@@ -77,6 +80,41 @@ class Settings(BaseSettings):
         "SENDGRID_SANDBOX",
         False,
         "`true` (or `1`, `yes`, `on`): SendGrid sandbox mode, nothing delivered",
+    )
+    # Deliverability (README "Going live", docs/contract.md §17): what a recipient unsubscribes
+    # from, and how one click does it.
+    sendgrid_groups: TopicGroups = setting(
+        "NIGHTJAR_SENDGRID_GROUPS",
+        {},
+        "each topic's SendGrid unsubscribe group, `topic=group_id` comma-separated (as in "
+        "`lifecycle=101,promotions=102,birthday=103`); with `SENDGRID_API_KEY` set, every "
+        "topic a program sends on needs one",
+    )
+    one_click: Annotated[Literal["nightjar", "sendgrid"], Choice] = setting(
+        "NIGHTJAR_ONE_CLICK",
+        "nightjar",
+        "who serves one-click unsubscribe (RFC 8058): `nightjar` (the `List-Unsubscribe` "
+        "headers point at `nightjar webhook`'s `/unsubscribe/<token>`) or `sendgrid` (its "
+        "subscription tracking adds them)",
+    )
+    unsubscribe_url: BaseUrl = setting(
+        "NIGHTJAR_UNSUBSCRIBE_URL",
+        None,
+        "the public https address of `nightjar webhook`, which the `List-Unsubscribe` link "
+        "names (`<url>/unsubscribe/<token>`); with SendGrid it must be https",
+        when_unset="the webhook's own `http://NIGHTJAR_WEBHOOK_HOST:NIGHTJAR_WEBHOOK_PORT`",
+    )
+    unsubscribe_secret: Secret = setting(
+        "NIGHTJAR_UNSUBSCRIBE_SECRET",
+        None,
+        "the key (32 characters or more, a credential) signing each message's unsubscribe "
+        "token; needed to send with `NIGHTJAR_ONE_CLICK=nightjar`, and by `nightjar webhook`",
+    )
+    unsubscribe_mailto: str | None = setting(
+        "NIGHTJAR_UNSUBSCRIBE_MAILTO",
+        None,
+        "an address the `List-Unsubscribe` header also offers (`mailto:`), for mail clients "
+        "that only write; its mailbox is yours to act on",
     )
     webhook_public_key: str | None = setting(
         "SENDGRID_WEBHOOK_PUBLIC_KEY",
@@ -277,6 +315,10 @@ class Settings(BaseSettings):
     @property
     def uses_sendgrid(self) -> bool:
         return bool(self.sendgrid_api_key)
+
+    @property
+    def unsubscribe_base_url(self) -> str:
+        return self.unsubscribe_url or f"http://{self.webhook_host}:{self.webhook_port}"
 
     @field_validator("dbt_vars", mode="before")
     @classmethod

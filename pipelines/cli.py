@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             full_refresh=args.full_refresh,
             baseline=args.baseline,
             send_backlog=args.send_backlog,
+            pause=tuple(args.pause),
         )
     return _command(args.command)(args, settings)
 
@@ -78,6 +79,7 @@ def webhook(args: argparse.Namespace, settings: Settings) -> int:
         serve(
             settings.landing,
             settings.webhook_public_key,
+            settings.unsubscribe_secret,
             args.host or settings.webhook_host,
             args.port if args.port is not None else settings.webhook_port,
         )
@@ -131,6 +133,14 @@ def _add_run(commands) -> None:
         default=[],
         metavar="CHECK",
         help="release a send check that blocked this date (recorded); may be repeated",
+    )
+    run.add_argument(
+        "--pause",
+        action="append",
+        default=[],
+        metavar="PROGRAM",
+        help="decide this campaign or journey but send nothing and record nothing tonight, "
+        "as `enabled: false` in its block would; may be repeated",
     )
     run.add_argument(
         "--full-refresh",

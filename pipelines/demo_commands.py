@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import secrets
 import shutil
 import sys
 import time
@@ -64,6 +66,13 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_REFUSED
     _start_afresh(owned, settings, pending)
+    if settings.one_click == "nightjar" and not settings.unsubscribe_secret:
+        # Every message carries a signed unsubscribe link; a demo signs with a key of its own.
+        secret = os.environ["NIGHTJAR_UNSUBSCRIBE_SECRET"] = secrets.token_hex(32)
+        settings = settings.model_copy(update={"unsubscribe_secret": secret})
+        print(
+            "nightjar demo: NIGHTJAR_UNSUBSCRIBE_SECRET is unset; this demo signs with a random one"
+        )
     # Generated aside, then landed a night at a time: only the latest date landed sends.
     args.out = str(pending)
     generate(args, settings)

@@ -39,6 +39,7 @@ def run_date(
     full_refresh: bool = False,
     baseline: bool = False,
     send_backlog: bool = False,
+    pause: tuple = (),
 ) -> int:
     """Materialize the nightly graph for one business date in-process; 0 when all succeeded.
 
@@ -63,6 +64,7 @@ def run_date(
                 "full_refresh": full_refresh,
                 "baseline": baseline,
                 "send_backlog": send_backlog,
+                "pause": list(pause),
             }
             return _run_night(business_date, settings, options)
     except RunLockBusy as busy:
@@ -139,6 +141,23 @@ def state_refusal(settings: Settings) -> str | None:
     return f"{problem}. Nothing was loaded or sent." if problem else None
 
 
+def _programs_problem(settings: Settings, pause: list[str]) -> str | None:
+    """What keeps tonight's programs from sending, said before anything loads: a --pause of
+    a program that does not exist, or a deliverability setting to fix (docs/contract.md §17)."""
+    from models.dbt_vars import did_you_mean
+    from models.manifest import load_manifest
+    from models.programs import campaigns_from_manifest, project_topics
+    from senders.channels import deliverability_problem
+
+    campaigns = campaigns_from_manifest(load_manifest())
+    names = [c.name for c in campaigns]
+    for name in pause:
+        if name not in names:
+            return f"--pause {name}: no campaign or journey of that name{did_you_mean(name, names)}"
+    paused = [c for c in campaigns if c.name not in pause]
+    return deliverability_problem(settings, paused, project_topics())
+
+
 def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int:
     """The night itself; `options`: the nightjar resource's run config."""
     # Lazy: Dagster and dbt's manifest load only once the date has been accepted.
@@ -149,6 +168,10 @@ def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int
         ensure_manifest()
     except CampaignConfigError as error:  # a campaign's or journey's block: named, in one line
         print(f"nightjar: {error}. Nothing was loaded or sent.", file=sys.stderr)
+        return EXIT_REFUSED
+    problem = _programs_problem(settings, options.get("pause", ()))
+    if problem:
+        print(f"nightjar: {problem}. Nothing was loaded or sent.", file=sys.stderr)
         return EXIT_REFUSED
     # Lazy, for the same reason: the definitions are Dagster's.
     from pipelines.definitions import defs

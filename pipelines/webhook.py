@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import html
 import logging
 import resource
 import threading
@@ -37,7 +38,9 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from pipelines.event_store import BadBatch, EventStore, decode_batch
+from models.unsubscribe_tokens import PATH_PREFIX, read_token
+from models.unsubscribe_tokens import event_id as unsubscribe_event_id
+from pipelines.event_store import BadBatch, Event, EventStore, decode_batch
 
 WEBHOOK_PATH = "/sendgrid/events"
 
@@ -155,8 +158,12 @@ class WebhookServer:
         public_key: str,
         store: EventStore,
         limits: Limits | None = None,
+        unsubscribe_secret: str | None = None,
     ):
         self.public_key = _verification_key(public_key)
+        # One-click unsubscribe (docs/contract.md §17): served only with the key that
+        # signed the links, else 404 as any unknown path.
+        self.unsubscribe_secret = unsubscribe_secret
         self.store = store
         self.limits = limits or Limits()
         self._refusals = _Refusals()
@@ -235,18 +242,31 @@ class WebhookServer:
     # --- the WSGI application, on a worker thread once the whole request has arrived ---
 
     def application(self, environ: dict, start_response) -> list[bytes]:
+        kind, allow = "text/plain", "POST"
         try:
-            status, text = self._handle(environ)
+            if self.unsubscribe_secret and str(environ.get("PATH_INFO")).startswith(PATH_PREFIX):
+                status, text, kind = self._unsubscribe(environ)
+                allow = "GET, POST"
+            else:
+                status, text = self._handle(environ)
         except Exception:  # every request gets an answer, whatever went wrong
-            log.exception("could not handle an event post")
-            status, text = HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"
+            log.exception("could not handle a request")
+            status, text, kind = HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "text/plain"
         data = text.encode() + b"\n"
         headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", f"{kind}; charset=utf-8"),
             ("Content-Length", str(len(data))),
         ]
+        if kind == "text/html":
+            # the page is ours alone: no script, no frame, no referrer leaking the token
+            headers += [
+                ("Content-Security-Policy", "default-src 'none'; form-action 'self'"),
+                ("X-Frame-Options", "DENY"),
+                ("Referrer-Policy", "no-referrer"),
+                ("Cache-Control", "no-store"),
+            ]
         if status == HTTPStatus.METHOD_NOT_ALLOWED:
-            headers.append(("Allow", "POST"))
+            headers.append(("Allow", allow))
         start_response(f"{status.value} {status.phrase}", headers)
         return [data]
 
@@ -279,6 +299,40 @@ class WebhookServer:
         log.info("stored %d of %d event(s)", stored, len(events))
         return HTTPStatus.OK, "ok"
 
+    def _unsubscribe(self, environ: dict) -> tuple[HTTPStatus, str, str]:
+        """One-click unsubscribe (RFC 8058): a POST with a valid token lands a
+        group_unsubscribe for its contact and topic; a GET only shows a page whose button
+        POSTs (mail scanners follow links, and must not unsubscribe anyone)."""
+        token = str(environ["PATH_INFO"])[len(PATH_PREFIX) :]
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "POST"):
+            return HTTPStatus.METHOD_NOT_ALLOWED, "only GET or POST", "text/plain"
+        asked = read_token(self.unsubscribe_secret, token)
+        if asked is None:
+            self._refusals.add(environ.get("REMOTE_ADDR", "?"))
+            return HTTPStatus.FORBIDDEN, "this unsubscribe link is not valid", "text/plain"
+        if method == "GET":
+            return HTTPStatus.OK, confirmation_page(asked.topic), "text/html"
+        # The body (List-Unsubscribe=One-Click, or the page's form) says nothing the token
+        # does not: read a little of it, so the connection stays usable, and ignore it.
+        environ["wsgi.input"].read(min(_content_length(environ), 4096))
+        event = {
+            "event": "group_unsubscribe",
+            "topic": asked.topic,
+            "contact_id": asked.contact_id,
+            "send_id": asked.send_id,
+            "timestamp": int(time.time()),
+            "sg_event_id": unsubscribe_event_id(token),
+            "nightjar_one_click": True,
+        }
+        try:
+            self.store.append([Event.of(event)])
+        except OSError as error:
+            log.error("could not store a one-click unsubscribe: %s", error)
+            return HTTPStatus.INTERNAL_SERVER_ERROR, "please try again", "text/plain"
+        log.info("stored a one-click unsubscribe from topic %s", asked.topic)
+        return HTTPStatus.OK, done_page(asked.topic), "text/html"
+
     def _verified(self, body: bytes, signature: str, timestamp: str) -> bool:
         """SendGrid's check (its helper's: ECDSA P-256 over SHA-256 of timestamp + body) on
         the raw bytes, hashed in place: an unsigned 10 MB body is never copied."""
@@ -291,6 +345,37 @@ class WebhookServer:
             return True
         except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
             return False
+
+
+def _content_length(environ: dict) -> int:
+    try:
+        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+def confirmation_page(topic: str) -> str:
+    """What a GET of the link shows: a button that POSTs, nothing done yet."""
+    return _page(
+        "Unsubscribe?",
+        f"<p>Stop receiving our {html.escape(topic)} emails?</p>"
+        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>',
+    )
+
+
+def done_page(topic: str) -> str:
+    return _page(
+        "Unsubscribed", f"<p>You will not receive our {html.escape(topic)} emails any more.</p>"
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        f"<body><h1>{title}</h1>{body}</body></html>"
+    )
 
 
 def _verification_key(public_key: str) -> ec.EllipticCurvePublicKey:
@@ -319,9 +404,13 @@ def raise_open_file_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
-def serve(landing: Path, public_key: str, host: str, port: int) -> None:
+def serve(
+    landing: Path, public_key: str, unsubscribe_secret: str | None, host: str, port: int
+) -> None:
     limits = Limits().within_open_files(raise_open_file_limit())
-    server = WebhookServer((host, port), public_key, EventStore(landing), limits)
+    server = WebhookServer(
+        (host, port), public_key, EventStore(landing), limits, unsubscribe_secret
+    )
     print(
         f"nightjar webhook: listening on {server.url}, storing into {server.store.folder}",
         flush=True,

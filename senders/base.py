@@ -30,6 +30,9 @@ class Message:
     # contact's time zone. Past it, a provider would deliver at once, perhaps at night.
     deliver_by: dt.datetime | None = None
     step: str | None = None  # a journey's step; `campaign` is then the journey's name
+    topic: str | None = None  # what the recipient would unsubscribe from (its program's)
+    # List-Unsubscribe and List-Unsubscribe-Post (RFC 8058), when Nightjar serves one-click
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ledger_occasion(self) -> str:
@@ -50,6 +53,9 @@ class Message:
             args["step"] = self.step
         if self.variant:
             args["variant"] = self.variant
+        if self.topic:
+            # a group unsubscribe's event then says which topic the message was of
+            args["topic"] = self.topic
         return args
 
 

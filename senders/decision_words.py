@@ -18,12 +18,14 @@ from senders.ledger import WENT_OUT_STATUSES
 # send_decisions' decisions as a marketer reads them (metadata labels, previews, explain):
 # the reasons not to message first, in the order send_decisions applies them.
 DECISION_WORDS = {
+    "paused": "paused",
     "too_late": "too late",
     "condition_not_met": "condition not met",
     "deleted": "deleted",
     "invalid_email": "invalid email",
     "opted_out": "opted out",
     "suppressed": "suppressed",
+    "unsubscribed_topic": "unsubscribed from the topic",
     "already_sent": "sent before",
     "refused": "refused",
     "baseline": "baseline",
@@ -123,7 +125,7 @@ def _decision_rows_sql(ledger: str) -> str:
         )
         select
             d.campaign, d.cohort, d.contact_id, d.occasion, d.step, d.journey_occasion,
-            d.decision, d.variant, d.send_at,
+            d.decision, d.topic, d.variant, d.send_at,
             d.priority, d.messages_today, d.messages_7d,
             audience.email, audience.timezone,
             strftime(timezone(audience.timezone, d.send_at), '%Y-%m-%d %H:%M') as local_send_at,
@@ -138,7 +140,8 @@ def _decision_rows_sql(ledger: str) -> str:
                 d.campaign = ledger.campaign
                 and d.contact_id = ledger.contact_id
                 and d.occasion = ledger.occasion
-        left join main.suppression_list as suppressed on audience.email = suppressed.email
+        left join main.suppression_list as suppressed
+            on audience.email = suppressed.email and suppressed.scope = 'all'
         order by d.contact_id, d.campaign
     """
 
@@ -155,6 +158,11 @@ def outcome(
     if decision == "holdout" and status == "baseline":
         decision = "baseline"  # the baseline night served the control group too
     reason = {
+        "paused": "the program is paused (enabled: false in its block, or nightjar run "
+        "--pause): nothing is sent or recorded, the member stays due",
+        "unsubscribed_topic": "the address unsubscribed from this program's topic"
+        + (f" ({row['topic']})" if row.get("topic") else "")
+        + "; other topics may still mail it",
         "too_late": "the journey's step was due more than its max_late_days before this "
         "night (a night missed): skipped, the next step follows",
         "condition_not_met": "the step's condition (and any else step's) was false: skipped",

@@ -16,6 +16,7 @@ import polars as pl
 from models.campaigns import Campaign
 from models.settings import Settings
 from senders.base import Message, Sender, batches
+from senders.channels import one_click
 from senders.cohort import (
     check_decisions_are_current,
     cohort_decisions,
@@ -27,7 +28,7 @@ from senders.delivery import Delivery, SendSummary
 from senders.journey_state import SKIPS, record_journey_state
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
-from senders.messages import build_message, ledger_rows
+from senders.messages import OneClick, build_message, ledger_rows
 from senders.outbox import remove_stale_temp_files
 from senders.settlement import send_ids_seen_by_sendgrid, settle_in_flight
 
@@ -40,10 +41,12 @@ def send_decided(
     settings: Settings,
     sender: Sender,
     log: Any = None,
+    paused: bool = False,
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
     `mirror` is the ledger's copy in PostgreSQL, if any. Raises DecisionsNotCurrent
-    (senders/cohort.py) when send_decisions may not be sent from."""
+    (senders/cohort.py) when send_decisions may not be sent from. A paused program (its
+    block, or `paused` for this run) is counted and nothing of it sent or recorded."""
     summary = SendSummary(campaign.name, day, sender.channel)
     summary.skipped_reason = past_date_reason(con, settings, day)
     if summary.skipped_reason:
@@ -56,6 +59,11 @@ def send_decided(
     candidates = cohort_decisions(con, campaign)
     summary.cohort_size = candidates.height
     summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
+    if paused or not campaign.enabled:
+        summary.skipped_reason = (
+            "paused for this run (--pause)" if campaign.enabled else "paused (enabled: false)"
+        )
+        return summary
     if sender.records_sends:
         # Before any message leaves: a crash mid-send must not make tomorrow's run see
         # today's members as entering again, nor draw a journey's control group again.
@@ -63,8 +71,9 @@ def send_decided(
             record_membership(con, campaign, day)
         if campaign.is_journey:
             record_journey_state(con, campaign, day)
+    unsubscribe = one_click(settings)
     _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
-    messages = _plan_sends(ledger, campaign, candidates, day, sender.channel, summary)
+    messages = _plan_sends(ledger, campaign, candidates, day, sender.channel, summary, unsubscribe)
     if log:
         log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
     Delivery(
@@ -72,7 +81,7 @@ def send_decided(
         ledger,
         day,
         summary,
-        withheld=LateSuppressions(settings.landing, con).withheld,
+        withheld=LateSuppressions(settings.landing, con, settings.sendgrid_groups).withheld,
         settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
         log=log,
     ).run(variant_batches(messages, sender))
@@ -102,8 +111,10 @@ def _settle_earlier_runs(
     summary.pending += settled.pending
 
 
-def _messages(campaign: Campaign, rows: pl.DataFrame) -> list[Message]:
-    return [build_message(campaign, row) for row in rows.iter_rows(named=True)]
+def _messages(
+    campaign: Campaign, rows: pl.DataFrame, unsubscribe: OneClick | None = None
+) -> list[Message]:
+    return [build_message(campaign, row, unsubscribe) for row in rows.iter_rows(named=True)]
 
 
 def _record_kept_decisions(
@@ -132,11 +143,13 @@ def _plan_sends(
     day: dt.date,
     channel: str,
     summary: SendSummary,
+    unsubscribe: OneClick | None,
 ) -> list[Message]:
     """Tonight's messages, planned in the ledger before any leaves; the first of each
     variant is the summary's sample."""
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
-    messages = _messages(campaign, rows)  # ordered by contact_id, as the query returns them
+    # ordered by contact_id, as the query returns them
+    messages = _messages(campaign, rows, unsubscribe)
     for message in messages:
         label = ", ".join(
             f"{kind} {name}"

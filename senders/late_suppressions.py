@@ -4,12 +4,15 @@ The decisions read the suppression list as the night's load left it. An unsubscr
 reaches `nightjar webhook` later, or an address SendGrid refuses for another campaign that
 same night, must still stop a message that has not left. The first look reads the files
 changed since the load (today's, as a rule), each later one only the bytes appended since.
+A group or one-click unsubscribe stops its topic's messages only (as suppression_list
+scopes it); a one-click one names the contact rather than the address.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -25,9 +28,15 @@ SUPPRESSING_EVENTS = frozenset({"bounce", "spamreport", "unsubscribe", "group_un
 class LateSuppressions:
     """What the webhook landed beyond what the night's load read, and nightjar.suppressions."""
 
-    def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection):
+    def __init__(
+        self,
+        landing: Path,
+        con: duckdb.DuckDBPyConnection,
+        groups: Mapping[str, int] | None = None,
+    ):
         self.folder = landing / EVENTS_FOLDER
         self.con = con
+        self._topic_of_group = {group: topic for topic, group in (groups or {}).items()}
         # What the night's load read: each file's size and modification time. A file changed
         # since (appended to, or rewritten by an erasure, perhaps into the same inode) is
         # read whole at the first look; one unchanged, not at all.
@@ -38,25 +47,32 @@ class LateSuppressions:
             ).fetchall()
         }
         self._read_to: dict[str, int] = {}
-        self._suppressed: dict[str, str] = {}  # normalized address -> event
+        # (("email", address) or ("contact", id), scope: "all" or a topic) -> event
+        self._suppressed: dict[tuple[tuple[str, str], str], str] = {}
 
     def withheld(self, batch: list[Message]) -> dict[str, str]:
-        """send_id -> why, for the batch's messages whose address is suppressed by now."""
+        """send_id -> why, for the batch's messages whose address (or contact) is suppressed
+        by now, for everything or for the message's topic."""
         self._read_new_events()
         addresses = {m.to_email.strip().lower() for m in batch}
-        found = {a: e for a, e in self._suppressed.items() if a in addresses}
-        found.update(
-            self.con.execute(
-                "select email, reason from nightjar.suppressions "
-                "where email in (select unnest($addresses::varchar[]))",
-                {"addresses": sorted(addresses)},
-            ).fetchall()
-        )
-        return {
-            m.send_id: f"suppressed after the decisions were made ({found[key]})"
-            for m in batch
-            if (key := m.to_email.strip().lower()) in found
-        }
+        for email, reason in self.con.execute(
+            "select email, reason from nightjar.suppressions "
+            "where email in (select unnest($addresses::varchar[]))",
+            {"addresses": sorted(addresses)},
+        ).fetchall():
+            self._suppressed.setdefault((("email", email), "all"), reason)
+        withheld = {}
+        for message in batch:
+            who = (("email", message.to_email.strip().lower()), ("contact", message.contact_id))
+            for key in who:
+                for scope in ("all", message.topic):
+                    event = self._suppressed.get((key, scope))
+                    if event and message.send_id not in withheld:
+                        of = "" if scope == "all" else f" from topic {scope}"
+                        withheld[message.send_id] = (
+                            f"suppressed after the decisions were made ({event}{of})"
+                        )
+        return withheld
 
     def _read_new_events(self) -> None:
         if not self.folder.is_dir():
@@ -88,11 +104,22 @@ class LateSuppressions:
             return  # a line cut short by a crash
         if not isinstance(event, dict):
             return
-        kind, email = event.get("event"), event.get("email")
-        if (
-            isinstance(kind, str)
-            and kind in SUPPRESSING_EVENTS
-            and isinstance(email, str)
-            and email.strip()
-        ):
-            self._suppressed[email.strip().lower()] = kind
+        kind = event.get("event")
+        if not isinstance(kind, str) or kind not in SUPPRESSING_EVENTS:
+            return
+        scope = self._scope(kind, event)
+        for field, value in (("email", event.get("email")), ("contact", event.get("contact_id"))):
+            if isinstance(value, str) and value.strip():
+                key = (field, value.strip().lower() if field == "email" else value)
+                self._suppressed[(key, scope)] = kind
+
+    def _scope(self, kind: str, event: dict) -> str:
+        """As suppression_list scopes it: a group unsubscribe stops the topic of its group
+        (or, without a group, the topic it names); one of a group Nightjar does not know,
+        and every other event, stops everything."""
+        if kind != "group_unsubscribe":
+            return "all"
+        group, topic = event.get("asm_group_id"), event.get("topic")
+        if isinstance(group, int) and not isinstance(group, bool):  # else emptied at the load
+            return self._topic_of_group.get(group, "all")
+        return topic if isinstance(topic, str) and topic else "all"

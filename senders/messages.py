@@ -7,11 +7,13 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from models.campaigns import Campaign
 from models.privacy import mask_email
+from models.unsubscribe_tokens import list_unsubscribe_headers
 from senders.base import Message
 from senders.ledger import send_id
 
@@ -36,13 +38,17 @@ def _display_name(row: dict[str, Any]) -> str | None:
     return name or None
 
 
-def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
-    """The message of a row of the cohort (or of journey_progress, for a journey's step)."""
+def build_message(
+    campaign: Campaign, row: dict[str, Any], one_click: OneClick | None = None
+) -> Message:
+    """The message of a row of the cohort (or of journey_progress, for a journey's step),
+    with its List-Unsubscribe headers when `one_click` is Nightjar's."""
     step = row.get("nightjar_step")
     occasion = row["nightjar_journey_occasion"] if step else row["nightjar_occasion"]
     variant = campaign.variant(row.get("nightjar_variant"), step)
+    message_id = send_id(campaign.name, row["contact_id"], row["nightjar_occasion"])
     return Message(
-        send_id=send_id(campaign.name, row["contact_id"], row["nightjar_occasion"]),
+        send_id=message_id,
         campaign=campaign.name,
         contact_id=row["contact_id"],
         occasion=occasion,
@@ -58,7 +64,26 @@ def build_message(campaign: Campaign, row: dict[str, Any]) -> Message:
         variant=row.get("nightjar_variant"),
         send_at=row.get("nightjar_send_at"),
         deliver_by=row.get("nightjar_deliver_by"),
+        topic=campaign.topic,
+        headers=one_click.headers(row["contact_id"], campaign.topic, message_id)
+        if one_click
+        else {},
     )
+
+
+@dataclass(frozen=True)
+class OneClick:
+    """Nightjar's one-click unsubscribe (NIGHTJAR_ONE_CLICK=nightjar): where its links point
+    and the key that signs them."""
+
+    secret: str
+    base_url: str
+    mailto: str | None = None
+
+    def headers(self, contact_id: str, topic: str, message_id: str) -> dict[str, str]:
+        return list_unsubscribe_headers(
+            self.secret, self.base_url, self.mailto, contact_id, topic, message_id
+        )
 
 
 def ledger_rows(messages: Iterable[Message]) -> Iterator[tuple]:

@@ -78,6 +78,8 @@ def _record(message: Message) -> dict:
         "categories": list(message.categories),
         "data": message.data,
         "variant": message.variant,
+        "topic": message.topic,
+        "headers": message.headers,
         # the same moment SendGrid would be given, as ISO 8601 UTC and as its unix time
         "send_at": message.send_at.isoformat() if message.send_at else None,
         "send_at_unix": int(message.send_at.timestamp()) if message.send_at else None,

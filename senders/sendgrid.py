@@ -9,7 +9,7 @@ import random
 import re
 import time
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -41,6 +41,8 @@ class SendGridSender:
         host: str = "https://api.sendgrid.com",
         *,
         sandbox: bool = False,
+        groups: Mapping[str, int] | None = None,
+        subscription_tracking: bool = False,
         timeout: float = 30.0,
         max_attempts: int = 6,
         base_delay: float = 1.0,
@@ -50,6 +52,10 @@ class SendGridSender:
     ):
         self._client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         self.sandbox = sandbox
+        # topic -> unsubscribe group: each request carries its topic's, and lists them all
+        # on SendGrid's preferences page (at most 25 may be shown)
+        self.groups = dict(groups or {})
+        self.subscription_tracking = subscription_tracking
         # A sandbox run is a rehearsal: SendGrid delivers nothing, so it must not use up
         # any occasion in the ledger.
         self.records_sends = not sandbox
@@ -72,6 +78,16 @@ class SendGridSender:
         }
         if first.categories:
             body["categories"] = list(first.categories)
+        if any(m.topic != first.topic for m in messages):
+            raise ValueError("one request, one topic: its unsubscribe group is the request's")
+        if first.topic in self.groups:
+            body["asm"] = {
+                "group_id": self.groups[first.topic],
+                "groups_to_display": sorted(self.groups.values())[:25],
+            }
+        if self.subscription_tracking:
+            # SendGrid adds List-Unsubscribe (one click) and a link to its preferences page
+            body["tracking_settings"] = {"subscription_tracking": {"enable": True}}
         if self.sandbox:
             # SendGrid validates and answers 200 but delivers nothing.
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
@@ -165,6 +181,8 @@ def _personalization(message: Message) -> dict:
         "dynamic_template_data": {**message.data, "subject": message.subject},
         "custom_args": message.custom_args,
     }
+    if message.headers:
+        personalization["headers"] = dict(message.headers)
     if message.send_at is not None:
         # Each recipient's own local hour: SendGrid holds the message until then.
         personalization["send_at"] = int(message.send_at.timestamp())

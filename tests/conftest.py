@@ -85,6 +85,9 @@ class Workspace:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+UNSUBSCRIBE_SECRET = "test-secret-that-signs-one-click-unsubscribe-links"
+
+
 def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     workspace = Workspace(root)
     # Empty values (not deletions) so that a developer's .env can never fill them in.
@@ -103,6 +106,12 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Workspace:
     # Tests plant a landing and expect its first night to send; a first night's refusal and
     # its baseline have tests of their own (test_first_night_and_gaps).
     mp.setenv("NIGHTJAR_FIRST_NIGHT", "send_backlog")
+    # Every message carries a signed one-click unsubscribe link; its refusals have tests of
+    # their own (test_deliverability).
+    mp.setenv("NIGHTJAR_UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET)
+    mp.setenv("NIGHTJAR_UNSUBSCRIBE_URL", "https://mail.shop.example")
+    # and every topic its SendGrid unsubscribe group, should a test send through SendGrid
+    mp.setenv("NIGHTJAR_SENDGRID_GROUPS", "lifecycle=101,promotions=102,birthday=103")
     workspace.landing.mkdir(parents=True, exist_ok=True)
     return workspace
 
@@ -133,8 +142,8 @@ def dbt_fails_half_way(monkeypatch: pytest.MonkeyPatch):
 
     build_args = assets.warehouse.dbt_models.dbt_build_args
 
-    def breaking(business_date, settings, since):
-        args = build_args(business_date, settings, since)
+    def breaking(business_date, settings, since, **options):
+        args = build_args(business_date, settings, since, **options)
         at = args.index("--vars") + 1
         args[at] = json.dumps({**json.loads(args[at]), "max_messages_per_day": "not_a_column"})
         return args

@@ -28,7 +28,7 @@ from senders.outbox import remove_stale_temp_files, write_atomically
 # adds later, unknown and so never assumed harmless.
 EVENT_KEYS_KEPT = (
     "asm_group_id", "campaign", "category", "contact_id", "event", "send_id", "sg_event_id",
-    "sg_message_id", "timestamp", "type", "variant",
+    "sg_message_id", "timestamp", "topic", "type", "variant",
 )  # fmt: skip
 
 

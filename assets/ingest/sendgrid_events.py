@@ -144,12 +144,12 @@ def _receipt_date(path: Path) -> dt.date:
 _INSERT_EVENTS = """
 insert into raw.sendgrid_events (
     source_file, source_row, sg_event_id, event, email, event_timestamp, sg_message_id,
-    reason, bounce_type, asm_group_id, campaign, contact_id, send_id
+    reason, bounce_type, asm_group_id, campaign, contact_id, send_id, topic
 )
 select
     $file, source_row, sg_event_id, event_text, lower(trim(email)),
     to_timestamp(seconds::bigint),
-    sg_message_id, reason, type, asm_group_id, campaign, contact_id, send_id
+    sg_message_id, reason, type, asm_group_id, campaign, contact_id, send_id, topic
 from checked_events
 where loads
 """

@@ -30,9 +30,10 @@ from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema
 from models.campaigns import Campaign
 from models.descriptions import current_vars, vars_record
+from models.programs import project_topics
 from models.settings import Settings, effective_dbt_vars
 from senders.base import Sender
-from senders.channels import make_sender
+from senders.channels import deliverability_problem, make_sender
 from senders.cohort import DecisionsNotCurrent, past_date_reason
 from senders.decision_words import DECISION_WORDS
 from senders.delivery import SendSummary
@@ -53,6 +54,7 @@ def send_campaign(
     *,
     before: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     after: Callable[[duckdb.DuckDBPyConnection, SendSummary], None] | None = None,
+    paused: bool = False,
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
     One sender at a time, with PostgreSQL's state (when it has one) pulled before and pushed
@@ -66,7 +68,7 @@ def send_campaign(
         ensure_schema(con)
         if before:
             before(con)
-        summary = send_decided(con, mirror, campaign, day, settings, sender, log)
+        summary = send_decided(con, mirror, campaign, day, settings, sender, log, paused)
         if after:
             after(con, summary)
         return summary
@@ -202,6 +204,9 @@ def build_send_asset(campaign: Campaign):
         read: dict[str, Any] = {"preview": None, "journey": {}}
 
         def before(con: duckdb.DuckDBPyConnection) -> None:
+            problem = deliverability_problem(settings, [campaign], project_topics())
+            if problem:
+                raise Failure(description=f"{campaign.name} was not sent: {problem}.")
             if not nightjar.dry_run:
                 _require_send_checks(con, settings, day)
 
@@ -214,7 +219,14 @@ def build_send_asset(campaign: Campaign):
 
         try:
             summary = send_campaign(
-                campaign, day, settings, sender, context.log, before=before, after=after
+                campaign,
+                day,
+                settings,
+                sender,
+                context.log,
+                before=before,
+                after=after,
+                paused=campaign.name in nightjar.pause,
             )
         except (SendLockTimeout, DecisionsNotCurrent) as error:
             raise Failure(description=str(error)) from None

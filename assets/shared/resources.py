@@ -32,6 +32,9 @@ class NightjarResource(ConfigurableResource):
     # --send-backlog sends to every current member (assets/sends/checks.py).
     baseline: bool = False
     send_backlog: bool = False
+    # Campaigns and journeys paused for this run (nightjar run --pause NAME), as if their
+    # block said `enabled: false`: decided `paused`, nothing sent or recorded.
+    pause: list[str] = Field(default_factory=list)
 
     def settings(self) -> Settings:
         base = load_settings()

@@ -59,6 +59,8 @@ create table if not exists raw.sendgrid_events (
 );
 -- the event's line in its file, as raw.quarantine names the lines left out
 alter table raw.sendgrid_events add column if not exists source_row bigint;
+-- the message's topic (custom_args), or the topic a one-click unsubscribe names
+alter table raw.sendgrid_events add column if not exists topic varchar;
 create table if not exists raw.loaded_event_files (
     source_file varchar primary key, size_bytes bigint not null, row_count bigint not null,
     loaded_at timestamptz not null

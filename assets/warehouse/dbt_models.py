@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +78,20 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
         )
 
 
-def dbt_build_args(business_date: str, settings: Settings, since: dt.date | None) -> list[str]:
+def dbt_build_args(
+    business_date: str, settings: Settings, since: dt.date | None, paused: Sequence[str] = ()
+) -> list[str]:
     """`since`: the date the incremental models were last built for (assets/warehouse/publish.py),
-    or None to rebuild them whole."""
+    or None to rebuild them whole. `paused`: the programs paused for this run."""
     memory_limit()  # profiles.yml reads it too: refuse a bad value before dbt does
     variables = {
         **effective_dbt_vars(settings),  # as the descriptions state them
         "as_of_date": business_date,
         "incremental_since": since.isoformat() if since else None,
         "campaigns": campaigns_var(load_manifest()),
+        "paused": list(paused),
+        # a group unsubscribe's group id says its topic (suppression_list)
+        "sendgrid_groups": {str(group): topic for topic, group in settings.sendgrid_groups.items()},
         # Send times are scheduled from now: a message is never due in the past.
         "send_after": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -148,7 +153,7 @@ def _build_and_publish(
     fingerprint = models_fingerprint(manifest)
     day = business_date(context)
     since = _begin_build(context, settings, manifest, fingerprint, nightjar.full_refresh)
-    args = dbt_build_args(day.isoformat(), settings, since)
+    args = dbt_build_args(day.isoformat(), settings, since, paused=nightjar.pause)
     events, failure = _run_dbt(context, dbt, args, settings)
     if failure:
         # Nothing is published, so no model was materialized tonight; the checks show which

@@ -22,6 +22,7 @@ BOUNCE_RATE = 0.03
 OPEN_RATE = 0.35  # of those delivered
 CLICK_RATE = 0.25  # of those opened
 UNSUBSCRIBE_RATE = 0.01  # of those delivered
+TOPIC_UNSUBSCRIBE_RATE = 0.04  # of those delivered: from the message's topic alone
 
 
 def write_demo_events(outbox_day: Path, landing: Path, on: dt.date, seed: int) -> int:
@@ -40,6 +41,8 @@ def write_demo_events(outbox_day: Path, landing: Path, on: dt.date, seed: int) -
                     names.append("click")
             if names[0] == "delivered" and rng.random() < UNSUBSCRIBE_RATE:
                 names.append("unsubscribe")
+            elif names[0] == "delivered" and rng.random() < TOPIC_UNSUBSCRIBE_RATE:
+                names.append("group_unsubscribe")
             for step, name in enumerate(names):
                 lines.append(
                     json.dumps(
@@ -52,6 +55,8 @@ def write_demo_events(outbox_day: Path, landing: Path, on: dt.date, seed: int) -
                             "campaign": message["campaign"],
                             "contact_id": message["contact_id"],
                             "send_id": message["send_id"],
+                            # SendGrid echoes custom_args: a group unsubscribe names its topic
+                            "topic": message.get("topic"),
                             **({"type": "bounce", "reason": "demo"} if name == "bounce" else {}),
                         }
                     )

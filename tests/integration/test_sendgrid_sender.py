@@ -206,10 +206,18 @@ def test_the_nightly_run_sends_each_member_one_valid_personalization(sendgrid_wo
     for p in _personalizations(server):
         args = p["custom_args"]
         if args["campaign"] == "winback":  # a journey's step also names itself (§9, §15)
-            assert set(args) == {"campaign", "journey", "step", "occasion", "contact_id", "send_id"}
+            assert set(args) == {
+                "campaign",
+                "journey",
+                "step",
+                "occasion",
+                "contact_id",
+                "send_id",
+                "topic",
+            }
             assert (args["journey"], args["step"]) == ("winback", "winback_1")
         else:
-            assert set(args) == {"campaign", "occasion", "contact_id", "send_id"}
+            assert set(args) == {"campaign", "occasion", "contact_id", "send_id", "topic"}
         sent.setdefault(args["campaign"], []).append(args["contact_id"])
     assert {c: sorted(ids) for c, ids in sent.items()} == {
         "birthday": ["00017", "bday", "zoe"],

@@ -463,6 +463,8 @@ def _prose_errors(body: dict[str, Any], now: float) -> list[dict[str, Any]]:
                     )
                 )
 
+        errors.extend(_header_errors(personalization.get("headers"), f"{prefix}.headers"))
+
         send_at = personalization.get("send_at")
         if type(send_at) is int and send_at > latest_send_at:
             errors.append(_error(send_at_message, f"{prefix}.send_at"))
@@ -505,6 +507,8 @@ def _prose_errors(body: dict[str, Any], now: float) -> list[dict[str, Any]]:
                 )
             )
 
+    errors.extend(_header_errors(body.get("headers"), "headers"))
+
     if "reply_to" in body and "reply_to_list" in body:
         errors.append(
             _error(
@@ -512,6 +516,32 @@ def _prose_errors(body: dict[str, Any], now: float) -> list[dict[str, Any]]:
                 "reply_to_list",
             )
         )
+    return errors
+
+
+# Headers the spec says may not be set (its prose on `headers`); compared case-insensitively.
+_RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type",
+        "Content-Transfer-Encoding", "To", "From", "Subject", "Reply-To", "CC", "BCC",
+    )
+)  # fmt: skip
+
+
+def _header_errors(headers: Any, field: str) -> list[dict[str, Any]]:
+    """The spec's prose on `headers`: string values only, none of the reserved names, and
+    (as any mail header) no line break that would start a header of its own."""
+    if not isinstance(headers, dict):
+        return []
+    errors = []
+    for name, value in headers.items():
+        if str(name).lower() in _RESERVED_HEADERS:
+            errors.append(_error(f"You may not override the {name} header.", f"{field}.{name}"))
+        elif not isinstance(value, str) or "\r" in value or "\n" in value:
+            errors.append(
+                _error(f"The {name} header must be a string on one line.", f"{field}.{name}")
+            )
     return errors
 
 

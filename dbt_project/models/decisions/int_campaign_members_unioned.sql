@@ -3,8 +3,10 @@
 -- contact) with its step. The campaigns and journeys come from the models' YAML blocks:
 -- Nightjar reads them from the manifest and passes them as the var `campaigns`, so a new
 -- cohort or journey needs no edit here. A journey step's occasion in the ledger is its
--- instance's occasion and the step: `<occasion>#<step>`.
+-- instance's occasion and the step: `<occasion>#<step>`. A program is paused by
+-- `enabled: false` in its block, or for one run by the var `paused` (nightjar run --pause).
 {%- set campaigns = var('campaigns', []) %}
+{%- set paused = var('paused', []) %}
 {%- if campaigns | length == 0 %}
     select
         cast(null as varchar) as campaign,
@@ -19,7 +21,9 @@
         cast(null as varchar) as step,
         cast(null as varchar) as journey_occasion,
         cast(null as varchar) as journey_outcome,
-        cast(null as boolean) as in_control_group
+        cast(null as boolean) as in_control_group,
+        cast(null as varchar) as topic,
+        cast(null as boolean) as is_paused
     where false
 {%- endif %}
 {%- for campaign in campaigns %}
@@ -48,6 +52,8 @@
         cast({{ campaign.get('send_hour') if campaign.get('send_hour') is not none
             else var('send_hour') }} as integer) as send_hour,
         cast({{ campaign.get('cooldown_days') or 0 }} as integer) as cooldown_days,
+        '{{ campaign.get('topic') }}' as topic,
+        {{ (campaign.get('enabled') is sameas false or campaign.name in paused) | lower }} as is_paused,
         {%- if arms %}
             {%- set bucket = stable_unit_hash(["'" ~ campaign.name ~ "'", 'contact_id',
                 "'" ~ var('holdout_salt') ~ "'", "'variant'"]) %}

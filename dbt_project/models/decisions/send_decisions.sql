@@ -1,9 +1,12 @@
 -- One contact policy for every campaign and journey step: for each cohort member and each
 -- journey step due on D, whether it is messaged ('send') or why not. The first reason that
 -- applies wins:
+--   paused         the program is paused (enabled: false, or nightjar run --pause): its
+--                  members are decided and nothing is recorded, so they stay due
 --   too_late, condition_not_met   a journey step overdue by more than its journey's
 --                  max_late_days, or whose condition (and its else steps') is false: skipped
 --   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
+--   unsubscribed_topic   the contact's address unsubscribed from the program's topic
 --   already_sent   this occasion's message went out (or may have: its fate is being settled)
 --   refused        the provider refused this occasion's address for good
 --   baseline       this occasion was current on the baseline night (nightjar run --baseline):
@@ -23,9 +26,18 @@ with members as (
 contacts as (
     select
         contact_id,
+        email,
         unmailable_reason,
         timezone
     from {{ ref('audience') }}
+),
+
+topic_unsubscribes as (
+    select
+        email,
+        scope as topic
+    from {{ ref('suppression_list') }}
+    where scope <> 'all'
 ),
 
 ledger as (
@@ -62,8 +74,10 @@ screened as (
         coalesce(received.messages_7d, 0) as messages_7d,
         contacts.timezone,
         case
+            when members.is_paused then 'paused'
             when members.journey_outcome is not null then members.journey_outcome
             when contacts.unmailable_reason is not null then contacts.unmailable_reason
+            when unsubscribed.email is not null then 'unsubscribed_topic'
             when this_occasion.went_out then 'already_sent'
             when this_occasion.status = 'refused' then 'refused'
             when this_occasion.status = 'held_out' then 'holdout'
@@ -93,6 +107,8 @@ screened as (
             and members.contact_id = this_occasion.contact_id
             and members.occasion = this_occasion.occasion
     left join messages_received as received on members.contact_id = received.contact_id
+    left join topic_unsubscribes as unsubscribed
+        on contacts.email = unsubscribed.email and members.topic = unsubscribed.topic
 ),
 
 ranked as (
@@ -165,6 +181,7 @@ select
     step,
     journey_occasion,
     decision,
+    topic,
     -- also for a message whose request got no answer: if it turns out never to have gone, the
     -- send asset sends it as decided the night it was planned
     case when decision = 'send' or ledger_status = 'in_flight' then variant end as variant,

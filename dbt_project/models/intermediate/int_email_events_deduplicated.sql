@@ -12,7 +12,8 @@ select
     asm_group_id,
     campaign,
     contact_id,
-    send_id
+    send_id,
+    topic
 from {{ ref('stg_sendgrid__events') }}
 qualify row_number() over (
     partition by coalesce(sg_event_id, md5(concat_ws('|', event_name, email, event_timestamp, send_id)))

@@ -15,6 +15,7 @@ erased_but_suppressed as (
 
 suppressed as (
     select email from {{ ref('suppression_list') }}
+    where scope = 'all'
     union
     select contacts.email from contacts
     where sha256(contacts.email) in (select erased_but_suppressed.email_sha256 from erased_but_suppressed)

@@ -10,5 +10,6 @@ select
     campaign,
     contact_id,
     send_id,
+    topic,
     {{ utc_date('event_timestamp') }} as event_date
 from {{ source('raw', 'sendgrid_events') }}

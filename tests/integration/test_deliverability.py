@@ -1,0 +1,217 @@
+"""Issue 18: topics and SendGrid unsubscribe groups, one-click unsubscribe between nights,
+pausing a program, and the settings that must be right before anything is sent."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import pytest
+
+import assets.sends.campaigns
+from models.unsubscribe_tokens import make_token, read_token
+from pipelines.event_store import EventStore
+from pipelines.webhook import WebhookServer
+from tests.conftest import UNSUBSCRIBE_SECRET
+from tests.integration.test_sendgrid_sender import API_KEY
+from tests.support.landing import land_events
+from tests.support.scenario import D, write_all
+from tests.support.sendgrid_server import SendGridTestServer, validate_mail_send
+from tests.unit.test_webhook import Signer
+
+GROUPS = {"lifecycle": 101, "promotions": 102, "birthday": 103}
+TOPIC_OF = {"birthday": "birthday", "loyalty": "promotions", "winback": "lifecycle"}
+WHY = "group_unsubscribe from topic promotions"
+BEFORE_THE_NIGHT = 1763546400  # 2025-11-19 10:00 UTC
+
+
+@pytest.fixture
+def server():
+    with SendGridTestServer(api_key=API_KEY) as running:
+        yield running
+
+
+def test_each_request_carries_its_topics_group_and_one_click_and_a_group_stops_its_topic_only(
+    workspace, server, monkeypatch
+):
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    # (tests/conftest.py sets these groups, and https://mail.shop.example as the webhook's)
+    write_all(workspace.landing)
+    land_events(
+        workspace.landing,
+        "2025-11-19",
+        [
+            # zoe leaves the birthday group: no birthday mail, the rest still may come
+            {"event": "group_unsubscribe", "email": "zoe@example.com", "asm_group_id": 103,
+             "sg_event_id": "g-zoe", "timestamp": BEFORE_THE_NIGHT},
+            # lapsed leaves promotions: winback is lifecycle, so it still goes
+            {"event": "group_unsubscribe", "email": "lapsed@example.com", "asm_group_id": 102,
+             "sg_event_id": "g-lapsed", "timestamp": BEFORE_THE_NIGHT},
+            # guest_buyer unsubscribes from everything
+            {"event": "unsubscribe", "email": "Guest.Buyer@example.com",
+             "sg_event_id": "u-guest", "timestamp": BEFORE_THE_NIGHT},
+        ],
+    )  # fmt: skip
+    assert workspace.run(D) == 0
+
+    assert server.rejected == []
+    sent = {}
+    for body in server.accepted:
+        assert validate_mail_send(body) == []
+        campaign = body["personalizations"][0]["custom_args"]["campaign"]
+        group = GROUPS[TOPIC_OF[campaign]]
+        assert body["asm"] == {"group_id": group, "groups_to_display": [101, 102, 103]}
+        for p in body["personalizations"]:
+            args = p["custom_args"]
+            assert args["topic"] == TOPIC_OF[campaign]
+            link, post = p["headers"]["List-Unsubscribe"], p["headers"]["List-Unsubscribe-Post"]
+            assert post == "List-Unsubscribe=One-Click"
+            assert link.startswith("<https://mail.shop.example/unsubscribe/") and link.endswith(">")
+            token = link[1:-1].rsplit("/", 1)[1]
+            asked = read_token(UNSUBSCRIBE_SECRET, token)
+            assert (asked.contact_id, asked.topic, asked.send_id) == (
+                args["contact_id"], args["topic"], args["send_id"],
+            )  # fmt: skip
+            sent.setdefault(campaign, []).append(args["contact_id"])
+    assert {c: sorted(ids) for c, ids in sent.items()} == {
+        "birthday": ["00017", "bday"],  # not zoe
+        "loyalty": ["loyal", "loyal_suppressed"],  # not guest_buyer
+        "winback": ["lapsed", "lapsed_after_refund"],  # lapsed left promotions only
+    }
+    assert workspace.query(
+        "select email, scope, reason from suppression_list order by email, scope"
+    ) == [
+        ("guest.buyer@example.com", "all", "unsubscribe"),
+        ("lapsed@example.com", "promotions", "group_unsubscribe"),
+        ("zoe@example.com", "birthday", "group_unsubscribe"),
+    ]
+    decided = dict(
+        workspace.query(
+            "select campaign || '/' || contact_id, decision from send_decisions "
+            "where contact_id in ('zoe', 'guest_buyer', 'lapsed')"
+        )
+    )
+    assert decided["birthday/zoe"] == "unsubscribed_topic"
+    assert decided["loyalty/guest_buyer"] == "suppressed"
+    assert decided["winback/lapsed"] == "send"
+    assert workspace.query(
+        "select is_mailable from customer_360 where contact_id in ('zoe', 'lapsed')"
+    ) == [(True,), (True,)]  # a topic's unsubscribe leaves the contact mailable
+
+
+def _post(url: str) -> int:
+    request = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status
+
+
+def test_a_one_click_unsubscribe_at_noon_stops_that_evenings_send_without_a_load(
+    workspace, monkeypatch
+):
+    write_all(workspace.landing)
+    webhook = WebhookServer(
+        ("127.0.0.1", 0),
+        Signer().public_key,
+        EventStore(workspace.landing),
+        unsubscribe_secret=UNSUBSCRIBE_SECRET,
+    )
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    base = webhook.url.removesuffix("/sendgrid/events")
+    # the link of a promotions message `loyal` had earlier, and one forged for `bday`
+    link = f"{base}/unsubscribe/{make_token(UNSUBSCRIBE_SECRET, 'loyal', 'promotions', 'earlier')}"
+    forged = make_token("not-the-secret-but-long-enough-to-be-one", "bday", "birthday", "x")
+    real_send = assets.sends.campaigns.send_campaign
+
+    def click_between_the_decisions_and_the_send(campaign, day, *args, **kwargs):
+        # after the night's load and decisions: only the send step can still see it
+        if not getattr(click_between_the_decisions_and_the_send, "done", False):
+            click_between_the_decisions_and_the_send.done = True
+            with urllib.request.urlopen(link, timeout=5) as page:  # a mail scanner's GET
+                assert page.status == 200
+            assert _post(link) == 200
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                _post(f"{base}/unsubscribe/{forged}")
+            assert refused.value.code == 403
+        return real_send(campaign, day, *args, **kwargs)
+
+    monkeypatch.setattr(
+        assets.sends.campaigns, "send_campaign", click_between_the_decisions_and_the_send
+    )
+    try:
+        assert workspace.run(D) == 0
+    finally:
+        webhook.shutdown()
+        webhook.server_close()
+    assert workspace.query(
+        "select decision from send_decisions where campaign = 'loyalty' and contact_id = 'loyal'"
+    ) == [("send",)]  # decided before the click
+    assert "loyal" not in {m["contact_id"] for m in workspace.outbox_lines(D, "loyalty")}
+    assert workspace.query(
+        "select status, error from nightjar.send_ledger where contact_id = 'loyal'"
+    ) == [("withdrawn", f"suppressed after the decisions were made ({WHY})")]
+    # the forged link stopped nothing: bday's birthday message went
+    assert "bday" in {m["contact_id"] for m in workspace.outbox_lines(D, "birthday")}
+    line = next(m for m in workspace.outbox_lines(D, "birthday") if m["contact_id"] == "bday")
+    assert line["topic"] == "birthday"
+    assert line["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    # The next load scopes it: loyal's address is off promotions, not off everything.
+    assert workspace.run(D) == 0
+    assert workspace.query(
+        "select email, scope, reason from suppression_list where email = 'loyal@example.com'"
+    ) == [("loyal@example.com", "promotions", "group_unsubscribe")]
+    assert workspace.query(
+        "select decision from send_decisions where campaign = 'loyalty' and contact_id = 'loyal'"
+    ) == [("unsubscribed_topic",)]
+
+
+def test_a_paused_program_is_decided_sends_nothing_and_stays_due(workspace):
+    write_all(workspace.landing)
+    result = workspace.run_with(D, pause=["loyalty"])
+    assert result.success
+    assert workspace.query(
+        "select distinct decision from send_decisions where campaign = 'loyalty'"
+    ) == [("paused",)]
+    assert workspace.outbox_lines(D, "loyalty") == []
+    ledger = "select count(*) from nightjar.send_ledger where campaign = 'loyalty'"
+    assert workspace.query(ledger) == [(0,)]
+    assert workspace.outbox_lines(D, "birthday"), "the other programs went"
+    # resumed: its members were still due; loyal's day went to another program meanwhile
+    assert workspace.run(D) == 0
+    assert {m["contact_id"] for m in workspace.outbox_lines(D, "loyalty")} == {
+        "guest_buyer", "loyal_suppressed",
+    }  # fmt: skip
+    assert workspace.query(
+        "select decision from send_decisions where campaign = 'loyalty' and contact_id = 'loyal'"
+    ) == [("capped",)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"NIGHTJAR_UNSUBSCRIBE_SECRET": ""}, "NIGHTJAR_UNSUBSCRIBE_SECRET is not set"),
+        (
+            {"SENDGRID_API_KEY": API_KEY, "NIGHTJAR_SENDGRID_GROUPS": "lifecycle=101"},
+            "topic(s) birthday, promotions have no SendGrid unsubscribe group",
+        ),
+        (
+            {"SENDGRID_API_KEY": API_KEY, "NIGHTJAR_SENDGRID_GROUPS": "lifecycle=1,promotion=2"},
+            "NIGHTJAR_SENDGRID_GROUPS names promotion, not among the project's topics",
+        ),
+        (
+            {"SENDGRID_API_KEY": API_KEY, "NIGHTJAR_UNSUBSCRIBE_URL": ""},
+            "NIGHTJAR_UNSUBSCRIBE_URL must be the public https:// address",
+        ),
+    ],
+)
+def test_a_setting_to_fix_stops_the_run_before_anything_loads(
+    workspace, monkeypatch, capsys, settings, named
+):
+    write_all(workspace.landing)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert workspace.run(D) == 2
+    said = capsys.readouterr().err
+    assert named in said and "Nothing was loaded or sent." in said
+    assert not workspace.warehouse.exists()
