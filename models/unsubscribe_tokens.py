@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 
 PATH_PREFIX = "/unsubscribe/"
-# A token is short (three ids, a 32-byte signature); anything much longer is not one.
-MAX_TOKEN_CHARS = 1024
+# Three ids of up to 255 characters (escaped as JSON: 6 bytes for a non-ASCII one) and a
+# 32-byte signature fit; anything longer is not one of ours.
+MAX_TOKEN_CHARS = 8192
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -47,6 +48,10 @@ def read_token(secret: str, token: str) -> Unsubscribe | None:
     except ValueError:
         return None
     if not hmac.compare_digest(given, _signature(secret, payload)):
+        return None
+    if _b64(given) != signature:
+        # base64's last character has spare bits: four spellings of one signature would
+        # verify, each a different link (and event id) for the same unsubscribe
         return None
     try:
         contact_id, topic, send_id = json.loads(_unb64(payload))

@@ -204,7 +204,10 @@ def build_send_asset(campaign: Campaign):
         read: dict[str, Any] = {"preview": None, "journey": {}}
 
         def before(con: duckdb.DuckDBPyConnection) -> None:
-            problem = deliverability_problem(settings, [campaign], project_topics())
+            paused = campaign.name in nightjar.pause or not campaign.enabled
+            problem = deliverability_problem(
+                settings, [] if paused else [campaign], project_topics()
+            )
             if problem:
                 raise Failure(description=f"{campaign.name} was not sent: {problem}.")
             if not nightjar.dry_run:

@@ -166,6 +166,7 @@ def test_a_one_click_unsubscribe_at_noon_stops_that_evenings_send_without_a_load
     ) == [("unsubscribed_topic",)]
 
 
+@pytest.mark.slow  # 2 nights: make test-slow keeps make test within ten minutes
 def test_a_paused_program_is_decided_sends_nothing_and_stays_due(workspace):
     write_all(workspace.landing)
     result = workspace.run_with(D, pause=["loyalty"])

@@ -26,6 +26,7 @@ def delete_warehouse(workspace) -> None:
         path.unlink(missing_ok=True)
 
 
+@pytest.mark.slow  # 3 nights: make test-slow keeps make test within ten minutes
 def test_deleting_the_warehouse_or_restoring_the_state_sends_nothing_twice(
     workspace, monkeypatch, tmp_path
 ):

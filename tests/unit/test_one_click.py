@@ -33,8 +33,24 @@ def test_a_token_names_contact_topic_and_message_and_only_its_secret_reads_it():
     assert read_token(SECRET, f"{other}.{signature}") is None
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
     assert read_token(SECRET, f"{payload}.{flipped}") is None
-    for junk in ("", ".", "x.y.z", "no-dot", f"{payload}.", "é.é", "a" * 5000):
+    for junk in ("", ".", "x.y.z", "no-dot", f"{payload}.", "é.é", "a" * 9000):
         assert read_token(SECRET, junk) is None
+    # the spare bits of base64's last character: one signature, one spelling
+    spare = (
+        signature[:-1]
+        + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[
+            (
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(
+                    signature[-1]
+                )
+                ^ 1
+            )
+        ]
+    )
+    assert read_token(SECRET, f"{payload}.{spare}") is None
+    # a long contact id of non-ASCII characters still makes a link that works
+    long_id = "€" * 255
+    assert read_token(SECRET, make_token(SECRET, long_id, "lifecycle", "s")).contact_id == long_id
 
 
 def test_the_headers_are_rfc_8058s_with_the_mailto_when_configured():

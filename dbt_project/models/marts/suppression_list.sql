@@ -43,11 +43,16 @@ reported as (
             {%- else %}
                 when events.asm_group_id is not null then 'all'
             {%- endif %}
-            else coalesce(events.topic, 'all')
+            else coalesce(nullif(events.topic, ''), 'all')
         end as scope
     from events
+    -- only an unsubscribe: a bounce whose address was erased must not suppress the
+    -- contact's new address
     left join contacts
-        on events.email is null and events.contact_id = contacts.contact_id
+        on
+            events.email is null
+            and events.event_name = 'group_unsubscribe'
+            and events.contact_id = contacts.contact_id
 ),
 
 manual as (
