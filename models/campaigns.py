@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,14 @@ class Campaign:
 
     def template_data_of(self, step: str | None) -> tuple[str, ...]:
         return self.step(step).template_data if step else self.template_data
+
+    def paused_reason(self, pause: Collection[str] = ()) -> str | None:
+        """Why the program sends nothing tonight (its block, or this run's --pause), or None."""
+        if not self.enabled:
+            return "paused (enabled: false)"
+        if self.name in pause:
+            return "paused for this run (--pause)"
+        return None
 
     @property
     def asset_name(self) -> str:
@@ -263,9 +271,10 @@ def word(block: Mapping[str, Any], key: str, where: str) -> str | None:
     return str(value)
 
 
-def flag(block: Mapping[str, Any], key: str, where: str, default: bool = True) -> bool:
-    """block[key] as true or false: `enabled: no` is YAML's false, `enabled: "no"` refused."""
-    value = block.get(key, default)
+def flag(block: Mapping[str, Any], key: str, where: str) -> bool:
+    """block[key] as true or false, true when unset: `enabled: no` is YAML's false,
+    `enabled: "no"` refused."""
+    value = block.get(key, True)
     if not isinstance(value, bool):
         raise CampaignConfigError(f"{where}.{key}: must be true or false, not {value!r}")
     return value

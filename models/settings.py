@@ -317,6 +317,11 @@ class Settings(BaseSettings):
         return bool(self.sendgrid_api_key)
 
     @property
+    def topic_of_group(self) -> dict[int, str]:
+        """A group unsubscribe's topic, from its SendGrid group id."""
+        return {group: topic for topic, group in self.sendgrid_groups.items()}
+
+    @property
     def unsubscribe_base_url(self) -> str:
         return self.unsubscribe_url or f"http://{self.webhook_host}:{self.webhook_port}"
 

@@ -154,8 +154,8 @@ def _programs_problem(settings: Settings, pause: list[str]) -> str | None:
     for name in pause:
         if name not in names:
             return f"--pause {name}: no campaign or journey of that name{did_you_mean(name, names)}"
-    paused = [c for c in campaigns if c.name not in pause]
-    return deliverability_problem(settings, paused, project_topics())
+    sending = [c for c in campaigns if not c.paused_reason(pause)]
+    return deliverability_problem(settings, sending, project_topics())
 
 
 def _run_night(business_date: dt.date, settings: Settings, options: dict) -> int:

@@ -314,8 +314,7 @@ class WebhookServer:
         if method == "GET":
             return HTTPStatus.OK, confirmation_page(asked.topic), "text/html"
         # The body (List-Unsubscribe=One-Click, or the page's form) says nothing the token
-        # does not: read a little of it, so the connection stays usable, and ignore it.
-        environ["wsgi.input"].read(min(_content_length(environ), 4096))
+        # does not: waitress has read it whole already, and it is ignored.
         event = {
             "event": "group_unsubscribe",
             "topic": asked.topic,
@@ -345,13 +344,6 @@ class WebhookServer:
             return True
         except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
             return False
-
-
-def _content_length(environ: dict) -> int:
-    try:
-        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
-    except ValueError:
-        return 0
 
 
 def confirmation_page(topic: str) -> str:

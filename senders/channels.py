@@ -42,10 +42,11 @@ def one_click(settings: Settings) -> OneClick | None:
 
 
 def deliverability_problem(
-    settings: Settings, campaigns: Iterable[Campaign], topics: Iterable[str]
+    settings: Settings, sending: Iterable[Campaign], topics: Iterable[str]
 ) -> str | None:
-    """Why no program may send with these settings (docs/contract.md §17), naming the setting
-    to fix; None when they may. `topics`: the project's (dbt_project.yml's var topics)."""
+    """Why the programs `sending` tonight (paused ones left out) may not send with these
+    settings (docs/contract.md §17), naming the setting to fix; None when they may.
+    `topics`: the project's (dbt_project.yml's var topics)."""
     known = list(topics)
     strangers = sorted(set(settings.sendgrid_groups) - set(known))
     if strangers:
@@ -53,9 +54,8 @@ def deliverability_problem(
             f"NIGHTJAR_SENDGRID_GROUPS names {', '.join(strangers)}, not among the project's "
             f"topics ({', '.join(known)}): a misspelt topic would leave its own without a group"
         )
-    sending = sorted({c.topic for c in campaigns if c.enabled})
     if settings.uses_sendgrid:
-        missing = [topic for topic in sending if topic not in settings.sendgrid_groups]
+        missing = sorted({c.topic for c in sending} - set(settings.sendgrid_groups))
         if missing:
             return (
                 f"topic(s) {', '.join(missing)} have no SendGrid unsubscribe group: add each to "

@@ -41,12 +41,12 @@ def send_decided(
     settings: Settings,
     sender: Sender,
     log: Any = None,
-    paused: bool = False,
+    paused: str | None = None,
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
     `mirror` is the ledger's copy in PostgreSQL, if any. Raises DecisionsNotCurrent
-    (senders/cohort.py) when send_decisions may not be sent from. A paused program (its
-    block, or `paused` for this run) is counted and nothing of it sent or recorded."""
+    (senders/cohort.py) when send_decisions may not be sent from. A paused program
+    (`paused`: Campaign.paused_reason) is counted, and nothing of it sent or recorded."""
     summary = SendSummary(campaign.name, day, sender.channel)
     summary.skipped_reason = past_date_reason(con, settings, day)
     if summary.skipped_reason:
@@ -59,10 +59,8 @@ def send_decided(
     candidates = cohort_decisions(con, campaign)
     summary.cohort_size = candidates.height
     summary.decisions = dict(candidates.group_by("nightjar_decision").len().iter_rows())
-    if paused or not campaign.enabled:
-        summary.skipped_reason = (
-            "paused for this run (--pause)" if campaign.enabled else "paused (enabled: false)"
-        )
+    if paused:
+        summary.skipped_reason = paused
         return summary
     if sender.records_sends:
         # Before any message leaves: a crash mid-send must not make tomorrow's run see
@@ -81,7 +79,7 @@ def send_decided(
         ledger,
         day,
         summary,
-        withheld=LateSuppressions(settings.landing, con, settings.sendgrid_groups).withheld,
+        withheld=LateSuppressions(settings.landing, con, settings.topic_of_group).withheld,
         settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
         log=log,
     ).run(variant_batches(messages, sender))

@@ -32,11 +32,11 @@ class LateSuppressions:
         self,
         landing: Path,
         con: duckdb.DuckDBPyConnection,
-        groups: Mapping[str, int] | None = None,
+        topic_of_group: Mapping[int, str] | None = None,
     ):
         self.folder = landing / EVENTS_FOLDER
         self.con = con
-        self._topic_of_group = {group: topic for topic, group in (groups or {}).items()}
+        self._topic_of_group = dict(topic_of_group or {})
         # What the night's load read: each file's size and modification time. A file changed
         # since (appended to, or rewritten by an erasure, perhaps into the same inode) is
         # read whole at the first look; one unchanged, not at all.
@@ -60,19 +60,23 @@ class LateSuppressions:
             "where email in (select unnest($addresses::varchar[]))",
             {"addresses": sorted(addresses)},
         ).fetchall():
-            self._suppressed.setdefault((("email", email), "all"), reason)
-        withheld = {}
-        for message in batch:
-            who = (("email", message.to_email.strip().lower()), ("contact", message.contact_id))
-            for key in who:
-                for scope in ("all", message.topic):
-                    event = self._suppressed.get((key, scope))
-                    if event and message.send_id not in withheld:
-                        of = "" if scope == "all" else f" from topic {scope}"
-                        withheld[message.send_id] = (
-                            f"suppressed after the decisions were made ({event}{of})"
-                        )
-        return withheld
+            self._suppressed[(("email", email), "all")] = reason
+        return {
+            message.send_id: f"suppressed after the decisions were made ({why})"
+            for message in batch
+            if (why := self._suppression_of(message))
+        }
+
+    def _suppression_of(self, message: Message) -> str | None:
+        """The event that stops `message`, for its address or contact, for everything or for
+        its topic."""
+        who = (("email", message.to_email.strip().lower()), ("contact", message.contact_id))
+        for key in who:
+            for scope in ("all", message.topic):
+                event = self._suppressed.get((key, scope))
+                if event:
+                    return event if scope == "all" else f"{event} from topic {scope}"
+        return None
 
     def _read_new_events(self) -> None:
         if not self.folder.is_dir():

@@ -54,7 +54,7 @@ def send_campaign(
     *,
     before: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     after: Callable[[duckdb.DuckDBPyConnection, SendSummary], None] | None = None,
-    paused: bool = False,
+    paused: str | None = None,
 ) -> SendSummary:
     """Send `campaign` for business date `day`: exactly the members not yet sent this occasion.
     One sender at a time, with PostgreSQL's state (when it has one) pulled before and pushed
@@ -202,9 +202,9 @@ def build_send_asset(campaign: Campaign):
         night = {**effective_dbt_vars(settings), "as_of_date": day.isoformat()}
         send_hour = campaign.send_hour if campaign.send_hour is not None else night["send_hour"]
         read: dict[str, Any] = {"preview": None, "journey": {}}
+        paused = campaign.paused_reason(nightjar.pause)
 
         def before(con: duckdb.DuckDBPyConnection) -> None:
-            paused = campaign.name in nightjar.pause or not campaign.enabled
             problem = deliverability_problem(
                 settings, [] if paused else [campaign], project_topics()
             )
@@ -229,7 +229,7 @@ def build_send_asset(campaign: Campaign):
                 context.log,
                 before=before,
                 after=after,
-                paused=campaign.name in nightjar.pause,
+                paused=paused,
             )
         except (SendLockTimeout, DecisionsNotCurrent) as error:
             raise Failure(description=str(error)) from None

@@ -91,7 +91,7 @@ def dbt_build_args(
         "campaigns": campaigns_var(load_manifest()),
         "paused": list(paused),
         # a group unsubscribe's group id says its topic (suppression_list)
-        "sendgrid_groups": {str(group): topic for topic, group in settings.sendgrid_groups.items()},
+        "sendgrid_groups": {str(group): topic for group, topic in settings.topic_of_group.items()},
         # Send times are scheduled from now: a message is never due in the past.
         "send_after": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
