@@ -3,6 +3,7 @@ pausing a program, and the settings that must be right before anything is sent."
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 
@@ -216,3 +217,79 @@ def test_a_setting_to_fix_stops_the_run_before_anything_loads(
     said = capsys.readouterr().err
     assert named in said and "Nothing was loaded or sent." in said
     assert not workspace.warehouse.exists()
+
+
+def test_hostile_unsubscribe_lines_are_scoped_alike_between_nights_and_by_the_load(workspace):
+    """CRLF line endings, an address in odd case and spacing, a group id Nightjar does not
+    know, a group id that is not an integer, an empty topic, a huge field: the send's late
+    re-read (before any load) and the nightly load's suppression_list agree on every one."""
+    from assets.shared.warehouse import connect, ensure_schema
+    from models.landing import EVENTS_FOLDER
+    from senders.base import Message
+    from senders.late_suppressions import LateSuppressions
+
+    write_all(workspace.landing)
+    lines = [
+        # one-click: the contact, not the address
+        {"event": "group_unsubscribe", "contact_id": "zoe", "topic": "birthday",
+         "sg_event_id": "h1", "timestamp": BEFORE_THE_NIGHT},
+        # a group that is none of the topics': from everything
+        {"event": "group_unsubscribe", "email": "  BDAY@Example.com ", "asm_group_id": 999,
+         "sg_event_id": "h2", "timestamp": BEFORE_THE_NIGHT},
+        # an id that is not an integer is emptied: the topic it names counts
+        {"event": "group_unsubscribe", "email": "lapsed@example.com", "asm_group_id": True,
+         "topic": "promotions", "reason": "r" * 50_000, "sg_event_id": "h3",
+         "timestamp": BEFORE_THE_NIGHT},
+        # an empty topic names none: from everything
+        {"event": "group_unsubscribe", "email": "loyal@example.com", "topic": "",
+         "sg_event_id": "h4", "timestamp": BEFORE_THE_NIGHT},
+    ]  # fmt: skip
+    folder = workspace.landing / EVENTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "2025-11-19.jsonl").write_bytes(
+        b"".join(json.dumps(line).encode() + b"\r\n" for line in lines)
+    )
+
+    def message(contact: str, campaign: str, topic: str) -> Message:
+        return Message(f"{campaign}-{contact}", campaign, contact, D, f"{contact}@example.com",
+                       None, "d-1", "Hi", "shop@x.example", None, topic=topic)  # fmt: skip
+
+    batch = [
+        message("zoe", "birthday", "birthday"),
+        message("zoe", "winback", "lifecycle"),
+        message("bday", "winback", "lifecycle"),
+        message("lapsed", "loyalty", "promotions"),
+        message("lapsed", "winback", "lifecycle"),
+        message("loyal", "winback", "lifecycle"),
+    ]
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        late = LateSuppressions(workspace.landing, con, {101: "lifecycle", 102: "promotions"})
+        withheld = late.withheld(batch)
+    why = "suppressed after the decisions were made"
+    assert withheld == {
+        "birthday-zoe": f"{why} (group_unsubscribe from topic birthday)",
+        "winback-bday": f"{why} (group_unsubscribe)",
+        "loyalty-lapsed": f"{why} (group_unsubscribe from topic promotions)",
+        "winback-loyal": f"{why} (group_unsubscribe)",
+    }
+
+    assert workspace.run(D) == 0
+    assert workspace.query("select email, scope from suppression_list order by email, scope") == [
+        ("bday@example.com", "all"),
+        ("lapsed@example.com", "promotions"),
+        ("loyal@example.com", "all"),
+        ("zoe@example.com", "birthday"),
+    ]
+    assert dict(
+        workspace.query(
+            "select campaign || '/' || contact_id, decision from send_decisions "
+            "where contact_id in ('zoe', 'bday', 'lapsed', 'loyal') "
+            "and campaign in ('birthday', 'winback', 'loyalty')"
+        )
+    ) == {
+        "birthday/zoe": "unsubscribed_topic",
+        "birthday/bday": "suppressed",
+        "winback/lapsed": "send",
+        "loyalty/loyal": "suppressed",
+    }

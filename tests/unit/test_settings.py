@@ -89,3 +89,27 @@ def test_the_default_time_zone_must_be_a_real_one(workspace, monkeypatch):
     monkeypatch.setenv("NIGHTJAR_DEFAULT_TIMEZONE", "Europe/Pari")
     with pytest.raises(ValueError, match="not an IANA time zone name"):
         load_settings()
+
+
+def test_sendgrid_groups_are_read_around_spaces_and_refused_in_one_line(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_SENDGRID_GROUPS", " lifecycle = 101 ,promotions=102, ")
+    assert load_settings().sendgrid_groups == {"lifecycle": 101, "promotions": 102}
+    for value, rule in [
+        ("Lifecycle=101", "'Lifecycle=101' is not topic=group_id"),
+        ("lifecycle=abc", "'lifecycle=abc' is not topic=group_id"),
+        ("lifecycle:101", "'lifecycle:101' is not topic=group_id"),
+        ("lifecycle=101,promotions=101", "each topic and each group id may appear once"),
+        ("lifecycle=1,lifecycle=2", "each topic and each group id may appear once"),
+    ]:
+        monkeypatch.setenv("NIGHTJAR_SENDGRID_GROUPS", value)
+        with pytest.raises(ValueError, match=f"^NIGHTJAR_SENDGRID_GROUPS=.*{rule}") as refused:
+            load_settings()
+        assert "\n" not in str(refused.value)
+
+
+def test_a_short_unsubscribe_secret_is_refused_without_being_quoted(workspace, monkeypatch):
+    monkeypatch.setenv("NIGHTJAR_UNSUBSCRIBE_SECRET", "hunter2-too-short")
+    with pytest.raises(ValueError) as refused:
+        load_settings()
+    assert str(refused.value).startswith("NIGHTJAR_UNSUBSCRIBE_SECRET: must be at least 32")
+    assert "hunter2" not in str(refused.value)
