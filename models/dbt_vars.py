@@ -48,6 +48,7 @@ KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
     "quiet_hours_end": (int, 0, 23),
     "conversion_window_days": (int, 1, None),
     "results_window_days": (int, 1, None),
+    "reputation_window_days": (int, 1, 90),
 }
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+/ -]*$")
 # Words whose vars the SQL compares with fixed names: another word fails the night in dbt

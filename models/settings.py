@@ -244,6 +244,35 @@ class Settings(BaseSettings):
         le=1,
         allow_inf_nan=False,
     )
+    # Reputation (assets/sends/reputation.py): the rates mailbox providers judge a sender by,
+    # over the var reputation_window_days (7), per campaign and over all mail.
+    max_spam_rate: float = setting(
+        "NIGHTJAR_MAX_SPAM_RATE",
+        0.001,
+        "spam reports per delivered message above this (Google's 0.1%; Gmail and Yahoo "
+        "enforce 0.3%) block sending (`spam_rate`)",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    max_bounce_rate: float = setting(
+        "NIGHTJAR_MAX_BOUNCE_RATE",
+        0.02,
+        "bounces (blocks included) per message tried above this block sending (`bounce_rate`)",
+        must_be=SHARE,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    reputation_min_messages: int = setting(
+        "NIGHTJAR_REPUTATION_MIN_MESSAGES",
+        1000,
+        "the rates of fewer messages than this in the window are not judged (one report in "
+        "a hundred messages is noise, not a reputation)",
+        must_be="a whole number, 1 or more",
+        ge=1,
+    )
     reports: AbsolutePath = setting(
         "NIGHTJAR_REPORTS",
         Path("data/reports"),

@@ -30,6 +30,7 @@ from assets.sends.gate import (
     run_checks,
     state_behind,
 )
+from assets.sends.reputation import reputation_checks
 from assets.shared.owners import OWNERS
 from assets.shared.partitions import (
     ONE_RUN_PER_DATE,
@@ -52,7 +53,10 @@ DESCRIPTION = (
     "passed, the mailable share of contacts or the total spend drops by more than 20%, "
     "there are no contacts at all, or a date between the first landed folder and this "
     "one never landed (landing_gap), or the state is older than the last night run "
-    "(state_behind). Release a check with `nightjar run --date D "
+    "(state_behind), or the spam-report or bounce rate of the last 7 days "
+    "(sender_reputation), over all mail or a campaign's, exceeds NIGHTJAR_MAX_SPAM_RATE "
+    "(0.1%) or NIGHTJAR_MAX_BOUNCE_RATE (2%): spam_rate, bounce_rate, spam_rate:<campaign>, "
+    "bounce_rate:<campaign>. Release a check with `nightjar run --date D "
     "--approve CHECK` (recorded in nightjar.approvals). On a first night (nothing ever "
     "sent) it refuses to send unless told `--baseline` (record every current occasion as "
     "served, message no one) or `--send-backlog` (NIGHTJAR_FIRST_NIGHT)."
@@ -67,6 +71,7 @@ def build_send_checks_asset(campaigns: list[Campaign]):
         deps=[
             AssetKey(["customer_360"]),
             AssetKey(["send_decisions"]),
+            AssetKey(["sender_reputation"]),
             *[AssetKey([c.cohort]) for c in campaigns],
         ],
         partitions_def=nightly_partitions,
@@ -108,6 +113,7 @@ def _guard_the_night(
         landing_gap(con, settings.landing, day),
         state_behind(con, settings, day),
         *journey_steps(con, campaigns, day),
+        *reputation_checks(con, settings),
     ]
     released = _released(con, nightjar, day, results)
     blocked = [r for r in results if not r.passed and r.name not in released]

@@ -52,6 +52,7 @@ def test_a_reentry_within_the_cool_down_is_skipped_not_delayed(workspace):
     ) == [("2025-01-01", "accepted"), ("2025-01-03", "skipped")]
 
 
+@pytest.mark.slow  # 4 nights: make test-slow keeps make test within ten minutes
 def test_one_message_a_day_the_highest_priority_first_the_rest_waits(workspace):
     # fan has its birthday on D and enters loyalty on D: birthday wins the day.
     fan = contact("fan", birth_date="1990-03-10")

@@ -16,7 +16,7 @@ from pipelines.webhook import WebhookServer
 from tests.conftest import UNSUBSCRIBE_SECRET
 from tests.integration.test_sendgrid_sender import API_KEY
 from tests.support.landing import land_events
-from tests.support.scenario import D, write_all
+from tests.support.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.support.sendgrid_server import SendGridTestServer, validate_mail_send
 from tests.unit.test_webhook import Signer
 
@@ -293,3 +293,44 @@ def test_hostile_unsubscribe_lines_are_scoped_alike_between_nights_and_by_the_lo
         "winback/lapsed": "send",
         "loyalty/loyal": "suppressed",
     }
+
+
+@pytest.mark.slow  # 3 nights: make test-slow keeps make test within ten minutes
+def test_a_spam_report_spike_blocks_the_send_with_its_figure_until_approved(
+    workspace, monkeypatch, capsys
+):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("NIGHTJAR_REPUTATION_MIN_MESSAGES", "1")  # a small landing is judged
+    write_all(workspace.landing)
+    assert workspace.run(D) == 0
+    sent = [m for path in sorted((workspace.outbox / D).glob("*.jsonl"))
+            for m in workspace.outbox_lines(D, path.stem)]  # fmt: skip
+    reported = next(m for m in sent if m["campaign"] == "loyalty")
+    events = [
+        {"event": "delivered", "email": m["to"], "campaign": m["campaign"],
+         "send_id": m["send_id"], "sg_event_id": f"d-{m['send_id']}", "timestamp": 1763715600}
+        for m in sent
+    ] + [
+        {"event": "spamreport", "email": reported["to"], "campaign": "loyalty",
+         "send_id": reported["send_id"], "sg_event_id": "spam-1", "timestamp": 1763719200}
+    ]  # fmt: skip
+    land_events(workspace.landing, NEXT_DAY, events)
+    write_next_day(workspace.landing)
+    capsys.readouterr()
+
+    assert workspace.run(NEXT_DAY) == 1
+    err = capsys.readouterr().err
+    loyalty = sum(m["campaign"] == "loyalty" for m in sent)
+    assert (
+        f"spam_rate: all mail's spam reports {1 / len(sent):.2%} (1 of {len(sent)} delivered) "
+        "in the 7 days to the business date, at most 0.10% (NIGHTJAR_MAX_SPAM_RATE)"
+    ) in err
+    assert f"spam_rate:loyalty: loyalty's spam reports {1 / loyalty:.2%} (1 of {loyalty}" in err
+    assert f"nightjar run --date {NEXT_DAY} --approve spam_rate --approve spam_rate:loyalty" in err
+    assert "bounce_rate" not in err  # nothing bounced
+    assert not (workspace.outbox / NEXT_DAY).exists()
+
+    assert main(["run", "--date", NEXT_DAY, "--approve", "spam_rate",
+                 "--approve", "spam_rate:loyalty"]) == 0  # fmt: skip
+    assert "lapsed" in {m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "loyalty")}
