@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.dbt_vars import nearest_name, number_rule_broken
+from models.experiments import METRICS, WinnerRule
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_KEYS = ("name", "template_id", "subject", "from_email", "occasion_column")
@@ -22,6 +23,7 @@ OPTIONAL_KEYS = (
     "variants",
     "topic",
     "enabled",
+    "winner",
 )
 VARIANT_KEYS = ("name", "weight", "template_id", "subject")
 
@@ -54,6 +56,7 @@ class Step:
     else_step: str | None = None
     template_data: tuple[str, ...] = ()
     variants: tuple[Variant, ...] = ()
+    winner: WinnerRule | None = None  # when its A/B test ends (models/experiments.py)
     in_sequence: bool = True  # False for a step only ever reached as another's `else`
 
 
@@ -74,6 +77,7 @@ class Campaign:
     holdout_share: float | None = None  # None: the dbt var holdout_share (default 0.1)
     send_hour: int | None = None  # None: the dbt var send_hour (default 10)
     variants: tuple[Variant, ...] = ()
+    winner: WinnerRule | None = None  # when its A/B test ends (models/experiments.py)
     steps: tuple[Step, ...] = ()  # a journey's; a one-shot campaign has none
     journey: Any = None  # models.journeys.JourneyRules for a journey
     # What a recipient unsubscribes from (docs/contract.md §17): one SendGrid unsubscribe group
@@ -168,6 +172,8 @@ class Campaign:
         if self.variants:
             arms = ", ".join(f"{v.name} ({v.weight:g})" for v in self.variants)
             what = f"A/B test of variants {arms}"
+            if self.winner:
+                what += f" that {self.winner.describe()}"
         else:
             what = f'subject "{self.subject}", SendGrid template {self.template_id}'
         share = self.holdout_share if self.holdout_share is not None else dbt_vars["holdout_share"]
@@ -219,6 +225,7 @@ def parse_campaign(model: str, block: Mapping[str, Any], description: str = "") 
         holdout_share=share,
         send_hour=number(block, "send_hour", where, int, 0, 23),
         variants=variants_of(block, where),
+        winner=winner_rule(block, where),
         topic=word(block, "topic", where) or "promotions",
         enabled=flag(block, "enabled", where),
     )
@@ -278,6 +285,29 @@ def flag(block: Mapping[str, Any], key: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise CampaignConfigError(f"{where}.{key}: must be true or false, not {value!r}")
     return value
+
+
+def winner_rule(block: Mapping[str, Any], where: str) -> WinnerRule | None:
+    """A block's `winner`: when the A/B test of its `variants` ends (models/experiments.py)."""
+    value = block.get("winner")
+    if value is None:
+        return None
+    here = f"{where}.winner"
+    if not isinstance(value, Mapping):
+        raise CampaignConfigError(f"{here}: a mapping of metric, min_members and probability")
+    refuse_unknown_keys(value, ("metric", "min_members", "probability"), here)
+    if len(block.get("variants") or ()) < 2:
+        raise CampaignConfigError(f"{here}: a winner needs at least two variants to choose from")
+    metric = value.get("metric", WinnerRule.metric)
+    if metric not in METRICS:
+        raise CampaignConfigError(f"{here}.metric: one of {', '.join(METRICS)}, not {metric!r}")
+    members = number(value, "min_members", here, int, 1, None)
+    probability = number(value, "probability", here, float, 0.5, 0.9999)
+    return WinnerRule(
+        metric=metric,
+        min_members=WinnerRule.min_members if members is None else members,
+        probability=WinnerRule.probability if probability is None else probability,
+    )
 
 
 def variants_of(block: Mapping[str, Any], where: str) -> tuple[Variant, ...]:

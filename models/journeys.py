@@ -23,6 +23,7 @@ from models.campaigns import (
     flag,
     number,
     variants_of,
+    winner_rule,
     word,
 )
 
@@ -43,7 +44,7 @@ JOURNEY_OPTIONAL = (
     "enabled",
 )
 STEP_REQUIRED = ("name", "template_id", "subject")
-STEP_OPTIONAL = ("wait_days", "condition", "else", "template_data", "variants")
+STEP_OPTIONAL = ("wait_days", "condition", "else", "template_data", "variants", "winner")
 DEFAULT_MAX_LATE_DAYS = 2
 # What a condition or exit_when may read besides customer_360's columns: the instance's state
 # (models/journeys SQL: journey_progress.sql computes each of them).
@@ -221,6 +222,7 @@ def _steps(block: Mapping[str, Any], where: str) -> tuple[Step, ...]:
                 "else_step": str(entry["else"]) if entry.get("else") else None,
                 "template_data": template_data,
                 "variants": variants_of(entry, here),
+                "winner": winner_rule(entry, here),
                 "where": here,
             }
         )
@@ -258,6 +260,7 @@ def _steps(block: Mapping[str, Any], where: str) -> tuple[Step, ...]:
             else_step=s["else_step"],
             template_data=s["template_data"],
             variants=s["variants"],
+            winner=s["winner"],
             in_sequence=s["name"] not in targets,
         )
         for s in parsed

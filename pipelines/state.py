@@ -21,7 +21,7 @@ class StateNotEmpty(Exception):
 
 # State tables younger than some exports: an export made before them has no file for them,
 # and imports as their being empty.
-ADDED_LATER = ("journey_instances",)
+ADDED_LATER = ("journey_instances", "experiment_decisions")
 
 
 class ExportUnreadable(Exception):

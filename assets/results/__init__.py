@@ -1,4 +1,5 @@
-"""The results group: one asset per campaign, its sends against its control group."""
+"""The results group: one asset per campaign, its sends against its control group, and the
+experiments asset when an A/B test declares a winner rule."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -6,9 +7,13 @@ from typing import Any
 from dagster import Definitions
 
 from assets.results.campaign_results import build_results_asset
+from assets.results.experiments import build_experiments_asset, experiments_of
 from models.campaigns import Campaign
 
 
 def definitions(campaigns: Sequence[Campaign], dbt_vars: Mapping[str, Any]) -> Definitions:
     """`dbt_vars`: what the descriptions state (models.descriptions.current_vars)."""
-    return Definitions(assets=[build_results_asset(c, dict(dbt_vars)) for c in campaigns])
+    assets = [build_results_asset(c, dict(dbt_vars)) for c in campaigns]
+    if experiments_of(list(campaigns)):
+        assets.append(build_experiments_asset(list(campaigns)))
+    return Definitions(assets=assets)

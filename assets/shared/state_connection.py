@@ -110,6 +110,7 @@ _ARROW = {
     "integer": pa.int32(),
     "bigint": pa.int64(),
     "boolean": pa.bool_(),
+    "double precision": pa.float64(),
 }
 
 

@@ -69,6 +69,8 @@ TABLES = (
     Table("erasures", "contact_id, (coalesce(email_sha256, ''))", "''", "flags"),
     Table("suppressions", "email", "''", "insert"),
     Table("journey_instances", "journey, contact_id, occasion", "journey", "latest"),
+    # a verdict is made once; a replica's (made first) wins only where PostgreSQL has none
+    Table("experiment_decisions", "campaign, step", "''", "values"),
 )
 assert tuple(t.name for t in TABLES) == STATE_TABLES  # erasures before suppressions
 BY_NAME = {t.name: t for t in TABLES}

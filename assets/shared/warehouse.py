@@ -148,6 +148,15 @@ create table if not exists nightjar.main.suppressions (
     email varchar primary key,  -- normalized: trimmed, lower-cased
     reason varchar not null, suppressed_at timestamptz not null
 );
+-- an A/B test's verdict once its winner rule was met (assets/results/experiments.py): later
+-- sends use the winner alone (int_campaign_members_unioned)
+create table if not exists nightjar.main.experiment_decisions (
+    campaign varchar not null, step varchar not null,  -- '' for a one-shot campaign
+    winner varchar not null, metric varchar not null, probability double precision not null,
+    figures varchar not null,  -- each arm: members judged, successes, probability (JSON)
+    decided_on date not null, decided_at timestamptz not null,
+    primary key (campaign, step)
+);
 """
 
 BUILD_STATE_DDL = """
@@ -169,7 +178,7 @@ STATE_CATALOG = "nightjar"
 # Nightjar's state tables, as the warehouse held them before they had a file of their own.
 STATE_TABLES = (
     "send_ledger", "cohort_membership", "cohort_snapshots", "night_metrics", "approvals",
-    "erasures", "suppressions", "journey_instances",
+    "erasures", "suppressions", "journey_instances", "experiment_decisions",
 )  # fmt: skip
 
 

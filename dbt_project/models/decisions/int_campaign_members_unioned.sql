@@ -57,6 +57,15 @@
         {%- if arms %}
             {%- set bucket = stable_unit_hash(["'" ~ campaign.name ~ "'", 'contact_id',
                 "'" ~ var('holdout_salt') ~ "'", "'variant'"]) %}
+            coalesce(
+                -- an A/B test that has a winner (nightjar.experiment_decisions) sends it alone
+                (
+                    select decided.winner
+                    from {{ source('nightjar', 'experiment_decisions') }} as decided
+                    where
+                        decided.campaign = '{{ campaign.name }}'
+                        and decided.step = {{ "progress.step" if journey else "''" }}
+                ),
             case
                 {%- for step_name, variants in arms %}
                     {%- set total = variants | map(attribute='weight') | sum %}
@@ -70,7 +79,7 @@
                         else '{{ variants[-1].name }}'
                     end
                 {%- endfor %}
-            end as variant,
+            end) as variant,
         {%- else %}
             cast(null as varchar) as variant,
         {%- endif %}
@@ -79,7 +88,7 @@
             occasion as journey_occasion,
             case when step_outcome <> 'due' then step_outcome end as journey_outcome,
             in_control_group
-        from {{ ref('journey_progress') }}
+        from {{ ref('journey_progress') }} as progress
         where journey = '{{ campaign.name }}' and step is not null
         {%- else %}
             cast(null as varchar) as step,
