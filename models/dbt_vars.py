@@ -43,6 +43,7 @@ KNOWN_DBT_VARS: dict[str, tuple[type, float | None, float | None]] = {
     "max_messages_per_7_days": (int, 0, None),
     "holdout_share": (float, 0, 1),
     "holdout_salt": (str, None, None),
+    "global_control_share": (float, 0, 1),
     "send_hour": (int, 0, 23),
     "quiet_hours_start": (int, 0, 23),
     "quiet_hours_end": (int, 0, 23),

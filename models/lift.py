@@ -68,3 +68,31 @@ def lift(
     low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     return Lift(p1, p2, d, low, high)
+
+
+@dataclass(frozen=True)
+class MeanDifference:
+    """A per-contact mean (orders, revenue) of the program's contacts against the global
+    control group's, with the 95% interval of the difference (Welch's standard error, the
+    normal quantile: both groups hold hundreds of contacts or more)."""
+
+    program: float
+    control: float
+    difference: float
+    low: float
+    high: float
+
+
+def mean_difference(
+    program: tuple[int, float, float], control: tuple[int, float, float]
+) -> MeanDifference | None:
+    """From each group's (count, sum, sum of squares); None when a group has fewer than 2."""
+    (n1, s1, q1), (n0, s0, q0) = program, control
+    if n1 < 2 or n0 < 2:
+        return None
+    m1, m0 = s1 / n1, s0 / n0
+    v1 = max(0.0, (q1 - n1 * m1 * m1) / (n1 - 1))
+    v0 = max(0.0, (q0 - n0 * m0 * m0) / (n0 - 1))
+    half = Z_95 * math.sqrt(v1 / n1 + v0 / n0)
+    d = m1 - m0
+    return MeanDifference(m1, m0, d, d - half, d + half)

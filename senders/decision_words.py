@@ -26,6 +26,7 @@ DECISION_WORDS = {
     "opted_out": "opted out",
     "suppressed": "suppressed",
     "unsubscribed_topic": "unsubscribed from the topic",
+    "global_control": "global control group",
     "already_sent": "sent before",
     "refused": "refused",
     "baseline": "baseline",
@@ -163,6 +164,8 @@ def outcome(
         "unsubscribed_topic": "the address unsubscribed from this program's topic"
         + (f" ({row['topic']})" if row.get("topic") else "")
         + "; other topics may still mail it",
+        "global_control": "in the global control group (global_control_share, a stable draw): "
+        "no program mails it, so that the whole program can be measured against it",
         "too_late": "the journey's step was due more than its max_late_days before this "
         "night (a night missed): skipped, the next step follows",
         "condition_not_met": "the step's condition (and any else step's) was false: skipped",

@@ -55,3 +55,11 @@
         cast(null as timestamptz)
     {%- endif -%}
 {%- endmacro %}
+
+{#- True for a contact of the global control group: a stable draw of var global_control_share
+    of all contacts (0: none), withheld from every campaign and journey, against which
+    global_control_results measures the whole program. -#}
+{% macro in_global_control(contact_id) -%}
+    ({{ stable_unit_hash([contact_id, "'" ~ var('holdout_salt') ~ "'", "'global_control'"]) }}
+    < {{ var('global_control_share') }})
+{%- endmacro %}

@@ -45,6 +45,8 @@ def test_definitions_load_with_groups_from_extracts_to_results():
     }
     assert {k for k, g in groups.items() if g == "results"} == {
         "campaign_outcomes",
+        "global_control_results",
+        "results_program",
         "results_loyalty",
         "results_birthday",
         *(f"results_{j}" for j in journeys),

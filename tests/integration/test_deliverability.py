@@ -334,3 +334,28 @@ def test_a_spam_report_spike_blocks_the_send_with_its_figure_until_approved(
     assert main(["run", "--date", NEXT_DAY, "--approve", "spam_rate",
                  "--approve", "spam_rate:loyalty"]) == 0  # fmt: skip
     assert "lapsed" in {m["contact_id"] for m in workspace.outbox_lines(NEXT_DAY, "loyalty")}
+
+
+def test_the_global_control_group_is_mailed_by_no_program_and_measured(workspace, monkeypatch):
+    from tests.support.reference_rules import stable_unit_hash
+
+    monkeypatch.setenv("NIGHTJAR_DBT_VARS", "{holdout_share: 0, global_control_share: 0.5}")
+    write_all(workspace.landing)
+    assert workspace.run(D) == 0
+
+    def in_control(contact_id: str) -> bool:
+        return stable_unit_hash(contact_id, "nightjar", "global_control") < 0.5
+
+    decided = workspace.query("select contact_id, decision from send_decisions")
+    withheld = {c for c, d in decided if d == "global_control"}
+    assert withheld and withheld <= {c for c, _ in decided if in_control(c)}
+    # every member of it that nothing else kept from a message is withheld
+    assert not {c for c, d in decided if d == "send" and in_control(c)}
+    sent = {m["contact_id"] for p in (workspace.outbox / D).glob("*.jsonl")
+            for m in workspace.outbox_lines(D, p.stem)}  # fmt: skip
+    assert sent and not sent & withheld
+    mailable = workspace.query("select contact_id from customer_360 where is_mailable")
+    assert dict(workspace.query("select audience_group, contacts from global_control_results")) == {
+        "global_control": sum(in_control(c) for (c,) in mailable),
+        "program": sum(not in_control(c) for (c,) in mailable),
+    }

@@ -7,6 +7,8 @@
 --                  max_late_days, or whose condition (and its else steps') is false: skipped
 --   deleted, invalid_email, opted_out, suppressed   the contact may not be mailed at all
 --   unsubscribed_topic   the contact's address unsubscribed from the program's topic
+--   global_control the contact is in the global control group (var global_control_share):
+--                  withheld from every program, so that the whole program can be measured
 --   already_sent   this occasion's message went out (or may have: its fate is being settled)
 --   refused        the provider refused this occasion's address for good
 --   baseline       this occasion was current on the baseline night (nightjar run --baseline):
@@ -78,6 +80,7 @@ screened as (
             when members.journey_outcome is not null then members.journey_outcome
             when contacts.unmailable_reason is not null then contacts.unmailable_reason
             when unsubscribed.email is not null then 'unsubscribed_topic'
+            when {{ in_global_control('members.contact_id') }} then 'global_control'
             when this_occasion.went_out then 'already_sent'
             when this_occasion.status = 'refused' then 'refused'
             when this_occasion.status = 'held_out' then 'holdout'
