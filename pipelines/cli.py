@@ -55,6 +55,10 @@ def _command(name: str) -> Command:
         from pipelines.demo_commands import demo, generate  # lazy: polars, the sample world
 
         return generate if name == "generate" else demo
+    if name == "send-test":
+        from pipelines.send_test import send_test  # lazy: DuckDB, the manifest, the senders
+
+        return send_test
     if name == "docs":
         from pipelines.docs_command import docs  # lazy: DuckDB, dbt's manifest
 
@@ -114,6 +118,17 @@ def parser() -> argparse.ArgumentParser:
     why.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
     why.add_argument("--contact", required=True, help="the contact's id, exactly as in the CRM")
     commands.add_parser("docs", help="generate dbt's documentation site as one static page")
+    test = commands.add_parser(
+        "send-test",
+        help="send each variant of a campaign, with a real member's data (masked), to one "
+        "address; marked as a test, never in the ledger",
+    )
+    test.add_argument("--campaign", required=True, help="the campaign's or journey's name")
+    test.add_argument("--step", help="one step of a journey (default: every step)")
+    test.add_argument("--to", required=True, help="the address to send the test to")
+    test.add_argument(
+        "--unmasked", action="store_true", help="the member's data as it is, not masked"
+    )
     hook = commands.add_parser("webhook", help="receive SendGrid's Event Webhook into the landing")
     hook.add_argument("--host", help="address to listen on (default $NIGHTJAR_WEBHOOK_HOST)")
     hook.add_argument("--port", type=int, help="port (default $NIGHTJAR_WEBHOOK_PORT or 8026)")

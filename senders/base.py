@@ -33,11 +33,18 @@ class Message:
     topic: str | None = None  # what the recipient would unsubscribe from (its program's)
     # List-Unsubscribe and List-Unsubscribe-Post (RFC 8058), when Nightjar serves one-click
     headers: dict[str, str] = field(default_factory=dict)
+    test: bool = False  # nightjar send-test: to a tester, never in the ledger
 
     @property
     def ledger_occasion(self) -> str:
         """The ledger's key of the message: a journey's steps share their occasion."""
         return f"{self.occasion}#{self.step}" if self.step else self.occasion
+
+    @property
+    def label(self) -> str:
+        """Which step and variant it is, in words ("step welcome_2, variant b"), or ""."""
+        named = (("step", self.step), ("variant", self.variant))
+        return ", ".join(f"{kind} {name}" for kind, name in named if name)
 
     @property
     def custom_args(self) -> dict[str, str]:
@@ -56,6 +63,8 @@ class Message:
         if self.topic:
             # a group unsubscribe's event then says which topic the message was of
             args["topic"] = self.topic
+        if self.test:
+            args["nightjar_test"] = "true"  # its events settle nothing and count nowhere
         return args
 
 

@@ -149,12 +149,7 @@ def _plan_sends(
     # ordered by contact_id, as the query returns them
     messages = _messages(campaign, rows, unsubscribe)
     for message in messages:
-        label = ", ".join(
-            f"{kind} {name}"
-            for kind, name in (("step", message.step), ("variant", message.variant))
-            if name
-        )
-        summary.samples.setdefault(label, message)
+        summary.samples.setdefault(message.label, message)
     ledger.plan(ledger_rows(messages), day, channel)
     return messages
 

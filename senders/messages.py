@@ -94,7 +94,7 @@ def ledger_rows(messages: Iterable[Message]) -> Iterator[tuple]:
     )
 
 
-def _masked(value: Any) -> Any:
+def masked(value: Any) -> Any:
     """Text (names, dates of birth, ...) shows its first character only; numbers stay, so
     the preview still shows the shape of what the template gets."""
     if isinstance(value, str):
@@ -104,8 +104,8 @@ def _masked(value: Any) -> Any:
 
 def render_sample(message: Message) -> str:
     """One message as a marketer previews it: personal data masked, the rest escaped."""
-    masked = {key: _masked(value) for key, value in message.data.items()}
-    data = json.dumps(masked, ensure_ascii=False, indent=2, sort_keys=True)
+    shown = {key: masked(value) for key, value in message.data.items()}
+    data = json.dumps(shown, ensure_ascii=False, indent=2, sort_keys=True)
     variant = f" · variant {message.variant}" if message.variant else ""
     when = f" · at {message.send_at.isoformat()}" if message.send_at else ""
     step = f" · step {message.step}" if message.step else ""

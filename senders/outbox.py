@@ -80,6 +80,7 @@ def _record(message: Message) -> dict:
         "variant": message.variant,
         "topic": message.topic,
         "headers": message.headers,
+        **({"test": True} if message.test else {}),
         # the same moment SendGrid would be given, as ISO 8601 UTC and as its unix time
         "send_at": message.send_at.isoformat() if message.send_at else None,
         "send_at_unix": int(message.send_at.timestamp()) if message.send_at else None,

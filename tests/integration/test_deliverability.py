@@ -359,3 +359,47 @@ def test_the_global_control_group_is_mailed_by_no_program_and_measured(workspace
         "global_control": sum(in_control(c) for (c,) in mailable),
         "program": sum(not in_control(c) for (c,) in mailable),
     }
+
+
+def test_a_test_send_renders_a_real_member_masked_to_one_address_and_records_nothing(
+    workspace, server, monkeypatch, capsys
+):
+    from pipelines.cli import main
+
+    write_all(workspace.landing)
+    assert workspace.run(D) == 0
+    ledger = workspace.query("select * from nightjar.send_ledger order by send_id")
+    capsys.readouterr()
+
+    # through the outbox: beside a night's messages, never among them
+    assert main(["send-test", "--campaign", "birthday", "--to", "qa@shop.example"]) == 0
+    (line,) = [
+        json.loads(text)
+        for path in (workspace.outbox / "test-sends").rglob("birthday.jsonl")
+        for text in path.read_text().splitlines()
+    ]
+    assert (line["to"], line["test"]) == ("qa@shop.example", True)
+    assert line["contact_id"] == "nightjar-test"  # its unsubscribe link names no member
+    assert line["data"]["first_name"].endswith("***")  # a real member's, masked
+
+    # through SendGrid: each step's own template, valid, marked as a test
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", server.url)
+    args = ["send-test", "--campaign", "winback", "--step", "winback_1", "--to", "qa@shop.example"]
+    assert main([*args, "--unmasked"]) == 0
+    assert "winback (step winback_1), template" in capsys.readouterr().out
+    (body,) = server.accepted
+    assert validate_mail_send(body) == []
+    (p,) = body["personalizations"]
+    assert p["to"] == [{"email": "qa@shop.example"}]
+    assert p["custom_args"]["nightjar_test"] == "true" and "nightjar-test" in body["categories"]
+    token = p["headers"]["List-Unsubscribe"][1:-1].rsplit("/", 1)[1]
+    assert read_token(UNSUBSCRIBE_SECRET, token).contact_id == "nightjar-test"
+    assert not any(str(v).endswith("***") for v in p["dynamic_template_data"].values())
+
+    assert workspace.query("select * from nightjar.send_ledger order by send_id") == ledger
+    assert main(["send-test", "--campaign", "birthdays", "--to", "qa@shop.example"]) == 2
+    assert (
+        "no campaign or journey named 'birthdays'; did you mean birthday?"
+        in capsys.readouterr().err
+    )
