@@ -61,6 +61,12 @@ STATE_TABLES = [
         "cohort_size send check compares tonight's cohort with.",
     ),
     _state_table(
+        "experiment_decisions",
+        "sends",
+        "Each A/B test whose winner rule was met (the experiments asset): its winner, which "
+        "int_campaign_members_unioned gives every later member, with the figures and date.",
+    ),
+    _state_table(
         "journey_instances",
         "sends",
         "One row per journey instance (journey, contact, occasion): when it entered, whether "

@@ -12,12 +12,15 @@ import sys
 import uuid
 from typing import Any
 
+import duckdb
+
 from models.campaigns import Campaign
 from models.dbt_vars import did_you_mean
 from models.privacy import mask_email
 from models.settings import Settings
 from senders.base import Message
 from senders.channels import make_sender, one_click
+from senders.cohort import members_relation
 from senders.messages import OneClick, build_message, masked
 from senders.outbox import OutboxSender
 
@@ -91,15 +94,20 @@ def _refusal(
 
 
 def _a_member(con: Any, campaign: Campaign) -> dict[str, Any] | None:
-    """A real member's row, the first by contact_id: the cohort's, or the journey's state."""
-    relation = (
-        f"main.journey_progress where journey = '{campaign.name}'"
-        if campaign.is_journey
-        else f'main."{campaign.cohort}"'
-    )
-    cursor = con.execute(f"select * from {relation} order by contact_id limit 1")
-    row = cursor.fetchone()
-    return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
+    """A real member's row, the first by contact_id, as a night renders it: the cohort's, or
+    a journey instance's with a step due (any instance of it when none is due tonight)."""
+    relations = [members_relation(campaign)]
+    if campaign.is_journey:
+        relations.append(f"main.journey_progress where journey = '{campaign.name}'")
+    for relation in relations:
+        try:
+            cursor = con.execute(f"select * from {relation} order by contact_id limit 1")
+        except duckdb.CatalogException:
+            return None  # a warehouse built before the campaign was declared
+        row = cursor.fetchone()
+        if row:
+            return dict(zip([c[0] for c in cursor.description], row, strict=True))
+    return None
 
 
 def test_messages(
@@ -130,7 +138,6 @@ def test_messages(
                 dataclasses.replace(
                     message,
                     send_id=send_id,
-                    contact_id=TEST_CONTACT,
                     to_email=to.strip(),
                     to_name=None,
                     categories=(*message.categories, TEST_CATEGORY),

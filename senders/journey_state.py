@@ -15,7 +15,9 @@ from models.campaigns import Campaign
 
 # Tonight's decisions that settle the step due (its ledger row is then no longer sendable):
 # the others (capped, lower_priority, unmailable...) leave it due, to go the next night it can.
-SETTLING_DECISIONS = ("send", "holdout", "too_late", "condition_not_met", "baseline", "refused")
+SETTLING_DECISIONS = (
+    "send", "holdout", "global_control", "too_late", "condition_not_met", "baseline", "refused",
+)  # fmt: skip
 # What each settles as in the ledger, for the journey's skips (senders/dispatch.py).
 SKIPS = {
     "too_late": "more than max_late_days overdue",

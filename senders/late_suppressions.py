@@ -112,10 +112,14 @@ class LateSuppressions:
         if not isinstance(kind, str) or kind not in SUPPRESSING_EVENTS:
             return
         scope = self._scope(kind, event)
-        for field, value in (("email", event.get("email")), ("contact", event.get("contact_id"))):
-            if isinstance(value, str) and value.strip():
-                key = (field, value.strip().lower() if field == "email" else value)
-                self._suppressed[(key, scope)] = kind
+        email, contact = event.get("email"), event.get("contact_id")
+        if isinstance(email, str) and email.strip():
+            self._suppressed[(("email", email.strip().lower()), scope)] = kind
+        elif kind == "group_unsubscribe" and isinstance(contact, str) and contact:
+            # a one-click unsubscribe names the contact, not the address (as suppression_list
+            # reads it); an event with an address is that address's alone (a test send's
+            # tester is not the member whose data it showed)
+            self._suppressed[(("contact", contact), scope)] = kind
 
     def _scope(self, kind: str, event: dict) -> str:
         """As suppression_list scopes it: a group unsubscribe stops the topic of its group

@@ -41,7 +41,8 @@ def erase_in_outbox(outbox: Path, erased: list[str]) -> int:
     remove_stale_temp_files(outbox)
     targets = set(erased)
     scrubbed = 0
-    for path in sorted(outbox.glob("*/*.jsonl")) if outbox.is_dir() else []:
+    # a night's files (<date>/<campaign>.jsonl), and send-test's (test-sends/<date>/...)
+    for path in sorted(outbox.rglob("*.jsonl")) if outbox.is_dir() else []:
         lines = path.read_text(encoding="utf-8").splitlines()
         changed = False
         for index, line in enumerate(lines):

@@ -169,13 +169,17 @@ def _outcomes(warehouse: Path, campaign: Campaign, day: dt.date) -> pl.DataFrame
                 description=f"main.campaign_outcomes does not exist yet: materialize the "
                 f"warehouse for {day} first."
             ) from None
-    built_for = outcomes["as_of_date"].max() if outcomes.height else None
+    require_built_for(outcomes["as_of_date"].max() if outcomes.height else None, day)
+    return outcomes
+
+
+def require_built_for(built_for: dt.date | None, day: dt.date) -> None:
+    """Results are of `day`'s campaign_outcomes, never of an older build left in main."""
     if built_for is not None and built_for != day:
         raise Failure(
             description=f"campaign_outcomes was built for {built_for}, not {day}: "
             f"materialize the warehouse for {day} first."
         )
-    return outcomes
 
 
 def _totals(daily: pl.DataFrame) -> dict:

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from assets.results.campaign_results import require_built_for
 from assets.shared.owners import OWNERS
 from assets.shared.partitions import (
     ONE_RUN_PER_DATE,
@@ -90,6 +91,10 @@ def build_experiments_asset(campaigns: list[Campaign]):
             ensure_schema(con)
             # only a night that may send decides: a past date's rebuild or a rehearsal judges
             records = not nightjar.dry_run and past_date_reason(con, settings, day) is None
+            require_built_for(
+                con.execute("select max(as_of_date) from main.campaign_outcomes").fetchall()[0][0],
+                day,
+            )
             for experiment in experiments:
                 status, table = _judge(con, experiment, day, records)
                 metadata[experiment.label] = status
@@ -113,9 +118,10 @@ def _judge(
     arms = _arms(con, experiment)
     verdict = judge(experiment.rule, arms, list(experiment.variants), seed=experiment.label)
     table = _arms_table(arms, verdict, experiment.variants)
-    if decided:
+    if decided and decided[0][0] in experiment.variants:
         winner, on, probability = decided[0]
         return f"decided on {on}: {winner} ({probability:.1%} probability of the best)", table
+    # (a winner renamed or removed from the YAML since: the test is judged anew)
     if verdict.winner and records:
         figures = {
             a.variant: {"members": a.members, "successes": a.successes,
@@ -123,7 +129,8 @@ def _judge(
             for a in arms
         }  # fmt: skip
         con.execute(
-            "insert into nightjar.experiment_decisions values (?, ?, ?, ?, ?, ?, ?, now())",
+            "insert or replace into nightjar.experiment_decisions "
+            "values (?, ?, ?, ?, ?, ?, ?, now())",
             [
                 experiment.campaign.name,
                 experiment.step,

@@ -69,7 +69,8 @@ TABLES = (
     Table("erasures", "contact_id, (coalesce(email_sha256, ''))", "''", "flags"),
     Table("suppressions", "email", "''", "insert"),
     Table("journey_instances", "journey, contact_id, occasion", "journey", "latest"),
-    # a verdict is made once; a replica's (made first) wins only where PostgreSQL has none
+    # a verdict, made once (made again only when its winner is no longer a variant): a
+    # replica that holds all PostgreSQL has, and more, brings its own
     Table("experiment_decisions", "campaign, step", "''", "values"),
 )
 assert tuple(t.name for t in TABLES) == STATE_TABLES  # erasures before suppressions

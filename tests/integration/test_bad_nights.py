@@ -44,6 +44,7 @@ def test_a_truncated_orders_file_fails_the_night_and_leaves_yesterday_as_it_was(
     assert not (workspace.outbox / TODAY).exists()
 
 
+@pytest.mark.slow  # 3 nights: make test-slow keeps make test within ten minutes
 def test_a_dbt_build_failing_half_way_publishes_nothing(workspace, dbt_fails_half_way, capsys):
     good_folder(workspace.landing, YESTERDAY)
     assert workspace.run(YESTERDAY) == 0

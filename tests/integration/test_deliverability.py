@@ -354,6 +354,18 @@ def test_the_global_control_group_is_mailed_by_no_program_and_measured(workspace
     sent = {m["contact_id"] for p in (workspace.outbox / D).glob("*.jsonl")
             for m in workspace.outbox_lines(D, p.stem)}  # fmt: skip
     assert sent and not sent & withheld
+    # nothing of theirs in the ledger; a journey's step of theirs settles as a held-out one
+    assert not workspace.query(
+        "select 1 from nightjar.send_ledger as l inner join send_decisions as d "
+        "on l.campaign = d.campaign and l.contact_id = d.contact_id "
+        "where d.decision = 'global_control'"
+    )
+    settled = workspace.query(
+        "select i.steps_done from nightjar.journey_instances as i inner join send_decisions "
+        "as d on d.campaign = i.journey and d.contact_id = i.contact_id "
+        "where d.decision = 'global_control'"
+    )
+    assert settled and all(steps == 1 for (steps,) in settled)
     mailable = workspace.query("select contact_id from customer_360 where is_mailable")
     assert dict(workspace.query("select audience_group, contacts from global_control_results")) == {
         "global_control": sum(in_control(c) for (c,) in mailable),
@@ -379,7 +391,8 @@ def test_a_test_send_renders_a_real_member_masked_to_one_address_and_records_not
         for text in path.read_text().splitlines()
     ]
     assert (line["to"], line["test"]) == ("qa@shop.example", True)
-    assert line["contact_id"] == "nightjar-test"  # its unsubscribe link names no member
+    birthday = {c for (c,) in workspace.query("select contact_id from cohort_birthday")}
+    assert line["contact_id"] in birthday  # the member whose data it shows (erasure finds it)
     assert line["data"]["first_name"].endswith("***")  # a real member's, masked
 
     # through SendGrid: each step's own template, valid, marked as a test

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.corpus import CASES, good_folder
 from tests.support.scenario import HISTORY, D, write_all
 
@@ -129,6 +131,8 @@ def test_a_killed_run_leaves_no_stale_lock(workspace):
 _HOLD_THE_LOCK = f"""
 import datetime, sys, time
 from pathlib import Path
+
+import pytest
 from pipelines.run_lock import run_lock
 with run_lock(Path(sys.argv[1]), datetime.date.fromisoformat("{D}"), 0):
     print("held", flush=True)
@@ -136,6 +140,7 @@ with run_lock(Path(sys.argv[1]), datetime.date.fromisoformat("{D}"), 0):
 """
 
 
+@pytest.mark.slow  # 3 nights: make test-slow keeps make test within ten minutes
 def test_a_fault_in_orders_loads_none_of_the_nights_three_extracts(workspace, capsys):
     good_folder(workspace.landing, HISTORY)
     assert workspace.run(HISTORY) == 0

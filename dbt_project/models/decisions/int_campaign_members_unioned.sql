@@ -65,6 +65,14 @@
                     where
                         decided.campaign = '{{ campaign.name }}'
                         and decided.step = {{ "progress.step" if journey else "''" }}
+                        -- a variant renamed or removed since: the test starts anew
+                        and decided.winner in (
+                            {%- for step_name, variants in arms %}
+                                {%- for variant in variants %}
+                                    '{{ variant.name }}'{{ "," if not loop.last }}
+                                {%- endfor %}{{ "," if not loop.last }}
+                            {%- endfor %}
+                        )
                 ),
             case
                 {%- for step_name, variants in arms %}

@@ -10,6 +10,8 @@ with events as (
     from {{ ref('int_email_events_deduplicated') }}
     where
         event_name in ('delivered', 'bounce', 'spamreport')
+        -- nightjar send-test's messages (send_id test-...) judge nothing
+        and (send_id is null or send_id not like 'test-%')
         and event_date <= {{ as_of_date() }}
         and event_date > {{ dbt.dateadd('day', -var('reputation_window_days'), as_of_date()) }}
 ),
