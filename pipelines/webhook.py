@@ -403,8 +403,14 @@ def serve(
     server = WebhookServer(
         (host, port), public_key, EventStore(landing), limits, unsubscribe_secret
     )
+    one_click = (
+        f"one-click unsubscribe at {server.url.removesuffix(WEBHOOK_PATH)}{PATH_PREFIX}<token>"
+        if unsubscribe_secret
+        else "one-click unsubscribe off (NIGHTJAR_UNSUBSCRIBE_SECRET is unset: its links get 404)"
+    )
     print(
-        f"nightjar webhook: listening on {server.url}, storing into {server.store.folder}",
+        f"nightjar webhook: listening on {server.url}, storing into {server.store.folder}; "
+        f"{one_click}",
         flush=True,
     )
     try:
