@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from models.settings import DBT_PROJECT_DIR
+from tests.conftest import UNSUBSCRIBE_SECRET
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,7 @@ class Installation:
             NIGHTJAR_STATE=str(self.root / "state.duckdb"),
             NIGHTJAR_OUTBOX=str(self.root / "outbox"), NIGHTJAR_REPORTS=str(self.root / "rep"),
             NIGHTJAR_SETTLE_WAIT_SECONDS="0", DAGSTER_HOME="",
+            NIGHTJAR_UNSUBSCRIBE_SECRET=UNSUBSCRIBE_SECRET,
         )  # fmt: skip
         if self.project:
             env["NIGHTJAR_DBT_PROJECT_DIR"] = str(self.project)

@@ -200,6 +200,8 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
         "DAGSTER_HOME": str(work / "dagster"),
         "SENDGRID_API_KEY": "",
         "NIGHTJAR_FIRST_NIGHT": "baseline",
+        # every message carries a signed one-click link (docs/contract.md §17)
+        "NIGHTJAR_UNSUBSCRIBE_SECRET": "bench-secret-that-signs-one-click-unsubscribe-links",
     }
     (work / "dagster").mkdir(parents=True, exist_ok=True)
     before = END - dt.timedelta(days=1)

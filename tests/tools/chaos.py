@@ -203,6 +203,10 @@ def _env(
         "NIGHTJAR_UNSETTLED_POLICY": "resend",
         "NIGHTJAR_SETTLE_WAIT_SECONDS": "1",
         "SENDGRID_API_KEY": API_KEY if channel == "sendgrid" else "",
+        # what a SendGrid run needs for its unsubscribes (docs/contract.md §17)
+        "NIGHTJAR_UNSUBSCRIBE_SECRET": "chaos-secret-that-signs-one-click-unsubscribe-links",
+        "NIGHTJAR_UNSUBSCRIBE_URL": "https://mail.shop.example",
+        "NIGHTJAR_SENDGRID_GROUPS": "lifecycle=101,promotions=102,birthday=103",
         "SENDGRID_API_HOST": server_url or "",
         "NIGHTJAR_STATE_URL": state_url or "",
     }
