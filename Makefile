@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test test-browser test-slow test-postgres lint dev docs chaos bench lock clean
+.PHONY: help install manifest demo test test-browser test-slow test-postgres test-spark lint dev docs chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-browser - Chromium reads the Dagster UI after the demo's two nights"
 	@echo "make test-slow - chaos (killed senders), webhook load, a long catch-up, hostile Dagster runs, lost states"
 	@echo "make test-postgres - the state on a real PostgreSQL server (Debian's postgresql)"
+	@echo "make test-spark - the dbt project on Spark and PostgreSQL, every table compared with DuckDB's"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make docs   - dbt docs as one page: dbt_project/target/docs/static_index.html"
 	@echo "make lint   - ruff and sqlfluff"
@@ -42,7 +43,7 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 # Slower suites have targets of their own, each run by .ci/run.
 test: lint manifest
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 \
-		-m "not browser and not slow and not postgres"
+		-m "not browser and not slow and not postgres and not engines"
 
 test-slow: manifest
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m slow
@@ -50,7 +51,20 @@ test-slow: manifest
 # The state on a real PostgreSQL server each test worker starts (Debian's postgresql, which
 # .ci/run installs): exactly-once when the local replica is lost, a night run again.
 test-postgres: manifest
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m postgres tests/integration/test_state_postgres.py
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m postgres tests/integration/test_state_postgres.py \
+		tests/integration/test_dagster_on_postgres.py
+
+# The dbt project built on a local Spark (pyspark, which needs Java: Debian's
+# openjdk-17-jre-headless) and on a PostgreSQL server the test starts, every published table
+# compared with DuckDB's (tests/integration/test_engines.py). pyspark is installed here only;
+# pip keeps its built wheel in its cache (~/.cache/pip) for the next run.
+SPARK_STAMP := $(VENV)/.spark-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
+	rm -f $(VENV)/.spark-* && touch $@
+
+test-spark: manifest $(SPARK_STAMP)
+	$(BIN)/python -m pytest -m engines --durations=5 tests/integration/test_engines.py
 
 # Needs Debian's chromium (.ci/run installs it).
 test-browser: manifest

@@ -1,8 +1,9 @@
 """A night's customer-value models: fit BG/NBD and Gamma-Gamma on the window's buyers
 (models/clv.py), warm-started from the previous night's parameters, and predict per contact.
 
-The dbt Python models of dbt_project/models/predictions call these; what is here knows
-frames and numbers, not dbt or the warehouse, so that a test drives it with any history.
+The dbt Python models of dbt_project/models/predictions call these on DuckDB, and
+models/clv_engine.py on any other engine; what is here knows frames and numbers, not dbt or
+the warehouse, so that a test drives it with any history.
 
 Inputs, one row per buyer of the window (int_contacts_clv_inputs): `frequency` (repeat
 purchase days), `recency_weeks`, `tenure_weeks` and `repeat_value_mean`.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -359,3 +361,61 @@ def purchase_count_probabilities(model: BgNbd, t, max_count: int) -> np.ndarray:
         partial = partial + nbd
     probabilities = np.vstack(rows)
     return np.vstack([probabilities, np.clip(1 - probabilities.sum(axis=0), 0, 1)])
+
+
+# clv_fits: one row per night fitted, every night's kept.
+FITS_SCHEMA = {
+    "as_of_date": pl.Date,
+    "status": pl.String,
+    "buyers": pl.Int64,
+    "repeat_buyers": pl.Int64,
+    "r": pl.Float64,
+    "alpha": pl.Float64,
+    "a": pl.Float64,
+    "b": pl.Float64,
+    "bgnbd_log_likelihood": pl.Float64,
+    "p": pl.Float64,
+    "q": pl.Float64,
+    "gamma": pl.Float64,
+    "gamma_gamma_log_likelihood": pl.Float64,
+    "gamma_gamma_buyers": pl.Int64,
+    "frequency_value_correlation": pl.Float64,
+    "warm_started": pl.Boolean,
+    "iterations": pl.Int64,
+    "fit_seconds": pl.Float64,
+    "parameters_from": pl.Date,
+    "repeat_purchases_by_frequency": pl.String,
+}
+
+
+def nightly_fits(
+    inputs: pl.DataFrame, published: pl.DataFrame, as_of: dt.date, min_buyers: int
+) -> pl.DataFrame:
+    """clv_fits as of `as_of`: the `published` history (last night's table) with tonight's
+    fit, started from the latest earlier night's parameters. A date run again replaces its
+    own row; the other nights' stay."""
+    # a column added since a night is empty for it
+    history = published.select(
+        pl.col(c).cast(t) if c in published.columns else pl.lit(None, t).alias(c)
+        for c, t in FITS_SCHEMA.items()
+    )
+    # in one order every night: sums in another order move the fit in its last digits, and
+    # a value rounded to the cent with them
+    inputs = inputs.sort("contact_id")
+    earlier = history.filter(pl.col("as_of_date") < as_of).sort("as_of_date")
+    previous = NightFit.from_row(earlier.row(-1, named=True)) if earlier.height else None
+    fit = fit_night(inputs, as_of, previous, min_buyers)
+    chart = repeat_purchases_by_frequency(inputs, fit)
+    tonight = pl.DataFrame(
+        [{**fit.row(), "repeat_purchases_by_frequency": json.dumps(chart)}], schema=FITS_SCHEMA
+    )
+    return pl.concat([history.filter(pl.col("as_of_date") != as_of), tonight]).sort("as_of_date")
+
+
+def tonights_predictions(
+    inputs: pl.DataFrame, fits: pl.DataFrame, as_of: dt.date, monthly_discount: float
+) -> pl.DataFrame:
+    """int_contacts_clv_predicted: per buyer, from tonight's row of `fits`."""
+    fit = NightFit.from_row(fits.filter(pl.col("as_of_date") == as_of).row(0, named=True))
+    # in one order every night, as the fit
+    return predict(inputs.sort("contact_id"), fit, as_of, monthly_discount=monthly_discount)

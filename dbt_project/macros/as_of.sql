@@ -16,17 +16,25 @@
 
 {#- The first instant after D, in UTC: data "as of D" has timestamps before it. -#}
 {% macro end_of_as_of_date() -%}
-    timezone('UTC', cast({{ as_of_date() }} as timestamp) + interval 1 day)
+    {{ utc_midnight(add_days(as_of_date(), 1)) }}
 {%- endmacro %}
 
 {#- A timestamp's UTC calendar date (docs/contract.md §2), whatever the session time zone. -#}
 {% macro utc_date(column) -%}
+    {{ return(adapter.dispatch('utc_date', 'nightjar')(column)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(column) -%}
     cast(timezone('UTC', {{ column }}) as date)
+{%- endmacro %}
+
+{% macro spark__utc_date(column) -%}
+    to_date({{ column }})
 {%- endmacro %}
 
 {#- Whole days from a date to D. -#}
 {% macro days_before_as_of(column) -%}
-    date_diff('day', {{ column }}, {{ as_of_date() }})
+    {{ days_between(column, as_of_date()) }}
 {%- endmacro %}
 
 {#- A contact's purchase figures from int_contacts_purchases_summarized (aliased `relation`),

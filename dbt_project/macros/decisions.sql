@@ -2,7 +2,25 @@
     Stable across runs, machines and DuckDB versions, and easy to reproduce elsewhere
     (Python: int(hashlib.md5('|'.join(parts).encode()).hexdigest()[:8], 16) / 2**32). -#}
 {% macro stable_unit_hash(parts) -%}
-    (cast('0x' || left(md5(concat_ws('|', {{ parts | join(', ') }})), 8) as ubigint) / 4294967296.0)
+    {{ return(adapter.dispatch('stable_unit_hash', 'nightjar')(parts)) }}
+{%- endmacro %}
+
+{#- The parts as text joined by "|", nulls left out (concat_ws casts no part on Spark). -#}
+{% macro joined_text(parts) -%}
+    concat_ws('|', {% for part in parts %}cast({{ part }} as {{ dbt.type_string() }}){{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro default__stable_unit_hash(parts) -%}
+    (cast('0x' || left(md5({{ joined_text(parts) }}), 8) as ubigint) / 4294967296.0)
+{%- endmacro %}
+
+{% macro postgres__stable_unit_hash(parts) -%}
+    (cast(cast('x' || left(md5({{ joined_text(parts) }}), 8) as bit(32)) as bigint)
+    / 4294967296.0)
+{%- endmacro %}
+
+{% macro spark__stable_unit_hash(parts) -%}
+    (cast(conv(left(md5({{ joined_text(parts) }}), 8), 16, 10) as double) / 4294967296)
 {%- endmacro %}
 
 {#- The earliest moment messages of D may be scheduled for: when Nightjar computes the
@@ -10,7 +28,7 @@
 {% macro send_after() -%}
     {%- set value = var('send_after', none) -%}
     {%- if value -%}
-        greatest(cast('{{ value }}' as timestamptz), {{ end_of_as_of_date() }})
+        greatest(cast('{{ value }}' as {{ type_instant() }}), {{ end_of_as_of_date() }})
     {%- else -%}
         {{ end_of_as_of_date() }}
     {%- endif -%}
@@ -50,9 +68,9 @@
 {% macro decided_at() -%}
     {%- set value = var('send_after', none) -%}
     {%- if value -%}
-        cast('{{ value }}' as timestamptz)
+        cast('{{ value }}' as {{ type_instant() }})
     {%- else -%}
-        cast(null as timestamptz)
+        cast(null as {{ type_instant() }})
     {%- endif -%}
 {%- endmacro %}
 

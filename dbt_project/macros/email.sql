@@ -39,3 +39,14 @@
 {% macro default__full_match(text, pattern) -%}
     regexp_full_match({{ text }}, {{ pattern }})
 {%- endmacro %}
+
+{% macro postgres__full_match(text, pattern) -%}
+    ({{ text }} ~ ('^(' || {{ pattern }} || ')$'))
+{%- endmacro %}
+
+{#- Spark's string literals take backslash escapes: the pattern's own backslashes doubled,
+    its quote escaped. -#}
+{% macro spark__full_match(text, pattern) -%}
+    {%- set body = pattern[1:-1].replace("''", "'").replace('\\', '\\\\').replace("'", "\\'") -%}
+    regexp_like({{ text }}, '^({{ body }})$')
+{%- endmacro %}

@@ -14,7 +14,7 @@
     {%- if windowed -%}
         {%- set since = incremental_since_date() -%}
         ({{ business_date_column }} > {{ since }}
-        or {{ timestamp_column }} >= timezone('UTC', cast({{ since }} as timestamp) + interval 1 day))
+        or {{ timestamp_column }} >= {{ utc_midnight(add_days(since, 1)) }})
     {%- else -%}
         true
     {%- endif -%}
@@ -24,12 +24,40 @@
     tell whether a night may read only what is new (assets/warehouse/publish.py). A build by hand
     for another date is noticed, and the next night rebuilds whole. -#}
 {% macro record_incremental_build() -%}
+    {{ return(adapter.dispatch('record_incremental_build', 'nightjar')()) }}
+{%- endmacro %}
+
+{% macro default__record_incremental_build() -%}
     create table if not exists {{ this.schema }}.incremental_builds (
         model varchar primary key, as_of_date date not null
     );
     insert or replace into {{ this.schema }}.incremental_builds
     values ('{{ this.identifier }}', {{ as_of_date() }})
 {%- endmacro %}
+
+{% macro postgres__record_incremental_build() -%}
+    create table if not exists {{ this.schema }}.incremental_builds (
+        model varchar primary key, as_of_date date not null
+    );
+    insert into {{ this.schema }}.incremental_builds
+    values ('{{ this.identifier }}', {{ as_of_date() }})
+    on conflict (model) do update set as_of_date = excluded.as_of_date
+{%- endmacro %}
+
+{#- Spark builds them whole every night (incremental_materialization): nothing to vouch for. -#}
+{% macro spark__record_incremental_build() -%}{%- endmacro %}
+
+{#- The materialization of the models kept per key and rebuilt for the keys a night touched:
+    incremental by delete+insert (dbt_project.yml) where the engine deletes rows (DuckDB,
+    PostgreSQL; Delta or Iceberg tables on Spark would take `merge`); on Spark's plain parquet
+    tables, which delete nothing, a whole table each night, which can never hold a key twice. -#}
+{% macro incremental_materialization() -%}
+    {{ return(adapter.dispatch('incremental_materialization', 'nightjar')()) }}
+{%- endmacro %}
+
+{% macro default__incremental_materialization() -%}incremental{%- endmacro %}
+
+{% macro spark__incremental_materialization() -%}table{%- endmacro %}
 
 {#- The orders an incremental night touched: an order version or a line version of it that
     became visible since S (a new order, a refund or cancellation, corrected lines). One
@@ -53,14 +81,14 @@
         and business_date > {{ incremental_since_date() }}
 {%- endmacro %}
 
-{#- The rows an upsert by `key` chooses from: the versions landed since S (the CTE `landed`)
-    and, in an incremental night, the kept row of each key they touch; the model then keeps
-    the latest of each key. -#}
-{% macro landed_and_kept_versions(windowed, key) -%}
-    select * from landed
+{#- The rows an upsert by `key` chooses from: the versions landed since S (the CTE `landed`,
+    with `columns`) and, in an incremental night, the kept row of each key they touch; the
+    model then keeps the latest of each key. -#}
+{% macro landed_and_kept_versions(windowed, key, columns) -%}
+    select {{ columns | join(', ') }} from landed
     {% if windowed %}
-        union all by name
-        select * from {{ this }}
+        union all
+        select {{ columns | join(', ') }} from {{ this }}
         where {{ key }} in (select landed.{{ key }} from landed)
     {% endif %}
 {%- endmacro %}
@@ -107,3 +135,16 @@
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook of an incremental model that keeps the rows a night did not touch: they are
+    tonight's rows too, as of D. Spark builds the table whole (incremental_materialization),
+    every row already as of D. -#}
+{% macro restamp_kept_rows() -%}
+    {{ return(adapter.dispatch('restamp_kept_rows', 'nightjar')()) }}
+{%- endmacro %}
+
+{% macro default__restamp_kept_rows() -%}
+    update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}
+{%- endmacro %}
+
+{% macro spark__restamp_kept_rows() -%}{%- endmacro %}

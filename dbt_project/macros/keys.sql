@@ -4,9 +4,22 @@
     engines or versions: never stored. DuckDB's hash() by default; another adapter adds its
     own <adapter>__contact_key (Spark: xxhash64). -#}
 {% macro contact_key(column) -%}
-    {{ return(adapter.dispatch('contact_key', 'nightjar')(column)) }}
+    {{ key_hash([column]) }}
 {%- endmacro %}
 
-{% macro default__contact_key(column) -%}
-    hash({{ column }})
+{#- A 64-bit hash of one or more columns, never stored (as contact_key). -#}
+{% macro key_hash(columns) -%}
+    {{ return(adapter.dispatch('key_hash', 'nightjar')(columns)) }}
+{%- endmacro %}
+
+{% macro default__key_hash(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro postgres__key_hash(columns) -%}
+    hashtextextended({{ joined_text(columns) }}, 0)
+{%- endmacro %}
+
+{% macro spark__key_hash(columns) -%}
+    xxhash64({{ columns | join(', ') }})
 {%- endmacro %}

@@ -2,7 +2,7 @@
 -- and every such contact is a member. Written independently of the model, by day of year.
 {{ config(meta={'dagster': {'ref': {'name': 'cohort_birthday'}}}) }}
 with target as (
-    select cast({{ as_of_date() }} + to_days({{ var('birthday_offset_days') }}) as date) as birthday_on
+    select {{ add_days(as_of_date(), var('birthday_offset_days')) }} as birthday_on
 ),
 
 expected as (
@@ -11,11 +11,11 @@ expected as (
     cross join target
     where
         (
-            strftime(members.birth_date, '%m-%d') = strftime(target.birthday_on, '%m-%d')
+            {{ month_day('members.birth_date') }} = {{ month_day('target.birthday_on') }}
             or (
-                strftime(members.birth_date, '%m-%d') = '02-29'
-                and strftime(target.birthday_on, '%m-%d') = '02-28'
-                and strftime(target.birthday_on + interval 1 day, '%m-%d') = '03-01'
+                {{ month_day('members.birth_date') }} = '02-29'
+                and {{ month_day('target.birthday_on') }} = '02-28'
+                and {{ month_day(add_days('target.birthday_on', 1)) }} = '03-01'
             )
         )
 ),

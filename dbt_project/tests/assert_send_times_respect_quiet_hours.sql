@@ -12,9 +12,12 @@ where
     and (
         decisions.send_at is null
         or decisions.send_at < {{ send_after() }}
-        or decisions.send_at > {{ send_after() }} + interval 72 hour
+        or decisions.send_at > {{ dbt.dateadd('hour', 72, send_after()) }}
         -- quiet: the local hour is within (end - start) mod 24 hours after start; written
         -- apart from the model's macro so that one cannot vouch for itself
-        or (hour(timezone(contacts.timezone, decisions.send_at)) - {{ var('quiet_hours_start') }} + 24) % 24
+        or (
+            {{ calendar_part('hour', local_time('contacts.timezone', 'decisions.send_at')) }}
+            - {{ var('quiet_hours_start') }} + 24
+        ) % 24
         < ({{ var('quiet_hours_end') }} - {{ var('quiet_hours_start') }} + 24) % 24
     )

@@ -9,20 +9,20 @@
 {%- set paused = var('paused', []) %}
 {%- if campaigns | length == 0 %}
     select
-        cast(null as varchar) as campaign,
-        cast(null as varchar) as cohort,
-        cast(null as varchar) as contact_id,
-        cast(null as varchar) as occasion,
+        cast(null as {{ dbt.type_string() }}) as campaign,
+        cast(null as {{ dbt.type_string() }}) as cohort,
+        cast(null as {{ dbt.type_string() }}) as contact_id,
+        cast(null as {{ dbt.type_string() }}) as occasion,
         cast(null as integer) as priority,
-        cast(null as double) as holdout_share,
+        cast(null as {{ type_double() }}) as holdout_share,
         cast(null as integer) as send_hour,
         cast(null as integer) as cooldown_days,
-        cast(null as varchar) as variant,
-        cast(null as varchar) as step,
-        cast(null as varchar) as journey_occasion,
-        cast(null as varchar) as journey_outcome,
+        cast(null as {{ dbt.type_string() }}) as variant,
+        cast(null as {{ dbt.type_string() }}) as step,
+        cast(null as {{ dbt.type_string() }}) as journey_occasion,
+        cast(null as {{ dbt.type_string() }}) as journey_outcome,
         cast(null as boolean) as in_control_group,
-        cast(null as varchar) as topic,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(null as boolean) as is_paused
     where false
 {%- endif %}
@@ -44,11 +44,11 @@
         {%- if journey %}
             occasion || '#' || step as occasion,
         {%- else %}
-            cast({{ adapter.quote(campaign.occasion_column) }} as varchar) as occasion,
+            cast({{ adapter.quote(campaign.occasion_column) }} as {{ dbt.type_string() }}) as occasion,
         {%- endif %}
         cast({{ campaign.get('priority') or 0 }} as integer) as priority,
         cast({{ campaign.get('holdout_share') if campaign.get('holdout_share') is not none
-            else var('holdout_share') }} as double) as holdout_share,
+            else var('holdout_share') }} as {{ type_double() }}) as holdout_share,
         cast({{ campaign.get('send_hour') if campaign.get('send_hour') is not none
             else var('send_hour') }} as integer) as send_hour,
         cast({{ campaign.get('cooldown_days') or 0 }} as integer) as cooldown_days,
@@ -89,7 +89,7 @@
                 {%- endfor %}
             end) as variant,
         {%- else %}
-            cast(null as varchar) as variant,
+            cast(null as {{ dbt.type_string() }}) as variant,
         {%- endif %}
         {%- if journey %}
             step,
@@ -99,9 +99,9 @@
         from {{ ref('journey_progress') }} as progress
         where journey = '{{ campaign.name }}' and step is not null
         {%- else %}
-            cast(null as varchar) as step,
-            cast(null as varchar) as journey_occasion,
-            cast(null as varchar) as journey_outcome,
+            cast(null as {{ dbt.type_string() }}) as step,
+            cast(null as {{ dbt.type_string() }}) as journey_occasion,
+            cast(null as {{ dbt.type_string() }}) as journey_outcome,
             cast(null as boolean) as in_control_group
         from {{ ref(campaign.cohort) }}
         {%- endif %}

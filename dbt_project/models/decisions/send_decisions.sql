@@ -21,6 +21,9 @@
 -- kind of people as the messaged group: the results compare the two (models/results).
 -- Messages get a send time: the campaign's local hour in the contact's time zone, the next
 -- such moment after the decisions are made, moved out of the quiet hours.
+{#- a message's hour on the local day of local_after -#}
+{%- set due_hour = dbt.dateadd('hour', 'local_hour', dbt.date_trunc('day', 'local_after')) %}
+
 with members as (
     select * from {{ ref('int_campaign_members_unioned') }}
 ),
@@ -63,7 +66,7 @@ messages_received as (
     from ledger
     where
         (went_out or status = 'held_out')
-        and business_date > {{ as_of_date() }} - to_days(7)
+        and business_date > {{ add_days(as_of_date(), -7) }}
         and business_date <= {{ as_of_date() }}
     group by contact_id
 ),
@@ -93,7 +96,7 @@ screened as (
                     earlier.campaign = members.campaign
                     and earlier.contact_id = members.contact_id
                     and (earlier.went_out or earlier.status = 'held_out')
-                    and earlier.business_date > {{ as_of_date() }} - to_days(members.cooldown_days)
+                    and earlier.business_date > {{ add_days(as_of_date(), '-members.cooldown_days') }}
             ) then 'cooling_down'
         end as exclusion,
         -- a journey's control group was drawn at entry, for every step (journey_progress)
@@ -153,7 +156,7 @@ decided as (
 scheduled as (
     select
         *,
-        timezone(timezone, {{ send_after() }}) as local_after,
+        {{ local_time('timezone', send_after()) }} as local_after,
         case
             when {{ in_quiet_hours('send_hour') }} then {{ var('quiet_hours_end') }}
             else send_hour
@@ -166,12 +169,9 @@ timed as (
     -- next day once that hour has passed
     select
         *,
-        date_trunc('day', local_after)
-        + to_hours(local_hour)
-        + case
-            when date_trunc('day', local_after) + to_hours(local_hour) < local_after
-                then interval 1 day
-            else interval 0 day
+        case
+            when {{ due_hour }} < local_after then {{ dbt.dateadd('day', 1, due_hour) }}
+            else {{ due_hour }}
         end as local_send_at
     from scheduled
 )
@@ -190,12 +190,12 @@ select
     case when decision = 'send' or ledger_status = 'in_flight' then variant end as variant,
     case
         when decision = 'send' or ledger_status = 'in_flight'
-            then timezone(timezone, local_send_at)
+            then {{ instant_at('timezone', 'local_send_at') }}
     end as send_at,
     -- past it, the provider would deliver at once, in the quiet hours: the send stops there
     case
         when decision = 'send' or ledger_status = 'in_flight'
-            then timezone(timezone, {{ next_quiet_hours_start('local_send_at') }})
+            then {{ instant_at('timezone', next_quiet_hours_start('local_send_at')) }}
     end as deliver_by,
     priority,
     priority_rank,

@@ -13,14 +13,14 @@
 {%- set windowed = is_incremental() and var('incremental_since', none) is not none %}
 {%- set window_days = var('affinity_window_days') %}
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_rows_to_recompute(
         'contact_id', contacts_whose_lines_changed, [var('affinity_window_days')]
     ) }}",
     post_hook=[
         "{{ record_incremental_build() }}",
-        "update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}",
+        "{{ restamp_kept_rows() }}",
     ]
 ) }}
 
@@ -43,22 +43,28 @@ with spend as (
         and contact_id in ({{ contacts_whose_lines_changed(window_days) }})
     {% endif %}
     group by contact_id, category
+),
+
+ranked as (
+    select
+        contact_id,
+        category,
+        category_spend,
+        category_units,
+        last_purchased_on,
+        -- null when every category cost nothing (free items only): a share of nothing
+        -- in doubles: Spark divides decimals to six places
+        cast(category_spend as {{ type_double() }})
+        / nullif(sum(category_spend) over (partition by contact_id), 0) as share_of_spend,
+        -- the most spent first; a tie goes to the most recent, then to the category's name,
+        -- so that a re-run picks the same top category
+        row_number() over (
+            partition by contact_id
+            order by category_spend desc, last_purchased_on desc, category asc
+        ) as category_rank,
+        {{ as_of_date() }} as as_of_date
+    from spend
 )
 
-select
-    contact_id,
-    category,
-    category_spend,
-    category_units,
-    last_purchased_on,
-    -- null when every category cost nothing (free items only): a share of nothing
-    category_spend / nullif(sum(category_spend) over (partition by contact_id), 0) as share_of_spend,
-    -- the most spent first; a tie goes to the most recent, then to the category's name, so
-    -- that a re-run picks the same top category
-    row_number() over (
-        partition by contact_id
-        order by category_spend desc, last_purchased_on desc, category asc
-    ) as category_rank,
-    {{ as_of_date() }} as as_of_date
-from spend
-qualify category_rank <= {{ var('affinity_top_categories') }}
+select * from ranked
+where category_rank <= {{ var('affinity_top_categories') }}

@@ -108,7 +108,7 @@ viewed_pairs as (
     select
         {{ contact_key('contact_id') }} as contact_key,
         sku_key,
-        cast(view_count as double) as score
+        cast(view_count as {{ type_double() }}) as score
     from viewed
 ),
 
@@ -137,7 +137,7 @@ together_pairs as (
     select
         seeds.contact_key,
         neighbours.related_key as sku_key,
-        cast(sum(cast(neighbours.cosine as decimal(18, 12))) as double) as score
+        cast(sum(cast(neighbours.cosine as decimal(18, 12))) as {{ type_double() }}) as score
     from seeds
     inner join neighbours on seeds.sku_key = neighbours.sku_key
     group by seeds.contact_key, neighbours.related_key
@@ -147,7 +147,7 @@ bestseller_pairs as (
     select
         {{ contact_key('top_category.contact_id') }} as contact_key,
         catalogue.sku_key,
-        cast(catalogue.units_sold as double) as score
+        cast(catalogue.units_sold as {{ type_double() }}) as score
     from top_category
     inner join catalogue on top_category.category = catalogue.category
     where catalogue.category_rank <= {{ var('recommendation_bestsellers_per_category') }}
@@ -169,10 +169,13 @@ scored as (
         cast(2 as smallint) as tier,
         together_pairs.score
     from together_pairs
-    anti join viewed_pairs
-        on
-            together_pairs.contact_key = viewed_pairs.contact_key
-            and together_pairs.sku_key = viewed_pairs.sku_key
+    where
+        not exists (
+            select 1 from viewed_pairs
+            where
+                together_pairs.contact_key = viewed_pairs.contact_key
+                and together_pairs.sku_key = viewed_pairs.sku_key
+        )
     union all
     select
         bestseller_pairs.contact_key,
@@ -180,14 +183,19 @@ scored as (
         cast(3 as smallint) as tier,
         bestseller_pairs.score
     from bestseller_pairs
-    anti join viewed_pairs
-        on
-            bestseller_pairs.contact_key = viewed_pairs.contact_key
-            and bestseller_pairs.sku_key = viewed_pairs.sku_key
-    anti join together_pairs
-        on
-            bestseller_pairs.contact_key = together_pairs.contact_key
-            and bestseller_pairs.sku_key = together_pairs.sku_key
+    where
+        not exists (
+            select 1 from viewed_pairs
+            where
+                bestseller_pairs.contact_key = viewed_pairs.contact_key
+                and bestseller_pairs.sku_key = viewed_pairs.sku_key
+        )
+        and not exists (
+            select 1 from together_pairs
+            where
+                bestseller_pairs.contact_key = together_pairs.contact_key
+                and bestseller_pairs.sku_key = together_pairs.sku_key
+        )
 ),
 
 had as (
@@ -200,22 +208,28 @@ had as (
     where order_lines.contact_id is not null
 ),
 
-ranked as materialized (
+ranked {{ materialized() }} (
     -- by reason, then score, then SKU (its key follows the SKU's order); materialized, so
     -- that the names are joined to the kept rows only (joined earlier, the plan needed more
     -- than the gigabyte)
-    select
-        scored.contact_key,
-        scored.sku_key,
-        scored.tier,
-        scored.score,
-        row_number() over (
-            partition by scored.contact_key
-            order by scored.tier asc, scored.score desc, scored.sku_key asc
-        ) as recommendation_rank
-    from scored
-    anti join had on scored.contact_key = had.contact_key and scored.sku_key = had.sku_key
-    qualify recommendation_rank <= {{ per_contact }}
+    select *
+    from (
+        select
+            scored.contact_key,
+            scored.sku_key,
+            scored.tier,
+            scored.score,
+            row_number() over (
+                partition by scored.contact_key
+                order by scored.tier asc, scored.score desc, scored.sku_key asc
+            ) as recommendation_rank
+        from scored
+        where not exists (
+            select 1 from had
+            where scored.contact_key = had.contact_key and scored.sku_key = had.sku_key
+        )
+    ) as numbered
+    where recommendation_rank <= {{ per_contact }}
 )
 
 select

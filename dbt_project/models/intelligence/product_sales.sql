@@ -19,7 +19,8 @@ sales as (
     select
         sku,
         -- a product renamed or moved to another category shows as it was last sold
-        arg_max(struct_pack(product_name, category), struct_pack(ordered_at, line_id)) as latest,
+        {{ last_by('product_name', ['ordered_at', 'line_id']) }} as product_name,
+        {{ last_by('category', ['ordered_at', 'line_id']) }} as category,
         -- lines, not distinct orders: an SKU is on an order once as a rule, and counting
         -- distinct orders per SKU would cost more than the rest of the model
         count(*) as line_count,
@@ -32,17 +33,17 @@ sales as (
 
 select
     sku,
-    struct_extract(latest, 'product_name') as product_name,
-    struct_extract(latest, 'category') as category,
+    product_name,
+    category,
     line_count,
     units_sold,
     revenue,
     last_sold_on,
     -- bestsellers by units, then lines; the SKU breaks a tie so that a re-run ranks alike
     case
-        when struct_extract(latest, 'category') is not null
+        when category is not null
             then row_number() over (
-                partition by struct_extract(latest, 'category')
+                partition by category
                 order by units_sold desc, line_count desc, sku asc
             )
     end as category_rank,

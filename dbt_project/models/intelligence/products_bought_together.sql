@@ -64,23 +64,30 @@ scored as (
         related.orders as related_sku_orders,
         orders_total.orders_total,
         -- P(related | sku): the share of the SKU's orders that also hold the related one
-        both_ways.orders_together / items.orders as confidence,
+        cast(both_ways.orders_together as {{ type_double() }}) / items.orders as confidence,
         -- how much more often together than if bought independently (1 = no affinity)
-        both_ways.orders_together * orders_total.orders_total / (items.orders * related.orders) as lift,
+        cast(both_ways.orders_together as {{ type_double() }}) * orders_total.orders_total
+        / (items.orders * related.orders) as lift,
         -- symmetric, 0..1, and less partial to rare pairs than lift
         both_ways.orders_together / sqrt(items.orders * related.orders) as cosine
     from both_ways
     inner join item_orders as items on both_ways.sku = items.sku
     inner join item_orders as related on both_ways.related_sku = related.sku
     cross join orders_total
+),
+
+ranked as (
+    select
+        *,
+        -- cosines equal but for the last bits of their doubles (4/sqrt(16320), 2/sqrt(4080))
+        -- are a tie on every engine, whose square roots may round apart
+        row_number() over (
+            partition by sku
+            order by round(cosine, 12) desc, orders_together desc, related_sku asc
+        ) as neighbour_rank,
+        {{ as_of_date() }} as as_of_date
+    from scored
 )
 
-select
-    *,
-    row_number() over (
-        partition by sku
-        order by cosine desc, orders_together desc, related_sku asc
-    ) as neighbour_rank,
-    {{ as_of_date() }} as as_of_date
-from scored
-qualify neighbour_rank <= {{ var('bought_together_max_neighbours') }}
+select * from ranked
+where neighbour_rank <= {{ var('bought_together_max_neighbours') }}

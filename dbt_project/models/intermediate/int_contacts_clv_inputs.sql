@@ -26,7 +26,7 @@ per_contact as (
         min(purchase_day) as first_purchase_day,
         max(purchase_day) as last_purchase_day,
         sum(day_value) as total_value,
-        arg_min(day_value, purchase_day) as first_day_value
+        {{ first_by('day_value', ['purchase_day']) }} as first_day_value
     from purchase_days
     group by contact_id
 )
@@ -34,11 +34,14 @@ per_contact as (
 select
     contact_id,
     purchase_days - 1 as frequency,
-    -- dbt's datediff renders as one long line
-    {{ dbt.datediff('first_purchase_day', 'last_purchase_day', 'day') }} / 7.0 as recency_weeks,  -- noqa: LT05
-    {{ dbt.datediff('first_purchase_day', as_of_date(), 'day') }} / 7.0 as tenure_weeks,  -- noqa: LT05
+    -- in doubles: Spark divides by a literal 7.0 in decimals, to six places
+    cast({{ days_between('first_purchase_day', 'last_purchase_day') }} as {{ type_double() }}) / 7
+        as recency_weeks,
+    cast({{ days_between('first_purchase_day', as_of_date()) }} as {{ type_double() }}) / 7
+        as tenure_weeks,
     case
-        when purchase_days > 1 then (total_value - first_day_value) / (purchase_days - 1)
+        when purchase_days > 1
+            then cast(total_value - first_day_value as {{ type_double() }}) / (purchase_days - 1)
     end as repeat_value_mean,
     first_purchase_day,
     last_purchase_day,

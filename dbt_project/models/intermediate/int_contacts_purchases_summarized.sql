@@ -27,19 +27,13 @@ summarized as (
         min(ordered_on) filter (where is_purchase) as first_purchase_date,
         max(ordered_on) filter (where is_purchase) as last_purchase_date,
         max(ordered_at) filter (where is_purchase) as last_purchase_at,
-        -- the first order ever, order_id breaking a tie of timestamps: one arg_min for its
-        -- three columns (each its own would compare the keys three times)
-        arg_min(
-            struct_pack(order_id, ordered_on, status), struct_pack(ordered_at, order_id)
-        ) as first_order
+        -- the first order ever, order_id breaking a tie of timestamps
+        {{ first_by('order_id', ['ordered_at', 'order_id']) }} as first_order_id,
+        {{ first_by('ordered_on', ['ordered_at', 'order_id']) }} as first_order_on,
+        {{ first_by('status', ['ordered_at', 'order_id']) }} as first_order_status
     from windowed
     group by contact_id
     having count(*) filter (where is_purchase) > 0
 )
 
-select
-    * exclude (first_order),
-    struct_extract(first_order, 'order_id') as first_order_id,
-    struct_extract(first_order, 'ordered_on') as first_order_on,
-    struct_extract(first_order, 'status') as first_order_status
-from summarized
+select * from summarized

@@ -3,7 +3,7 @@
 -- Incremental (macros/incremental.sql): a night reads the versions that became visible since
 -- the last build, and the current row of each contact they touch.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key='contact_id',
     post_hook="{{ record_incremental_build() }}"
 ) }}
@@ -45,12 +45,10 @@ erased as (
 ),
 
 latest as (
-    select *
-    from versions
-    qualify row_number() over (
-        partition by contact_id
-        order by updated_at desc, business_date desc, source_row desc
-    ) = 1
+    {{ first_row_per(
+        'versions', 'contact_id', 'updated_at desc, business_date desc, source_row desc',
+        fields + ['is_deleted']
+    ) }}
 )
 
 select

@@ -7,7 +7,7 @@
 -- build), a few days of orders, where the window holds a year of them. A recounted day always
 -- has its orders row, so a day whose orders were all refunded is replaced, not left behind.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key='ordered_on',
     post_hook="{{ record_incremental_build() }}"
 ) }}
@@ -28,45 +28,28 @@ with days as (
     {% endif %}
 ),
 
-baskets as (
-    -- each completed order of those days as its SKUs, each once and sorted, so that each
-    -- pair appears once, as (earlier, later): an aggregation by order, where joining the
-    -- lines to themselves would hold every line of a year in memory on a full build
-    select
+basket_lines as (
+    -- each completed order of those days with its SKUs, each once
+    select distinct
         order_lines.ordered_on,
         order_lines.order_id,
-        list(distinct order_lines.sku order by order_lines.sku) as skus
+        order_lines.sku
     from {{ ref('int_order_lines') }} as order_lines
     where
         order_lines.status = 'completed'
         and order_lines.sku is not null
         and order_lines.ordered_on <= {{ as_of_date() }}
         and order_lines.ordered_on in (select days.ordered_on from days)
-    group by order_lines.ordered_on, order_lines.order_id
 ),
 
 items as (
     select
         ordered_on,
         sku,
-        cast(null as varchar) as related_sku,
+        cast(null as {{ dbt.type_string() }}) as related_sku,
         count(*) as orders
-    from (
-        select
-            ordered_on,
-            unnest(skus) as sku
-        from baskets
-    ) as basket_items
+    from basket_lines
     group by ordered_on, sku
-),
-
-positions as (
-    select
-        ordered_on,
-        skus,
-        unnest(range(1, len(skus))) as sku_position
-    from baskets
-    where len(skus) > 1
 ),
 
 pairs as (
@@ -75,24 +58,18 @@ pairs as (
         sku,
         related_sku,
         count(*) as orders
-    from (
-        select
-            ordered_on,
-            skus[sku_position] as sku,
-            unnest(skus[sku_position + 1:]) as related_sku
-        from positions
-    ) as basket_pairs
+    from ({{ sku_pairs('basket_lines') }}) as basket_pairs
     group by ordered_on, sku, related_sku
 ),
 
 totals as (
     select
         days.ordered_on,
-        cast(null as varchar) as sku,
-        cast(null as varchar) as related_sku,
-        count(baskets.order_id) as orders
+        cast(null as {{ dbt.type_string() }}) as sku,
+        cast(null as {{ dbt.type_string() }}) as related_sku,
+        count(distinct basket_lines.order_id) as orders
     from days
-    left join baskets on days.ordered_on = baskets.ordered_on
+    left join basket_lines on days.ordered_on = basket_lines.ordered_on
     where days.ordered_on <= {{ as_of_date() }}
     group by days.ordered_on
 )

@@ -15,7 +15,7 @@
 -- kept by every rewrite since S: a failed night is read again from S), so that a guest order
 -- passed from one contact to another is taken from the first as well as given to the second.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['order_id', 'line_id'],
     post_hook="{{ record_incremental_build() }}"
 ) }}
@@ -172,7 +172,7 @@ select
         end as contact_id_before
     {% else %}
         {{ as_of_date() }} as changed_on,
-        cast(null as varchar) as contact_id_before
+        cast(null as {{ dbt.type_string() }}) as contact_id_before
     {% endif %}
 from lines
 inner join orders on lines.order_id = orders.order_id

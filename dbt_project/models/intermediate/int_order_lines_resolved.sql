@@ -6,7 +6,7 @@
 -- versions that became visible since the last build, and the current lines of the orders
 -- they touch, never the tens of millions of lines landed before.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['order_id', 'line_id'],
     post_hook="{{ record_incremental_build() }}"
 ) }}
@@ -27,9 +27,13 @@
     unit_price,
     coalesce(
         order_updated_at,
-        timezone('UTC', cast(business_date as timestamp) + interval 1 day)
+        {{ utc_midnight(add_days('business_date', 1)) }}
     ) as version_at
 {%- endset %}
+{% set columns = [
+    'business_date', 'source_row', 'order_id', 'line_id', 'sku', 'product_name', 'category',
+    'quantity', 'unit_price', 'version_at'
+] %}
 
 with landed as (
     select {{ line_columns }}
@@ -47,31 +51,35 @@ with landed as (
         -- the whole join of 25 million lines with their orders, seconds each night)
         union all
         select {{ line_columns }}
-        from {{ ref('stg_shop__order_lines') }}
+        from {{ ref('stg_shop__order_lines') }} as lines
         where
             order_updated_at < {{ end_of_as_of_date() }}
-            and (business_date, order_id) in (
-                select (late.business_date, late.order_id)
+            and exists (
+                select 1
                 from {{ ref('stg_shop__orders') }} as late
                 where
                     late.business_date <= {{ since }}
-                    and late.updated_at
-                    >= timezone('UTC', cast({{ since }} as timestamp) + interval 1 day)
+                    and late.updated_at >= {{ utc_midnight(add_days(since, 1)) }}
+                    and late.business_date = lines.business_date
+                    and late.order_id = lines.order_id
             )
     {% endif %}
 ),
 
 versions as (
-    {{ landed_and_kept_versions(windowed, 'order_id') }}
+    {{ landed_and_kept_versions(windowed, 'order_id', columns) }}
+),
+
+latest as (
+    {{ first_row_per(
+        'versions', 'order_id, line_id', 'version_at desc, business_date desc, source_row desc',
+        columns
+    ) }}
 )
 
 select
-    {% if windowed %}* exclude (written_on){% else %}*{% endif %},
+    latest.*,
     -- the date of the build that wrote the row: a night's rows are the table's last blocks,
     -- which int_order_lines reads by this date instead of looking up 25 million lines
     {{ as_of_date() }} as written_on
-from versions
-qualify row_number() over (
-    partition by order_id, line_id
-    order by version_at desc, business_date desc, source_row desc
-) = 1
+from latest

@@ -2,11 +2,15 @@
 -- Incremental (macros/incremental.sql): a night reads the versions that became visible since
 -- the last build, and the current row of each order they touch, never the whole history.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key='order_id',
     post_hook="{{ record_incremental_build() }}"
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{% set columns = [
+    'business_date', 'source_row', 'order_id', 'contact_id', 'ordered_at', 'ordered_on',
+    'updated_at', 'status', 'currency', 'total_amount', 'email'
+] %}
 
 with landed as (
     select
@@ -31,12 +35,9 @@ with landed as (
 ),
 
 versions as (
-    {{ landed_and_kept_versions(windowed, 'order_id') }}
+    {{ landed_and_kept_versions(windowed, 'order_id', columns) }}
 )
 
-select *
-from versions
-qualify row_number() over (
-    partition by order_id
-    order by updated_at desc, business_date desc, source_row desc
-) = 1
+{{ first_row_per(
+    'versions', 'order_id', 'updated_at desc, business_date desc, source_row desc', columns
+) }}

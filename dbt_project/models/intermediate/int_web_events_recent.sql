@@ -17,20 +17,25 @@ with window_events as (
     where
         business_date <= {{ as_of_date() }}
         and event_timestamp < {{ end_of_as_of_date() }}
-        and event_timestamp
-        >= timezone('UTC', cast({{ dbt.dateadd('day', 1 - days, as_of_date()) }} as timestamp))
+        and event_timestamp >= {{ utc_midnight(add_days(as_of_date(), 1 - days)) }}
 ),
 
-first_copies as (
+copies as (
     select
         event_id,
-        min(struct_pack(business_date, source_row)) as first_copy
+        business_date,
+        source_row
     from {{ ref('stg_web__events') }}
     where
         business_date <= {{ as_of_date() }}
         and event_timestamp < {{ end_of_as_of_date() }}
         and event_id in (select window_events.event_id from window_events)
-    group by event_id
+),
+
+first_copies as (
+    {{ first_row_per('copies', 'event_id', 'business_date, source_row', [
+        'event_id', 'business_date', 'source_row'
+    ]) }}
 )
 
 select
@@ -46,7 +51,7 @@ from window_events
 inner join first_copies
     on
         window_events.event_id = first_copies.event_id
-        and struct_pack(window_events.business_date, window_events.source_row)
-        = first_copies.first_copy
+        and window_events.business_date = first_copies.business_date
+        and window_events.source_row = first_copies.source_row
 left join {{ ref('int_web_visitors_summarized') }} as visitors
     on window_events.anonymous_id = visitors.anonymous_id

@@ -1,15 +1,19 @@
 -- Web events as of D, each counted once, with the contact each visitor turned out to be: an
 -- anonymous_id ever seen logged in belongs, with all its events, to the contact_id of its
 -- latest event that carried one (docs/contract.md §2).
-with events as (
+with visible as (
     select *
     from {{ ref('stg_web__events') }}
     where
         business_date <= {{ as_of_date() }}
         and event_timestamp < {{ end_of_as_of_date() }}
-    qualify row_number() over (
-        partition by event_id order by business_date, source_row
-    ) = 1
+),
+
+events as (
+    {{ first_row_per('visible', 'event_id', 'business_date, source_row', [
+        'event_id', 'event_timestamp', 'event_date', 'event_name', 'anonymous_id', 'page_url',
+        'sku', 'value'
+    ]) }}
 )
 
 select

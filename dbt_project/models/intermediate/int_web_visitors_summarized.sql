@@ -6,23 +6,22 @@
 -- visible since the last build and folds them into the visitors' rows; latest-of is the
 -- same whether taken at once or night by night.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key='anonymous_id',
     post_hook="{{ record_incremental_build() }}"
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{% set columns = 'anonymous_id, last_seen_at, last_web_purchase_at, identified_at, identified_by_event, contact_id' %}
 
 with landed as (
     select
         anonymous_id,
         max(event_timestamp) as last_seen_at,
         max(event_timestamp) filter (where event_name = 'purchase') as last_web_purchase_at,
-        max(struct_pack(event_timestamp, event_id)) filter (
-            where contact_id is not null
-        ) as identified_by,
-        arg_max(contact_id, struct_pack(event_timestamp, event_id)) filter (
-            where contact_id is not null
-        ) as contact_id
+        max(event_timestamp) filter (where contact_id is not null) as identified_at,
+        {{ last_by('event_id', ['event_timestamp', 'event_id'], 'contact_id is not null') }}
+            as identified_by_event,
+        {{ last_by('contact_id', ['event_timestamp', 'event_id']) }} as contact_id
     from {{ ref('stg_web__events') }}
     where
         business_date <= {{ as_of_date() }}
@@ -33,9 +32,9 @@ with landed as (
 
 {% if windowed %}
     , visitors as (
-        select * from landed
-        union all by name
-        select * from {{ this }}
+        select {{ columns }} from landed
+        union all
+        select {{ columns }} from {{ this }}
         where anonymous_id in (select landed.anonymous_id from landed)
     )
 
@@ -43,8 +42,10 @@ with landed as (
         anonymous_id,
         max(last_seen_at) as last_seen_at,
         max(last_web_purchase_at) as last_web_purchase_at,
-        max(identified_by) as identified_by,
-        arg_max(contact_id, identified_by) filter (where contact_id is not null) as contact_id
+        max(identified_at) as identified_at,
+        {{ last_by('identified_by_event', ['identified_at', 'identified_by_event']) }}
+            as identified_by_event,
+        {{ last_by('contact_id', ['identified_at', 'identified_by_event']) }} as contact_id
     from visitors
     group by anonymous_id
 {% else %}

@@ -15,7 +15,7 @@ with web as (
         event_id,
         event_name,
         sku,
-        cast(value as double) as item_value
+        cast(value as {{ type_double() }}) as item_value
     from {{ ref('int_web_events_recent') }}
     where
         event_name in ('add_to_cart', 'purchase')
@@ -67,35 +67,44 @@ abandoned as (
         and coalesce(orders.last_ordered_at <= carts.last_added_at, true)
 ),
 
-latest_per_sku as (
+added as (
     select
         contact_id,
         event_date as cart_date,
         sku,
         item_value,
-        event_timestamp
+        event_timestamp,
+        event_id
     from web
     where event_name = 'add_to_cart' and sku is not null
-    qualify row_number() over (
-        partition by contact_id, event_date, sku order by event_timestamp desc, event_id desc
-    ) = 1
+),
+
+latest_per_sku as (
+    {{ first_row_per(
+        'added', 'contact_id, cart_date, sku', 'event_timestamp desc, event_id desc',
+        ['contact_id', 'cart_date', 'sku', 'item_value', 'event_timestamp']
+    ) }}
 ),
 
 items as (
     select *
-    from latest_per_sku
-    qualify row_number() over (
-        partition by contact_id, cart_date order by event_timestamp desc, sku asc
-    ) <= {{ var('cart_max_skus') }}
+    from (
+        select
+            latest_per_sku.*,
+            row_number() over (
+                partition by latest_per_sku.contact_id, latest_per_sku.cart_date
+                order by latest_per_sku.event_timestamp desc, latest_per_sku.sku asc
+            ) as item_rank
+        from latest_per_sku
+    ) as ranked
+    where item_rank <= {{ var('cart_max_skus') }}
 ),
 
 baskets as (
     select
         contact_id,
         cart_date,
-        list(
-            struct_pack(sku := sku, value := item_value) order by event_timestamp desc, sku asc
-        ) as cart_items,
+        {{ ordered_records({'sku': 'sku', 'value': 'item_value'}, ['item_rank']) }} as cart_items,
         sum(item_value) as cart_value
     from items
     group by contact_id, cart_date
@@ -106,7 +115,7 @@ select
     abandoned.cart_date as occasion,
     cast({{ dbt.dateadd('day', 1, 'abandoned.cart_date') }} as date) as entered_on,
     -- a naive UTC timestamp, whatever the session time zone
-    timezone('UTC', abandoned.last_added_at) as entered_at,
+    {{ local_time("'UTC'", 'abandoned.last_added_at') }} as entered_at,
     baskets.cart_items,
     baskets.cart_value,
     {{ as_of_date() }} as as_of_date

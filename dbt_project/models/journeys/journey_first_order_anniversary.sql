@@ -15,7 +15,8 @@ calendar_years as (
     select
         contact_id,
         first_order_on,
-        year({{ as_of_date() }}) - year(first_order_on) as years_to_as_of_year
+        {{ calendar_part('year', as_of_date()) }} - {{ calendar_part('year', 'first_order_on') }}
+            as years_to_as_of_year
     from first_orders
 ),
 
@@ -48,7 +49,7 @@ anniversaries as (
 
 select
     contact_id,
-    year(anniversary_on) as occasion,
+    {{ calendar_part('year', 'anniversary_on') }} as occasion,
     anniversary_on as entered_on,
     cast(anniversary_on as timestamp) as entered_at,
     years_since_first_order,

@@ -17,26 +17,46 @@
 {%- set went_out = "('in_flight', 'accepted', 'abandoned')" %}
 {%- set settled = "('in_flight', 'accepted', 'abandoned', 'held_out', 'skipped', 'refused', "
     ~ "'withdrawn', 'baseline')" %}
+{#- The columns each journey's rows carry: customer_360's (what a condition reads), the
+    state's, and every journey's entry columns (null in another journey's rows). -#}
+{%- set customer_columns = [] %}
+{%- if execute and journeys %}
+    {%- for column in adapter.get_columns_in_relation(ref('customer_360')) %}
+        {%- if column.name not in ('contact_id', 'as_of_date') %}{% do customer_columns.append(column.name) %}{% endif %}
+    {%- endfor %}
+{%- endif %}
+{%- set state_columns = [
+    'journey', 'contact_id', 'occasion', 'entered_on', 'entered_at', 'in_control_group',
+    'is_new_entry', 'days_since_entry', 'steps_done', 'steps_sent', 'last_step', 'last_step_on',
+    'opened_last_step', 'clicked_last_step', 'completed_orders_since_entry', 'spend_since_entry',
+    'last_web_purchase_at', 'next_position', 'due_on'
+] %}
+{%- set all_entry_columns = [] %}
+{%- for journey in journeys %}
+    {%- for column in journey.get('entry_columns', []) %}
+        {%- if column not in all_entry_columns %}{% do all_entry_columns.append(column) %}{% endif %}
+    {%- endfor %}
+{%- endfor %}
 
 {%- if journeys | length == 0 %}
     select
-        cast(null as varchar) as journey,
-        cast(null as varchar) as contact_id,
-        cast(null as varchar) as occasion,
+        cast(null as {{ dbt.type_string() }}) as journey,
+        cast(null as {{ dbt.type_string() }}) as contact_id,
+        cast(null as {{ dbt.type_string() }}) as occasion,
         cast(null as date) as entered_on,
         cast(null as timestamp) as entered_at,
         cast(null as boolean) as in_control_group,
         cast(null as boolean) as is_new_entry,
-        cast(null as varchar) as status,
-        cast(null as varchar) as end_reason,
+        cast(null as {{ dbt.type_string() }}) as status,
+        cast(null as {{ dbt.type_string() }}) as end_reason,
         cast(null as integer) as steps_done,
         cast(null as integer) as steps_sent,
-        cast(null as varchar) as last_step,
+        cast(null as {{ dbt.type_string() }}) as last_step,
         cast(null as date) as last_step_on,
         cast(null as integer) as next_position,
         cast(null as date) as due_on,
-        cast(null as varchar) as step,
-        cast(null as varchar) as step_outcome,
+        cast(null as {{ dbt.type_string() }}) as step,
+        cast(null as {{ dbt.type_string() }}) as step_outcome,
         cast(null as integer) as total_steps,
         cast(null as date) as as_of_date
     where false
@@ -87,7 +107,7 @@ entries as (
         select
             '{{ journey.name }}' as journey,
             entry.contact_id,
-            cast(entry.occasion as varchar) as occasion,
+            cast(entry.occasion as {{ dbt.type_string() }}) as occasion,
             cast(entry.entered_on as date) as entered_on,
             cast(entry.entered_at as timestamp) as entered_at
         from {{ ref(journey.cohort) }} as entry
@@ -112,7 +132,7 @@ journey_rules as (
              {{ journey.reentry_after_days if journey.reentry_after_days is not none else 'null' }},
              {{ 'true' if journey.newer_entry_exits else 'false' }},
              cast({{ journey.holdout_share if journey.holdout_share is not none
-                 else var('holdout_share') }} as double),
+                 else var('holdout_share') }} as {{ type_double() }}),
              {{ journey.max_late_days }})
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
@@ -129,10 +149,12 @@ unseen as (
             and entries.contact_id = known.contact_id
             and entries.occasion = known.occasion
     where known.journey is null
-    qualify row_number() over (
-        partition by entries.journey, entries.contact_id
-        order by entries.entered_at desc, entries.occasion desc
-    ) = 1
+),
+
+latest_unseen as (
+    {{ first_row_per('unseen', 'journey, contact_id', 'entered_at desc, occasion desc', [
+        'journey', 'contact_id', 'occasion', 'entered_on', 'entered_at'
+    ]) }}
 ),
 
 new_entries as (
@@ -143,7 +165,7 @@ new_entries as (
         unseen.*,
         {{ stable_unit_hash(['unseen.journey', 'unseen.contact_id', "'" ~ var('holdout_salt') ~ "'"]) }}
         < rules.holdout_share as in_control_group
-    from unseen
+    from latest_unseen as unseen
     inner join journey_rules as rules on unseen.journey = rules.journey
     where not exists (
         select 1
@@ -222,10 +244,10 @@ progress as (
         coalesce(max(ledger.position) filter (where ledger.status in {{ settled }}), 0)
             as steps_done,
         count(*) filter (where ledger.status in {{ went_out }}) as steps_sent,
-        arg_max(ledger.step, ledger.position) filter (where ledger.status in {{ settled }})
+        {{ last_by('ledger.step', ['ledger.position'], 'ledger.status in ' ~ settled) }}
             as last_step,
         max(ledger.business_date) filter (where ledger.status in {{ settled }}) as last_step_on,
-        arg_max(ledger.send_id, ledger.position) filter (where ledger.status in {{ went_out }})
+        {{ last_by('ledger.send_id', ['ledger.position'], 'ledger.status in ' ~ went_out) }}
             as last_sent_id,
         bool_or(ledger.status = 'baseline') as was_baseline
     from instances
@@ -330,7 +352,9 @@ state as (
 context as (
     -- what a condition or exit_when reads: each instance's state beside its customer view
     select
-        customers.* exclude (contact_id),
+        {%- for column in customer_columns %}
+            customers.{{ adapter.quote(column) }},
+        {%- endfor %}
         state.*
     from state
     left join {{ ref('customer_360') }} as customers on state.contact_id = customers.contact_id
@@ -342,9 +366,11 @@ context as (
     {%- set entry_columns = journey.get('entry_columns', []) %}
     {%- set sequence = journey.steps | selectattr('in_sequence') | list %}
     select
-        decided.* exclude (as_of_date, was_baseline, is_replaced, status, end_reason, chosen_step, outcome),
-        {%- for column in entry_columns %}
-            entry.{{ adapter.quote(column) }},
+        {%- for column in customer_columns + state_columns %}
+            decided.{{ adapter.quote(column) }},
+        {%- endfor %}
+        {%- for column in all_entry_columns %}
+            {{ 'entry.' ~ adapter.quote(column) if column in entry_columns else 'null' }} as {{ adapter.quote(column) }},
         {%- endfor %}
         {{ sequence | length }} as total_steps,
         decided.status,
@@ -419,8 +445,8 @@ context as (
         left join {{ ref(journey.cohort) }} as entry
             on
                 decided.contact_id = entry.contact_id
-                and decided.occasion = cast(entry.occasion as varchar)
+                and decided.occasion = cast(entry.occasion as {{ dbt.type_string() }})
     {%- endif %}
-    {% if not loop.last %}union all by name{% endif %}
+    {% if not loop.last %}union all{% endif %}
 {%- endfor %}
 {%- endif %}

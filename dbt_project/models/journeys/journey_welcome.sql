@@ -7,7 +7,7 @@ select
     contact_id as occasion,
     {{ utc_date('created_at') }} as entered_on,
     -- a naive UTC timestamp, whatever the session time zone: orders after it end the journey
-    timezone('UTC', created_at) as entered_at,
+    {{ local_time("'UTC'", 'created_at') }} as entered_at,
     as_of_date
 from {{ ref('audience') }}
 where

@@ -31,5 +31,5 @@ where
         where
             reactivation.campaign = 'reactivation'
             and reactivation.contact_id = audience.contact_id
-            and reactivation.occasion = cast(audience.last_purchase_date as varchar)
+            and reactivation.occasion = cast(audience.last_purchase_date as {{ dbt.type_string() }})
     )

@@ -18,12 +18,14 @@ suppressed as (
     where scope = 'all'
     union
     select contacts.email from contacts
-    where sha256(contacts.email) in (select erased_but_suppressed.email_sha256 from erased_but_suppressed)
+    where
+        {{ sha256_hex('contacts.email') }}
+        in (select erased_but_suppressed.email_sha256 from erased_but_suppressed)
 ),
 
 known_timezones as (
     -- a zone DuckDB cannot convert to would stop the send times: the default instead
-    select name from pg_timezone_names()
+    {{ known_timezones() }}
 ),
 
 purchases as (
@@ -49,7 +51,7 @@ top_categories as (
 recommendations as (
     select
         contact_id,
-        list(sku order by recommendation_rank) as skus
+        {{ ordered_list('sku', ['recommendation_rank']) }} as skus
     from {{ ref('product_recommendations') }}
     group by contact_id
 ),

@@ -8,12 +8,12 @@
 -- touched (orders_touched_since_last_build), whose rows the pre-hook takes out first, so that
 -- an order whose lines were corrected leaves the report.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_rows_to_recompute('order_id', orders_touched_since_last_build) }}",
     post_hook=[
         "{{ record_incremental_build() }}",
-        "update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}",
+        "{{ restamp_kept_rows() }}",
     ]
 ) }}
 {% set windowed = is_incremental() and var('incremental_since', none) is not none %}

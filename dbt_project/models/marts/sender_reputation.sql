@@ -42,10 +42,10 @@ select
     coalesce(bounced, 0) as bounced,
     coalesce(spam_reports, 0) as spam_reports,
     -- Google's and Yahoo's spam rate: reports per message delivered
-    cast(coalesce(spam_reports, 0) as {{ dbt.type_float() }})
+    cast(coalesce(spam_reports, 0) as {{ type_double() }})
     / nullif(delivered, 0) as spam_rate,
     -- SendGrid's: bounces per message it tried to deliver
-    cast(coalesce(bounced, 0) as {{ dbt.type_float() }})
+    cast(coalesce(bounced, 0) as {{ type_double() }})
     / nullif(coalesce(delivered, 0) + coalesce(bounced, 0), 0) as bounce_rate,
     {{ var('reputation_window_days') }} as window_days,
     {{ as_of_date() }} as as_of_date

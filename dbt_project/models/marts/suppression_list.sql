@@ -64,6 +64,13 @@ manual as (
         'all' as scope
     from {{ source('nightjar', 'suppressions') }}
     where {{ normalize_email('email') }} is not null
+),
+
+suppressions as (
+    select * from reported
+    where email is not null
+    union all
+    select * from manual
 )
 
 select
@@ -72,9 +79,7 @@ select
     reason,
     suppressed_at
 from (
-    select * from reported
-    where email is not null
-    union all
-    select * from manual
-) as suppressions
-qualify row_number() over (partition by email, scope order by suppressed_at, reason) = 1
+    {{ first_row_per('suppressions', 'email, scope', 'suppressed_at, reason', [
+        'email', 'scope', 'reason', 'suppressed_at'
+    ]) }}
+) as earliest

@@ -15,7 +15,7 @@ with members as (
     where
         status in ('held_out', 'in_flight', 'accepted', 'abandoned')
         and business_date <= {{ as_of_date() }}
-        and business_date > {{ as_of_date() }} - to_days({{ var('results_window_days') }})
+        and business_date > {{ add_days(as_of_date(), -var('results_window_days')) }}
 ),
 
 email_events as (
@@ -44,7 +44,7 @@ recent_orders as (
     where
         status = 'completed'
         and ordered_on <= {{ as_of_date() }}
-        and ordered_on > {{ as_of_date() }} - to_days({{ var('results_window_days') }})
+        and ordered_on > {{ add_days(as_of_date(), -var('results_window_days')) }}
 ),
 
 conversions as (
@@ -57,7 +57,7 @@ conversions as (
         on
             members.contact_id = orders.contact_id
             and members.send_date < orders.ordered_on
-            and members.send_date + to_days({{ var('conversion_window_days') }})
+            and {{ add_days('members.send_date', var('conversion_window_days')) }}
             >= orders.ordered_on
     group by members.send_id
 )
@@ -80,7 +80,7 @@ select
     coalesce(conversions.conversions, 0) as conversions,
     coalesce(conversions.conversion_revenue, 0) as conversion_revenue,
     -- the whole window has been seen: later nights cannot change this row's conversions
-    members.send_date + to_days({{ var('conversion_window_days') }})
+    {{ add_days('members.send_date', var('conversion_window_days')) }}
     <= {{ as_of_date() }} as is_window_complete,
     {{ as_of_date() }} as as_of_date
 from members

@@ -27,7 +27,7 @@ per_contact as (
     select
         contacts.in_global_control,
         coalesce(orders.orders, 0) as orders,
-        cast(coalesce(orders.revenue, 0) as {{ dbt.type_float() }}) as revenue
+        cast(coalesce(orders.revenue, 0) as {{ type_double() }}) as revenue
     from contacts
     left join orders on contacts.contact_id = orders.contact_id
 )

@@ -22,9 +22,9 @@
     ),
 
     repeated_hashes as (
-        select hash({{ key }}) as key_hash
+        select {{ key_hash(columns) }} as key_hash
         from checked
-        group by hash({{ key }})
+        group by {{ key_hash(columns) }}
         having count(*) > 1
     )
 
@@ -32,7 +32,7 @@
         {{ key }},
         count(*) as row_count
     from checked
-    where hash({{ key }}) in (select repeated_hashes.key_hash from repeated_hashes)
+    where {{ key_hash(columns) }} in (select repeated_hashes.key_hash from repeated_hashes)
     group by {{ key }}
     having count(*) > 1
 {% endtest %}
