@@ -7,7 +7,8 @@ into a PostgreSQL server the test starts and into a local Spark (pyspark, dbt-sp
 method); `dbt build` runs on each with the night's vars, the predictions fitted in Python
 between its two halves (models/clv_engine.py), and every table Nightjar publishes, with the
 predictions' inputs, must equal DuckDB's row for row (tests/support/engines.py normalises the
-types). A negative control changes one row on the engine and must be told apart.
+types). A negative control changes one row on the engine and must be told apart. The dbt
+unit tests run on each engine too.
 """
 
 from __future__ import annotations
@@ -40,18 +41,6 @@ class Nights:
     root: Path
 
 
-def night_vars(day: dt.date, since: dt.date | None) -> dict:
-    """The vars `nightjar run` passes dbt for `day` (assets/warehouse/dbt_models.py), with a
-    fixed decision time and a control group, so that every engine decides alike."""
-    from assets.warehouse.dbt_models import dbt_build_args
-    from models.settings import load_settings
-
-    args = dbt_build_args(day.isoformat(), load_settings(), since)
-    variables = json.loads(args[args.index("--vars") + 1])
-    decided = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return {**variables, "send_after": decided.isoformat(), "holdout_share": 0.1}
-
-
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     from pipelines.demo.engagement import write_demo_events
@@ -74,7 +63,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
         shutil.copytree(full / END.isoformat(), workspace.landing / END.isoformat())
         assert workspace.run(END.isoformat()) == 0
 
-        dbt_vars, before_vars = night_vars(END, None), night_vars(BEFORE, None)
+        dbt_vars, before_vars = engines.night_vars(END, None), engines.night_vars(BEFORE, None)
         names = engines.compared_models()
         warehouse, state_copy = engines.duckdb_copy(workspace.warehouse, state, root / "duck")
         paths = {"NIGHTJAR_WAREHOUSE": str(warehouse), "NIGHTJAR_STATE": str(state_copy)}
@@ -131,6 +120,7 @@ def test_postgresql_builds_every_table_as_duckdb_does(nights: Nights):
             engines.build("postgres", target, nights.before_vars, write_predictions, inputs_of_fit)
             incremental = {**nights.dbt_vars, "incremental_since": BEFORE.isoformat()}
             engines.build("postgres", target, incremental, write_predictions, inputs_of_fit)
+            engines.unit_tests("postgres", target, END.isoformat())
         built = engines.postgres_tables(url, "build", nights.names)
         assert engines.differences(nights.duckdb, built) == []
 
@@ -171,6 +161,7 @@ def test_spark_builds_every_table_as_duckdb_does_night_after_night(nights: Night
     engines.build("spark", target, nights.before_vars, write_predictions, inputs_of_fit)
     incremental = {**nights.dbt_vars, "incremental_since": BEFORE.isoformat()}
     engines.build("spark", target, incremental, write_predictions, inputs_of_fit)
+    engines.unit_tests("spark", target, END.isoformat())
     built = engines.spark_tables(spark, "build", nights.names)
     assert engines.differences(nights.duckdb, built) == []
 

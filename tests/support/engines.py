@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +76,18 @@ def read_inputs(warehouse: Path, state: Path) -> list[Table]:
                 rows = con.execute(f"select * from {source}.{name}").fetchall()
                 tables.append(Table(schema, name, tuple(columns), rows))
     return tables
+
+
+def night_vars(day: dt.date, since: dt.date | None) -> dict:
+    """The vars `nightjar run` passes dbt for `day` (assets/warehouse/dbt_models.py), with a
+    fixed decision time and a control group, so that every engine decides alike."""
+    from assets.warehouse.dbt_models import dbt_build_args
+    from models.settings import load_settings
+
+    args = dbt_build_args(day.isoformat(), load_settings(), since)
+    variables = json.loads(args[args.index("--vars") + 1])
+    decided = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return {**variables, "send_after": decided.isoformat(), "holdout_share": 0.1}
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
@@ -231,13 +244,21 @@ def build(
 ) -> None:
     """A night's build on an engine but DuckDB: the models up to the predictions' inputs, the
     fit in Python, then the rest (models/clv_engine.py)."""
-    import json
 
     # unit tests apart: those of incremental models read the tables a build made
     variables = ["--exclude-resource-type", "unit_test", "--vars", json.dumps(dict(dbt_vars))]
     dbt(target, target_path, "build", "--select", BEFORE_PREDICTIONS, *variables, *more)
     write_predictions(fitted_tables(read_inputs_of_fit(), dbt_vars))
     dbt(target, target_path, "build", "--exclude", BEFORE_PREDICTIONS, *variables, *more)
+
+
+def unit_tests(target: str, target_path: Path, as_of_date: str) -> None:
+    """The project's dbt unit tests on `target`, once a build made the tables that those of
+    incremental models read (a few are disabled where an engine cannot run them; each says
+    why in its `config`)."""
+
+    variables = json.dumps({"as_of_date": as_of_date})
+    dbt(target, target_path, "test", "--select", "test_type:unit", "--vars", variables)
 
 
 # ---- comparing ----------------------------------------------------------------------------
@@ -332,7 +353,6 @@ def duckdb_copy(warehouse: Path, state: Path, folder: Path) -> tuple[Path, Path]
 
 def compared_models() -> list[str]:
     """Every table Nightjar publishes, and the predictions' inputs."""
-    import json
 
     manifest = json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())
     published = [

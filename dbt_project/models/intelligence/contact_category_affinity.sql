@@ -28,7 +28,8 @@ with spend as (
     select
         contact_id,
         category,
-        sum(line_amount) as category_spend,
+        -- money in DuckDB's sum type on every engine (PostgreSQL's sum has no scale)
+        cast(sum(line_amount) as decimal(38, 4)) as category_spend,
         sum(quantity) as category_units,
         max(ordered_on) as last_purchased_on
     from {{ ref('int_order_lines') }}

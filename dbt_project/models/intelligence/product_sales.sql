@@ -25,7 +25,7 @@ sales as (
         -- distinct orders per SKU would cost more than the rest of the model
         count(*) as line_count,
         sum(quantity) as units_sold,
-        sum(line_amount) as revenue,
+        cast(sum(line_amount) as decimal(38, 4)) as revenue,  -- as contact_category_affinity
         max(ordered_on) as last_sold_on
     from lines
     group by sku

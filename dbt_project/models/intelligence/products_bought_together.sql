@@ -69,7 +69,11 @@ scored as (
         cast(both_ways.orders_together as {{ type_double() }}) * orders_total.orders_total
         / (items.orders * related.orders) as lift,
         -- symmetric, 0..1, and less partial to rare pairs than lift
-        both_ways.orders_together / sqrt(items.orders * related.orders) as cosine
+        -- to twelve places: engines' square roots differ in the last bit of a double
+        cast(
+            cast(both_ways.orders_together as {{ type_double() }}) / sqrt(items.orders * related.orders)
+            as decimal(18, 12)
+        ) as cosine
     from both_ways
     inner join item_orders as items on both_ways.sku = items.sku
     inner join item_orders as related on both_ways.related_sku = related.sku
@@ -80,10 +84,10 @@ ranked as (
     select
         *,
         -- cosines equal but for the last bits of their doubles (4/sqrt(16320), 2/sqrt(4080))
-        -- are a tie on every engine, whose square roots may round apart
+        -- are a tie on every engine: cosine is a decimal
         row_number() over (
             partition by sku
-            order by round(cosine, 12) desc, orders_together desc, related_sku asc
+            order by cosine desc, orders_together desc, related_sku asc
         ) as neighbour_rank,
         {{ as_of_date() }} as as_of_date
     from scored

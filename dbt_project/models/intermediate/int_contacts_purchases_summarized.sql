@@ -20,8 +20,10 @@ windowed as (
 summarized as (
     select
         contact_id,
-        sum(total_amount) filter (where is_purchase) as total_spend,
-        coalesce(sum(total_amount) filter (where is_purchase and in_window), 0) as spend_730d,
+        -- money in DuckDB's sum type on every engine (PostgreSQL's sum has no scale)
+        cast(sum(total_amount) filter (where is_purchase) as decimal(38, 4)) as total_spend,
+        cast(coalesce(sum(total_amount) filter (where is_purchase and in_window), 0) as decimal(38, 4))
+            as spend_730d,
         count(*) filter (where is_purchase) as order_count,
         count(*) filter (where is_purchase and in_window) as order_count_730d,
         min(ordered_on) filter (where is_purchase) as first_purchase_date,
