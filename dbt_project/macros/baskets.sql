@@ -7,7 +7,7 @@
     {{ return(adapter.dispatch('sku_pairs', 'nightjar')(basket_lines)) }}
 {%- endmacro %}
 
-{% macro default__sku_pairs(basket_lines) -%}
+{% macro duckdb__sku_pairs(basket_lines) -%}
     select
         ordered_on,
         skus[sku_position] as sku,
@@ -28,15 +28,7 @@
     ) as positions
 {%- endmacro %}
 
-{% macro postgres__sku_pairs(basket_lines) -%}
-    {{ nightjar.joined_sku_pairs(basket_lines) }}
-{%- endmacro %}
-
-{% macro spark__sku_pairs(basket_lines) -%}
-    {{ nightjar.joined_sku_pairs(basket_lines) }}
-{%- endmacro %}
-
-{% macro joined_sku_pairs(basket_lines) -%}
+{% macro default__sku_pairs(basket_lines) -%}
     select
         earlier.ordered_on,
         earlier.sku,

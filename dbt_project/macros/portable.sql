@@ -2,7 +2,9 @@
     adapter (README, "Keeping the SQL portable"): the default is DuckDB's spelling, and
     PostgreSQL and Spark add theirs where it differs (make test-spark builds the project on
     both and compares every table with DuckDB's). Where dbt has a cross-database macro
-    (dateadd, datediff, date_part, type_string, ...), models call that instead.
+    (dateadd, date_trunc, last_day, type_string, ...), models call that instead;
+    days_between keeps DuckDB's short date_diff where dbt's datediff is spelled long, and dbt
+    has no date_part (calendar_part).
     Spark's session time zone is UTC (profiles.yml), as DuckDB's is: a Spark timestamp is
     then an instant read in UTC. -#}
 
@@ -74,38 +76,40 @@
 {%- endmacro %}
 
 {#- The value of the row with the least (first_by) or greatest (last_by) ordering keys, rows
-    with a null value or a null single key left out, as DuckDB's arg_min and arg_max do. `where`
+    with a null value or a null single key left out, as DuckDB's arg_min and arg_max do; with
+    keep_nulls, the value of that row even when null (DuckDB's arg_max_null). `where`
     restricts the rows as an aggregate's filter clause. -#}
-{% macro first_by(value, keys, where=none) -%}
-    {{ return(adapter.dispatch('value_by', 'nightjar')(value, keys, where, 'min')) }}
+{% macro first_by(value, keys, where=none, keep_nulls=false) -%}
+    {{ return(adapter.dispatch('value_by', 'nightjar')(value, keys, where, 'min', keep_nulls)) }}
 {%- endmacro %}
 
-{% macro last_by(value, keys, where=none) -%}
-    {{ return(adapter.dispatch('value_by', 'nightjar')(value, keys, where, 'max')) }}
+{% macro last_by(value, keys, where=none, keep_nulls=false) -%}
+    {{ return(adapter.dispatch('value_by', 'nightjar')(value, keys, where, 'max', keep_nulls)) }}
 {%- endmacro %}
 
-{% macro _value_by_rows(value, keys, where) -%}
-    {%- set conditions = [value ~ ' is not null'] -%}
+{% macro _value_by_rows(value, keys, where, keep_nulls) -%}
+    {%- set conditions = ['true' if keep_nulls else value ~ ' is not null'] -%}
     {%- if keys | length == 1 %}{% do conditions.append(keys[0] ~ ' is not null') %}{% endif -%}
     {%- if where %}{% do conditions.append('(' ~ where ~ ')') %}{% endif -%}
     {{ conditions | join(' and ') }}
 {%- endmacro %}
 
-{% macro default__value_by(value, keys, where, direction) -%}
+{% macro default__value_by(value, keys, where, direction, keep_nulls) -%}
     {%- set key = keys[0] if keys | length == 1 else 'struct_pack(' ~ keys | join(', ') ~ ')' -%}
-    arg_{{ direction }}({{ value }}, {{ key }})
+    arg_{{ direction }}{{ '_null' if keep_nulls }}({{ value }}, {{ key }})
     {%- if where %} filter (where {{ where }}){% endif %}
 {%- endmacro %}
 
-{% macro postgres__value_by(value, keys, where, direction) -%}
+{% macro postgres__value_by(value, keys, where, direction, keep_nulls) -%}
     {%- set order = ' desc' if direction == 'max' else '' -%}
     (array_agg({{ value }} order by {% for key in keys %}{{ key }}{{ order }}{{ ', ' if not loop.last }}{% endfor %})
-    filter (where {{ _value_by_rows(value, keys, where) }}))[1]
+    filter (where {{ _value_by_rows(value, keys, where, keep_nulls) }}))[1]
 {%- endmacro %}
 
-{% macro spark__value_by(value, keys, where, direction) -%}
+{% macro spark__value_by(value, keys, where, direction, keep_nulls) -%}
     {%- set key = keys[0] if keys | length == 1 else 'struct(' ~ keys | join(', ') ~ ')' -%}
-    {{ direction }}_by({{ value }}, {{ key }}) filter (where {{ _value_by_rows(value, keys, where) }})
+    {{ direction }}_by({{ value }}, {{ key }})
+    filter (where {{ _value_by_rows(value, keys, where, keep_nulls) }})
 {%- endmacro %}
 
 {#- An aggregate's values as a list, in the order of `keys` (ascending). -#}

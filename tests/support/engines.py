@@ -115,6 +115,10 @@ def load_postgres(url: str, tables: list[Table]) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as con:
+        # timestamps without zone are UTC's, as on DuckDB and Spark (profiles.yml)
+        con.execute("select set_config('timezone', 'UTC', false)")
+        database = con.execute("select current_database()").fetchone()[0]
+        con.execute(f"alter database \"{database}\" set timezone to 'UTC'")
         for table in tables:
             con.execute(f"create schema if not exists {table.schema}")
             columns = ", ".join(
@@ -127,8 +131,7 @@ def load_postgres(url: str, tables: list[Table]) -> None:
             with con.cursor().copy(f"copy {target} from stdin") as copy:
                 for row in table.rows:
                     copy.write_row(row)
-            # statistics, as a load should leave them: without, the planner guesses, and a
-            # join of a million web events took minutes
+            # statistics, as a load should leave them
             con.execute(f"analyze {table.schema}.{table.name}")
 
 

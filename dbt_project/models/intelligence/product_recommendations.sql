@@ -137,7 +137,7 @@ together_pairs as (
     select
         seeds.contact_key,
         neighbours.related_key as sku_key,
-        cast(sum(cast(neighbours.cosine as decimal(18, 12))) as {{ type_double() }}) as score
+        cast(sum(neighbours.cosine) as {{ type_double() }}) as score
     from seeds
     inner join neighbours on seeds.sku_key = neighbours.sku_key
     group by seeds.contact_key, neighbours.related_key

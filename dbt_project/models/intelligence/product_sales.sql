@@ -18,9 +18,10 @@ with lines as (
 sales as (
     select
         sku,
-        -- a product renamed or moved to another category shows as it was last sold
-        {{ last_by('product_name', ['ordered_at', 'line_id']) }} as product_name,
-        {{ last_by('category', ['ordered_at', 'line_id']) }} as category,
+        -- a product renamed or moved to another category shows as it was last sold, both
+        -- from its latest line, even where that line has none
+        {{ last_by('product_name', ['ordered_at', 'line_id'], keep_nulls=true) }} as product_name,
+        {{ last_by('category', ['ordered_at', 'line_id'], keep_nulls=true) }} as category,
         -- lines, not distinct orders: an SKU is on an order once as a rule, and counting
         -- distinct orders per SKU would cost more than the rest of the model
         count(*) as line_count,

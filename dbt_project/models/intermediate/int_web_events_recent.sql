@@ -32,10 +32,25 @@ copies as (
         and event_id in (select window_events.event_id from window_events)
 ),
 
+first_dates as (
+    select
+        event_id,
+        min(business_date) as business_date
+    from copies
+    group by event_id
+),
+
 first_copies as (
-    {{ first_row_per('copies', 'event_id', 'business_date, source_row', [
-        'event_id', 'business_date', 'source_row'
-    ]) }}
+    -- each event's first copy: the earliest folder, then its earliest row (two aggregates,
+    -- where a ranking would sort every copy and misleads PostgreSQL's estimates)
+    select
+        copies.event_id,
+        copies.business_date,
+        min(copies.source_row) as source_row
+    from copies
+    inner join first_dates
+        on copies.event_id = first_dates.event_id and copies.business_date = first_dates.business_date
+    group by copies.event_id, copies.business_date
 )
 
 select

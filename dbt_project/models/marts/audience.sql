@@ -2,8 +2,8 @@
 -- identifier alone (with the purchase figures their orders still carry), so that a send
 -- decision says "deleted" rather than leaving them out without a word. Cohorts select from
 -- here; send_decisions reads unmailable_reason.
-{#- customer_360's columns, where the build reads them (a template without a warehouse
-    sees none, and reads `*`) -#}
+{#- customer_360's columns, where the build reads them (a template rendered without a
+    warehouse, as sqlfluff's, sees none: its SQL is only parsed, never run) -#}
 {%- set columns = [] %}
 {%- if execute %}
     {%- for column in adapter.get_columns_in_relation(ref('customer_360')) %}
