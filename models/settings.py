@@ -337,6 +337,32 @@ class Settings(BaseSettings):
         "one), or `send_backlog`; `nightjar run --baseline` / `--send-backlog` win over it",
     )
 
+    # The engine the dbt project builds on (docs/contract.md §18): DuckDB in the warehouse
+    # file, or Spark, which reads the raw rows as parquet and whose published tables come back
+    # to the warehouse file, where the sends read them beside the state.
+    engine: Annotated[Literal["duckdb", "spark"], Choice] = setting(
+        "NIGHTJAR_ENGINE",
+        "duckdb",
+        "where the dbt project builds: `duckdb` (the warehouse file) or `spark` (needs the "
+        '`spark` extra and Java; see "The models on Spark")',
+    )
+    spark_dir: AbsolutePath | None = setting(
+        "NIGHTJAR_SPARK_DIR",
+        None,
+        "with `NIGHTJAR_ENGINE=spark`, Spark's tables: the raw rows as parquet, the state the "
+        "build reads, dbt's tables; rebuilt from the warehouse file if deleted",
+        when_unset="`spark` beside the warehouse",
+    )
+    spark_master: str = setting(
+        "NIGHTJAR_SPARK_MASTER",
+        "local[2]",
+        "with `NIGHTJAR_ENGINE=spark`, the Spark master the build's session connects to",
+    )
+
+    @property
+    def spark_path(self) -> Path:
+        return self.spark_dir or self.warehouse.with_name("spark")
+
     @property
     def state_path(self) -> Path:
         return self.state or self.warehouse.with_name("state.duckdb")

@@ -48,7 +48,10 @@ def run_date(
     (assets/sends/checks.py). One run at a time per warehouse: a second one waits for the
     first up to NIGHTJAR_RUN_LOCK_WAIT_SECONDS, then stops with EXIT_BUSY."""
     refusal = (
-        date_refusal(business_date, settings) or paths_refusal(settings) or state_refusal(settings)
+        date_refusal(business_date, settings)
+        or paths_refusal(settings)
+        or state_refusal(settings)
+        or engine_refusal(settings)
     )
     if refusal:
         print(f"nightjar: {refusal}", file=sys.stderr)
@@ -139,6 +142,20 @@ def state_refusal(settings: Settings) -> str | None:
 
     problem = check(settings.state_url)
     return f"{problem}. Nothing was loaded or sent." if problem else None
+
+
+def engine_refusal(settings: Settings) -> str | None:
+    """What NIGHTJAR_ENGINE=spark lacks on this machine, said before anything is loaded: the
+    build would otherwise fail after the night's load, on an import or a JVM that won't start."""
+    if settings.engine != "spark":
+        return None
+    # Lazy, as everything here: Dagster's and the warehouse's modules load after the refusals.
+    from assets.shared.spark_files import missing_for_spark
+
+    missing = missing_for_spark()
+    if not missing:
+        return None
+    return f"NIGHTJAR_ENGINE=spark needs {' and '.join(missing)}. Nothing was loaded or sent."
 
 
 def _programs_problem(settings: Settings, pause: list[str]) -> str | None:

@@ -32,6 +32,7 @@ from assets.shared.partitions import (
     nightly_partitions,
 )
 from assets.shared.resources import NightjarResource
+from assets.shared.spark_files import refresh_after_load
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
 from models.extract_files import load_extract
@@ -101,6 +102,22 @@ def ingest_night(
     them. The extracts of a folder load together or not at all: a refused orders file leaves
     that night's contacts, web events and order lines unloaded too, never half a night."""
     require_ready(settings.landing, business_date)
+    # Spark's copy of the raw rows follows, with tonight's erasures, even when a file was
+    # refused (then the refusal is what the night reports, and a failed copy is the next
+    # load's to finish)
+    try:
+        summaries = _ingest_night(settings, business_date, extracts)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            refresh_after_load(settings)
+        raise
+    refresh_after_load(settings)
+    return summaries
+
+
+def _ingest_night(
+    settings: Settings, business_date: date, extracts: tuple[str, ...]
+) -> dict[str, IngestSummary]:
     with connect(settings.warehouse) as con:
         ensure_schema(con)
         folders = _folders_to_load(con, settings.landing, business_date, extracts)

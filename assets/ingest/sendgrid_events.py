@@ -6,6 +6,7 @@ rule it broke (models/event_checks.py holds the rules and the SQL that checks th
 poison record, signed by SendGrid or not, never stops the load of the rest.
 """
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from assets.ingest.erasure_events import (
 from assets.shared.owners import OWNERS
 from assets.shared.partitions import ONE_RUN_PER_DATE, WAREHOUSE_POOL, nightly_partitions
 from assets.shared.resources import NightjarResource
+from assets.shared.spark_files import refresh_after_load
 from assets.shared.state_store import synced as state_synced
 from assets.shared.warehouse import connect, ensure_schema, transaction
 from models.event_checks import (
@@ -203,7 +205,15 @@ def sendgrid_events(
 ) -> MaterializeResult:
     settings = nightjar.settings()
     with state_synced(settings) as mirror:  # PostgreSQL's state, when it has one
-        loaded = load_event_files(settings.landing, settings.warehouse)
+        try:
+            loaded = load_event_files(settings.landing, settings.warehouse)
+        except BaseException:
+            # Spark's copy of the raw rows, with the erasures applied, even after a fault
+            # (which is what the night reports)
+            with contextlib.suppress(Exception):
+                refresh_after_load(settings)
+            raise
+        refresh_after_load(settings)
         settled = None if nightjar.dry_run else settle_ledger(settings, mirror)
     if loaded.problems:
         context.log.warning(_problems_warning(loaded))

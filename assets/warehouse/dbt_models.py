@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MetadataValue, Output
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+)
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
@@ -21,6 +28,7 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
 from assets.shared.dbt_project import dbt_project
 from assets.shared.partitions import (
@@ -30,6 +38,7 @@ from assets.shared.partitions import (
     nightly_partitions,
 )
 from assets.shared.resources import NightjarResource
+from assets.shared.spark_files import missing_for_spark
 from assets.shared.warehouse import connect, ensure_schema, memory_limit, state_path_for
 from assets.warehouse.model_metadata import Night, measure, with_nightjar_metadata
 from assets.warehouse.publish import (
@@ -41,6 +50,7 @@ from assets.warehouse.publish import (
     models_fingerprint,
     publish,
     published_models,
+    tables_in,
     unpublished_models,
 )
 from models.descriptions import current_vars, describe_model, vars_record
@@ -149,12 +159,20 @@ def _build_and_publish(
     context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
 ):
     settings = nightjar.settings()
+    if settings.engine == "spark" and context.is_subset:
+        raise Failure(
+            description="NIGHTJAR_ENGINE=spark builds every model each night: materialize all "
+            "warehouse models (or run the date with `nightjar run`) instead of a selection."
+        )
     manifest = load_manifest()
     fingerprint = models_fingerprint(manifest)
     day = business_date(context)
     since = _begin_build(context, settings, manifest, fingerprint, nightjar.full_refresh)
     args = dbt_build_args(day.isoformat(), settings, since, paused=nightjar.pause)
-    events, failure = _run_dbt(context, dbt, args, settings)
+    if settings.engine == "spark":
+        events, failure = _run_dbt_on_spark(context, args, settings, manifest)
+    else:
+        events, failure = _run_dbt(context, dbt, args, settings)
     if failure:
         # Nothing is published, so no model was materialized tonight; the checks show which
         # dbt test failed.
@@ -224,6 +242,84 @@ def _run_dbt(
         description = (failure.description or "").replace(str(invocation.target_path), str(kept))
         failure = DagsterDbtCliRuntimeError(description=description)
     return events, failure
+
+
+def _run_dbt_on_spark(
+    context: AssetExecutionContext, args: list[str], settings: Settings, manifest: dict[str, Any]
+) -> tuple[list, Failure | None]:
+    """The build on Spark (assets/shared/spark_engine.py), its models' outputs and its tests'
+    check results as dagster-dbt gives them on DuckDB, and the error to raise if it failed;
+    the night's published tables are then in the warehouse's build schema."""
+    missing = missing_for_spark()
+    if missing:  # a night started from the UI: `nightjar run` refuses before the load
+        raise Failure(description=f"NIGHTJAR_ENGINE=spark needs {' and '.join(missing)}.")
+    # Lazy: pyspark is the `spark` extra's, loaded only with this engine.
+    from assets.shared import spark_engine
+
+    started = time.monotonic()
+    spark = spark_engine.session(settings)
+    with connect(settings.warehouse) as con:
+        written = spark_engine.sync_inputs(con, spark, settings.spark_path, manifest)
+        fits = _published_table(con, "clv_fits")
+    synced = time.monotonic()
+    context.log.info(
+        f"Spark: inputs registered in {synced - started:.1f}s (raw parquet files written "
+        f"now, by table: {written})"
+    )
+    target = dbt_project().project_dir / "target" / f"{LAST_NIGHTLY}_spark"
+    result = spark_engine.build(spark, settings.spark_path, args, fits, target)
+    events = list(_spark_events(context, manifest, result))
+    if result.failure:
+        return events, Failure(description=result.failure)
+    built = {_model_name(context, event) for event in events if isinstance(event, Output)}
+    tables = sorted(built & published_models(manifest))
+    with connect(settings.warehouse) as con:
+        spark_engine.bring_back(con, spark, tables)
+    context.log.info(
+        f"Spark: built in {time.monotonic() - synced:.1f}s, {len(tables)} published table(s) "
+        "back in the warehouse"
+    )
+    return events, None
+
+
+def _published_table(con: duckdb.DuckDBPyConnection, table: str):
+    """A published table as a polars frame, or None before its first night."""
+    if table not in tables_in(con, PUBLISHED_SCHEMA):
+        return None
+    return con.sql(f'select * from {PUBLISHED_SCHEMA}."{table}"').pl()
+
+
+def _spark_events(context: AssetExecutionContext, manifest: dict[str, Any], result) -> Iterator:
+    """A model built: its Output; a test run: its check's result (dagster-dbt's names)."""
+    # dagster-dbt's own keys: NightjarDbtTranslator changes metadata and descriptions only
+    translator = DagsterDbtTranslator()
+    outputs = context.op_execution_context.selected_output_names
+    checks = context.selected_asset_check_keys
+    for unique_id, status in result.statuses.items():
+        node = manifest["nodes"].get(unique_id)
+        if node is None:
+            continue
+        if node["resource_type"] == "model" and status == "success":
+            name = translator.get_asset_spec(manifest, unique_id, None).key.to_python_identifier()
+            if name in outputs:
+                yield Output(None, output_name=name)
+        elif node["resource_type"] == "test" and status != "skipped":
+            key = get_asset_check_key_for_test(manifest, translator, unique_id, None)
+            if key in checks:
+                yield AssetCheckResult(
+                    asset_key=key.asset_key,
+                    check_name=key.name,
+                    passed=status == "pass",
+                    severity=AssetCheckSeverity.WARN
+                    if status == "warn"
+                    else AssetCheckSeverity.ERROR,
+                    metadata={"status": status, **_message(result, unique_id)},
+                )
+
+
+def _message(result, unique_id: str) -> dict[str, str]:
+    message = result.messages.get(unique_id)
+    return {"message": message} if message else {}
 
 
 def _measure_and_publish(

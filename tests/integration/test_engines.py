@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import isolate
+from tests.conftest import Workspace, isolate
 from tests.support import engines
 
 pytestmark = pytest.mark.engines
@@ -39,6 +39,8 @@ class Nights:
     duckdb: dict[str, pl.DataFrame]  # DuckDB's tables of a full build of the last night
     names: list[str]
     root: Path
+    generated: Path  # the landing of every night, END's included
+    pipeline: Workspace  # where the two nights ran on DuckDB
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,8 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
             duckdb=engines.duckdb_tables(warehouse, "build", names),
             names=names,
             root=root,
+            generated=full,
+            pipeline=workspace,
         )
 
 
@@ -137,30 +141,24 @@ def test_postgresql_builds_every_table_as_duckdb_does(nights: Nights):
 
 @pytest.fixture(scope="module")
 def spark(nights: Nights):
-    session = engines.spark_session(nights.root / "spark-warehouse")
-    session.sparkContext.setLogLevel("ERROR")
+    session = engines.spark_session(nights.root / "spark")
     yield session
     session.stop()
 
 
 def test_spark_builds_every_table_as_duckdb_does_night_after_night(nights: Nights, spark):
+    from assets.shared import spark_engine
+
     engines.load_spark(spark, nights.inputs)
-
-    def inputs_of_fit() -> pl.DataFrame:
-        frame = spark.table("build.int_contacts_clv_inputs")
-        return engines.typed_frame(frame.columns, [tuple(row) for row in frame.collect()])
-
-    def write_predictions(tables: dict[str, pl.DataFrame]) -> None:
-        engines.load_spark(
-            spark, [engines.table_of("nightjar_predictions", n, f) for n, f in tables.items()]
-        )
-
     target = nights.root / "spark-target"
-    # two nights in a row: on plain parquet tables every model is rebuilt whole, and its
-    # keys stay unique (the unique and unique_together tests of `dbt build` pass)
-    engines.build("spark", target, nights.before_vars, write_predictions, inputs_of_fit)
+    # two nights in a row, as a night with NIGHTJAR_ENGINE=spark builds (the fit between two
+    # halves): on plain parquet tables every model is rebuilt whole, and its keys stay unique
+    # (the unique and unique_together tests of `dbt build` pass)
     incremental = {**nights.dbt_vars, "incremental_since": BEFORE.isoformat()}
-    engines.build("spark", target, incremental, write_predictions, inputs_of_fit)
+    for dbt_vars in (nights.before_vars, incremental):
+        args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
+        result = spark_engine.build(spark, nights.root / "spark", args, None, target)
+        assert result.failure is None, result.failure
     engines.unit_tests("spark", target, END.isoformat())
     built = engines.spark_tables(spark, "build", nights.names)
     assert engines.differences(nights.duckdb, built) == []
@@ -169,3 +167,87 @@ def test_spark_builds_every_table_as_duckdb_does_night_after_night(nights: Night
     spark.sql("insert into build.sender_reputation select * from build.sender_reputation limit 1")
     found = engines.differences(nights.duckdb, engines.spark_tables(spark, "build", nights.names))
     assert len(found) == 1 and found[0].startswith("sender_reputation: "), found
+
+
+# ---- the pipeline on Spark ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark_pipeline(nights: Nights, spark) -> Workspace:
+    """The same two nights as `nights`, run by `nightjar run` with NIGHTJAR_ENGINE=spark: the
+    same landing, the same SendGrid events between them."""
+    from pipelines.demo.engagement import write_demo_events
+
+    with pytest.MonkeyPatch.context() as mp:
+        workspace = isolate(mp, nights.root / "spark-pipeline")
+        mp.setenv("NIGHTJAR_ENGINE", "spark")
+        for folder in nights.generated.iterdir():
+            if folder.name != END.isoformat():
+                shutil.copytree(folder, workspace.landing / folder.name)
+        assert workspace.run(BEFORE.isoformat()) == 0
+        assert write_demo_events(
+            workspace.outbox / BEFORE.isoformat(), workspace.landing, BEFORE, seed=3
+        )
+        shutil.copytree(nights.generated / END.isoformat(), workspace.landing / END.isoformat())
+        assert workspace.run(END.isoformat()) == 0
+    return workspace
+
+
+# When a message is scheduled follows the moment its night ran (var send_after: never in the
+# past), which two runs of the same night do not share.
+_RUN_TIME = ("send_at", "send_at_unix")
+
+
+def _messages(workspace: Workspace, day: dt.date) -> dict[str, list[dict]]:
+    """Each campaign's messages of `day` in the outbox, as sent but for their send time."""
+    folder = workspace.outbox / day.isoformat()
+    return {
+        path.stem: sorted(
+            (
+                {key: value for key, value in line.items() if key not in _RUN_TIME}
+                for line in workspace.outbox_lines(day.isoformat(), path.stem)
+            ),
+            key=lambda message: message["send_id"],
+        )
+        for path in sorted(folder.glob("*.jsonl"))
+    }
+
+
+def _ledger(workspace: Workspace) -> list[tuple]:
+    return workspace.query(
+        "select business_date, campaign, step, contact_id, occasion, variant, status "
+        "from nightjar.send_ledger order by all"
+    )
+
+
+def test_two_nights_on_spark_send_what_duckdb_sends(nights: Nights, spark_pipeline: Workspace):
+    for day in (BEFORE, END):
+        on_duckdb, on_spark = _messages(nights.pipeline, day), _messages(spark_pipeline, day)
+        assert sum(len(lines) for lines in on_duckdb.values()) > 0, day
+        assert sorted(on_spark) == sorted(on_duckdb), day
+        for campaign, lines in on_duckdb.items():
+            assert on_spark[campaign] == lines, (day, campaign)
+    assert _ledger(spark_pipeline) == _ledger(nights.pipeline)
+
+
+def test_two_nights_on_spark_keep_every_key_unique(spark_pipeline: Workspace, spark):
+    """Spark's own tables after its second night, not only the copies published from them:
+    each key the project's `unique` and `unique_together` tests declare (incremental models
+    among them) holds each value once."""
+    manifest = json.loads((engines.PROJECT_DIR / "target" / "manifest.json").read_text())
+    keys = {}
+    for node in manifest["nodes"].values():
+        test = node.get("test_metadata") or {}
+        if test.get("name") in ("unique", "unique_together"):
+            model = node["attached_node"].split(".")[-1]
+            kwargs = test["kwargs"]
+            keys[model] = kwargs.get("columns") or [kwargs["column_name"]]
+    assert {"customer_360", "send_decisions", "int_orders_resolved"} <= set(keys), keys
+    for model, columns in sorted(keys.items()):
+        key = ", ".join(columns)  # a null is a value here: sender_reputation's all-mail row
+        twice = spark.sql(
+            f"select {key} from build.{model} group by {key} having count(*) > 1"
+        ).collect()
+        assert twice == [], (model, twice[:3])
+        rows = spark.table(f"build.{model}").count()
+        assert rows > 0 or model in ("order_lines_mismatched", "global_control_results"), model

@@ -103,6 +103,20 @@ def test_the_cli_refuses_a_date_outside_the_partitions(workspace, capsys):
     assert "2019-12-31 is not a business date Nightjar can run" in capsys.readouterr().err
 
 
+def test_spark_without_java_is_refused_before_anything_loads(workspace, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    write_all(workspace.landing)
+    monkeypatch.setenv("NIGHTJAR_ENGINE", "spark")
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert main(["run", "--date", D]) == 2
+    said = capsys.readouterr().err
+    assert "NIGHTJAR_ENGINE=spark needs" in said and "Java, 17 or later (no `java` on PATH" in said
+    assert "Nothing was loaded or sent." in said
+    assert not workspace.warehouse.exists()
+
+
 def test_the_nightjar_command_runs_a_date_and_prints_a_summary(workspace):
     write_all(workspace.landing)
     completed = subprocess.run(

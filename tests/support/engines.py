@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import duckdb
 import polars as pl
 
+from assets.shared.spark_engine import duckdb_type_of, session_for, spark_type
 from models.clv_engine import BEFORE_PREDICTIONS, fitted_tables
 from models.settings import DBT_PROJECT_DIR as PROJECT_DIR
 
@@ -44,14 +45,8 @@ class Table:
     rows: list[tuple]
 
 
-_POLARS_TYPES = {
-    pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Int32: "INTEGER",
-    pl.Date: "DATE", pl.Boolean: "BOOLEAN",
-}  # fmt: skip
-
-
 def table_of(schema: str, name: str, frame: pl.DataFrame) -> Table:
-    columns = tuple((column, _POLARS_TYPES[kind]) for column, kind in frame.schema.items())
+    columns = tuple((column, duckdb_type_of(kind)) for column, kind in frame.schema.items())
     return Table(schema, name, columns, frame.rows())
 
 
@@ -149,35 +144,19 @@ def postgres_tables(url: str, schema: str, names: list[str]) -> dict[str, pl.Dat
 
 # ---- Spark --------------------------------------------------------------------------------
 
-_SPARK_TYPES = {
-    "VARCHAR": "string",
-    "TIMESTAMP WITH TIME ZONE": "timestamp",
-    "INTEGER": "int",
-}
 
-
-def spark_session(warehouse_dir: Path):
-    """A local Spark of this process, its tables under `warehouse_dir`; dbt-spark's session
-    method takes the same one (SparkSession.builder.getOrCreate)."""
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("nightjar")
-        .config("spark.sql.warehouse.dir", str(warehouse_dir))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "2g")
-        .getOrCreate()
-    )
+def spark_session(root: Path):
+    """A local Spark of this process, its tables under `root` (assets/shared/spark_engine.py);
+    dbt-spark's session method and a night with NIGHTJAR_ENGINE=spark take the same one."""
+    return session_for(root, "local[2]", **{"spark.driver.memory": "2g"})
 
 
 def load_spark(spark, tables: list[Table]) -> None:
     for table in tables:
         spark.sql(f"create schema if not exists {table.schema}")
         schema = ", ".join(
-            f"{name} {_SPARK_TYPES.get(kind, kind.lower())}" for name, kind in table.columns
+            f"{name} {spark_type(kind, f'{table.schema}.{table.name}.{name}')}"
+            for name, kind in table.columns
         )
         frame = spark.createDataFrame(table.rows or [], schema=schema)
         frame.write.mode("overwrite").format("parquet").saveAsTable(f"{table.schema}.{table.name}")
