@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -19,8 +19,9 @@ EVENTS_FOLDER = "sendgrid_events"
 # (assets/sends/first_night.py).
 NIGHTS_RECORDED = "_nightjar/nights_recorded"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# The earliest business date Nightjar runs (the extract contract's era).
-EARLIEST_BUSINESS_DATE = date(2020, 1, 1)
+# The earliest business date Nightjar runs: that of the earliest timestamp an extract may
+# carry (models/parsing.py), so that a retailer's history of any era loads and replays.
+EARLIEST_BUSINESS_DATE = date(1900, 1, 1)
 _ROW_COUNT = re.compile(r"^(\S+?)\s*[\s=,:]\s*(\d+)$")
 
 
@@ -87,12 +88,15 @@ def list_folders(landing: Path) -> list[LandingFolder]:
 
 def first_business_date(landing: Path, setting: date | None) -> date:
     """The first date the nightly partitions have: NIGHTJAR_FIRST_DATE, else the first landed
-    folder, else the era's first. Dagster shows every partition from it on, so a landing
-    that starts in 2025 does not show five empty years as "0% filled"."""
+    folder (1997's for a history from 1997), else, before anything has landed, the latest date
+    that can run. Dagster shows every partition from it on, so a landing that starts in 2025
+    does not show a century of empty dates as "0% filled"."""
     if setting:
         return setting
     dates = [f.business_date for f in list_folders(landing)]
-    return max(dates[0], EARLIEST_BUSINESS_DATE) if dates else EARLIEST_BUSINESS_DATE
+    if dates:
+        return max(dates[0], EARLIEST_BUSINESS_DATE)
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def require_ready(landing: Path, business_date: date) -> LandingFolder:

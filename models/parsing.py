@@ -10,6 +10,8 @@ import datetime as dt
 
 import polars as pl
 
+from models.landing import EARLIEST_BUSINESS_DATE
+
 # Missing values: empty, whitespace-only and a literal "" (some exporters quote nothing).
 _MISSING = ["", '""']
 
@@ -23,7 +25,7 @@ def clean_text(column: str) -> pl.Expr:
     return pl.when(trimmed.is_in(_MISSING)).then(None).otherwise(trimmed).alias(column)
 
 
-EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+EARLIEST = dt.datetime.combine(EARLIEST_BUSINESS_DATE, dt.time(), dt.UTC)
 LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 

@@ -325,7 +325,8 @@ class Settings(BaseSettings):
         "NIGHTJAR_FIRST_DATE",
         None,
         f"the first business date the nightly partitions (and the UI) have, from "
-        f"{EARLIEST_BUSINESS_DATE}; a date before it is refused in one line",
+        f"{EARLIEST_BUSINESS_DATE} (a history of any era loads and replays); a date before it "
+        "is refused in one line",
         must_be=f"{EARLIEST_BUSINESS_DATE} or later",
         when_unset="the first landed folder's date",
         ge=EARLIEST_BUSINESS_DATE,

@@ -75,6 +75,11 @@ def test_partitions_start_at_the_first_landed_date_or_the_setting(workspace):
     first, count = _partitions(workspace.landing, first_date="2025-11-01")
     assert (first, count) == ("2025-11-01", (yesterday - dt.date(2025, 11, 1)).days + 1)
 
-    # No landing yet: the era's first date, as before.
-    first, _ = _partitions(workspace.root / "nothing-landed")
-    assert first == "2020-01-01"
+    # No landing yet: the latest date that can run, not a century of empty dates.
+    first, count = _partitions(workspace.root / "nothing-landed")
+    assert (first, count) == (yesterday.isoformat(), 1)
+
+    # A history of 1997: its own dates.
+    write_folder(workspace.landing, "1997-01-01", contacts=[contact("c0")])
+    first, _ = _partitions(workspace.landing)
+    assert first == "1997-01-01"

@@ -113,3 +113,19 @@ def test_a_short_unsubscribe_secret_is_refused_without_being_quoted(workspace, m
         load_settings()
     assert str(refused.value).startswith("NIGHTJAR_UNSUBSCRIBE_SECRET: must be at least 32")
     assert "hunter2" not in str(refused.value)
+
+
+def test_the_first_date_is_the_first_landed_folders_of_any_era(workspace, monkeypatch):
+    import datetime as dt
+
+    from models.landing import first_business_date
+
+    # before anything has landed: the latest date that can run, not a century of dates
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    assert first_business_date(workspace.landing, None) == yesterday
+    (workspace.landing / "1997-01-01").mkdir()
+    (workspace.landing / "1997-01-02").mkdir()
+    assert first_business_date(workspace.landing, None) == dt.date(1997, 1, 1)
+    monkeypatch.setenv("NIGHTJAR_FIRST_DATE", "1899-12-31")
+    with pytest.raises(ValueError, match="NIGHTJAR_FIRST_DATE='1899-12-31': must be 1900-01-01"):
+        load_settings()
