@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install manifest demo test test-browser test-slow test-postgres test-spark lint dev docs chaos bench lock clean
+.PHONY: help install manifest demo test test-fast test-browser test-slow test-postgres test-spark lint dev docs chaos bench lock clean
 
 help:
 	@echo "make demo   - generate sample data and run two nights of the pipeline end to end"
 	@echo "make test   - lint, dbt unit tests and the test suite but its slow, browser and PostgreSQL parts"
+	@echo "make test-fast - the unit tests alone (tests/unit), for the edit-and-test loop"
 	@echo "make test-browser - Chromium reads the Dagster UI after the demo's two nights"
 	@echo "make test-slow - chaos (killed senders), webhook load, a long catch-up, hostile Dagster runs, lost states"
 	@echo "make test-postgres - the state on a real PostgreSQL server (Debian's postgresql)"
@@ -44,6 +45,10 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 test: lint manifest
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 \
 		-m "not browser and not slow and not postgres and not engines"
+
+# The unit tests alone: no night runs, so well under a minute; make test runs them too.
+test-fast: manifest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=5 -m "not slow" tests/unit
 
 test-slow: manifest
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m slow
