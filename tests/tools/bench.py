@@ -59,6 +59,7 @@ TARGETS = {
     "send_per_s": 10_000.0,
     "intelligence_s": 20.0,
     "intelligence_mb": 512.0,
+    "cdnow_s": 30.0,
 }
 
 
@@ -192,18 +193,7 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
         if entry.name != END.isoformat() and not entry.name.startswith("."):
             (seen / entry.name).symlink_to(entry)
     warehouse = work / "warehouse.duckdb"
-    env = {
-        **os.environ,
-        "NIGHTJAR_LANDING": str(seen),
-        "NIGHTJAR_WAREHOUSE": str(warehouse),
-        "NIGHTJAR_OUTBOX": str(work / "outbox"),
-        "DAGSTER_HOME": str(work / "dagster"),
-        "SENDGRID_API_KEY": "",
-        "NIGHTJAR_FIRST_NIGHT": "baseline",
-        # every message carries a signed one-click link (docs/contract.md §17)
-        "NIGHTJAR_UNSUBSCRIBE_SECRET": "bench-secret-that-signs-one-click-unsubscribe-links",
-    }
-    (work / "dagster").mkdir(parents=True, exist_ok=True)
+    env = _environment(work, seen)
     before = END - dt.timedelta(days=1)
     print(f"  loading {days} days of history ({contacts:,} contacts) ...")
     loaded = measure([*nightjar(), "run", "--date", before.isoformat()], env)
@@ -221,6 +211,35 @@ def run_history_and_night(contacts: int, days: int, work: Path) -> tuple[Night, 
         _intelligence_spans(), tail=MEMORY_SETTLES_S
     )
     return history, night, warehouse
+
+
+def _environment(work: Path, landing: Path) -> dict[str, str]:
+    """A Nightjar of its own in `work`, reading `landing`; its first night records a baseline."""
+    (work / "dagster").mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "NIGHTJAR_LANDING": str(landing),
+        "NIGHTJAR_WAREHOUSE": str(work / "warehouse.duckdb"),
+        "NIGHTJAR_OUTBOX": str(work / "outbox"),
+        "DAGSTER_HOME": str(work / "dagster"),
+        "SENDGRID_API_KEY": "",
+        "NIGHTJAR_FIRST_NIGHT": "baseline",
+        # every message carries a signed one-click link (docs/contract.md §17)
+        "NIGHTJAR_UNSUBSCRIBE_SECRET": "bench-secret-that-signs-one-click-unsubscribe-links",
+    }
+
+
+def cdnow_history() -> Measured:
+    """The real CDNOW history (its 1/10 sample: 2,357 customers, 6,919 purchase days, 546
+    daily folders of 1997 and 1998, tests/support/cdnow.py) loaded and its first night run,
+    as of its last day, from one `nightjar run`."""
+    from tests.support.cdnow import LAST, write_cdnow_landing
+
+    with tempfile.TemporaryDirectory(prefix="nightjar-bench-cdnow-", dir=cache_dir()) as tmp:
+        work = Path(tmp)
+        write_cdnow_landing(work / "landing")
+        env = {**_environment(work, work / "landing"), "NIGHTJAR_FIRST_DATE": ""}
+        return measure([*nightjar(), "run", "--date", LAST.isoformat()], env)
 
 
 def _warehouse_rows(warehouse: Path) -> int:
@@ -445,6 +464,12 @@ def main(argv: list[str] | None = None) -> int:
         table = _scale_lines(name, contacts, history, night, short, f_start, f_sql, ours, agree)
         print("\n".join(table), flush=True)  # each scale as soon as it is measured
         lines += table
+    cdnow = cdnow_history()
+    lines.append(
+        f"CDNOW history     {cdnow.wall:8.1f} s  546 folders of 1997-98 loaded, first night run; "
+        f"peak {cdnow.peak_mb:,.0f} MB   target <= {TARGETS['cdnow_s']:.0f} s "
+        f"{'ok' if cdnow.wall <= TARGETS['cdnow_s'] else 'MISSED'}"
+    )
     print()
     print("\n".join(lines))
     if args.messages:
