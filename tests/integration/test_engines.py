@@ -251,3 +251,20 @@ def test_two_nights_on_spark_keep_every_key_unique(spark_pipeline: Workspace, sp
         assert twice == [], (model, twice[:3])
         rows = spark.table(f"build.{model}").count()
         assert rows > 0 or model in ("order_lines_mismatched", "global_control_results"), model
+
+
+def test_a_deleted_spark_folder_is_written_again_and_nothing_goes_twice(
+    nights: Nights, spark_pipeline: Workspace, spark
+):
+    """An operator deletes NIGHTJAR_SPARK_DIR and runs the last night again: the raw rows go
+    to Spark again from the warehouse, and the ledger keeps every message from going twice."""
+    sent = _messages(spark_pipeline, END)
+    ledger = _ledger(spark_pipeline)
+    shutil.rmtree(spark_pipeline.root / "spark")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, spark_pipeline.root)
+        mp.setenv("NIGHTJAR_ENGINE", "spark")
+        assert spark_pipeline.run(END.isoformat()) == 0
+    assert len(list((spark_pipeline.root / "spark" / "raw" / "orders").glob("*.parquet"))) == 400
+    assert _messages(spark_pipeline, END) == sent
+    assert _ledger(spark_pipeline) == ledger
