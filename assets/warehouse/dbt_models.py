@@ -5,7 +5,6 @@ partition's business date, with dbt tests as Dagster asset checks. dbt builds in
 import contextlib
 import datetime as dt
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +29,7 @@ from dagster_dbt import (
 )
 from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
-from assets.shared.dbt_project import dbt_project
+from assets.shared.dbt_project import dbt_project, environment
 from assets.shared.partitions import (
     ONE_RUN_PER_DATE,
     WAREHOUSE_POOL,
@@ -133,26 +132,17 @@ def build_warehouse_models():
     return warehouse_models
 
 
-@contextlib.contextmanager
-def _profile_paths(settings: Settings) -> Iterator[None]:
+def _profile_paths(settings: Settings):
     """profiles.yml reads the warehouse and state paths from the environment, which
     dagster-dbt copies as it starts dbt (absolute paths: dbt runs in its folder). Set for that
     moment only: a later night in this process (a test, `nightjar demo`) must not inherit
     them as if they were its operator's settings."""
-    paths = {
-        "NIGHTJAR_WAREHOUSE": str(settings.warehouse),
-        "NIGHTJAR_STATE": str(state_path_for(settings.warehouse)),
-    }
-    saved = {name: os.environ.get(name) for name in paths}
-    os.environ.update(paths)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return environment(
+        {
+            "NIGHTJAR_WAREHOUSE": str(settings.warehouse),
+            "NIGHTJAR_STATE": str(state_path_for(settings.warehouse)),
+        }
+    )
 
 
 def _build_and_publish(

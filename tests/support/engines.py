@@ -15,9 +15,7 @@ import datetime as dt
 import decimal
 import json
 import math
-import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from urllib.parse import urlparse
 import duckdb
 import polars as pl
 
+from assets.shared.dbt_project import environment  # noqa: F401 (the tests' too)
 from assets.shared.spark_engine import duckdb_type_of, session_for, spark_type
 from models.clv_engine import BEFORE_PREDICTIONS, fitted_tables
 from models.settings import DBT_PROJECT_DIR as PROJECT_DIR
@@ -185,20 +184,6 @@ def duckdb_tables(path: Path, schema: str, names: list[str]) -> dict[str, pl.Dat
 
 
 # ---- dbt ----------------------------------------------------------------------------------
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def dbt(target: str, target_path: Path, *args: str) -> None:
