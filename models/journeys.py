@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -338,9 +339,14 @@ def check_sql_columns(sql: str, columns: Iterable[str], where: str) -> None:
     """Refuse `sql` unless it is an expression over `columns` alone: bound by DuckDB against
     a row of those names (typed NULL: any function accepts them), so a misspelled column is
     named before the night runs instead of failing dbt half way."""
+    _check_sql_columns(sql, tuple(dict.fromkeys(columns)), where)
+
+
+@lru_cache(maxsize=1024)  # every reading of the manifest checks the same few conditions
+def _check_sql_columns(sql: str, columns: tuple[str, ...], where: str) -> None:
     con = duckdb.connect()
     try:
-        names = ", ".join(f'null as "{c}"' for c in dict.fromkeys(columns))
+        names = ", ".join(f'null as "{c}"' for c in columns)
         con.execute(f"create view journey_context as select {names}")
         con.execute(f"explain select ({sql}) from journey_context")
     except duckdb.BinderException as error:

@@ -4,8 +4,10 @@ tests/unit/test_settings_documented.py); load_settings reads them, and a `.env` 
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -428,8 +430,16 @@ def refuse_unknown_settings(environ: Mapping[str, str]) -> None:
 
 def project_vars() -> dict[str, Any]:
     """The vars dbt_project.yml declares, with their defaults (an analyst may add one there
-    for a new cohort: it is then a var NIGHTJAR_DBT_VARS may set)."""
-    document = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()) or {}
+    for a new cohort: it is then a var NIGHTJAR_DBT_VARS may set). A copy of the file's
+    reading, which is read again only once the file changed (a night asks some sixty times)."""
+    path = DBT_PROJECT_DIR / "dbt_project.yml"
+    stat = path.stat()
+    return copy.deepcopy(_read_project_vars(path, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=1)
+def _read_project_vars(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text()) or {}
     return dict(document.get("vars") or {})
 
 

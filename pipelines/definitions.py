@@ -3,11 +3,10 @@
 from dagster import AssetSpec, Definitions
 
 from assets import ingest, results, sends, warehouse
-from assets.shared.dbt_project import NightjarDbtCliResource, dbt_project
 from assets.shared.owners import OWNERS
 from assets.shared.resources import NightjarResource
 from models.descriptions import current_vars, described_campaigns
-from models.manifest import dbt_executable, load_manifest
+from models.manifest import load_manifest
 from models.privacy import install as redact_logs
 from pipelines.alerts import alert_on_overdue_extracts, alert_on_run_failure
 from pipelines.jobs import (
@@ -101,9 +100,6 @@ def build_definitions() -> Definitions:
             schedules=[nightly_schedule, freshness_schedule],
             sensors=[landing_sensor, alert_on_run_failure, alert_on_overdue_extracts],
             resources={
-                "dbt": NightjarDbtCliResource(
-                    project_dir=dbt_project(), dbt_executable=dbt_executable()
-                ),
                 "nightjar": NightjarResource(),
             },
         ),

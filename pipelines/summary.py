@@ -24,10 +24,6 @@ MAX_CAUSE_LINES = 6
 # Dagster's wrappers around the error an asset raised: the terminal shows what they wrap.
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-DBT_FAILED = "The dbt CLI process with command"  # how dagster-dbt's error begins
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
-_DBT_FAILURE = re.compile(r"^(?:Failure|Error) in (\w+) (\S+)")
-_DBT_ERROR_KIND = re.compile(r"^(?:Runtime|Database|Compilation|Parsing|Dependency) Error in ")
 
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, dict]:
@@ -143,7 +139,7 @@ def cause_lines(event: DagsterEvent) -> list[str]:
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
         text = data.user_failure_data.description
-        lines = _dbt_cause(text) if text.startswith(DBT_FAILED) else _lines(text)
+        lines = _lines(text)
     elif data.error:
         lines = _error_cause(data.error)
     else:
@@ -171,25 +167,6 @@ def _error_cause(error: SerializableErrorInfo) -> list[str]:
         error = error.cause
     cause = error.cause or error.context
     return [_first_line(error)] + ([f"caused by {_first_line(cause)}"] if cause else [])
-
-
-def _dbt_cause(text: str) -> list[str]:
-    """dbt's errors as dagster-dbt parsed them, without the command line (every var, a
-    thousand characters) and the progress lines around them: which model or test failed,
-    and the database's reason."""
-    if DBT_ERRORS_MARKER not in text:  # dbt stopped before any model: its exit code
-        status = [line for line in _lines(text) if line.startswith("failed with exit code")]
-        return ["dbt build " + (status[0] if status else "failed")]
-    parsed = _lines(text.split(DBT_ERRORS_MARKER, 1)[1])
-    failures = [(i, m) for i, line in enumerate(parsed) if (m := _DBT_FAILURE.match(line))]
-    if not failures:
-        return ["dbt build failed: " + (parsed[0] if parsed else "see the run's log")]
-    at, match = failures[0]
-    reasons = [line.strip() for line in parsed[at + 1 :] if not _DBT_ERROR_KIND.match(line.strip())]
-    what = f"dbt build failed in {match.group(1)} {match.group(2)}"
-    if len(failures) > 1:
-        what += f" (and {len(failures) - 1} more)"
-    return [what + (f": {reasons[0]}" if reasons else "")]
 
 
 def failure_lines(result: ExecuteInProcessResult) -> list[str]:

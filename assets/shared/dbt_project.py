@@ -1,12 +1,12 @@
-"""The dbt project as dagster-dbt sees it, and the dbt CLI resource the nightly build runs."""
+"""The dbt project as dagster-dbt sees it (the nightly build runs dbt in-process:
+assets/shared/dbt_runner.py)."""
 
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from functools import cache
 
-from dagster_dbt import DbtCliResource, DbtProject
-from packaging import version
+from dagster_dbt import DbtProject
 
 from models.manifest import ensure_manifest
 from models.settings import DBT_PROJECT_DIR
@@ -36,20 +36,3 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-class NightjarDbtCliResource(DbtCliResource):
-    """dagster-dbt 0.29 spends about 5 s a run on two things Nightjar does not use: asking
-    `dbt --version` in a subprocess, and loading a dbt adapter in-process, which only serves
-    `fetch_row_counts`/`fetch_column_metadata`. Those would also open the DuckDB file from
-    this process and keep it open, which DuckDB's one-writer rule forbids here."""
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
-    @property
-    def _cli_version(self) -> version.Version:
-        # dbt-core is one of Nightjar's own dependencies: the dbt that runs is this one.
-        from dbt.version import __version__
-
-        return version.parse(__version__)

@@ -27,7 +27,6 @@ import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -35,6 +34,7 @@ from urllib.parse import unquote, urlparse
 import duckdb
 import polars as pl
 
+from assets.shared.dbt_runner import BuildResult, invoke
 from assets.shared.spark_files import (
     RAW,
     STATE,
@@ -44,7 +44,7 @@ from assets.shared.spark_files import (
     write_raw_parts,
 )
 from models.clv_engine import BEFORE_PREDICTIONS, PREDICTIONS_SCHEMA, fitted_tables
-from models.settings import DBT_PROJECT_DIR, Settings
+from models.settings import Settings
 
 # profiles.yml: the target and the schema dbt builds into there (as the DuckDB target's)
 TARGET = "spark"
@@ -75,17 +75,6 @@ def spark_type(duckdb_type: str, column: str) -> str:
 def duckdb_type_of(kind: pl.DataType) -> str:
     """DuckDB's name for a polars column type of the fit's tables."""
     return _POLARS_TYPES[kind.base_type()]
-
-
-@dataclass
-class BuildResult:
-    """What dbt did on Spark: each node's unique_id and status ("success", "pass", "fail",
-    "error", "warn", "skipped"), and its message when it did not pass."""
-
-    statuses: dict[str, str] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-    failure: str | None = None
 
 
 def session(settings: Settings):
@@ -196,7 +185,7 @@ def build(
         shutil.rmtree(built_before)
     variables = json.loads(args[args.index("--vars") + 1])
     result = BuildResult()
-    _dbt([*args, "--select", BEFORE_PREDICTIONS], target_path, result)
+    invoke([*args, "--select", BEFORE_PREDICTIONS], target_path, result, TARGET)
     if result.failure:
         return result
     inputs = pl.from_arrow(spark.table(f"{BUILD_SCHEMA}.int_contacts_clv_inputs").toArrow())
@@ -204,7 +193,7 @@ def build(
         location = root / PREDICTIONS_SCHEMA / name
         _replace_folder(location, lambda folder, f=frame: f.write_parquet(folder / "data.parquet"))
         _register(spark, PREDICTIONS_SCHEMA, name, _polars_columns(frame), location)
-    _dbt([*args, "--exclude", BEFORE_PREDICTIONS], target_path, result)
+    invoke([*args, "--exclude", BEFORE_PREDICTIONS], target_path, result, TARGET)
     return result
 
 
@@ -221,29 +210,6 @@ def _tables_folder(spark) -> Path:
 
 def _polars_columns(frame: pl.DataFrame) -> list[tuple[str, str]]:
     return [(name, duckdb_type_of(kind)) for name, kind in frame.schema.items()]
-
-
-def _dbt(args: list[str], target_path: Path, result: BuildResult) -> None:
-    from dbt.cli.main import dbtRunner
-
-    where = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    how = ["--target", TARGET, "--target-path", str(target_path), "--no-use-colors"]
-    ran = dbtRunner().invoke([*args, *where, *how])
-    for node in ran.result or []:
-        unique_id = node.node.unique_id
-        result.statuses[unique_id] = str(getattr(node.status, "value", node.status))
-        result.names[unique_id] = node.node.name
-        if node.message and result.statuses[unique_id] not in ("success", "pass"):
-            result.messages[unique_id] = str(node.message)
-    if not ran.success:
-        failed = [
-            f"{result.names[uid]}: {result.messages.get(uid, status)}"
-            for uid, status in result.statuses.items()
-            if status in ("error", "fail")
-        ]
-        result.failure = "dbt build on Spark failed: " + (
-            "; ".join(failed) or str(ran.exception or "see dbt's log")
-        )
 
 
 # ---- 3. the night's tables back ------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import duckdb
 from dagster import (
@@ -21,14 +22,13 @@ from dagster import (
     Output,
 )
 from dagster_dbt import (
-    DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
-    DbtCliResource,
     dbt_assets,
 )
 from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
+from assets.shared import dbt_runner
 from assets.shared.dbt_project import dbt_project, environment
 from assets.shared.partitions import (
     ONE_RUN_PER_DATE,
@@ -124,10 +124,8 @@ def build_warehouse_models():
         pool=WAREHOUSE_POOL,
         backfill_policy=ONE_RUN_PER_DATE,
     )
-    def warehouse_models(
-        context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
-    ):
-        yield from _build_and_publish(context, dbt, nightjar)
+    def warehouse_models(context: AssetExecutionContext, nightjar: NightjarResource):
+        yield from _build_and_publish(context, nightjar)
 
     return warehouse_models
 
@@ -145,9 +143,7 @@ def _profile_paths(settings: Settings):
     )
 
 
-def _build_and_publish(
-    context: AssetExecutionContext, dbt: DbtCliResource, nightjar: NightjarResource
-):
+def _build_and_publish(context: AssetExecutionContext, nightjar: NightjarResource):
     settings = nightjar.settings()
     if settings.engine == "spark" and context.is_subset:
         raise Failure(
@@ -162,7 +158,7 @@ def _build_and_publish(
     if settings.engine == "spark":
         events, failure = _run_dbt_on_spark(context, args, settings, manifest)
     else:
-        events, failure = _run_dbt(context, dbt, args, settings)
+        events, failure = _run_dbt(context, args, settings, manifest)
     if failure:
         # Nothing is published, so no model was materialized tonight; the checks show which
         # dbt test failed.
@@ -213,25 +209,25 @@ def _begin_build(
 
 
 def _run_dbt(
-    context: AssetExecutionContext, dbt: DbtCliResource, args: list[str], settings: Settings
-) -> tuple[list, DagsterDbtCliRuntimeError | None]:
-    """dbt's events, and the error to raise if the build failed."""
-    events, failure = [], None
-    with _profile_paths(settings):
-        invocation = dbt.cli(args, context=context)
+    context: AssetExecutionContext, args: list[str], settings: Settings, manifest: dict[str, Any]
+) -> tuple[list, Failure | None]:
+    """dbt in this process (assets/shared/dbt_runner.py), its models' outputs and its tests'
+    check results, and the error to raise if the build failed."""
+    op_name = context.op_execution_context.op.name
+    # A folder of its own while dbt runs (nights of other warehouses may run beside it),
+    # then kept as last_nightly: dbt.log, run_results.json, the compiled SQL.
+    folder = f"{op_name}-{context.run.run_id[:8]}-{uuid4().hex[:8]}"
+    target = dbt_project().project_dir / "target" / folder
+    result = dbt_runner.BuildResult()
     try:
-        # DuckDB has one writer: collect dbt's events until its process has let go of the
-        # file, then publish and count the tables' rows ourselves.
-        events.extend(invocation.stream())
-    except DagsterDbtCliRuntimeError as error:
-        failure = error
+        with _profile_paths(settings):
+            dbt_runner.invoke(args, target, result)
     finally:
-        kept = keep_as_last_nightly(invocation.target_path, context.op_execution_context.op.name)
-    if failure:
-        # its "view the dbt debug log" names the folder that is now last_nightly
-        description = (failure.description or "").replace(str(invocation.target_path), str(kept))
-        failure = DagsterDbtCliRuntimeError(description=description)
-    return events, failure
+        kept = keep_as_last_nightly(target, op_name)
+    events = list(_dbt_events(context, manifest, result))
+    if result.failure:
+        return events, Failure(description=f"{result.failure} (dbt's log: {kept / 'dbt.log'})")
+    return events, None
 
 
 def _run_dbt_on_spark(
@@ -258,7 +254,7 @@ def _run_dbt_on_spark(
     )
     target = dbt_project().project_dir / "target" / f"{LAST_NIGHTLY}_spark"
     result = spark_engine.build(spark, settings.spark_path, args, fits, target)
-    events = list(_spark_events(context, manifest, result))
+    events = list(_dbt_events(context, manifest, result))
     if result.failure:
         return events, Failure(description=result.failure)
     built = {_model_name(context, event) for event in events if isinstance(event, Output)}
@@ -279,8 +275,11 @@ def _published_table(con: duckdb.DuckDBPyConnection, table: str):
     return con.sql(f'select * from {PUBLISHED_SCHEMA}."{table}"').pl()
 
 
-def _spark_events(context: AssetExecutionContext, manifest: dict[str, Any], result) -> Iterator:
-    """A model built: its Output; a test run: its check's result (dagster-dbt's names)."""
+def _dbt_events(
+    context: AssetExecutionContext, manifest: dict[str, Any], result: dbt_runner.BuildResult
+) -> Iterator:
+    """A model built: its Output; a test run: its check's result (dagster-dbt's names and
+    metadata)."""
     # dagster-dbt's own keys: NightjarDbtTranslator changes metadata and descriptions only
     translator = DagsterDbtTranslator()
     outputs = context.op_execution_context.selected_output_names
@@ -289,10 +288,10 @@ def _spark_events(context: AssetExecutionContext, manifest: dict[str, Any], resu
         node = manifest["nodes"].get(unique_id)
         if node is None:
             continue
-        if node["resource_type"] == "model" and status == "success":
+        if node["resource_type"] in ("model", "seed", "snapshot") and status == "success":
             name = translator.get_asset_spec(manifest, unique_id, None).key.to_python_identifier()
             if name in outputs:
-                yield Output(None, output_name=name)
+                yield Output(None, output_name=name, metadata=_dbt_metadata(result, unique_id))
         elif node["resource_type"] == "test" and status != "skipped":
             key = get_asset_check_key_for_test(manifest, translator, unique_id, None)
             if key in checks:
@@ -305,6 +304,15 @@ def _spark_events(context: AssetExecutionContext, manifest: dict[str, Any], resu
                     else AssetCheckSeverity.ERROR,
                     metadata={"status": status, **_message(result, unique_id)},
                 )
+
+
+def _dbt_metadata(result: dbt_runner.BuildResult, unique_id: str) -> dict[str, Any]:
+    """What dagster-dbt records of a model it ran."""
+    return {
+        "unique_id": unique_id,
+        "invocation_id": result.invocation_id,
+        "Execution Duration": result.seconds.get(unique_id, 0.0),
+    }
 
 
 def _message(result, unique_id: str) -> dict[str, str]:

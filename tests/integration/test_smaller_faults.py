@@ -92,7 +92,9 @@ def test_nights_in_a_row_leave_one_dbt_target_folder_the_last_nights(workspace, 
         assert completed.returncode == 0, completed.stderr[-3000:]
 
     folders = sorted(p.name for p in (project / "target").iterdir() if p.is_dir())
-    assert folders == [LAST_NIGHTLY]
+    assert folders == [LAST_NIGHTLY, "nightly_parse"]
+    # the second night ran on the first night's parse (assets/shared/dbt_runner.py)
+    assert len(list((project / "target" / "nightly_parse").iterdir())) == 1
     run_results = json.loads((project / "target" / LAST_NIGHTLY / "run_results.json").read_text())
     assert run_results["args"]["vars"]["as_of_date"] == NEXT_DAY
     assert (project / "target" / LAST_NIGHTLY / "dbt.log").exists()
