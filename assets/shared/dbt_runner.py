@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import pickle
@@ -32,6 +33,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +46,12 @@ from models.settings import DBT_PROJECT_DIR
 NIGHTLY = ("as_of_date", "incremental_since", "send_after")
 PARSES = DBT_PROJECT_DIR / "target" / "nightly_parse"
 KEPT_PARSES = 16  # a parse per warehouse file name and settings; the oldest go
+ABANDONED_AFTER_S = 24 * 3600  # a parse's draft this old was left by a killed process
 _PLACEHOLDER = "@@nightjar-var:{}@@"
+# No usage statistics sent to dbt Labs from a night (dagster-dbt turned them off for its
+# subprocess too); a firewalled machine would also wait on them.
 _WHERE = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+_WHERE += ["--no-send-anonymous-usage-stats"]
 # One dbt at a time in a process: dbt keeps its flags and adapters in module globals.
 _ONE_AT_A_TIME = threading.Lock()
 # This process's parses (about 1 MB each), unpickled afresh for each night; the latest few.
@@ -63,6 +69,7 @@ class BuildResult:
     names: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # a test's failing rows
     invocation_id: str | None = None
     failure: str | None = None
 
@@ -89,6 +96,7 @@ def invoke(
 
 
 def _collect(ran, result: BuildResult) -> None:
+    _pass_on_interrupts(ran)
     for node in ran.result or []:
         unique_id = node.node.unique_id
         status = str(getattr(node.status, "value", node.status))
@@ -96,6 +104,8 @@ def _collect(ran, result: BuildResult) -> None:
         result.names[unique_id] = node.node.name
         result.kinds[unique_id] = str(getattr(node.node.resource_type, "value", ""))
         result.seconds[unique_id] = float(node.execution_time or 0)
+        if node.failures is not None:
+            result.failures[unique_id] = int(node.failures)
         if node.message and status not in ("success", "pass"):
             result.messages[unique_id] = str(node.message)
     from dbt_common.invocation import get_invocation_id
@@ -103,6 +113,13 @@ def _collect(ran, result: BuildResult) -> None:
     result.invocation_id = get_invocation_id()
     if not ran.success and result.failure is None:
         result.failure = _failure(result, ran.exception)
+
+
+def _pass_on_interrupts(ran) -> None:
+    """dbtRunner returns whatever stopped it; Ctrl-C, or Dagster terminating the run, must
+    stop the night as it would have without dbt, not read as a failed build."""
+    if isinstance(ran.exception, KeyboardInterrupt | SystemExit):
+        raise ran.exception
 
 
 _ERROR_KIND = re.compile(r"^(?:Runtime|Database|Compilation|Parsing|Dependency) Error in ")
@@ -152,34 +169,64 @@ def parsed(variables: Mapping[str, Any], target: str | None):
     values tonight: from this process's memory, else target/nightly_parse, else parsed now."""
     parse_vars = {**variables, **{name: _PLACEHOLDER.format(name) for name in NIGHTLY}}
     key = _key(parse_vars, target)
+    manifest = None
+    if key not in _pickled and (kept := _read(key)):
+        with contextlib.suppress(Exception):  # another dbt's, or cut short: parsed again
+            manifest = _loads(kept)
+            _pickled[key] = kept
     if key not in _pickled:
-        _pickled[key] = _read(key) or _parse(parse_vars, target, key)
-        while len(_pickled) > 4:
-            _pickled.popitem(last=False)
+        _pickled[key] = _parse(parse_vars, target, key)
     _pickled.move_to_end(key)
-    manifest = _loads(_pickled[key])  # a copy: a run writes its compiled SQL into it
+    while len(_pickled) > 4:
+        _pickled.popitem(last=False)
+    if manifest is None:
+        manifest = _loads(_pickled[key])  # a copy: a run writes its compiled SQL into it
     _fill_placeholders(manifest, {name: variables.get(name) for name in NIGHTLY})
     return manifest
 
 
 def _key(parse_vars: Mapping[str, Any], target: str | None) -> str:
-    from dbt.version import __version__
-
-    project = DBT_PROJECT_DIR / "target" / "manifest.json"  # rewritten by each `dbt parse`
+    """What shaped a parse: every file of the project dbt reads (by content: a deploy may
+    keep old file times), the versions of dbt and its adapters (their macros are in the
+    parse), the target, the database name dbt-duckdb takes from the warehouse file's name,
+    and the vars."""
+    digest = hashlib.sha256()
+    for path in sorted(_project_files()):
+        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
     warehouse = Path(os.environ.get("NIGHTJAR_WAREHOUSE", "warehouse.duckdb")).stem
-    project_hash = hashlib.sha256(project.read_bytes()).hexdigest()
-    shaped_by = json.dumps(
-        [__version__, target, warehouse, project_hash, parse_vars], sort_keys=True, default=str
-    )
-    return hashlib.sha256(shaped_by.encode()).hexdigest()[:24]
+    target = target or os.environ.get("DBT_TARGET")
+    shaped_by = [_versions(), target, warehouse, parse_vars]
+    digest.update(json.dumps(shaped_by, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+# Every folder dbt_project.yml may name for resources, and the two files at the top
+_READ_BY_DBT = ("models", "macros", "tests", "seeds", "snapshots", "analyses", "dbt_packages")
+
+
+def _project_files() -> list[Path]:
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in _READ_BY_DBT:
+        files += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return [p for p in files if p.exists() and "__pycache__" not in p.parts]
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("dbt-core", "dbt-common", "dbt-adapters", "dbt-duckdb", "dbt-spark"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    return found
 
 
 def _read(key: str) -> bytes | None:
+    """A kept parse, marked as used (the least recently used go first); None if missing."""
     path = PARSES / f"{key}.pickle"
     try:
         kept = path.read_bytes()
-        _loads(kept)  # a file of another dbt, or cut short: parse again
-    except Exception:
+        os.utime(path)
+    except OSError:
         return None
     return kept
 
@@ -195,6 +242,7 @@ def _parse(parse_vars: Mapping[str, Any], target: str | None, key: str) -> bytes
         how += ["--log-level", "none", "--no-write-json"]
         how += ["--target", target] if target else []
         ran = dbtRunner().invoke(["parse", "--vars", json.dumps(parse_vars), *_WHERE, *how])
+        _pass_on_interrupts(ran)
         if not ran.success or ran.result is None:
             raise RuntimeError(f"dbt parse failed: {_first_line(str(ran.exception))}")
         kept = _dumps(ran.result)
@@ -225,10 +273,14 @@ def _fields(manifest) -> list:
 
 
 def _forget_old_parses() -> None:
+    """The least recently used parses beyond KEPT_PARSES, and drafts a killed parse left."""
     parses = sorted(PARSES.glob("*.pickle"), key=_mtime, reverse=True)
     for old in parses[KEPT_PARSES:]:
         with contextlib.suppress(OSError):
             old.unlink()
+    for draft in PARSES.glob(".parsing-*"):
+        if time.time() - _mtime(draft) > ABANDONED_AFTER_S:
+            shutil.rmtree(draft, ignore_errors=True)
 
 
 def _mtime(path: Path) -> float:
@@ -239,11 +291,14 @@ def _mtime(path: Path) -> float:
 
 
 def _fill_placeholders(manifest, values: Mapping[str, Any]) -> None:
-    """The nightly vars that reached a node's config at parse time, given tonight's values."""
+    """The nightly vars that reached a node's config at parse time, given tonight's values
+    (and in the copies dbt keeps of it: the unrendered config, the `graph` context)."""
     for node in manifest.nodes.values():
-        extra = node.config._extra
-        for name, value in list(extra.items()):
-            extra[name] = _filled(value, values)
+        for config in (node.config._extra, node.unrendered_config):
+            for name, value in list(config.items()):
+                config[name] = _filled(value, values)
+    if manifest.flat_graph:
+        manifest.flat_graph = _filled(manifest.flat_graph, values)
 
 
 def _filled(value: Any, values: Mapping[str, Any]) -> Any:

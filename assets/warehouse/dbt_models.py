@@ -5,6 +5,7 @@ partition's business date, with dbt tests as Dagster asset checks. dbt builds in
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +27,10 @@ from dagster_dbt import (
     DagsterDbtTranslatorSettings,
     dbt_assets,
 )
-from dagster_dbt.asset_utils import get_asset_check_key_for_test
+from dagster_dbt.asset_utils import (
+    get_asset_check_key_for_test,
+    get_subset_selection_for_context,
+)
 
 from assets.shared import dbt_runner
 from assets.shared.dbt_project import dbt_project, environment
@@ -221,13 +225,30 @@ def _run_dbt(
     result = dbt_runner.BuildResult()
     try:
         with _profile_paths(settings):
-            dbt_runner.invoke(args, target, result)
+            dbt_runner.invoke([*args, *_selection(context, manifest)], target, result)
     finally:
         kept = keep_as_last_nightly(target, op_name)
     events = list(_dbt_events(context, manifest, result))
     if result.failure:
         return events, Failure(description=f"{result.failure} (dbt's log: {kept / 'dbt.log'})")
     return events, None
+
+
+def _selection(context: AssetExecutionContext, manifest: dict[str, Any]) -> list[str]:
+    """The models and tests picked in the Dagster UI, as dagster-dbt selects them; none (the
+    whole project) for a night."""
+    if not context.is_subset:
+        return []
+    selection, indirect = get_subset_selection_for_context(
+        context,
+        manifest,
+        select="fqn:*",
+        exclude=None,
+        selector=None,
+        dagster_dbt_translator=DagsterDbtTranslator(),
+        current_dbt_indirect_selection_env=os.environ.get("DBT_INDIRECT_SELECTION"),
+    )
+    return [*selection, *(["--indirect-selection", indirect] if indirect else [])]
 
 
 def _run_dbt_on_spark(
@@ -291,7 +312,8 @@ def _dbt_events(
         if node["resource_type"] in ("model", "seed", "snapshot") and status == "success":
             name = translator.get_asset_spec(manifest, unique_id, None).key.to_python_identifier()
             if name in outputs:
-                yield Output(None, output_name=name, metadata=_dbt_metadata(result, unique_id))
+                metadata = {**_dbt_metadata(result, unique_id), "status": status}
+                yield Output(None, output_name=name, metadata=metadata)
         elif node["resource_type"] == "test" and status != "skipped":
             key = get_asset_check_key_for_test(manifest, translator, unique_id, None)
             if key in checks:
@@ -302,7 +324,12 @@ def _dbt_events(
                     severity=AssetCheckSeverity.WARN
                     if status == "warn"
                     else AssetCheckSeverity.ERROR,
-                    metadata={"status": status, **_message(result, unique_id)},
+                    metadata={
+                        "status": status,
+                        **_dbt_metadata(result, unique_id),
+                        **_failed_rows(result, unique_id),
+                        **_message(result, unique_id),
+                    },
                 )
 
 
@@ -313,6 +340,11 @@ def _dbt_metadata(result: dbt_runner.BuildResult, unique_id: str) -> dict[str, A
         "invocation_id": result.invocation_id,
         "Execution Duration": result.seconds.get(unique_id, 0.0),
     }
+
+
+def _failed_rows(result: dbt_runner.BuildResult, unique_id: str) -> dict[str, int]:
+    failures = result.failures.get(unique_id)
+    return {} if failures is None else {"dagster_dbt/failed_row_count": failures}
 
 
 def _message(result, unique_id: str) -> dict[str, str]:

@@ -156,13 +156,24 @@ def test_spend_collapsing_overnight_blocks_sending(workspace, capsys):
     assert "--approve total_spend" in err
 
 
-def _materialize_only(model: str, day: str) -> str:
-    """Materialize one dbt model as the UI does; returns the failure's description."""
+def test_a_model_picked_in_the_ui_is_built_without_the_others(workspace, dbt_fails_half_way):
+    good_folder(workspace.landing, TODAY)
+    assert workspace.run(TODAY) == 0
+    dbt_fails_half_way(True)  # send_decisions' SQL now fails; only cohort_loyalty is picked
+    result = _materialize("cohort_loyalty", TODAY)
+    assert result.success
+    assert [m.asset_key.path[-1] for m in result.asset_materializations_for_node(
+        "warehouse_models"
+    )] == ["cohort_loyalty"]  # fmt: skip
+
+
+def _materialize(model: str, day: str):
+    """Materialize one dbt model as the UI does."""
     from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
     from pipelines.definitions import defs
 
-    result = materialize(
+    return materialize(
         [defs.get_assets_def(AssetKey(model))],
         selection=AssetSelection.assets(AssetKey(model)),
         partition_key=day,
@@ -170,6 +181,11 @@ def _materialize_only(model: str, day: str) -> str:
         resources=defs.resources,
         raise_on_error=False,
     )
+
+
+def _materialize_only(model: str, day: str) -> str:
+    """Materialize one dbt model as the UI does; returns the failure's description."""
+    result = _materialize(model, day)
     (failure,) = [e.step_failure_data for e in result.all_events if e.is_step_failure]
     return failure.user_failure_data.description
 
