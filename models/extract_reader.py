@@ -184,30 +184,35 @@ def _fields(line: bytes) -> list[str]:
         return [""] * (line.count(b",") + 1)
 
 
+_QUOTED_FIELD = re.compile(r'(^|,)"(?:[^"]|"")*"')
+
+
 def _require_whole_rows(path: Path, data: bytes, width: int) -> None:
     """Every line holds as many fields as the header: a field missing in the middle of a
     line would move the rest into the wrong columns, an erasure flag out of its own. (One
     line is one row here: values spanning lines are refused.) Quoted fields are counted
     whole, commas inside them not."""
-    lines = pl.Series([data.decode("utf-8")]).str.split("\n").explode().str.strip_chars_end("\r")
-    commas = lines.str.replace_all(r'(^|,)"(?:[^"]|"")*"', "$1").str.count_matches(",")
-    wrong = (
-        pl.DataFrame({"line": lines, "fields": commas + 1})
-        .with_row_index("number", offset=1)
-        .filter(
-            (pl.col("number") > 1)
-            & (pl.col("line").str.strip_chars() != "")
-            & (pl.col("fields") != width)
-        )
-        .head(1)
-    )
-    if wrong.height:
-        number, fields = wrong["number"][0], wrong["fields"][0]
-        raise ExtractError(
-            f"{path}: line {number} has {fields} field(s), the header {width}: a field "
-            f"{'missing' if fields < width else 'too many'} would move the values after it "
-            "into the wrong columns. Fix the export and run the date again."
-        )
+    # A loop over the lines: faster than polars' expressions on a day's file of any size
+    # (0.2 against 1.3 ms for 600 lines, 2.2 against 3.8 ms for 6,500), whose overhead per
+    # call was a fifth of a history load's ingest; only a line with a quote needs the regex.
+    for number, line in enumerate(data.decode("utf-8").split("\n"), start=1):
+        line = line.rstrip("\r")
+        if number == 1 or _blank(line):
+            continue
+        plain = _QUOTED_FIELD.sub(r"\1", line) if '"' in line else line
+        fields = plain.count(",") + 1
+        if fields != width:
+            raise ExtractError(
+                f"{path}: line {number} has {fields} field(s), the header {width}: a field "
+                f"{'missing' if fields < width else 'too many'} would move the values after "
+                "it into the wrong columns. Fix the export and run the date again."
+            )
+
+
+def _blank(line: str) -> bool:
+    """Whitespace alone, as polars' strip_chars sees it (Unicode's White_Space; Python's
+    str.isspace also counts the separators U+001C to U+001F, which are values here)."""
+    return not line.strip() and not any(c in line for c in "\x1c\x1d\x1e\x1f")
 
 
 def _require_a_row_per_line(path: Path, data: bytes, frame: pl.DataFrame) -> None:

@@ -269,11 +269,15 @@ def _replace_rows(con, extract: str, chunk: list, checked) -> None:
         )
     rows = _rows_per_folder(chunk, frame, extract)
     if rows:
-        con.executemany(
+        # One statement for the chunk: executemany runs one per folder, 2 ms each against
+        # the table's key, which was a quarter of a history load's ingest.
+        dates, extracts, files, counts = (list(column) for column in zip(*rows, strict=True))
+        con.execute(
             "insert or replace into raw.loaded_files "
             "(business_date, extract, source_file, row_count, loaded_at, erasure_checked) "
-            "values (?, ?, ?, ?, now(), false)",
-            rows,
+            "select unnest($dates::date[]), unnest($extracts::varchar[]), "
+            "unnest($files::varchar[]), unnest($counts::bigint[]), now(), false",
+            {"dates": dates, "extracts": extracts, "files": files, "counts": counts},
         )
 
 
