@@ -20,8 +20,8 @@ from models.parsing import (
     parse_bool,
     parse_date,
     parse_decimal,
+    parse_instants,
     parse_integer,
-    parse_timestamp,
 )
 from models.privacy import LOCAL_PART
 from models.quarantine import DEFAULT_MAX_BAD_SHARE, QUARANTINE_SCHEMA, Checked, validate
@@ -128,7 +128,7 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
 def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
     """Parse the validated text columns into the warehouse's types."""
     return frame.with_columns(
-        *[parse_timestamp(pl.col(c)).alias(c) for c in spec.timestamps],
+        *[parse_instants(frame[c]) for c in spec.timestamps],
         *[parse_date(pl.col(c)).alias(c) for c in spec.dates],
         *[parse_bool(pl.col(c)).alias(c) for c in spec.booleans],
         *[parse_decimal(pl.col(c)).alias(c) for c in spec.decimals],

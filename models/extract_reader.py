@@ -197,7 +197,7 @@ def _require_whole_rows(path: Path, data: bytes, width: int) -> None:
     # call was a fifth of a history load's ingest; only a line with a quote needs the regex.
     for number, line in enumerate(data.decode("utf-8").split("\n"), start=1):
         line = line.rstrip("\r")
-        if number == 1 or _blank(line):
+        if number == 1 or (not line.strip() and _blank(line)):
             continue
         plain = _QUOTED_FIELD.sub(r"\1", line) if '"' in line else line
         fields = plain.count(",") + 1

@@ -53,6 +53,24 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     return pl.when(parsed.is_between(EARLIEST, LATEST)).then(parsed)
 
 
+# How nearly every exporter writes an instant; parsing it alone first spares most rows
+# parse_timestamp's five regular expressions (a quarter of a history load's ingest).
+_CANONICAL_INSTANT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def parse_instants(text: pl.Series) -> pl.Series:
+    """parse_timestamp of a whole column, the rows in the canonical form parsed directly."""
+    parsed = text.str.to_datetime(_CANONICAL_INSTANT, strict=False, time_zone="UTC", time_unit="us")
+    rest = parsed.is_null() & text.is_not_null()
+    if rest.any():
+        at = rest.arg_true()
+        others = pl.DataFrame({"t": text.gather(at)}).select(parse_timestamp(pl.col("t")))["t"]
+        parsed = parsed.scatter(at, others)
+    instants = pl.DataFrame({text.name: parsed})
+    in_range = pl.col(text.name).is_between(EARLIEST, LATEST)
+    return instants.select(pl.when(in_range).then(pl.col(text.name)))[text.name]
+
+
 def parse_date(expr: pl.Expr) -> pl.Expr:
     """`YYYY-MM-DD` text to a date; anything else (or 30 February) gives null."""
     return expr.str.to_date("%Y-%m-%d", strict=False)

@@ -289,3 +289,21 @@ def test_a_malformed_csv_is_named_without_leaking_addresses(tmp_path):
         load(f, "crm_contacts")
     assert "crm_contacts.csv" in str(error.value)
     assert "jane.doe@example.com" not in str(error.value)
+
+
+def test_the_canonical_instants_fast_path_parses_every_spelling_as_parse_timestamp_does():
+    from models.parsing import parse_instants, parse_timestamp
+
+    spellings = [
+        "2025-06-01T00:10:15Z", "2025-06-01T00:10:15", "2025-06-01 00:10:15z",
+        "2025-06-01t00:10:15Z", "2025-06-01T00:10:15+0100", "2025-06-01T00:10+01:00",
+        "2025-06-01T00:10:15.123456Z", "2025-06-01T00:10:15-03", "1899-12-31T23:59:59Z",
+        "1900-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "9999-12-31T23:00:00-05:00",
+        "+12025-01-01T00:00:00Z", "2025-02-30T00:00:00Z", "2025-06-01T24:00:00Z", None,
+    ]  # fmt: skip
+    text = pl.Series("ordered_at", spellings)
+    expected = pl.DataFrame({"t": text}).select(parse_timestamp(pl.col("t")))["t"]
+    parsed = parse_instants(text)
+    assert parsed.name == "ordered_at"
+    assert parsed.to_list() == expected.to_list()
+    assert parsed.null_count() == 6  # 1899, 9999 west of UTC, year 12025, 30 Feb, 24:00, None
