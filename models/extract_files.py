@@ -8,6 +8,7 @@ refused before loading.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -109,20 +110,35 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     for column, default in spec.optional.items():
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(default, pl.String).alias(column))
+    columns = tuple(spec.columns)
     return (
         frame.select(
             pl.lit(str(path)).alias("source_file"),
             pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("source_row"),
-            *[clean_text(c).cast(pl.String) for c in spec.columns],
+            *_cleaned(columns),
         )
-        # A blank line (or one of empty fields) is no record: nothing to load or set aside.
-        .filter(~pl.all_horizontal(pl.col(spec.columns).is_null()))
-        .with_columns(
-            # An optional column's empty value means its default, as its absence does.
-            pl.col(column).fill_null(default)
-            for column, default in spec.optional.items()
-        )
+        .filter(_a_record(columns))
+        .with_columns(_defaults(tuple(spec.optional.items())))
     )
+
+
+# The expressions every file of an extract goes through, built once: building them for
+# each of a history's thousands of small files took as long as reading the files.
+@cache
+def _cleaned(columns: tuple[str, ...]) -> tuple[pl.Expr, ...]:
+    return tuple(clean_text(c).cast(pl.String) for c in columns)
+
+
+@cache
+def _a_record(columns: tuple[str, ...]) -> pl.Expr:
+    """A blank line (or one of empty fields) is no record: nothing to load or set aside."""
+    return ~pl.all_horizontal(pl.col(columns).is_null())
+
+
+@cache
+def _defaults(optional: tuple[tuple[str, str], ...]) -> tuple[pl.Expr, ...]:
+    """An optional column's empty value means its default, as its absence does."""
+    return tuple(pl.col(column).fill_null(default) for column, default in optional)
 
 
 def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
