@@ -11,9 +11,9 @@ kept from an earlier night:
   the literals DuckDB prunes row groups with stay literals. A placeholder that reached a
   config at parse time (a Python model's `config: as_of_date: "{{ var('as_of_date') }}"`) is
   replaced by the night's value before the run.
-- The parse is kept, pickled, under target/nightly_parse, keyed by what shaped it: the
-  project as `dbt parse` last saw it (models/manifest.ensure_manifest), the target, the
-  database name dbt-duckdb takes from the warehouse file's name, dbt's version, and every
+- The parse is kept, pickled, under target/nightly_parse, keyed by what shaped it (`_key`):
+  the content of every file of the project dbt reads, the versions of dbt and its adapters,
+  the target, the database name dbt-duckdb takes from the warehouse file's name, and every
   other var (the settings and campaigns, which do shape configs and the graph). A key not
   seen before costs one parse, as every night did before.
 
