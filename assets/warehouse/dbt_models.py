@@ -374,10 +374,10 @@ def _measure_and_publish(
     return night
 
 
-# dagster-dbt gives every dbt invocation a target folder of its own (warehouse_models-<run
-# id>-<random>: dbt.log, run_results.json, compiled SQL; about 5 MB a night) and never removes
-# it. Parallel nights cannot share one fixed folder, so each night keeps its own while dbt
-# runs and then turns it into target/last_nightly, replacing the previous night's.
+# Every night's dbt gets a target folder of its own (warehouse_models-<run id>-<random>:
+# dbt.log, run_results.json, compiled SQL; about 5 MB a night): parallel nights cannot share
+# one fixed folder. Each night keeps its own while dbt runs and then turns it into
+# target/last_nightly, replacing the previous night's.
 LAST_NIGHTLY = "last_nightly"
 # A folder this old was left by a night killed while dbt ran: no night takes a day.
 ABANDONED_AFTER = dt.timedelta(days=1)
