@@ -34,9 +34,9 @@ MAX_COLUMNS = 1000  # a header of a million names takes gigabytes to parse
 _ERASURE_WORDS = {"is_deleted": ("delet", "eras", "gdpr", "forget")}
 
 
-def read_csv_text(path: Path) -> tuple[pl.DataFrame, list[str]]:
-    """A CSV extract as text columns (named by polars, in the header's order) and the
-    header's names as written, or ExtractError."""
+def checked_csv_bytes(path: Path) -> tuple[bytes, list[str]]:
+    """A CSV extract's bytes (one line ending) and its header's names, once every check
+    of the file as text passed; ExtractError otherwise."""
     data = path.read_bytes()
     _require_utf8(path, data)
     data = _one_line_ending(path, data)
@@ -53,6 +53,12 @@ def read_csv_text(path: Path) -> tuple[pl.DataFrame, list[str]]:
             "an extract of this contract. Fix the export."
         )
     _require_whole_rows(path, data, len(names))
+    return data, names
+
+
+def parsed_csv(path: Path, data: bytes, names: list[str]) -> pl.DataFrame:
+    """checked_csv_bytes' result read by polars as text columns; ExtractError if it does
+    not read as the checks promised."""
     try:
         frame = pl.read_csv(data, infer_schema=False, raise_if_empty=False)
     except Exception:  # polars quotes the raw rows in its messages: never pass them on
@@ -66,7 +72,12 @@ def read_csv_text(path: Path) -> tuple[pl.DataFrame, list[str]]:
             f"{len(frame.columns)} columns): check its quoting. Fix the export."
         )
     _require_a_row_per_line(path, data, frame)
-    return frame, names
+    return frame
+
+
+def data_rows(data: bytes) -> int:
+    """The rows a checked file holds: a row for every line but the header."""
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
 
 
 def contract_names(path: Path, names: list[str], columns: list[str]) -> list[str]:

@@ -307,3 +307,64 @@ def test_the_canonical_instants_fast_path_parses_every_spelling_as_parse_timesta
     assert parsed.name == "ordered_at"
     assert parsed.to_list() == expected.to_list()
     assert parsed.null_count() == 6  # 1899, 9999 west of UTC, year 12025, 30 Feb, 24:00, None
+
+
+# Files as exporters write them, each valid: the files of a chunk are read together
+# (models/extract_files.read_extract_files) and must come out as each read alone.
+_HEADER = ",".join(ORDER_COLUMNS)
+_ROW = "o{n},c{n},,2025-06-0{d}T10:00:00Z,2025-06-0{d}T10:00:00Z,completed,USD,1{n}.50"
+_VALID_FILES = {
+    "plain": _HEADER + "\n" + "\n".join(_ROW.format(n=n, d=1) for n in range(3)) + "\n",
+    "no last line break": _HEADER + "\n" + _ROW.format(n=7, d=2),
+    "crlf": (_HEADER + "\r\n" + _ROW.format(n=8, d=3) + "\r\n"),
+    "bom": "\ufeff" + _HEADER + "\n" + _ROW.format(n=9, d=4) + "\n",
+    "header only": _HEADER + "\n",
+    "quoted comma": _HEADER + '\n"o,5",c5,,2025-06-05T10:00:00Z,2025-06-05T10:00:00Z,'
+    'completed,USD,"15.50"\n',
+    "blank and empty rows": _HEADER + "\n" + _ROW.format(n=6, d=6) + "\n\n,,,,,,,\n",
+    "other spelling": _HEADER.upper() + "\n" + _ROW.format(n=4, d=7) + "\n",
+    "another plain": _HEADER + "\n" + _ROW.format(n=3, d=8) + "\n",
+}
+
+
+def test_the_files_of_a_chunk_read_together_come_out_as_each_read_alone(tmp_path):
+    from models.extract_files import read_extract_file, read_extract_files
+
+    spec = EXTRACTS["orders"]
+    paths = []
+    for i, text in enumerate(_VALID_FILES.values()):
+        path = tmp_path / f"2025-06-{i + 1:02d}" / "orders.csv"
+        path.parent.mkdir()
+        path.write_bytes(text.encode())
+        paths.append(path)
+    together = read_extract_files(paths, spec)
+    for path, frame, name in zip(paths, together, _VALID_FILES, strict=True):
+        assert frame.equals(read_extract_file(path, spec)), name
+    assert [f.height for f in together] == [3, 1, 1, 1, 0, 1, 1, 1, 1]
+    assert together[0]["source_row"].to_list() == [1, 2, 3]
+    # and they were read together, not each alone after a failed attempt
+    from models.extract_files import _read_together
+    from models.extract_reader import checked_csv_bytes
+
+    same_header = [(p, *checked_csv_bytes(p)) for p in (paths[0], paths[1], paths[8])]
+    header = same_header[0][1].split(b"\n", 1)[0]
+    assert set(_read_together(header, same_header, spec)) == {paths[0], paths[1], paths[8]}
+
+
+def test_a_broken_file_among_others_is_named_as_when_read_alone(tmp_path):
+    from models.extract_files import read_extract_file, read_extract_files
+
+    spec = EXTRACTS["orders"]
+    broken = _HEADER + '\n"o1,c1,,2025-06-01T10:00:00Z,x,completed,USD,1\n' + _ROW.format(n=2, d=1)
+    paths = []
+    for i, text in enumerate([_VALID_FILES["plain"], broken, _VALID_FILES["another plain"]]):
+        path = tmp_path / f"2025-06-{i + 1:02d}" / "orders.csv"
+        path.parent.mkdir()
+        path.write_bytes(text.encode())
+        paths.append(path)
+    with pytest.raises(ExtractError) as alone:
+        read_extract_file(paths[1], spec)
+    with pytest.raises(ExtractError) as together:
+        read_extract_files(paths, spec)
+    assert str(together.value) == str(alone.value)
+    assert str(paths[1]) in str(together.value)
