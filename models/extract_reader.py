@@ -42,9 +42,9 @@ def checked_csv_bytes(path: Path) -> tuple[bytes, list[str]]:
     data = _one_line_ending(path, data)
     if _last_line_cut_short(data):
         raise ExtractError(
-            f"{path}: the last line is cut short (fewer fields than the header, and no line "
-            "break after it): the file is truncated. Export the folder again and run the "
-            "date again."
+            f"{path}: the last line is cut short (fewer fields than the header, or a quoted "
+            "value left open, and no line break after it): the file is truncated. Export the "
+            "folder again and run the date again."
         )
     names = _header_names(data)
     if len(names) > MAX_COLUMNS:
@@ -176,11 +176,14 @@ def _one_line_ending(path: Path, data: bytes) -> bytes:
 
 
 def _last_line_cut_short(data: bytes) -> bool:
-    """A last line with fewer fields than the header and no line break after it: the file
-    was cut while being written (a complete last record may lack the break, RFC 4180)."""
+    """A last line with fewer fields than the header, or inside a quoted value (an odd
+    number of quotes: a closed quoted value has two, and a quote within it is doubled), and
+    no line break after it: the file was cut while being written (a complete last record
+    may lack the break, RFC 4180). Cut in its last value, `...,USD,"12` would load as 12."""
     if data.endswith(b"\n") or b"\n" not in data:
         return False
-    return len(_fields(data.rsplit(b"\n", 1)[-1])) < len(_header_names(data))
+    last = data.rsplit(b"\n", 1)[-1]
+    return last.count(b'"') % 2 == 1 or len(_fields(last)) < len(_header_names(data))
 
 
 def _header_names(data: bytes) -> list[str]:

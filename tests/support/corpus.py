@@ -145,6 +145,20 @@ def cut_mid_line(extract: str) -> Callable[[Path], None]:
     return breaks
 
 
+def cut_in_last_value(extract: str) -> Callable[[Path], None]:
+    """The file cut inside its last row's last value, written quoted: every field is there,
+    the value is not (`...,"12` of `...,"12.50"`)."""
+
+    def breaks(folder: Path) -> None:
+        path = folder / f"{extract}.csv"
+        lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        *head, last = lines
+        value_at = last.rindex(",") + 1
+        path.write_text("\n".join([*head, f'{last[:value_at]}"{last[value_at:][:2]}']))
+
+    return breaks
+
+
 def remove(extract: str) -> Callable[[Path], None]:
     return lambda folder: (folder / f"{extract}.csv").unlink()
 
@@ -274,6 +288,7 @@ CASES = [
     Case("orders column missing", "orders", drop_column("orders", "currency"), Fail(r"orders\.csv: missing required column\(s\) currency")),
     Case("orders pipes", "orders", delimiter("orders", "|"), Fail(r"orders\.csv: the header is separated by pipes, not commas")),
     Case("orders cut mid-line", "orders", cut_mid_line("orders"), Fail(r"orders\.csv: the last line is cut short .*: the file is truncated")),
+    Case("orders cut in a quoted last value", "orders", cut_in_last_value("orders"), Fail(r"orders\.csv: the last line is cut short .*a quoted value left open.*: the file is truncated")),
     Case("orders truncated", "orders", truncate("orders", 399), Fail(r"orders\.csv: 399 rows, fewer than the 400 the exporter recorded")),
     Case("orders duplicate order", "orders", duplicate_row("orders"), Fail(r"orders: 1 order_id\(s\) appear more than once in one file")),
     # orders: rows
