@@ -84,11 +84,7 @@ def read_extract_file(path: Path, spec: ExtractSpec) -> pl.DataFrame:
     else:
         data, names = checked_csv_bytes(path)
         return _read_alone(path, data, names, spec)
-    origin = (
-        pl.lit(str(path)).alias("source_file"),
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("source_row"),
-    )
-    return _contract_frame(path, frame, names, spec, origin, nested)
+    return _contract_frame(path, frame, names, spec, _origin(path, frame), nested)
 
 
 def read_extract_files(paths: list[Path], spec: ExtractSpec) -> list[pl.DataFrame]:
@@ -114,11 +110,15 @@ def read_extract_files(paths: list[Path], spec: ExtractSpec) -> list[pl.DataFram
 
 def _read_alone(path: Path, data: bytes, names: list[str], spec: ExtractSpec) -> pl.DataFrame:
     frame = parsed_csv(path, data, names)
-    origin = (
+    return _contract_frame(path, frame, names, spec, _origin(path, frame), {})
+
+
+def _origin(path: Path, frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """source_file and source_row of one file's rows."""
+    return (
         pl.lit(str(path)).alias("source_file"),
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("source_row"),
     )
-    return _contract_frame(path, frame, names, spec, origin, {})
 
 
 def _read_together(

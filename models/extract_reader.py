@@ -232,8 +232,8 @@ def _blank(line: str) -> bool:
 def _require_a_row_per_line(path: Path, data: bytes, frame: pl.DataFrame) -> None:
     """Values hold no line breaks, so a file has a row for every line but the header; fewer
     rows mean a quote that closes lines later (or a line end the parser did not see)."""
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if frame.height + 1 >= lines:
+    rows = data_rows(data)
+    if frame.height >= rows:
         return
     spanning = (
         frame.with_row_index("row", offset=1)
@@ -244,7 +244,7 @@ def _require_a_row_per_line(path: Path, data: bytes, frame: pl.DataFrame) -> Non
     if len(spanning):
         where = f"; row {spanning[0]} (line {spanning[0] + 1}) holds a line break"
     raise ExtractError(
-        f"{path}: {frame.height:,} row(s) read from {lines - 1:,} line(s) after the header"
+        f"{path}: {frame.height:,} row(s) read from {rows:,} line(s) after the header"
         f"{where}: a quote that does not close where it should, or a value spanning lines, "
         "which the contract does not allow. Fix the export and run the date again."
     )
