@@ -253,6 +253,8 @@ def _instance():
     if not home:
         return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
     Path(home).mkdir(parents=True, exist_ok=True)
+    # dagster.yaml places the storage under DAGSTER_HOME, unset for the project's instance
+    os.environ["DAGSTER_HOME"] = home
     _write_project_settings(Path(home))
     return DagsterInstance.from_config(home)
 

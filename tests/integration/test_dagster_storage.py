@@ -1,0 +1,122 @@
+"""Dagster's SQLite instance with its connections kept open (pipelines/dagster_storage.py,
+named by the project's dagster.yaml): the runs it records are Dagster's own files, read the
+same by `storage: sqlite:`; concurrent writers lose no event; a long-lived process (the
+webserver) does not hold a file open for every run it has read; wiping still wipes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, asset, materialize
+
+from pipelines.dagster_storage import (
+    POOL_SIZE,
+    KeptSqliteEventLogStorage,
+    KeptSqliteRunStorage,
+)
+from pipelines.run import _instance
+
+
+@asset
+def tonight() -> int:
+    return 1
+
+
+def _kept_instance(home: Path, monkeypatch) -> DagsterInstance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = _instance()
+    # the project's dagster.yaml names them
+    assert type(instance.event_log_storage) is KeptSqliteEventLogStorage
+    assert type(instance.run_storage) is KeptSqliteRunStorage
+    return instance
+
+
+def _plain_instance(home: Path) -> DagsterInstance:
+    """Dagster's own SQLite storage over the same files."""
+    plain = home.parent / f"{home.name}-plain"
+    plain.mkdir(exist_ok=True)
+    (plain / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {home}\n")
+    return DagsterInstance.from_config(str(plain))
+
+
+def _open_files_under(folder: Path) -> int:
+    fds = Path("/proc/self/fd")
+    held = 0
+    for fd in fds.iterdir():
+        try:
+            held += os.readlink(fd).startswith(str(folder))
+        except OSError:
+            continue  # closed while listing
+    return held
+
+
+def test_runs_recorded_with_kept_connections_read_the_same_in_dagsters_own_storage(
+    tmp_path, monkeypatch
+):
+    home = tmp_path / "home"
+    kept = _kept_instance(home, monkeypatch)
+    runs = [materialize([tonight], instance=kept).run_id for _ in range(3)]
+
+    plain = _plain_instance(home)
+    assert {r.run_id for r in plain.get_runs()} == set(runs)
+    for run_id in runs:
+        assert plain.get_run_by_id(run_id).is_success
+        assert len(plain.all_logs(run_id)) == len(kept.all_logs(run_id)) > 5
+    latest = plain.get_latest_materialization_event(AssetKey("tonight"))
+    assert latest is not None and latest.run_id == runs[-1]
+
+    # and the other way round: a run Dagster's own storage wrote is read by the kept one
+    theirs = materialize([tonight], instance=plain).run_id
+    assert kept.get_run_by_id(theirs).is_success
+    assert kept.get_latest_materialization_event(AssetKey("tonight")).run_id == theirs
+
+
+def test_threads_writing_one_run_at_once_lose_no_event(tmp_path, monkeypatch):
+    instance = _kept_instance(tmp_path / "home", monkeypatch)
+    run_id = materialize([tonight], instance=instance).run_id
+    before = len(instance.all_logs(run_id))
+
+    def write(n: int) -> None:
+        for i in range(50):
+            instance.report_engine_event(f"writer {n}, event {i}", instance.get_run_by_id(run_id))
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+
+    logs = _plain_instance(tmp_path / "home").all_logs(run_id)
+    assert len(logs) == before + 200
+    assert {e.message for e in logs} >= {f"writer 3, event {i}" for i in range(50)}
+
+
+def test_a_long_lived_process_holds_the_files_of_the_latest_runs_only(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    instance = _kept_instance(home, monkeypatch)
+    runs = [materialize([tonight], instance=instance).run_id for _ in range(32)]
+
+    def read(run_ids: list[str]) -> int:
+        for run_id in run_ids:  # as the webserver, reading each run's events
+            assert instance.all_logs(run_id)
+        return _open_files_under(home)
+
+    # each database kept: its pooled connections, each holding it, its -wal and its -shm
+    assert read(runs[:8]) <= (8 + 2) * POOL_SIZE * 3
+    held = _open_files_under(home)
+    assert read(runs) <= held, "as many files open after reading four times as many runs"
+    instance.dispose()
+    assert _open_files_under(home) == 0
+
+
+def test_wiping_the_instance_wipes_the_runs_and_the_next_run_is_recorded(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    instance = _kept_instance(home, monkeypatch)
+    materialize([tonight], instance=instance)
+
+    instance.wipe()
+    assert instance.get_runs() == []
+    after = materialize([tonight], instance=instance).run_id
+    assert [r.run_id for r in _plain_instance(home).get_runs()] == [after]
