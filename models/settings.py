@@ -182,9 +182,10 @@ class Settings(BaseSettings):
         "DAGSTER_HOME",
         None,
         "where runs are recorded for the UI (`make dev` opens the same); `nightjar run` writes "
-        "the project's `dagster.yaml` (telemetry off, the warehouse pool limited to 1) into "
-        "one that has none, never replacing one. Set to nothing: runs kept in memory only, "
-        "with the same settings",
+        "the project's `dagster.yaml` (telemetry off, the warehouse pool limited to 1, "
+        "Dagster's SQLite files written through connections kept open: "
+        "`pipelines/dagster_storage.py`) into one that has none, never replacing one. "
+        "Set to nothing: runs kept in memory only, with the same settings",
         when_unset="the project's `.dagster`",
         read_by="pipelines/cli.py (set to nothing is not unset there)",
     )
