@@ -35,8 +35,11 @@ install: $(STAMP)
 manifest: install
 	$(BIN)/python -c "from models.manifest import ensure_manifest; ensure_manifest()"
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+# The project's settings and its Dagster storage (pipelines/run.py: project_settings).
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml pipelines/dagster_storage.py | $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c "from pipelines.run import project_settings; print(project_settings(), end='')" > $@.draft
+	mv $@.draft $@
 
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/nightjar demo

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as db
+from dagster._core.event_api import EventHandlerFn
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
@@ -34,6 +36,19 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 
+# Added to the project's dagster.yaml when it is written into a DAGSTER_HOME (pipelines/run.py):
+# `storage: sqlite:`'s files under DAGSTER_HOME, written through kept connections.
+HOME_STORAGE = """
+# Dagster's SQLite files, written through connections kept open (pipelines/dagster_storage.py):
+# a night stores ~600 events.
+storage:
+  custom:
+    module: pipelines.dagster_storage
+    class: KeptSqliteStorage
+    config:
+      base_dir: {env: DAGSTER_HOME}
+"""
+
 # Each run has a database of its own; a long-lived process (the webserver reads many runs)
 # keeps the engines of only the latest few, so that open files do not grow with the runs.
 KEPT_ENGINES = 8
@@ -48,16 +63,26 @@ def _engine(conn_string: str) -> Engine:
         conn_string,
         poolclass=db.QueuePool,
         pool_size=POOL_SIZE,
+        # no cap on connections in use at once, as Dagster's had none (the webserver answers
+        # from many threads)
+        max_overflow=-1,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
     )
 
 
 class KeptSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log, with an engine kept for each of the latest databases."""
+    """Dagster's SQLite event log, with an engine kept for each of the latest databases.
+
+    A run's new events are found by polling its database, as Dagster's PostgreSQL storage
+    does: Dagster's SQLite one watches the run's .db file, which changed when the last
+    connection closed and SQLite moved its write-ahead log into it. With connections kept,
+    events stay in the -wal file until a checkpoint, and a run's page in the UI would stop
+    at the events it found first."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
+        self._poller: SqlPollingEventWatcher | None = None
         super().__init__(base_dir, inst_data)
 
     def _shard_engine(self, shard: str) -> Engine:
@@ -80,8 +105,18 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        if self._poller is None:
+            self._poller = SqlPollingEventWatcher(self)
+        self._poller.watch_run(run_id, cursor, callback)
+
+    def end_watch(self, run_id: str, handler: EventHandlerFn) -> None:
+        if self._poller is not None:
+            self._poller.unwatch_run(run_id, handler)
+
     def _dispose_engines(self) -> None:
-        with self._engines_lock:
+        # under the event log's lock: no connection is in use, none is opened meanwhile
+        with self._db_lock, self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
 
@@ -91,8 +126,12 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
         super().wipe()
 
     def dispose(self) -> None:
-        self._dispose_engines()
+        # the pollers first: they would open connections again
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         super().dispose()
+        self._dispose_engines()
 
 
 class KeptSqliteRunStorage(SqliteRunStorage):

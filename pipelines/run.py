@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -253,10 +252,17 @@ def _instance():
     if not home:
         return DagsterInstance.ephemeral(settings=yaml.safe_load(DAGSTER_YAML.read_text()))
     Path(home).mkdir(parents=True, exist_ok=True)
-    # dagster.yaml places the storage under DAGSTER_HOME, unset for the project's instance
+    # the storage written into its dagster.yaml is under DAGSTER_HOME, unset for the project's
     os.environ["DAGSTER_HOME"] = home
     _write_project_settings(Path(home))
     return DagsterInstance.from_config(home)
+
+
+def project_settings() -> str:
+    """The dagster.yaml of a DAGSTER_HOME: the project's settings and its storage."""
+    from pipelines.dagster_storage import HOME_STORAGE
+
+    return DAGSTER_YAML.read_text() + HOME_STORAGE
 
 
 def _write_project_settings(home: Path) -> None:
@@ -266,7 +272,7 @@ def _write_project_settings(home: Path) -> None:
     # Written aside, then linked into place: a link never replaces a file, and a second
     # `nightjar run` starting at the same moment never reads a half-written one.
     draft = home / f".dagster.yaml.{os.getpid()}"
-    shutil.copyfile(DAGSTER_YAML, draft)
+    draft.write_text(project_settings())
     try:
         os.link(draft, home / "dagster.yaml")
     except FileExistsError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from pipelines.run import project_settings
 
 # Its own make target (make test-browser, run by .ci/run): a demo's two nights, a webserver
 # and Chromium take a worker for over a minute, which make test's budget cannot spare.
@@ -74,7 +75,7 @@ def dagster_ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(project_settings())  # as `make dev` writes it
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("NIGHTJAR_", "SENDGRID_"))},
         "DAGSTER_HOME": str(home),

@@ -20,7 +20,7 @@ from assets.shared.warehouse import connect
 from assets.warehouse.dbt_models import ABANDONED_AFTER, LAST_NIGHTLY, keep_as_last_nightly
 from models.settings import DBT_PROJECT_DIR, load_settings
 from pipelines.cli import main
-from pipelines.run import DAGSTER_YAML, _instance
+from pipelines.run import _instance, project_settings
 from senders.sendgrid import SendGridSender
 from tests.integration.test_sendgrid_sender import message
 from tests.support.scenario import NEXT_DAY, D, write_all, write_next_day
@@ -41,7 +41,7 @@ def test_a_cli_run_in_an_empty_dagster_home_has_telemetry_off_and_the_pool_limit
     # A night that stops at its first step (nothing has landed) is a run all the same.
     assert main(["run", "--date", D]) == 1
 
-    assert (home / "dagster.yaml").read_text() == DAGSTER_YAML.read_text()
+    assert (home / "dagster.yaml").read_text() == project_settings()
     instance = DagsterInstance.get()
     assert instance.get_runs(), "the run is recorded in this DAGSTER_HOME"
     assert instance.get_settings("telemetry") == {"enabled": False}
