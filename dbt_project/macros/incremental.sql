@@ -122,6 +122,33 @@
         and ordered_on <= cast({{ dbt.dateadd('day', -window_days, as_of_date()) }} as date)
 {%- endmacro %}
 
+{#- The contacts whose completed orders in the `window_days` days ending D may differ from
+    those ending S, in an incremental night: as contacts_whose_lines_changed, over the orders
+    of int_orders_attributed (an order a build changed since S, its contact now and as of S;
+    an order that left the window since S; one dated after S). Read by the purchase summary,
+    which recomputes only these contacts. -#}
+{% macro contacts_whose_orders_changed(window_days) -%}
+    {%- set since = incremental_since_date() -%}
+    select contact_id
+    from {{ ref('int_orders_attributed') }}
+    where contact_id is not null and changed_on > {{ since }}
+    union
+    select contact_id_before
+    from {{ ref('int_orders_attributed') }}
+    where contact_id_before is not null and changed_on > {{ since }}
+    union
+    select contact_id
+    from {{ ref('int_orders_attributed') }}
+    where contact_id is not null and ordered_on > {{ since }}
+    union
+    select contact_id
+    from {{ ref('int_orders_attributed') }}
+    where
+        contact_id is not null
+        and ordered_on > cast({{ dbt.dateadd('day', -window_days, since) }} as date)
+        and ordered_on <= cast({{ dbt.dateadd('day', -window_days, as_of_date()) }} as date)
+{%- endmacro %}
+
 {#- Pre-hook of an incremental model kept per contact or per order, rebuilt for those a night
     touched: in an incremental night their rows go first (a contact or order may be left with
     fewer rows, or none: an order whose lines were fixed leaves order_lines_mismatched); in a

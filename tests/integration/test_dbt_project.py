@@ -38,5 +38,5 @@ def test_dbt_unit_tests_pass(tmp_path):
     assert created.returncode == 0, created.stdout[-3000:]
     completed = dbt("build")
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert "45 unit tests" in completed.stdout
+    assert "46 unit tests" in completed.stdout
     assert "ERROR=0" in completed.stdout

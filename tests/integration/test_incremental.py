@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import os
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ TABLES = {
     "main.journey_winback": "contact_id",
     "main.cohort_birthday": "contact_id",
     "build.int_orders_resolved": "order_id",
+    "build.int_orders_attributed": "order_id",
     "build.int_web_visitors_summarized": "anonymous_id",
     "build.int_contacts_web_activity_summarized": "contact_id",
     "build.int_contacts_purchases_summarized": "contact_id",
@@ -42,6 +44,7 @@ TABLES = {
 }
 # Bookkeeping of the incremental nights, which a full build cannot know: left out
 BOOKKEEPING = {
+    "build.int_orders_attributed": "exclude (changed_on, contact_id_before)",
     "build.int_order_lines": "exclude (changed_on, contact_id_before)",
     "build.int_order_lines_resolved": "exclude (written_on)",
 }
@@ -70,9 +73,12 @@ def _lines_passed_on(ws, day: dt.date) -> int:
     )[0][0]
 
 
-# Thresholds a few days of sample data can meet, so that every cohort has members.
+# Thresholds a few days of sample data can meet, so that every cohort has members; a spend
+# window of 4 days, so that each night's orders of 4 days before leave it (the contacts
+# whose spend_730d falls are recomputed).
 SMALL_THRESHOLDS = (
-    "{holdout_share: 0, loyalty_min_spend_730d: 150, reactivation_min_days_since_purchase: 3}"
+    "{holdout_share: 0, loyalty_min_spend_730d: 150, reactivation_min_days_since_purchase: 3,"
+    " spend_window_days: 4}"
 )
 
 
@@ -113,6 +119,12 @@ def _plant_a_guest_order_changing_hands(landing: Path, first: dt.date, moved: dt
         "order_lines.csv",
         [line("guest-passed-on", "1", "SKU-PASSED", "1", "30.00", category="Toys")],
     )
+    # an order without lines passes on too: the purchase summary follows the orders
+    _append(
+        landing / str(first),
+        "orders.csv",
+        [order("guest-without-lines", "", at, "12.50", email="old@example.org")],
+    )
     later = f"{moved}T08:00:00Z"
     _append(landing / str(moved), "crm_contacts.csv", [
         contact("mover", email="new@example.org", updated_at=later),
@@ -149,6 +161,10 @@ def test_incremental_nights_equal_a_full_build_of_the_history(nights):
     assert passed_on > 0  # the nights moved guest orders' lines between contacts
     affinity = {row[0]: row[1] for row in incremental["main.contact_category_affinity"]}
     assert affinity.get("taker") == "Toys" and "mover" not in affinity
+    # (contact_id, total_spend, spend_730d, order_count, ...): both guest orders are taker's
+    purchases = {row[0]: row for row in incremental["build.int_contacts_purchases_summarized"]}
+    assert purchases["taker"][1] == Decimal("42.50") and purchases["taker"][3] == 2
+    assert "mover" not in purchases
     # a re-run of the last date: Nightjar rebuilds the incremental models whole
     assert ws.run(dates[-1].isoformat()) == 0
     full = _snapshot(ws)

@@ -1,12 +1,31 @@
 -- Spend and purchase dates per contact as of D, from completed orders dated on or before D;
 -- and the contact's first order of any status, with its status as of D (the first-purchase
 -- follow-up's occasion). A contact without a completed order has no row.
+--
+-- Incremental (macros/incremental.sql): a night recomputes only the contacts whose orders
+-- changed or crossed the spend window's edge (contacts_whose_orders_changed), a few percent
+-- of them; the pre-hook first takes those contacts' rows out, so that a contact left without
+-- a purchase (refunded, or its guest order passed to another contact) keeps none. A full
+-- build starts from an empty table.
+{%- set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{{ config(
+    materialized=incremental_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_rows_to_recompute(
+        'contact_id', contacts_whose_orders_changed, [var('spend_window_days')]
+    ) }}",
+    post_hook="{{ record_incremental_build() }}"
+) }}
+
 with orders as (
     select *
     from {{ ref('int_orders_attributed') }}
     where
         contact_id is not null
         and ordered_on <= {{ as_of_date() }}
+    {% if windowed %}
+        and contact_id in ({{ contacts_whose_orders_changed(var('spend_window_days')) }})
+    {% endif %}
 ),
 
 windowed as (
