@@ -1,6 +1,7 @@
 """The dbt project on disk: its folder, its manifest (parsed when stale) and the campaigns
 its YAML declares. No Dagster here: the CLI reads the manifest without loading it."""
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -42,6 +43,15 @@ def ensure_manifest() -> Path:
     campaigns of the manifest being replaced are passed to the parse, so one parse suffices
     unless the edit changed the campaigns themselves; then a second one records them."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    # One parse at a time: two processes finding it stale at once (pytest's workers, a
+    # night and the UI) wrote one file together, two manifests run into one.
+    with (manifest.parent / ".manifest.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _parse_if_stale(manifest)
+
+
+def _parse_if_stale(manifest: Path) -> Path:
     fresh = manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
     # A `dbt build` by hand rewrites the manifest without the var `campaigns`: fresh, but
     # with the send decisions no longer depending on the cohorts.

@@ -93,60 +93,65 @@
     {% endif %}
 {%- endmacro %}
 
-{#- The contacts whose completed order lines in the `window_days` days ending D may differ
-    from those ending S, in an incremental night: a line a build changed since S (its contact
-    now and as of S), a line that left the window since S, and one dated after S. Read by
-    the per-contact models of int_order_lines, which recompute only these contacts. One
-    range of one column a part: DuckDB filters each in the scan and skips the blocks of
-    lines outside it by their dates (int_order_lines is written in date order), where one
-    condition over both columns read all 25 million lines at a million contacts. -#}
+{#- The contacts whose completed order lines (orders) in the `window_days` days ending D may
+    differ from those ending S, in an incremental night: a line (order) a build changed since
+    S (its contact now and as of S), one that left the window since S, and one dated after
+    S. Read by the per-contact models of int_order_lines (of int_orders_attributed: the
+    purchase summary), which recompute only these contacts. -#}
 {% macro contacts_whose_lines_changed(window_days) -%}
+    {{ contacts_whose_rows_changed(ref('int_order_lines'), window_days) }}
+{%- endmacro %}
+
+{% macro contacts_whose_orders_changed(window_days) -%}
+    {{ contacts_whose_rows_changed(ref('int_orders_attributed'), window_days) }}
+{%- endmacro %}
+
+{#- Of a table that says, for each row, when a build last changed it (changed_on) and its
+    contact before (contact_id_before). One range of one column a part: DuckDB filters each
+    in the scan and skips the blocks of rows outside it by their dates (both tables are
+    written in date order), where one condition over both columns read all 25 million lines
+    at a million contacts. -#}
+{% macro contacts_whose_rows_changed(relation, window_days) -%}
     {%- set since = incremental_since_date() -%}
     select contact_id
-    from {{ ref('int_order_lines') }}
+    from {{ relation }}
     where contact_id is not null and changed_on > {{ since }}
     union
     select contact_id_before
-    from {{ ref('int_order_lines') }}
+    from {{ relation }}
     where contact_id_before is not null and changed_on > {{ since }}
     union
     select contact_id
-    from {{ ref('int_order_lines') }}
+    from {{ relation }}
     where contact_id is not null and ordered_on > {{ since }}
     union
     select contact_id
-    from {{ ref('int_order_lines') }}
+    from {{ relation }}
     where
         contact_id is not null
         and ordered_on > cast({{ dbt.dateadd('day', -window_days, since) }} as date)
         and ordered_on <= cast({{ dbt.dateadd('day', -window_days, as_of_date()) }} as date)
 {%- endmacro %}
 
-{#- The contacts whose completed orders in the `window_days` days ending D may differ from
-    those ending S, in an incremental night: as contacts_whose_lines_changed, over the orders
-    of int_orders_attributed (an order a build changed since S, its contact now and as of S;
-    an order that left the window since S; one dated after S). Read by the purchase summary,
-    which recomputes only these contacts. -#}
-{% macro contacts_whose_orders_changed(window_days) -%}
-    {%- set since = incremental_since_date() -%}
-    select contact_id
-    from {{ ref('int_orders_attributed') }}
-    where contact_id is not null and changed_on > {{ since }}
-    union
-    select contact_id_before
-    from {{ ref('int_orders_attributed') }}
-    where contact_id_before is not null and changed_on > {{ since }}
-    union
-    select contact_id
-    from {{ ref('int_orders_attributed') }}
-    where contact_id is not null and ordered_on > {{ since }}
-    union
-    select contact_id
-    from {{ ref('int_orders_attributed') }}
-    where
-        contact_id is not null
-        and ordered_on > cast({{ dbt.dateadd('day', -window_days, since) }} as date)
-        and ordered_on <= cast({{ dbt.dateadd('day', -window_days, as_of_date()) }} as date)
+{#- The bookkeeping columns of such a table, in an incremental night: changed_on, the date
+    of the build that last changed any of `compared` (pairs of tonight's expression and the
+    kept row's column; a rewrite that changes nothing keeps the date), and
+    contact_id_before, the contact as of S, kept through every rewrite until a build passes.
+    `kept` is the relation of the kept rows, `is_new` the condition of a row it lacks. -#}
+{% macro changed_on_and_contact_before(kept, is_new, compared) -%}
+    case
+        when
+            {{ is_new }}
+            {%- for now, before in compared %}
+            or {{ now }} is distinct from {{ kept }}.{{ before }}
+            {%- endfor %}
+            then {{ as_of_date() }}
+        else {{ kept }}.changed_on
+    end as changed_on,
+    case
+        when {{ kept }}.changed_on > {{ incremental_since_date() }} then {{ kept }}.contact_id_before
+        else {{ kept }}.contact_id
+    end as contact_id_before
 {%- endmacro %}
 
 {#- Pre-hook of an incremental model kept per contact or per order, rebuilt for those a night

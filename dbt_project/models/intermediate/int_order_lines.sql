@@ -151,25 +151,12 @@ select
     orders.ordered_on,
     orders.status,
     {% if windowed %}
-        {%- set since = incremental_since_date() %}
-        case
-            when
-                kept.order_id is null
-                or orders.contact_id is distinct from kept.contact_id
-                or orders.status is distinct from kept.status
-                or orders.ordered_on is distinct from kept.ordered_on
-                or lines.sku is distinct from kept.sku
-                or lines.category is distinct from kept.category
-                or lines.quantity is distinct from kept.quantity
-                or lines.unit_price is distinct from kept.unit_price
-                then {{ as_of_date() }}
-            else kept.changed_on
-        end as changed_on,
-        -- the line's contact as of S: kept through every rewrite until a build passes
-        case
-            when kept.changed_on > {{ since }} then kept.contact_id_before
-            else kept.contact_id
-        end as contact_id_before
+        {{ changed_on_and_contact_before('kept', 'kept.order_id is null', [
+            ('orders.contact_id', 'contact_id'), ('orders.status', 'status'),
+            ('orders.ordered_on', 'ordered_on'), ('lines.sku', 'sku'),
+            ('lines.category', 'category'), ('lines.quantity', 'quantity'),
+            ('lines.unit_price', 'unit_price'),
+        ]) }}
     {% else %}
         {{ as_of_date() }} as changed_on,
         cast(null as {{ dbt.type_string() }}) as contact_id_before

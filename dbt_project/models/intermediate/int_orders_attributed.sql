@@ -92,25 +92,13 @@ attributed as (
         where order_id in (select attributed.order_id from attributed)
     )
 
-    {%- set since = incremental_since_date() %}
     select
         attributed.*,
-        case
-            when
-                kept.order_id is null
-                or attributed.contact_id is distinct from kept.contact_id
-                or attributed.status is distinct from kept.status
-                or attributed.ordered_at is distinct from kept.ordered_at
-                or attributed.ordered_on is distinct from kept.ordered_on
-                or attributed.total_amount is distinct from kept.total_amount
-                then {{ as_of_date() }}
-            else kept.changed_on
-        end as changed_on,
-        -- the order's contact as of S: kept through every rewrite until a build passes
-        case
-            when kept.changed_on > {{ since }} then kept.contact_id_before
-            else kept.contact_id
-        end as contact_id_before
+        {{ changed_on_and_contact_before('kept', 'kept.order_id is null', [
+            ('attributed.contact_id', 'contact_id'), ('attributed.status', 'status'),
+            ('attributed.ordered_at', 'ordered_at'), ('attributed.ordered_on', 'ordered_on'),
+            ('attributed.total_amount', 'total_amount'),
+        ]) }}
     from attributed
     left join kept on attributed.order_id = kept.order_id
     -- a guest order whose owner did not change is not written again: most of them, most nights
