@@ -159,13 +159,39 @@
     fewer rows, or none: an order whose lines were fixed leaves order_lines_mismatched); in a
     full build of an existing table, every row. `touched` is the macro that selects them,
     called with `arguments` only in an incremental night (it needs S). -#}
-{% macro delete_rows_to_recompute(column, touched, arguments=[]) -%}
+{% macro delete_rows_to_recompute(column, touched, arguments=[], windowed=none) -%}
+    {%- if windowed is none -%}
+        {%- set windowed = var('incremental_since', none) is not none -%}
+    {%- endif -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        {%- if var('incremental_since', none) is not none %}
+        {%- if windowed %}
             where {{ column }} in ({{ touched(*arguments) }})
         {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a per-contact reader of int_order_lines or int_orders_attributed may recompute
+    only the contacts whose rows changed since S, in an incremental night: its own rows must
+    be as of S. A build after S that did not pass (a later model failed, or some models were
+    built from the UI) may have left them as of a later date; a line or order passed to
+    another contact by then, and on again since, was counted for a contact that neither its
+    contact now nor its contact as of S names. Such a model is built whole instead, once. -#}
+{% macro recomputes_changed_contacts() -%}
+    {%- if not (is_incremental() and var('incremental_since', none) is not none) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set held = run_query(
+        "select as_of_date from " ~ this.schema ~ ".incremental_builds"
+        ~ " where model = '" ~ this.identifier ~ "'"
+    ) -%}
+    {%- if held.rows | length == 0 -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return((held.rows[0][0] | string) <= (var('incremental_since') | string)) }}
 {%- endmacro %}
 
 {#- Post-hook of an incremental model that keeps the rows a night did not touch: they are

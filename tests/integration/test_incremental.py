@@ -132,6 +132,27 @@ def _plant_a_guest_order_changing_hands(landing: Path, first: dt.date, moved: dt
     ])  # fmt: skip
 
 
+def _plant_a_guest_order_changing_hands_twice(
+    landing: Path, first: dt.date, failed: dt.date, last: dt.date
+) -> None:
+    at = f"{first}T10:00:00Z"
+    _append(landing / str(first), "crm_contacts.csv", [
+        contact("first", email="twice@example.org", updated_at=at),
+    ])  # fmt: skip
+    _append(landing / str(first), "orders.csv", [
+        order("guest-twice", "", at, "21.00", email="twice@example.org"),
+    ])  # fmt: skip
+    _append(landing / str(first), "order_lines.csv", [
+        line("guest-twice", "1", "SKU-TWICE", "1", "21.00", category="Garden"),
+    ])  # fmt: skip
+    for day, old_owner, new_owner in ((failed, "first", "second"), (last, "second", "third")):
+        later = f"{day}T08:00:00Z"
+        _append(landing / str(day), "crm_contacts.csv", [
+            contact(old_owner, email=f"{old_owner}@example.org", updated_at=later),
+            contact(new_owner, email="twice@example.org", created_at=later, updated_at=later),
+        ])  # fmt: skip
+
+
 def _run_nights(ws):
     generate_landing(ws.landing, contacts=400, days=DAYS, end=END, seed=5)
     # END itself is left for the last test
@@ -188,6 +209,10 @@ def test_a_past_date_rebuilds_whole_and_the_next_night_goes_on_from_it(nights):
 def test_a_failed_build_is_read_again_by_the_next_night(workspace, dbt_fails_half_way):
     generate_landing(workspace.landing, contacts=150, days=4, end=END, seed=6)
     first, failed, last = (END - dt.timedelta(days=n) for n in (2, 1, 0))
+    # A guest order changing hands twice: to "second" on the failed night, after which the
+    # per-contact models held it for "second", then to "third"; as of the last good build
+    # it was "first"'s. "second" must be recomputed too.
+    _plant_a_guest_order_changing_hands_twice(workspace.landing, first, failed, last)
     assert workspace.run(first.isoformat()) == 0
     dbt_fails_half_way(True)
     assert workspace.run(failed.isoformat()) != 0
@@ -197,6 +222,10 @@ def test_a_failed_build_is_read_again_by_the_next_night(workspace, dbt_fails_hal
     assert workspace.run(last.isoformat()) == 0
     assert _state(workspace) == (False, last, last)
     incremental = _snapshot(workspace)
+    purchases = {row[0]: row for row in incremental["build.int_contacts_purchases_summarized"]}
+    affinity = {row[0] for row in incremental["main.contact_category_affinity"]}
+    assert purchases["third"][3] == 1 and "third" in affinity
+    assert "second" not in purchases and "second" not in affinity
     assert workspace.run(last.isoformat()) == 0  # whole, for comparison
     assert _snapshot(workspace) == incremental
 

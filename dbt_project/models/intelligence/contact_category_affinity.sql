@@ -10,13 +10,14 @@
 -- the window changed (contacts_whose_lines_changed), a few percent of them; the pre-hook
 -- first takes those contacts' rows out, so that a contact left with no category (its lines
 -- refunded, or out of the window) keeps none. A full build starts from an empty table.
-{%- set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{%- set windowed = recomputes_changed_contacts() %}
 {%- set window_days = var('affinity_window_days') %}
 {{ config(
     materialized=incremental_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_rows_to_recompute(
-        'contact_id', contacts_whose_lines_changed, [var('affinity_window_days')]
+        'contact_id', contacts_whose_lines_changed, [var('affinity_window_days')],
+        recomputes_changed_contacts()
     ) }}",
     post_hook=[
         "{{ record_incremental_build() }}",

@@ -7,12 +7,13 @@
 -- of them; the pre-hook first takes those contacts' rows out, so that a contact left without
 -- a purchase (refunded, or its guest order passed to another contact) keeps none. A full
 -- build starts from an empty table.
-{%- set windowed = is_incremental() and var('incremental_since', none) is not none %}
+{%- set windowed = recomputes_changed_contacts() %}
 {{ config(
     materialized=incremental_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_rows_to_recompute(
-        'contact_id', contacts_whose_orders_changed, [var('spend_window_days')]
+        'contact_id', contacts_whose_orders_changed, [var('spend_window_days')],
+        recomputes_changed_contacts()
     ) }}",
     post_hook="{{ record_incremental_build() }}"
 ) }}

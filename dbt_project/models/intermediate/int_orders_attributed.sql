@@ -82,6 +82,7 @@ attributed as (
         select
             order_id,
             contact_id,
+            attribution,
             status,
             ordered_at,
             ordered_on,
@@ -106,6 +107,8 @@ attributed as (
         attributed.order_id in (select landed.order_id from landed)
         or kept.order_id is null
         or attributed.contact_id is distinct from kept.contact_id
+        -- an owner found or lost among several: no contact either way, but not the same row
+        or attributed.attribution is distinct from kept.attribution
 {% else %}
     select
         *,
