@@ -1,11 +1,12 @@
-"""Dagster's SQLite instance storage with its connections kept open (the project's
-dagster.yaml names it; `storage: sqlite:` is the same files, written more slowly).
+"""Dagster's SQLite instance storage with its connections kept open (HOME_STORAGE, in the
+dagster.yaml Nightjar writes into DAGSTER_HOME; `storage: sqlite:` is the same files,
+written more slowly).
 
 Dagster's SQLite storages create a SQLAlchemy engine and open a new SQLite connection for
 every statement they run: storing one event of a run opens two to eight of them (the run's
 own database, then the index database that asset events are mirrored to). A night stores
 about 600 events, so on an empty day that was most of Dagster's own cost: 2.8 ms for a plain
-event and 6.2 ms for a materialization on this machine, against 1.1 and 1.9 ms with the
+event and 6.2 ms for a materialization on this machine, against 1.0 and 1.9 ms with the
 connections kept (docs/performance.md). The databases, their schema and their durability are
 Dagster's own, unchanged: the same files can be opened with `storage: sqlite:` again.
 """
