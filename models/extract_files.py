@@ -97,7 +97,7 @@ def read_extract_files(paths: list[Path], spec: ExtractSpec) -> list[pl.DataFram
         if path.suffix == ".csv":
             _require_bytes(path)
             data, names = checked_csv_bytes(path)
-            together.setdefault(data.split(b"\n", 1)[0], []).append((path, data, names))
+            together.setdefault(_header_line(data), []).append((path, data, names))
     frames: dict[Path, pl.DataFrame] = {}
     for header, files in together.items():
         if len(files) > 1:
@@ -127,7 +127,7 @@ def _read_together(
     """Files with the same header line as one frame, split again by file; {} when polars
     does not read them as one row for each line after each header."""
     rows = [data_rows(data) for _, data, _ in files]
-    bodies = [data.split(b"\n", 1)[1] if b"\n" in data else b"" for _, data, _ in files]
+    bodies = [data[len(header) + 1 :] for _, data, _ in files]
     joined = b"".join(body if body.endswith(b"\n") or not body else body + b"\n" for body in bodies)
     first, _, names = files[0]
     try:
@@ -146,6 +146,12 @@ def _read_together(
     cleaned = _contract_frame(first, frame, names, spec, origin, {})
     by_file = cleaned.partition_by("source_file", as_dict=True, maintain_order=True)
     return {path: by_file.get((str(path),), cleaned.clear()) for path, _, _ in files}
+
+
+def _header_line(data: bytes) -> bytes:
+    # a slice, not split(): split copies the rest of the file, megabytes a chunk
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
 
 
 def _require_bytes(path: Path) -> None:
