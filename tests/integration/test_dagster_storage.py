@@ -6,6 +6,8 @@ webserver) does not hold a file open for every run it has read; wiping still wip
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from pipelines.dagster_storage import (
     KeptSqliteRunStorage,
 )
 from pipelines.run import _instance
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @asset
@@ -118,6 +122,37 @@ def test_a_run_page_open_in_the_ui_sees_the_events_another_process_writes(tmp_pa
     assert [m for m in shown if m.startswith("news")] == ["news 1", "news 2", "news 3"]
     webserver.dispose()
     worker.dispose()
+
+
+_WRITER = """
+import sys
+from dagster import asset, materialize
+from pipelines.run import _instance
+
+@asset
+def tonight() -> int:
+    return 1
+
+instance = _instance()
+for _ in range(int(sys.argv[1])):
+    assert materialize([tonight], instance=instance).success
+"""
+
+
+def test_two_processes_recording_runs_at_once_lose_none(tmp_path, monkeypatch):
+    """Two nights' processes (a night and a run launched from the UI, say) write the same
+    SQLite files through their own kept connections: SQLite's lock and busy timeout take
+    them in turn, and every run and event is recorded."""
+    home = tmp_path / "home"
+    _kept_instance(home, monkeypatch)  # the home with the project's dagster.yaml
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, "8"], env=env, cwd=REPO) for _ in range(2)
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+
+    runs = _plain_instance(home).get_runs()
+    assert len(runs) == 16 and all(run.is_success for run in runs)
 
 
 def test_a_long_lived_process_holds_the_files_of_the_latest_runs_only(tmp_path, monkeypatch):
