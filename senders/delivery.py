@@ -104,7 +104,7 @@ class Delivery:
         """The batch without the messages that may no longer go, those marked withdrawn."""
         reasons = self.withheld(batch) if self.sender.records_sends else {}
         for send_id, reason in reasons.items():
-            self.ledger.mark([send_id], "withdrawn", error=reason)
+            self._mark([send_id], "withdrawn", error=reason)
         if reasons:
             self.summary.withdrawn += len(reasons)
             self._warn(f"{len(reasons)} message(s) withdrawn: suppressed since the decisions")
@@ -113,10 +113,10 @@ class Delivery:
     def _send(self, batch: list[Message], queue: deque) -> tuple[str, list[Message]]:
         """One request; returns what to do next and the messages of unknown fate."""
         summary = self.summary
-        self.ledger.mark([m.send_id for m in batch], "in_flight")
+        self._mark([m.send_id for m in batch], "in_flight")
         outcome = self.sender.send_batch(self.day, batch)
         for refused_id, reason in outcome.refused.items():
-            self.ledger.mark([refused_id], "refused", error=reason)
+            self._mark([refused_id], "refused", error=reason)
         self.ledger.suppress(
             [m.to_email for m in batch if m.send_id in outcome.bad_addresses], "refused"
         )
@@ -127,7 +127,7 @@ class Delivery:
         ids = [m.send_id for m in rest]
         if outcome.accepted:
             self._accepted_any = True
-            self.ledger.mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
+            self._mark(ids, "accepted", provider_message_id=outcome.provider_message_id)
             summary.sent += len(ids)
             return "next", []
         if outcome.fate_unknown:
@@ -135,7 +135,7 @@ class Delivery:
             self.ledger.note(ids, outcome.error)
             summary.pending += len(ids)
             return "next", rest
-        self.ledger.mark(ids, "failed", error=outcome.error)
+        self._mark(ids, "failed", error=outcome.error)
         if outcome.splittable and len(rest) > 1 and self._splits_left >= 2:
             # Refused for something in it that SendGrid did not name: each half goes again
             # (failed meanwhile, so a crash leaves them to the next run).
@@ -155,7 +155,7 @@ class Delivery:
         then; if none did, the fault is the request's, and the next run tries them all."""
         for message, error in self._lone_refusals:
             if self._accepted_any:
-                self.ledger.mark([message.send_id], "refused", error=f"refused alone: {error}")
+                self._mark([message.send_id], "refused", error=f"refused alone: {error}")
                 self.summary.refused += 1
             else:
                 self.summary.failed += 1
@@ -169,6 +169,10 @@ class Delivery:
             f"stopped: {why}; {self.summary.not_attempted} message(s) not attempted, "
             "left for the next run"
         )
+
+    def _mark(self, send_ids: list[str], status: str, **fields: Any) -> None:
+        # tonight's messages, planned for this night: found among its rows alone
+        self.ledger.mark(send_ids, status, planned_for=self.day, **fields)
 
     def _warn(self, text: str) -> None:
         if self.log:

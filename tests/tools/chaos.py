@@ -77,12 +77,29 @@ class Outcome:
         )
 
 
-def build_cohort(root: Path, messages: int) -> None:
+def build_cohort(root: Path, messages: int, earlier_sends: int = 0) -> None:
+    """Tonight's journey step due for `messages` contacts; the ledger holds `earlier_sends`
+    messages of the 365 nights before (other programs', accepted), as a year of a retailer's
+    ledger would."""
     from assets.shared.warehouse import connect, ensure_schema
     from tests.support.decisions import decide_to_send_everyone
 
     with connect(root / "warehouse.duckdb") as con:
         ensure_schema(con)
+        for start in range(0, earlier_sends, 500_000):  # a night's at a time, as they came
+            con.execute(
+                """
+                insert into nightjar.send_ledger (send_id, campaign, contact_id, occasion,
+                    business_date, channel, status, attempts, created_at, updated_at)
+                select uuid()::varchar, 'earlier_' || (i % 7), printf('C%07d', i // 7),
+                    printf('o%d', i), day, 'sendgrid', 'accepted', 1, day, day
+                from (
+                    select i, $day::date - to_days(365 - (i * 365 // $n)::integer) as day
+                    from range($start, least($start + 500000, $n)) as t(i)
+                )
+                """,
+                {"day": DAY, "n": earlier_sends, "start": start},
+            )
         # journey_progress as dbt would build it: half the instances enter tonight (step 1),
         # half had their first step two nights ago (step 2 due tonight)
         con.execute(

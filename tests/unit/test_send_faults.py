@@ -144,3 +144,26 @@ def test_a_message_scheduled_for_later_is_not_given_up_before_its_send_time(work
         con.execute("update nightjar.send_ledger set send_at = now() - interval 1 minute")
         assert settle_in_flight(ledger, load_settings()) == Settled(settled=1)
         assert con.execute("select status from nightjar.send_ledger").fetchall() == [("failed",)]
+
+
+def test_tonights_marks_find_a_message_planned_on_another_night_and_count_one_attempt(workspace):
+    """A night's delivery looks for its messages among that night's rows of the ledger (by
+    the date's zone maps); one planned for another date is marked all the same, and
+    no message's attempts are counted twice."""
+    tonight, yesterday = dt.date.fromisoformat(DAY), dt.date.fromisoformat("2025-11-19")
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan([("a", "news", "C1", "first"), ("b", "news", "C2", "first")], yesterday, "x")
+        ledger.plan([("c", "news", "C3", "first")], tonight, "x")
+        ledger.mark(["a", "b", "c"], "in_flight", planned_for=tonight)
+        ledger.mark(["c", "b"], "accepted", provider_message_id="m-1", planned_for=tonight)
+        rows = con.execute(
+            "select send_id, status, attempts, provider_message_id from nightjar.send_ledger "
+            "order by send_id"
+        ).fetchall()
+    assert rows == [
+        ("a", "in_flight", 1, None),
+        ("b", "accepted", 1, "m-1"),
+        ("c", "accepted", 1, "m-1"),
+    ]
