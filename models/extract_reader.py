@@ -22,6 +22,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from models.extracts import ExtractError
@@ -206,12 +207,14 @@ def _require_whole_rows(path: Path, data: bytes, width: int) -> None:
     line would move the rest into the wrong columns, an erasure flag out of its own. (One
     line is one row here: values spanning lines are refused.) Quoted fields are counted
     whole, commas inside them not."""
-    # A loop over the lines: faster than polars' expressions on a day's file of any size
-    # (0.2 against 1.3 ms for 600 lines, 2.2 against 3.8 ms for 6,500), whose overhead per
-    # call was a fifth of a history load's ingest; only a line with a quote needs the regex.
-    for number, line in enumerate(data.decode("utf-8").split("\n"), start=1):
-        line = line.rstrip("\r")
-        if number == 1 or (not line.strip() and _blank(line)):
+    # Commas are counted per line over the bytes at once (UTF-8 never uses a byte below
+    # 0x80 inside a character): over S's 2,924 files (911 MB) 1.6 s, where a Python loop
+    # over every line took 2.9 s of a 41 s ingest. Only the lines it cannot settle are
+    # read one by one: those with a quote (commas inside quoted values do not count), and
+    # those with another number of commas (a blank line is allowed; any other is refused).
+    for number, start, stop in _lines_to_read(data, width):
+        line = data[start:stop].decode("utf-8").rstrip("\r")
+        if not line.strip() and _blank(line):
             continue
         plain = _QUOTED_FIELD.sub(r"\1", line) if '"' in line else line
         fields = plain.count(",") + 1
@@ -221,6 +224,23 @@ def _require_whole_rows(path: Path, data: bytes, width: int) -> None:
                 f"{'missing' if fields < width else 'too many'} would move the values after "
                 "it into the wrong columns. Fix the export and run the date again."
             )
+
+
+def _lines_to_read(data: bytes, width: int) -> list[tuple[int, int, int]]:
+    """(number from 1, start, stop) of the lines after the header that hold a quote or
+    other than `width - 1` commas, in order; a line is data[start:stop], its feed left out."""
+    text = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(text == ord("\n"))
+    bounds = np.concatenate(([-1], ends, [len(text)]))  # line i lies between bounds i and i+1
+
+    def per_line(byte: str) -> np.ndarray:
+        return np.diff(np.searchsorted(np.flatnonzero(text == ord(byte)), bounds))
+
+    odd = per_line(",") != width - 1
+    if b'"' in data:
+        odd |= per_line('"') > 0
+    odd[0] = False  # the header
+    return [(int(i) + 1, int(bounds[i]) + 1, int(bounds[i + 1])) for i in np.flatnonzero(odd)]
 
 
 def _blank(line: str) -> bool:
