@@ -99,13 +99,17 @@ class Ledger:
 
     @contextmanager
     def _recorded(self, send_ids: Sequence[str], sending: bool = False) -> Iterator[None]:
-        """The block's change to the rows of `send_ids`, and their copy in the mirror: all or
-        nothing (the mirror raises, say, when PostgreSQL is out of reach)."""
+        """The block's change to the rows of `send_ids`, and their copy in the mirror: both or
+        neither (the mirror raises, say, when PostgreSQL is out of reach). Without a mirror,
+        each statement is its own transaction: a caller may hold one open (the baseline
+        night records its rows inside the send checks' own)."""
+        if self.mirror is None:
+            yield
+            return
         self.con.execute("begin")
         try:
             yield
-            if self.mirror is not None:
-                self.mirror.write(self.con, send_ids, sending=sending)
+            self.mirror.write(self.con, send_ids, sending=sending)
         except BaseException:
             self.con.execute("rollback")
             raise
@@ -183,6 +187,8 @@ class Ledger:
             night = f"business_date = date '{planned_for.isoformat()}'"
             (marked,) = self.con.execute(_MARK.format(where=night), params).fetchone()
             if marked < len(set(send_ids)):
+                # never for a night's own messages; a crash between the two statements leaves
+                # these rows as they were, as a crash before the first would
                 self.con.execute(_MARK.format(where=f"not coalesce({night}, false)"), params)
 
     def note(self, send_ids: Sequence[str], error: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from models import extract_reader
 from models.extract_reader import _QUOTED_FIELD, _blank, _require_whole_rows
 from models.extracts import ExtractError
 
@@ -41,10 +42,24 @@ FIELD = st.one_of(TEXT, TEXT.map(lambda t: '"' + t.replace('"', '""') + '"'))
 LINES = st.lists(st.one_of(TEXT, st.lists(FIELD, max_size=5).map(",".join)), max_size=8)
 
 
-@given(LINES, st.integers(min_value=1, max_value=4), st.booleans())
-def test_the_refused_line_is_the_one_a_line_by_line_reading_finds(lines, width, last_feed):
+@given(
+    LINES,
+    st.integers(min_value=1, max_value=4),
+    st.booleans(),
+    st.sampled_from([1, 2, 5, 64, extract_reader._BLOCK_BYTES]),
+    st.sampled_from([0, extract_reader._FEW_LINES]),
+)
+def test_the_refused_line_is_the_one_a_line_by_line_reading_finds(
+    lines, width, last_feed, block, few
+):
     data = ("h," * (width - 1) + "h\n" + "\n".join(lines) + ("\n" if last_feed else "")).encode()
-    assert refused_line(data, width) == line_by_line(data, width)
+    kept = extract_reader._BLOCK_BYTES, extract_reader._FEW_LINES
+    # blocks of a few bytes, and lines counted by arrays however few, as well as by default
+    extract_reader._BLOCK_BYTES, extract_reader._FEW_LINES = block, few
+    try:
+        assert refused_line(data, width) == line_by_line(data, width)
+    finally:
+        extract_reader._BLOCK_BYTES, extract_reader._FEW_LINES = kept
 
 
 def test_a_line_short_of_a_field_is_named_among_quoted_commas_and_blank_lines():
