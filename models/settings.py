@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         False,
         "`true` (or `1`, `yes`, `on`): SendGrid sandbox mode, nothing delivered",
     )
+    sendgrid_requests_at_once: int = setting(
+        "NIGHTJAR_SENDGRID_REQUESTS_AT_ONCE",
+        4,
+        "mail-send requests out at once (each up to 1,000 messages): one at a time, a send "
+        "waits for each answer, a tenth of a second or more from SendGrid",
+        must_be="a whole number from 1 to 32",
+        ge=1,
+        le=32,
+    )
     # Deliverability (README "Going live", docs/contract.md §17): what a recipient unsubscribes
     # from, and how one click does it.
     sendgrid_groups: TopicGroups = setting(

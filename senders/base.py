@@ -98,6 +98,8 @@ class Sender(Protocol):
     max_batch_size: int | None  # None: the whole campaign in one batch
     max_batch_bytes: int | None  # None: no limit on a request's size
     records_sends: bool  # False for rehearsals (SendGrid's sandbox): no ledger, no occasions
+    # Requests out at once; send_batch is then called from as many threads. Absent: 1.
+    requests_at_once: int
 
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome: ...
 

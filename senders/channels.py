@@ -28,6 +28,7 @@ def make_sender(settings: Settings, dry_run: bool = False) -> Sender:
             sandbox=settings.sendgrid_sandbox,
             groups=settings.sendgrid_groups,
             subscription_tracking=settings.one_click == "sendgrid",
+            requests_at_once=settings.sendgrid_requests_at_once,
         )
     return OutboxSender(settings.outbox)
 

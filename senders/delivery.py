@@ -1,4 +1,6 @@
-"""A campaign's batches out through a sender, one request at a time, recorded in the ledger.
+"""A campaign's batches out through a sender, recorded in the ledger: up to the sender's
+`requests_at_once` requests out at once (SendGrid's answer takes a tenth of a second or more:
+one at a time, a send of a million messages would wait minutes for them).
 
 Each batch is checked just before it leaves (an address suppressed since the decisions were
 made is withdrawn; a batch past its deliver_by stops the send). A batch the provider refuses
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from senders.base import Message, Sender
+from senders.base import BatchOutcome, Message, Sender
 from senders.ledger import Ledger
 
 MAX_UNANSWERED_IN_A_ROW = 3  # then the channel seems down: the rest waits for the next run
@@ -71,33 +75,58 @@ class Delivery:
         self._splits_left = MAX_SPLIT_REQUESTS
         self._lone_refusals: list[tuple[Message, str]] = []
         self._accepted_any = False
-        while queue:
-            batch = self._withdraw(queue.popleft())
-            if not batch:
-                continue
-            late = [m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by]
-            if late:
-                self._stop(
-                    queue,
-                    batch,
-                    f"{len(late)} message(s) reached the quiet hours before they could leave "
-                    f"(a long wait, such as SendGrid's rate limit, since "
-                    f"{min(m.deliver_by for m in late):%H:%M} UTC)",
+        # Up to `requests_at_once` requests are out at once, each marked in flight just
+        # before a free thread takes it. Their answers are read in the order they went, by
+        # this thread alone, which alone writes the ledger: the next request leaves only
+        # once an answer is recorded (a batch's halves are its own messages, failed first).
+        width = max(1, getattr(self.sender, "requests_at_once", 1))
+        out: deque[tuple[list[Message], Future]] = deque()
+        stopped: str | None = None  # why nothing more goes, when something stopped the send
+        held = 0  # messages of a batch the stop caught before it left
+        with _requests(width) as pool:
+            while True:
+                while queue and len(out) < width and not stopped:
+                    batch = self._withdraw(queue.popleft())
+                    if not batch:
+                        continue
+                    late = [
+                        m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by
+                    ]
+                    if late:
+                        stopped = (
+                            f"{len(late)} message(s) reached the quiet hours before they could "
+                            "leave (a long wait, such as SendGrid's rate limit, since "
+                            f"{min(m.deliver_by for m in late):%H:%M} UTC)"
+                        )
+                        held = len(batch)
+                        break
+                    self._mark([m.send_id for m in batch], "in_flight")
+                    out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
+                if not out:
+                    break
+                batch, answer = out.popleft()
+                step, unanswered = self._answered(batch, answer.result(), queue)
+                if stopped:
+                    continue  # the rest already out is recorded, nothing more leaves
+                if step == "stop":
+                    stopped = "the channel refuses every request"
+                    continue
+                if not unanswered or self.settled(unanswered):
+                    unanswered_in_a_row = 0
+                    continue
+                # Its messages stay in flight until SendGrid's events settle them; the rest of
+                # the campaign goes, unless the channel seems to have stopped answering.
+                unanswered_in_a_row += 1
+                if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
+                    stopped = "unanswered"
+        if stopped:
+            # what never left, halves of batches refused meanwhile included
+            self.summary.not_attempted = held + sum(len(b) for b in queue)
+            if stopped != "unanswered":
+                self._error(
+                    f"stopped: {stopped}; {self.summary.not_attempted} message(s) not "
+                    "attempted, left for the next run"
                 )
-                break
-            step, unanswered = self._send(batch, queue)
-            if step == "stop":
-                self._stop(queue, [], "the channel refuses every request")
-                break
-            if not unanswered or self.settled(unanswered):
-                unanswered_in_a_row = 0
-                continue
-            # Its messages stay in flight until SendGrid's events settle them; the rest of
-            # the campaign goes, unless the channel seems to have stopped answering.
-            unanswered_in_a_row += 1
-            if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
-                self.summary.not_attempted = sum(len(b) for b in queue)
-                break
         self._judge_lone_refusals()
 
     def _withdraw(self, batch: list[Message]) -> list[Message]:
@@ -110,11 +139,12 @@ class Delivery:
             self._warn(f"{len(reasons)} message(s) withdrawn: suppressed since the decisions")
         return [m for m in batch if m.send_id not in reasons]
 
-    def _send(self, batch: list[Message], queue: deque) -> tuple[str, list[Message]]:
-        """One request; returns what to do next and the messages of unknown fate."""
+    def _answered(
+        self, batch: list[Message], outcome: BatchOutcome, queue: deque
+    ) -> tuple[str, list[Message]]:
+        """A request's answer recorded; returns what to do next and the messages of unknown
+        fate."""
         summary = self.summary
-        self._mark([m.send_id for m in batch], "in_flight")
-        outcome = self.sender.send_batch(self.day, batch)
         for refused_id, reason in outcome.refused.items():
             self._mark([refused_id], "refused", error=reason)
         self.ledger.suppress(
@@ -163,13 +193,6 @@ class Delivery:
         if self._lone_refusals and self._accepted_any:
             self._warn(f"{len(self._lone_refusals)} message(s) refused alone, for good")
 
-    def _stop(self, queue: deque, batch: list[Message], why: str) -> None:
-        self.summary.not_attempted = len(batch) + sum(len(b) for b in queue)
-        self._error(
-            f"stopped: {why}; {self.summary.not_attempted} message(s) not attempted, "
-            "left for the next run"
-        )
-
     def _mark(self, send_ids: list[str], status: str, **fields: Any) -> None:
         # tonight's messages, planned for this night: found among its rows alone
         self.ledger.mark(send_ids, status, planned_for=self.day, **fields)
@@ -182,3 +205,24 @@ class Delivery:
         self.summary.errors.append(text)
         if self.log:
             self.log.error(f"{self.summary.campaign}: {text}")
+
+
+class _InTurn:
+    """One request at a time, in this thread: what a pool of one would do, without one."""
+
+    def submit(self, call: Callable, *args: Any) -> Future:
+        answer: Future = Future()
+        try:
+            answer.set_result(call(*args))
+        except BaseException as error:  # raised again by result(), as a pool's would be
+            answer.set_exception(error)
+        return answer
+
+
+@contextmanager
+def _requests(width: int) -> Iterator[Any]:
+    if width == 1:
+        yield _InTurn()
+        return
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="nightjar-send") as pool:
+        yield pool

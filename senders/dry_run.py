@@ -13,6 +13,7 @@ class DryRunSender:
     max_batch_size = None
     max_batch_bytes = None  # nothing is sent: no request to keep small
     records_sends = False  # no ledger rows, no cohort history: a later real run sends all
+    requests_at_once = 1
 
     def message_bytes(self, message: Message) -> int:
         return 0

@@ -25,6 +25,7 @@ class OutboxSender:
     max_batch_size = None
     max_batch_bytes = None  # one file a campaign: no request to keep small
     records_sends = True
+    requests_at_once = 1  # one file: batches written in turn
 
     def __init__(self, root: Path):
         self.root = root

@@ -43,6 +43,7 @@ class SendGridSender:
         sandbox: bool = False,
         groups: Mapping[str, int] | None = None,
         subscription_tracking: bool = False,
+        requests_at_once: int = 1,
         timeout: float = 30.0,
         max_attempts: int = 6,
         base_delay: float = 1.0,
@@ -59,6 +60,8 @@ class SendGridSender:
         # A sandbox run is a rehearsal: SendGrid delivers nothing, so it must not use up
         # any occasion in the ledger.
         self.records_sends = not sandbox
+        # the requests Delivery keeps out at once, each from a thread of its own
+        self.requests_at_once = requests_at_once
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.base_delay = base_delay

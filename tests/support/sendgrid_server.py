@@ -661,8 +661,14 @@ class SendGridTestServer:
         record_bodies: bool = True,
         verbose: bool = False,
         on_accept: Callable[[str, Any], None] | None = None,
+        answer_after: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        # Seconds each accepted request takes to answer, as SendGrid's do over the internet
+        # (the wait costs no CPU here). `most_at_once`: the most requests it held at once.
+        self.answer_after = answer_after
+        self.most_at_once = 0
+        self._at_once = 0
         self.host = host
         self.port = port
         self.record_bodies = record_bodies
@@ -873,6 +879,16 @@ class SendGridTestServer:
         handler.close_connection = True
 
     def _dispatch(self, handler: _Handler) -> None:
+        with self._lock:
+            self._at_once += 1
+            self.most_at_once = max(self.most_at_once, self._at_once)
+        try:
+            self._answer(handler)
+        finally:
+            with self._lock:
+                self._at_once -= 1
+
+    def _answer(self, handler: _Handler) -> None:
         try:
             try:
                 raw = _read_body(handler)
@@ -970,6 +986,7 @@ class SendGridTestServer:
         if drop:
             self._drop(handler, body)
             return
+        time.sleep(self.answer_after)
         self._respond(handler, 202, b"", {"X-Message-Id": message_id})
 
 

@@ -45,9 +45,9 @@ def cohort(workspace, size: int, bad: str | None = None) -> None:
         decide_to_send_everyone(con, CAMPAIGN)
 
 
-def send(workspace, server):
+def send(workspace, server, at_once: int = 1):
     settings = load_settings()
-    sender = SendGridSender("SG.key", server.url, base_delay=0.01)
+    sender = SendGridSender("SG.key", server.url, base_delay=0.01, requests_at_once=at_once)
     return send_campaign(CAMPAIGN, dt.date.fromisoformat(DAY), settings, sender)
 
 
@@ -112,6 +112,39 @@ def test_three_lost_answers_in_a_row_stop_the_send_and_the_rest_waits(workspace)
     assert workspace.query(
         "select status, count(*) from nightjar.send_ledger group by all order by 1"
     ) == [("in_flight", 3000), ("planned", 1500)]
+
+
+def test_four_requests_out_at_once_send_each_message_once_and_record_each_answer(workspace):
+    cohort(workspace, 9500)
+    with SendGridTestServer("SG.key", answer_after=0.2) as server:
+        summary = send(workspace, server, at_once=4)
+    assert server.most_at_once == 4
+    assert summary.ok and summary.sent == 9500
+    assert statuses(workspace) == {"accepted": 9500}
+    assert len(personalizations(server)) == len(set(personalizations(server))) == 9500
+
+
+def test_a_request_refused_while_others_are_out_is_halved_and_each_message_goes_once(workspace):
+    cohort(workspace, 4500)
+    with SendGridTestServer("SG.key", answer_after=0.05) as server:
+        server.fail_next(400)  # no field named: one of the first four, halved
+        summary = send(workspace, server, at_once=4)
+    assert summary.ok and summary.sent == 4500
+    assert statuses(workspace) == {"accepted": 4500}
+    assert len(personalizations(server)) == len(set(personalizations(server))) == 4500
+    assert len(server.rejected) == 1 and len(server.accepted) == 6
+
+
+def test_a_refusal_of_every_request_stops_the_send_and_the_answers_out_are_recorded(workspace):
+    cohort(workspace, 9000)
+    with SendGridTestServer("SG.key", answer_after=0.05) as server:
+        server.fail_next(401)  # a revoked key, for the first of four requests out
+        summary = send(workspace, server, at_once=4)
+    # the three others out were accepted; nothing more left after the refusal was read
+    assert (summary.sent, summary.failed, summary.not_attempted) == (3000, 1000, 5000)
+    assert statuses(workspace) == {"accepted": 3000, "failed": 1000, "planned": 5000}
+    assert len(personalizations(server)) == len(set(personalizations(server))) == 3000
+    assert any("check SENDGRID_API_KEY" in error for error in summary.errors)
 
 
 def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
