@@ -91,6 +91,9 @@ class BatchOutcome:
     # Refused whatever it holds (a bad API key, a template that does not exist): every other
     # batch would be too, so the campaign stops here.
     stop: bool = False
+    # Not sent: a message's deliver_by passed while the request waited to be tried again (a
+    # rate limit). It may not leave now, at night; the campaign stops here.
+    late: bool = False
 
 
 class Sender(Protocol):

@@ -3,9 +3,12 @@
 one at a time, a send of a million messages would wait minutes for them).
 
 Each batch is checked just before it leaves (an address suppressed since the decisions were
-made is withdrawn; a batch past its deliver_by stops the send). A batch the provider refuses
-for an unnamed reason is sent again in halves, so that one bad message cannot hold back the
-rest; a batch refused whatever it holds (a bad API key) stops the campaign after one request.
+made is withdrawn; a batch past its deliver_by stops the send, and so does one whose
+deliver_by passes while it waits to be tried again). A batch the provider refuses for an
+unnamed reason is sent again in halves, so that one bad message cannot hold back the rest; a
+batch refused whatever it holds (a bad API key) stops the campaign: nothing leaves after
+that answer, though the other requests already out (at most requests_at_once - 1) are
+answered and recorded.
 """
 
 from __future__ import annotations
@@ -98,14 +101,26 @@ class Delivery:
                             "leave (a long wait, such as SendGrid's rate limit, since "
                             f"{min(m.deliver_by for m in late):%H:%M} UTC)"
                         )
-                        held = len(batch)
+                        held += len(batch)
                         break
                     self._mark([m.send_id for m in batch], "in_flight")
                     out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
                 if not out:
                     break
                 batch, answer = out.popleft()
-                step, unanswered = self._answered(batch, answer.result(), queue)
+                try:
+                    outcome = answer.result()
+                except BaseException:
+                    self._record_the_answers_out(out, queue)
+                    raise
+                step, unanswered = self._answered(batch, outcome, queue)
+                if step == "late":
+                    held += len(unanswered)
+                    stopped = stopped or (
+                        f"{len(unanswered)} message(s) reached the quiet hours before they "
+                        f"could leave: {outcome.error}"
+                    )
+                    continue
                 if stopped:
                     continue  # the rest already out is recorded, nothing more leaves
                 if step == "stop":
@@ -139,12 +154,26 @@ class Delivery:
             self._warn(f"{len(reasons)} message(s) withdrawn: suppressed since the decisions")
         return [m for m in batch if m.send_id not in reasons]
 
+    def _record_the_answers_out(self, out: deque, queue: deque) -> None:
+        """A request raised: the answers of the others out are recorded before the error goes
+        up (those that raised too stay in flight, settled by SendGrid's events)."""
+        for batch, answer in out:
+            try:
+                outcome = answer.result()
+            except BaseException:
+                continue
+            self._answered(batch, outcome, queue)
+
     def _answered(
         self, batch: list[Message], outcome: BatchOutcome, queue: deque
     ) -> tuple[str, list[Message]]:
         """A request's answer recorded; returns what to do next and the messages of unknown
-        fate."""
+        fate (for "late", those that were not sent)."""
         summary = self.summary
+        if outcome.late:
+            # never left: failed, so that the next run sends them, in the day
+            self._mark([m.send_id for m in batch], "failed", error=outcome.error)
+            return "late", batch
         for refused_id, reason in outcome.refused.items():
             self._mark([refused_id], "refused", error=reason)
         self.ledger.suppress(

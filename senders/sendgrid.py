@@ -113,8 +113,11 @@ class SendGridSender:
         }
         remaining = [m for m in messages if m.send_id not in refused]
         bad_addresses: set[str] = set()
+        # the first quiet hours among them: no attempt may start later (a retry after a
+        # rate limit's wait, say), or SendGrid would deliver at night
+        deadline = min((m.deliver_by.timestamp() for m in messages if m.deliver_by), default=None)
         while remaining:
-            outcome, status, errors = self._post(self.request_body(remaining))
+            outcome, status, errors = self._post(self.request_body(remaining), deadline)
             named = _refused_personalizations(errors, remaining)
             if not (outcome.accepted or outcome.fate_unknown or named):
                 _classify(outcome, status, errors)
@@ -130,11 +133,16 @@ class SendGridSender:
             remaining = [m for m in remaining if m.send_id not in named]
         return BatchOutcome(accepted=True, refused=refused, bad_addresses=bad_addresses)
 
-    def _post(self, body: dict) -> tuple[BatchOutcome, int | None, list[dict]]:
-        """One request with its retries: the outcome, and the 4xx status and error list
-        SendGrid answered, if any."""
+    def _post(
+        self, body: dict, deadline: float | None = None
+    ) -> tuple[BatchOutcome, int | None, list[dict]]:
+        """One request with its retries, none started from `deadline` (epoch seconds) on: the
+        outcome, and the 4xx status and error list SendGrid answered, if any."""
         last_error = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1 and deadline is not None and self._clock() >= deadline:
+                late = f"their quiet hours began while they waited to be tried again ({last_error})"
+                return BatchOutcome(accepted=False, late=True, error=late), None, []
             try:
                 response = self._client.client.mail.send.post(
                     request_body=body, timeout=self.timeout

@@ -9,7 +9,8 @@ memory of the whole process tree (Nightjar and its dbt subprocess), rows per sec
 times the hand-written DuckDB script `tests/tools/bench_floor.sql`, which computes the same
 customer view and cohorts from the same raw tables, checks that both agree on every cohort's
 size, and prints the ratio. Last, it sends a cohort of 200,000 messages through the SendGrid
-sender to the local SendGrid-compatible server and through the outbox, ledger included.
+sender to the local SendGrid-compatible server (answering at once, then after 0.1 s as
+SendGrid does) and through the outbox, ledger included, a year of earlier sends in it.
 
     python -m tests.tools.bench --scales S,M
 """
@@ -489,8 +490,15 @@ def nightjar_cohorts(warehouse: Path) -> dict[str, int]:
 EARLIER_SENDS = 5_000_000
 
 
-def send_rate(messages: int, channel: str) -> float:
-    """Messages per second through a sender, ledger included, for one cohort."""
+# SendGrid's own answers take a tenth of a second or more over the internet; the local
+# server answers at once. Both are measured: what Nightjar costs, and what a send then takes.
+SENDGRID_ANSWER_S = 0.1
+SENDS = (("sendgrid", 0.0), ("sendgrid", SENDGRID_ANSWER_S), ("outbox", 0.0))
+
+
+def send_rate(messages: int, channel: str, answer_after: float = 0.0) -> float:
+    """Messages per second through a sender, ledger included, for one cohort; the local
+    SendGrid's answers given after `answer_after` seconds."""
     from tests.tools import chaos
 
     with tempfile.TemporaryDirectory(prefix="nightjar-bench-send-") as tmp:
@@ -499,7 +507,9 @@ def send_rate(messages: int, channel: str) -> float:
         if channel == "sendgrid":
             from tests.support.sendgrid_server import SendGridTestServer
 
-            with SendGridTestServer(chaos.API_KEY, record_bodies=False) as server:
+            with SendGridTestServer(
+                chaos.API_KEY, record_bodies=False, answer_after=answer_after
+            ) as server:
                 return _timed_child(root, channel, server.url, messages)
         return _timed_child(root, channel, None, messages)
 
@@ -569,10 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.messages:
         print()
-        for channel in ("sendgrid", "outbox"):
-            rate = send_rate(args.messages, channel)
+        for channel, answer_after in SENDS:
+            rate = send_rate(args.messages, channel, answer_after)
             mark = "ok" if rate >= TARGETS["send_per_s"] else "MISSED"
-            print(f"send {args.messages:,} via {channel:8}: {rate:>9,.0f} msg/s "
+            waits = f", answers after {answer_after} s" if answer_after else ""
+            print(f"send {args.messages:,} via {channel}{waits}: {rate:>9,.0f} msg/s "
                   f"(target >= {TARGETS['send_per_s']:,.0f})  {mark}")  # fmt: skip
     return 0 if ok else 1
 

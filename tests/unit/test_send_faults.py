@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
+import time
 
 import pytest
 
@@ -10,6 +12,8 @@ from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
 from models.campaigns import Campaign
 from models.settings import load_settings
+from senders.base import BatchOutcome, Message, batches
+from senders.delivery import Delivery, SendSummary
 from senders.ledger import Ledger
 from senders.sendgrid import SendGridSender
 from senders.settlement import Settled, settle_in_flight
@@ -18,6 +22,7 @@ from tests.support.landing import land_events
 from tests.support.sendgrid_server import SendGridTestServer
 
 DAY = "2025-11-20"
+TONIGHT = dt.date.fromisoformat(DAY)
 CAMPAIGN = Campaign(
     name="news",
     cohort="cohort_news",
@@ -200,3 +205,65 @@ def test_tonights_marks_find_a_message_planned_on_another_night_and_count_one_at
         ("b", "accepted", 1, "m-1"),
         ("c", "accepted", 1, "m-1"),
     ]
+
+
+def quiet_hours_messages(count: int, deliver_by: dt.datetime) -> list[Message]:
+    return [
+        Message(send_id=f"s{i:05d}", campaign="news", contact_id=f"C{i:05d}", occasion="first",
+                to_email=f"c{i:05d}@example.com", to_name=None, template_id="d-1",
+                subject="News", from_email="hello@shop.example.com", from_name=None,
+                deliver_by=deliver_by)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def deliver(con, sender, messages: list[Message]) -> SendSummary:
+    ledger = Ledger(con)
+    ledger.plan([(m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages], TONIGHT, "x")
+    summary = SendSummary("news", TONIGHT, sender.channel)
+    delivery = Delivery(sender, ledger, TONIGHT, summary, withheld=lambda b: {}, settled=bool)
+    delivery.run(list(batches(messages, 1000)))
+    return summary
+
+
+def test_requests_whose_quiet_hours_begin_while_they_wait_out_a_rate_limit_are_not_sent(
+    workspace,
+):
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+    messages = quiet_hours_messages(2500, deliver_by=soon)
+    with SendGridTestServer("SG.key") as server, connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        server.fail_next(429, count=3)  # each of the three out waits for the next second
+        sender = SendGridSender("SG.key", server.url, requests_at_once=4)
+        summary = deliver(con, sender, messages)
+    assert server.accepted == []  # none left after their quiet hours began
+    assert (summary.sent, summary.failed, summary.not_attempted) == (0, 0, 2500)
+    assert not summary.ok and "reached the quiet hours" in summary.errors[0]
+    assert statuses(workspace) == {"failed": 2500}  # the next run sends them, in the day
+
+
+class SomeRequestRaises:
+    """Four requests out at once; the first raises (a TLS error while reading its answer)
+    after the three others were answered."""
+
+    channel, max_batch_size, max_batch_bytes, records_sends = "x", 1000, None, True
+    requests_at_once = 4
+
+    def message_bytes(self, message: Message) -> int:
+        return 0
+
+    def send_batch(self, business_date: dt.date, messages: list[Message]) -> BatchOutcome:
+        if messages[0].send_id == "s00000":
+            time.sleep(0.2)
+            raise ssl.SSLError("the connection broke while its answer was read")
+        return BatchOutcome(accepted=True, provider_message_id=f"m-{messages[0].send_id}")
+
+
+def test_answers_already_back_are_recorded_before_a_request_s_error_stops_the_send(workspace):
+    messages = quiet_hours_messages(6000, deliver_by=dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        with pytest.raises(ssl.SSLError):
+            deliver(con, SomeRequestRaises(), messages)
+    # the raising request's fate is unknown: in flight, settled by SendGrid's events
+    assert statuses(workspace) == {"in_flight": 1000, "accepted": 3000, "planned": 2000}
