@@ -170,10 +170,6 @@ class Delivery:
         """A request's answer recorded; returns what to do next and the messages of unknown
         fate (for "late", those that were not sent)."""
         summary = self.summary
-        if outcome.late:
-            # never left: failed, so that the next run sends them, in the day
-            self._mark([m.send_id for m in batch], "failed", error=outcome.error)
-            return "late", batch
         for refused_id, reason in outcome.refused.items():
             self._mark([refused_id], "refused", error=reason)
         self.ledger.suppress(
@@ -184,6 +180,11 @@ class Delivery:
             self._warn(f"{len(outcome.refused)} message(s) refused for good")
         rest = [m for m in batch if m.send_id not in outcome.refused]
         ids = [m.send_id for m in rest]
+        if outcome.late:
+            # never left (its refused messages were named before the wait): failed, so that
+            # the next run sends them, in the day
+            self._mark(ids, "failed", error=outcome.error)
+            return "late", rest
         if outcome.accepted:
             self._accepted_any = True
             self._mark(ids, "accepted", provider_message_id=outcome.provider_message_id)

@@ -267,3 +267,16 @@ def test_answers_already_back_are_recorded_before_a_request_s_error_stops_the_se
             deliver(con, SomeRequestRaises(), messages)
     # the raising request's fate is unknown: in flight, settled by SendGrid's events
     assert statuses(workspace) == {"in_flight": 1000, "accepted": 3000, "planned": 2000}
+
+
+def test_a_message_refused_before_the_wait_that_reached_the_quiet_hours_stays_refused(workspace):
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+    messages = quiet_hours_messages(10, deliver_by=soon)
+    with SendGridTestServer("SG.key") as server, connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        server.fail_next(400, field="personalizations.3.to.0.email")  # its address, for good
+        server.fail_next(429)  # the other nine wait for the next second: their quiet hours
+        summary = deliver(con, SendGridSender("SG.key", server.url), messages)
+    assert server.accepted == []
+    assert (summary.refused, summary.not_attempted) == (1, 9)
+    assert statuses(workspace) == {"refused": 1, "failed": 9}
