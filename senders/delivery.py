@@ -88,23 +88,8 @@ class Delivery:
         held = 0  # messages of a batch the stop caught before it left
         with _requests(width) as pool:
             while True:
-                while queue and len(out) < width and not stopped:
-                    batch = self._withdraw(queue.popleft())
-                    if not batch:
-                        continue
-                    late = [
-                        m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by
-                    ]
-                    if late:
-                        stopped = (
-                            f"{len(late)} message(s) reached the quiet hours before they could "
-                            "leave (a long wait, such as SendGrid's rate limit, since "
-                            f"{min(m.deliver_by for m in late):%H:%M} UTC)"
-                        )
-                        held += len(batch)
-                        break
-                    self._mark([m.send_id for m in batch], "in_flight")
-                    out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
+                if not stopped and (caught := self._put_out(queue, out, width, pool)):
+                    stopped, held = caught[0], held + caught[1]
                 if not out:
                     break
                 batch, answer = out.popleft()
@@ -116,10 +101,7 @@ class Delivery:
                 step, unanswered = self._answered(batch, outcome, queue)
                 if step == "late":
                     held += len(unanswered)
-                    stopped = stopped or (
-                        f"{len(unanswered)} message(s) reached the quiet hours before they "
-                        f"could leave: {outcome.error}"
-                    )
+                    stopped = stopped or _quiet_hours(len(unanswered), f": {outcome.error}")
                     continue
                 if stopped:
                     continue  # the rest already out is recorded, nothing more leaves
@@ -143,6 +125,21 @@ class Delivery:
                     "attempted, left for the next run"
                 )
         self._judge_lone_refusals()
+
+    def _put_out(self, queue: deque, out: deque, width: int, pool: Any) -> tuple[str, int] | None:
+        """Batches out while a thread is free, each marked in flight just before it goes;
+        (why, messages held back) when one reached its quiet hours before it could leave."""
+        while queue and len(out) < width:
+            batch = self._withdraw(queue.popleft())
+            late = [m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by]
+            if late:
+                since = min(m.deliver_by for m in late)
+                why = f" (a long wait, such as SendGrid's rate limit, since {since:%H:%M} UTC)"
+                return _quiet_hours(len(late), why), len(batch)
+            if batch:
+                self._mark([m.send_id for m in batch], "in_flight")
+                out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
+        return None
 
     def _withdraw(self, batch: list[Message]) -> list[Message]:
         """The batch without the messages that may no longer go, those marked withdrawn."""
@@ -235,6 +232,10 @@ class Delivery:
         self.summary.errors.append(text)
         if self.log:
             self.log.error(f"{self.summary.campaign}: {text}")
+
+
+def _quiet_hours(count: int, why: str) -> str:
+    return f"{count} message(s) reached the quiet hours before they could leave{why}"
 
 
 class _InTurn:

@@ -106,11 +106,11 @@ class SendGridSender:
         # `batches` (by message_bytes) sends such a message alone, so only a lone message is
         # weighed here: weighing each of a thousand again cost a sixth of a send. A larger
         # batch too large after all is answered 413 and halved down to its culprit.
-        refused = {
-            m.send_id: f"refused: {size / 2**20:.0f} MB, more than a request may hold"
-            for m in messages[:1]
-            if len(messages) == 1 and (size := self.message_bytes(m)) > MAX_REQUEST_BYTES
-        }
+        refused: dict[str, str] = {}
+        if len(messages) == 1 and (size := self.message_bytes(messages[0])) > MAX_REQUEST_BYTES:
+            refused[messages[0].send_id] = (
+                f"refused: {size / 2**20:.0f} MB, more than a request may hold"
+            )
         remaining = [m for m in messages if m.send_id not in refused]
         bad_addresses: set[str] = set()
         # the first quiet hours among them: no attempt may start later (a retry after a
