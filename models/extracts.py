@@ -24,11 +24,11 @@ from pandera.api.polars.types import PolarsData
 
 from models.parsing import (
     DECIMAL_PLACES,
+    instants,
     parse_bool,
     parse_date,
     parse_decimal,
     parse_integer,
-    parse_timestamp,
 )
 
 ORDER_STATUSES = ("completed", "cancelled", "refunded")
@@ -134,7 +134,7 @@ class CrmContacts(_Extract):
 
     @pa.check("created_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, parse_timestamp)
+        return _parses(data, instants)
 
 
 class Orders(_Extract):
@@ -153,7 +153,7 @@ class Orders(_Extract):
 
     @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, parse_timestamp)
+        return _parses(data, instants)
 
     @pa.check("total_amount", name="a decimal number ≥ 0 with at most 4 decimal places")
     def _amount(cls, data: PolarsData) -> pl.LazyFrame:
@@ -179,7 +179,7 @@ class WebEvents(_Extract):
 
     @pa.check("event_timestamp", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamp(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, parse_timestamp)
+        return _parses(data, instants)
 
     @pa.check("value", name="a decimal number with at most 4 decimal places")
     def _value(cls, data: PolarsData) -> pl.LazyFrame:

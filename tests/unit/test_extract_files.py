@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 from models.extract_files import load_extract
 from models.extracts import EXTRACTS, ExtractError
 from models.landing import LandingFolder
+from models.parsing import parse_instants, parse_timestamp
 from tests.support.landing import (
     CONTACT_COLUMNS,
     ORDER_COLUMNS,
@@ -291,9 +293,7 @@ def test_a_malformed_csv_is_named_without_leaking_addresses(tmp_path):
     assert "jane.doe@example.com" not in str(error.value)
 
 
-def test_the_canonical_instants_fast_path_parses_every_spelling_as_parse_timestamp_does():
-    from models.parsing import parse_instants, parse_timestamp
-
+def test_the_instants_fast_paths_parse_every_spelling_as_parse_timestamp_does():
     spellings = [
         "2025-06-01T00:10:15Z", "2025-06-01T00:10:15", "2025-06-01 00:10:15z",
         "2025-06-01t00:10:15Z", "2025-06-01T00:10:15+0100", "2025-06-01T00:10+01:00",
@@ -307,6 +307,45 @@ def test_the_canonical_instants_fast_path_parses_every_spelling_as_parse_timesta
     assert parsed.name == "ordered_at"
     assert parsed.to_list() == expected.to_list()
     assert parsed.null_count() == 6  # 1899, 9999 west of UTC, year 12025, 30 Feb, 24:00, None
+
+
+# Pieces of an instant as exporters spell it, the first of each the common one. Every text
+# that differs from the common one in one or two pieces is tried: a direct form accepting
+# what parse_timestamp refuses, or reading it otherwise, is a text with a piece or two off.
+_INSTANT_PIECES = (
+    ["", " ", "x"],
+    ["2025", "1900", "1899", "9999", "12025", "+2025", "25", "-2025"],
+    ["-06", "-6", "-13", "-00"],
+    ["-01", "-1", "-31", "-30", "-00"],
+    ["T", "t", " ", "TT", "_", ""],
+    ["10", "0", "23", "24"],
+    [":00", ":0", ":59", ":60"],
+    [":15", "", ":60", ":5", ":07.5", ":07.123456", ":07.1234567890", ":07.", ":07,5"],
+    ["Z", "", "z", "+00:00", "+02:00", "-08:00", "+0200", "+02", "+24:00", "+02:60", " Z", "UTC"],
+    ["", " ", "x", "\n"],
+)
+
+
+def _instant_spellings() -> list[str]:
+    common = [pieces[0] for pieces in _INSTANT_PIECES]
+    spellings = []
+    for first, second in itertools.combinations(range(len(_INSTANT_PIECES)), 2):
+        for a, b in itertools.product(_INSTANT_PIECES[first], _INSTANT_PIECES[second]):
+            spelling = list(common)
+            spelling[first], spelling[second] = a, b
+            spellings.append("".join(spelling))
+    return spellings
+
+
+def test_parse_instants_reads_any_text_as_parse_timestamp_does():
+    text = pl.Series("t", _instant_spellings())
+    expected = pl.DataFrame({"t": text}).select(parse_timestamp(pl.col("t")))["t"]
+    parsed = parse_instants(text)
+    differ = pl.DataFrame({"text": text, "got": parsed, "want": expected}).filter(
+        ~parsed.eq_missing(expected)
+    )
+    assert differ.height == 0, differ.head(10)
+    assert 0 < expected.null_count() < len(text)
 
 
 # Files as exporters write them, each valid: the files of a chunk are read together
