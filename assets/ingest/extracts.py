@@ -3,6 +3,7 @@ landed), loaded together from every complete landing folder up to the run's date
 night is loaded whole or not at all."""
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -125,18 +126,7 @@ def _ingest_night(
         folders = _folders_to_load(con, settings.landing, business_date, extracts)
         counted = {extract: _Counted() for extract in extracts}
         try:
-            for chunk in _chunks(folders, extracts):
-                # Every file of the chunk is checked before anything is written ...
-                checked = _check_all(settings, chunk, extracts)
-                # ... and written in one transaction per chunk: DuckDB holds a transaction's
-                # inserts in memory until it commits (14 GB for a 730-day history at a
-                # million contacts, under 1 GB a chunk). A refused file loads nothing of its
-                # chunk; chunks before it stay loaded and are not loaded again next run.
-                with transaction(con):
-                    for extract, rows in checked.items():
-                        _replace_rows(con, extract, chunk, rows)
-                for extract, rows in checked.items():
-                    counted[extract].add(rows)
+            _load_chunks(con, settings, folders, extracts, counted)
         except BaseException:
             # The folders loaded before the fault are scrubbed tonight all the same; should
             # that fail too, their dates stay unchecked for the next run, and the fault is
@@ -154,6 +144,41 @@ def _ingest_night(
         extract: IngestSummary(extract, c.rows, dates, skipped, c.quarantined, c.removed)
         for extract, c in counted.items()
     }
+
+
+def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
+    """Check each chunk's files, then write its rows, the next chunk checked while DuckDB
+    writes this one (a thread of its own: DuckDB works without Python's lock, and checking
+    is mostly polars'), so that a history load costs about its checks alone.
+
+    Every file of a chunk is checked before anything of it is written, and each chunk is
+    written in one transaction: DuckDB holds a transaction's inserts in memory until it
+    commits (14 GB for a 730-day history at a million contacts, under 1 GB a chunk). A
+    refused file loads nothing of its chunk; chunks before it stay loaded and are not
+    loaded again next run. Chunks commit in order, one at a time, and the connection is
+    used by one thread at a time: the writer's, or, once it finished, this one's."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as writer:
+        writing: Future | None = None
+        try:
+            for chunk in _chunks(folders, extracts):
+                checked = _check_all(settings, chunk, extracts)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(_write_chunk, con, chunk, checked)
+                for extract, rows in checked.items():
+                    counted[extract].add(rows)
+        except BaseException:
+            if writing is not None:  # the connection is free again before anyone uses it
+                wait([writing])
+            raise
+        if writing is not None:
+            writing.result()
+
+
+def _write_chunk(con, chunk: list[LandingFolder], checked: dict[str, Checked]) -> None:
+    with transaction(con):
+        for extract, rows in checked.items():
+            _replace_rows(con, extract, chunk, rows)
 
 
 def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:

@@ -225,3 +225,41 @@ def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypa
     (faulty / "_SUCCESS").write_text("crm_contacts.csv 1\n")  # exported again
     assert ingest().dates == [dt.date(2025, 11, 20)]  # the next run goes on from there
     assert workspace.ids("raw.crm_contacts") == {"c1", "gone", "c2", "c3"}
+
+
+def test_a_chunk_whose_write_fails_stops_the_catch_up_there(workspace, monkeypatch):
+    """The next chunk is checked while DuckDB writes one: a write that fails is the night's
+    error, nothing after it is written, and the chunks before it stay loaded."""
+    import datetime as dt
+
+    import duckdb
+    import pytest
+
+    import assets.ingest.extracts
+    from models.settings import load_settings
+
+    monkeypatch.setattr(assets.ingest.extracts, "FOLDERS_PER_CHUNK", 1)
+    for n, day in enumerate(("2025-11-17", "2025-11-18", YESTERDAY, TODAY)):
+        write_folder(workspace.landing, day, contacts=[contact(f"c{n}")])
+    replace_rows = assets.ingest.extracts._replace_rows
+
+    def fails_on_the_18th(con, extract, chunk, checked):
+        if chunk[0].business_date == dt.date(2025, 11, 18):
+            con.execute("insert into raw.loaded_files (business_date) values (null)")
+        replace_rows(con, extract, chunk, checked)
+
+    monkeypatch.setattr(assets.ingest.extracts, "_replace_rows", fails_on_the_18th)
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+        assets.ingest.extracts.ingest_extract(
+            load_settings(), "crm_contacts", dt.date(2025, 11, 20)
+        )
+    assert workspace.ids("raw.crm_contacts") == {"c0"}
+    loaded = "select business_date from raw.loaded_files order by 1"
+    assert [str(row[0]) for row in workspace.query(loaded)] == ["2025-11-17"]
+
+    monkeypatch.setattr(assets.ingest.extracts, "_replace_rows", replace_rows)
+    summary = assets.ingest.extracts.ingest_extract(
+        load_settings(), "crm_contacts", dt.date(2025, 11, 20)
+    )
+    assert [str(d) for d in summary.dates] == ["2025-11-18", YESTERDAY, TODAY]
+    assert workspace.ids("raw.crm_contacts") == {"c0", "c1", "c2", "c3"}
