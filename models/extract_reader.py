@@ -148,6 +148,8 @@ def _one_edit_apart(a: str, b: str) -> bool:
 
 
 def _require_utf8(path: Path, data: bytes) -> None:
+    if data.isascii():  # most extracts, and checked without decoding a copy of the file
+        return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -162,6 +164,8 @@ def _one_line_ending(path: Path, data: bytes) -> bytes:
     """LF and CRLF are read as they are; a file whose lines all end in a lone CR (old Mac
     style) is read as such. A lone CR among LFs is refused: it is either a line end the
     parser would not see (a header merged with its first row) or a line break in a value."""
+    if b"\r" not in data:  # LF alone: one scan for a byte, not two counts of the file
+        return data
     crlf = data.count(b"\r\n")
     lone_cr = data.count(b"\r") - crlf
     if not lone_cr:

@@ -3,7 +3,7 @@ landed), loaded together from every complete landing folder up to the run's date
 night is loaded whole or not at all."""
 
 import contextlib
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -157,6 +157,8 @@ def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
     refused file loads nothing of its chunk; chunks before it stay loaded and are not
     loaded again next run. Chunks commit in order, one at a time, and the connection is
     used by one thread at a time: the writer's, or, once it finished, this one's."""
+    # Leaving the with block waits for a write still running: the caller's erasures use the
+    # connection next, whatever was raised here.
     with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as writer:
         writing: Future | None = None
         try:
@@ -164,21 +166,24 @@ def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
                 checked = _check_all(settings, chunk, extracts)
                 if writing is not None:
                     writing.result()
-                writing = writer.submit(_write_chunk, con, chunk, checked)
-                for extract, rows in checked.items():
-                    counted[extract].add(rows)
-        except BaseException:
-            if writing is not None:  # the connection is free again before anyone uses it
-                wait([writing])
+                writing = writer.submit(_write_chunk, con, chunk, checked, counted)
+            if writing is not None:
+                writing.result()
+        except Exception as error:
+            # A write that failed is the night's fault even when the next chunk was refused
+            # while it ran: its chunk is not loaded (the refusal is told with it).
+            failed = writing.exception() if writing is not None else None
+            if failed is not None and failed is not error:
+                raise failed from error
             raise
-        if writing is not None:
-            writing.result()
 
 
-def _write_chunk(con, chunk: list[LandingFolder], checked: dict[str, Checked]) -> None:
+def _write_chunk(con, chunk: list[LandingFolder], checked: dict[str, Checked], counted) -> None:
     with transaction(con):
         for extract, rows in checked.items():
             _replace_rows(con, extract, chunk, rows)
+    for extract, rows in checked.items():  # what the night reports: committed rows alone
+        counted[extract].add(rows)
 
 
 def ingest_extract(settings: Settings, extract: str, business_date: date) -> IngestSummary:

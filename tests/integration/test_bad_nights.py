@@ -227,20 +227,24 @@ def test_a_catch_up_keeps_the_batches_before_a_faulty_folder(workspace, monkeypa
     assert workspace.ids("raw.crm_contacts") == {"c1", "gone", "c2", "c3"}
 
 
-def test_a_chunk_whose_write_fails_stops_the_catch_up_there(workspace, monkeypatch):
+@pytest.mark.parametrize("next_chunk", ["valid", "refused"])
+def test_a_chunk_whose_write_fails_stops_the_catch_up_there(workspace, monkeypatch, next_chunk):
     """The next chunk is checked while DuckDB writes one: a write that fails is the night's
-    error, nothing after it is written, and the chunks before it stay loaded."""
+    error (even when the next chunk is refused meanwhile), nothing after it is written, and
+    the chunks before it stay loaded."""
     import datetime as dt
 
     import duckdb
-    import pytest
 
     import assets.ingest.extracts
+    from models.extracts import ExtractError
     from models.settings import load_settings
 
     monkeypatch.setattr(assets.ingest.extracts, "FOLDERS_PER_CHUNK", 1)
     for n, day in enumerate(("2025-11-17", "2025-11-18", YESTERDAY, TODAY)):
         write_folder(workspace.landing, day, contacts=[contact(f"c{n}")])
+    if next_chunk == "refused":
+        (workspace.landing / YESTERDAY / "_SUCCESS").write_text("crm_contacts.csv 5\n")
     replace_rows = assets.ingest.extracts._replace_rows
 
     def fails_on_the_18th(con, extract, chunk, checked):
@@ -248,18 +252,23 @@ def test_a_chunk_whose_write_fails_stops_the_catch_up_there(workspace, monkeypat
             con.execute("insert into raw.loaded_files (business_date) values (null)")
         replace_rows(con, extract, chunk, checked)
 
-    monkeypatch.setattr(assets.ingest.extracts, "_replace_rows", fails_on_the_18th)
-    with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
-        assets.ingest.extracts.ingest_extract(
+    def ingest():
+        return assets.ingest.extracts.ingest_extract(
             load_settings(), "crm_contacts", dt.date(2025, 11, 20)
         )
+
+    monkeypatch.setattr(assets.ingest.extracts, "_replace_rows", fails_on_the_18th)
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL") as failed:
+        ingest()
+    if next_chunk == "refused":  # told with it
+        assert isinstance(failed.value.__cause__, ExtractError)
     assert workspace.ids("raw.crm_contacts") == {"c0"}
     loaded = "select business_date from raw.loaded_files order by 1"
     assert [str(row[0]) for row in workspace.query(loaded)] == ["2025-11-17"]
 
     monkeypatch.setattr(assets.ingest.extracts, "_replace_rows", replace_rows)
-    summary = assets.ingest.extracts.ingest_extract(
-        load_settings(), "crm_contacts", dt.date(2025, 11, 20)
-    )
+    (workspace.landing / YESTERDAY / "_SUCCESS").write_text("")
+    summary = ingest()
     assert [str(d) for d in summary.dates] == ["2025-11-18", YESTERDAY, TODAY]
+    assert summary.rows == 3
     assert workspace.ids("raw.crm_contacts") == {"c0", "c1", "c2", "c3"}
