@@ -171,10 +171,14 @@ def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
                 writing.result()
         except Exception as error:
             # A write that failed is the night's fault even when the next chunk was refused
-            # while it ran: its chunk is not loaded (the refusal is told with it).
+            # while it ran: its chunk is not loaded. The refusal did not cause it, so it is
+            # told beside it (a note), not as its cause, which an alert would name as such;
+            # only an ExtractError's words, which never quote a value.
             failed = writing.exception() if writing is not None else None
             if failed is not None and failed is not error:
-                raise failed from error
+                told = str(error) if isinstance(error, ExtractError) else type(error).__name__
+                failed.add_note(f"The next chunk, checked meanwhile, failed too: {told}")
+                raise failed from None
             raise
 
 
