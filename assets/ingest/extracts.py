@@ -146,7 +146,13 @@ def _ingest_night(
     }
 
 
-def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
+def _load_chunks(
+    con,
+    settings: Settings,
+    folders: list[LandingFolder],
+    extracts: tuple[str, ...],
+    counted: dict[str, _Counted],
+) -> None:
     """Check each chunk's files, then write its rows, the next chunk checked while DuckDB
     writes this one (a thread of its own: DuckDB works without Python's lock, and checking
     is mostly polars'), so that a history load costs about its checks alone.
@@ -182,7 +188,9 @@ def _load_chunks(con, settings: Settings, folders, extracts, counted) -> None:
             raise
 
 
-def _write_chunk(con, chunk: list[LandingFolder], checked: dict[str, Checked], counted) -> None:
+def _write_chunk(
+    con, chunk: list[LandingFolder], checked: dict[str, Checked], counted: dict[str, _Counted]
+) -> None:
     with transaction(con):
         for extract, rows in checked.items():
             _replace_rows(con, extract, chunk, rows)
