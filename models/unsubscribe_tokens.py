@@ -32,8 +32,12 @@ class Unsubscribe:
     send_id: str
 
 
+# built once: json.dumps with options builds an encoder each call, a tenth of a token's time
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def make_token(secret: str, contact_id: str, topic: str, send_id: str) -> str:
-    payload = _b64(json.dumps([contact_id, topic, send_id], separators=(",", ":")).encode())
+    payload = _b64(_COMPACT_JSON.encode([contact_id, topic, send_id]).encode())
     return f"{payload}.{_b64(_signature(secret, payload))}"
 
 
@@ -83,7 +87,7 @@ def event_id(token: str) -> str:
 
 
 def _signature(secret: str, payload: str) -> bytes:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    return hmac.digest(secret.encode(), payload.encode(), "sha256")
 
 
 def _b64(data: bytes) -> str:

@@ -106,8 +106,8 @@ class Sender(Protocol):
 
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome: ...
 
-    def message_bytes(self, message: Message) -> int:
-        """What one message adds to a request, for `max_batch_bytes`."""
+    def messages_bytes(self, messages: Sequence[Message]) -> int:
+        """What the messages add to a request, together, for `max_batch_bytes`."""
         ...
 
 

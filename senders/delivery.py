@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from senders.base import BatchOutcome, Message, Sender
-from senders.ledger import Ledger
+from senders.ledger import Ledger, Mark
 
 MAX_UNANSWERED_IN_A_ROW = 3  # then the channel seems down: the rest waits for the next run
 # Requests spent halving refused batches, per campaign: a bad message among 1,000 is found in
@@ -78,6 +78,7 @@ class Delivery:
         self._splits_left = MAX_SPLIT_REQUESTS
         self._lone_refusals: list[tuple[Message, str]] = []
         self._accepted_any = False
+        self._deferred: list[Mark] = []  # answers recorded with the next batch's departure
         # Up to `requests_at_once` requests are out at once, each marked in flight just
         # before a free thread takes it. Their answers are read in the order they went, by
         # this thread alone, which alone writes the ledger: the next request leaves only
@@ -97,6 +98,7 @@ class Delivery:
                     outcome = answer.result()
                 except BaseException:
                     self._record_the_answers_out(out, queue)
+                    self._flush()
                     raise
                 step, unanswered = self._answered(batch, outcome, queue)
                 if step == "late":
@@ -116,6 +118,7 @@ class Delivery:
                 unanswered_in_a_row += 1
                 if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
                     stopped = "unanswered"
+        self._flush()
         if stopped:
             # what never left, halves of batches refused meanwhile included
             self.summary.not_attempted = held + sum(len(b) for b in queue)
@@ -221,8 +224,21 @@ class Delivery:
             self._warn(f"{len(self._lone_refusals)} message(s) refused alone, for good")
 
     def _mark(self, send_ids: list[str], status: str, **fields: Any) -> None:
+        mark = Mark(send_ids, status, **fields)
+        if status == "accepted":
+            # Recorded with the next batch's in-flight mark, in one statement: one look
+            # among tonight's rows for both instead of two (half the time of a send's ledger
+            # marks). Until then they stay in flight, as after a crash between an answer and
+            # its record: SendGrid's events settle them.
+            self._deferred.append(mark)
+            return
+        self._flush(mark)
+
+    def _flush(self, *marks: Mark) -> None:
+        """The deferred marks and `marks`, recorded in one transaction."""
+        marks, self._deferred = (*self._deferred, *marks), []
         # tonight's messages, planned for this night: found among its rows alone
-        self.ledger.mark(send_ids, status, planned_for=self.day, **fields)
+        self.ledger.mark_all(marks, planned_for=self.day)
 
     def _warn(self, text: str) -> None:
         if self.log:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import duckdb
@@ -28,7 +29,7 @@ from senders.delivery import Delivery, SendSummary
 from senders.journey_state import SKIPS, record_journey_state
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
-from senders.messages import OneClick, build_message, ledger_rows
+from senders.messages import OneClick, build_message, ledger_frame
 from senders.outbox import remove_stale_temp_files
 from senders.settlement import send_ids_seen_by_sendgrid, settle_in_flight
 
@@ -110,9 +111,12 @@ def _settle_earlier_runs(
 
 
 def _messages(
-    campaign: Campaign, rows: pl.DataFrame, unsubscribe: OneClick | None = None
+    campaign: Campaign, rows: pl.DataFrame, send_ids: pl.Series, unsubscribe: OneClick | None
 ) -> list[Message]:
-    return [build_message(campaign, row, unsubscribe) for row in rows.iter_rows(named=True)]
+    return [
+        build_message(campaign, row, unsubscribe, message_id)
+        for row, message_id in zip(rows.iter_rows(named=True), send_ids, strict=True)
+    ]
 
 
 def _record_kept_decisions(
@@ -131,7 +135,7 @@ def _record_kept_decisions(
     ]
     for decision, status, why in kept:
         rows = candidates.filter((pl.col("nightjar_decision") == decision) & open_)
-        ledger.plan(ledger_rows(_messages(campaign, rows)), day, channel, status, why)
+        ledger.plan_frame(ledger_frame(campaign, rows), day, channel, status, why)
 
 
 def _plan_sends(
@@ -146,11 +150,16 @@ def _plan_sends(
     """Tonight's messages, planned in the ledger before any leaves; the first of each
     variant is the summary's sample."""
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
-    # ordered by contact_id, as the query returns them
-    messages = _messages(campaign, rows, unsubscribe)
+    planned = ledger_frame(campaign, rows)
+    # DuckDB records them while Python builds the messages (its insert does not hold
+    # Python's lock): each recorded before any leaves, in a quarter of the time
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightjar-plan") as writer:
+        recorded = writer.submit(ledger.plan_frame, planned, day, channel)
+        # ordered by contact_id, as the query returns them
+        messages = _messages(campaign, rows, planned["send_id"], unsubscribe)
+        recorded.result()
     for message in messages:
         summary.samples.setdefault(message.label, message)
-    ledger.plan(ledger_rows(messages), day, channel)
     return messages
 
 
@@ -160,13 +169,21 @@ def variant_batches(messages: Sequence[Message], sender: Sender) -> list[list[Me
     by_variant: dict[tuple[str | None, str | None], list[Message]] = {}
     for message in messages:
         by_variant.setdefault((message.step, message.variant), []).append(message)
-    return [
-        batch
-        for group in by_variant.values()
-        for batch in batches(
-            group, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes
-        )
-    ]
+    return [batch for group in by_variant.values() for batch in _sized_batches(group, sender)]
+
+
+def _sized_batches(messages: Sequence[Message], sender: Sender) -> list[list[Message]]:
+    """Batches of at most the sender's size; when one of them holds too many bytes, batches
+    of the messages by the size of each. Each batch weighed at once, not each message: a
+    request is far from SendGrid's 20 MB but for giant fields, and weighing each message
+    took a tenth of a send."""
+    planned = list(batches(messages, sender.max_batch_size))
+    limit = sender.max_batch_bytes
+    if limit is None or all(sender.messages_bytes(batch) <= limit for batch in planned):
+        return planned
+    return list(
+        batches(messages, sender.max_batch_size, limit, lambda m: sender.messages_bytes([m]))
+    )
 
 
 def wait_for_settlement(

@@ -61,10 +61,16 @@ class LateSuppressions:
             {"addresses": sorted(addresses)},
         ).fetchall():
             self._suppressed[(("email", email), "all")] = reason
+        # who is suppressed for anything: most messages are looked up no further
+        anyone = {who for who, _ in self._suppressed}
         return {
             message.send_id: f"suppressed after the decisions were made ({why})"
             for message in batch
-            if (why := self._suppression_of(message))
+            if (
+                ("email", message.to_email.strip().lower()) in anyone
+                or ("contact", message.contact_id) in anyone
+            )
+            and (why := self._suppression_of(message))
         }
 
     def _suppression_of(self, message: Message) -> str | None:

@@ -36,6 +36,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -79,15 +80,34 @@ def send_id(campaign: str, contact_id: str, occasion: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-# `where` narrows the rows searched for the ids (Ledger.mark)
+# Each mark sets its own status, message id and error on its ids; several marks go in one
+# statement (a batch's answer with the next batch's departure), one scan of the rows. `where`
+# narrows the rows searched for the ids (Ledger.mark_all).
 _MARK = """
-update nightjar.send_ledger
-set status = $status,
-    provider_message_id = coalesce($message_id, provider_message_id),
-    attempts = attempts + (case when $status = 'in_flight' then 1 else 0 end),
-    error = $error, updated_at = now()
-where {where} and send_id in (select unnest($ids::varchar[]))
+update nightjar.send_ledger as l
+set status = m.status,
+    provider_message_id = coalesce(m.message_id, l.provider_message_id),
+    attempts = l.attempts + (case when m.status = 'in_flight' then 1 else 0 end),
+    error = m.error, updated_at = now()
+from (
+    select unnest(ids) as send_id, status, message_id, error
+    from (
+        select unnest($ids::varchar[][]) as ids, unnest($statuses::varchar[]) as status,
+            unnest($message_ids::varchar[]) as message_id, unnest($errors::varchar[]) as error
+    )
+) as m
+where {where} and l.send_id = m.send_id
 """
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A status for some of the ledger's rows (Ledger.mark_all)."""
+
+    send_ids: Sequence[str]
+    status: str
+    provider_message_id: str | None = None
+    error: str | None = None
 
 
 class Ledger:
@@ -98,18 +118,23 @@ class Ledger:
         self.mirror = mirror
 
     @contextmanager
-    def _recorded(self, send_ids: Sequence[str], sending: bool = False) -> Iterator[None]:
+    def _recorded(self, send_ids: Sequence[str], sending: Sequence[str] = ()) -> Iterator[None]:
         """The block's change to the rows of `send_ids`, and their copy in the mirror: both or
-        neither (the mirror raises, say, when PostgreSQL is out of reach). Without a mirror,
-        each statement is its own transaction: a caller may hold one open (the baseline
-        night records its rows inside the send checks' own)."""
+        neither (the mirror raises, say, when PostgreSQL is out of reach). `sending`: those
+        of them about to leave, which the mirror must still hold as sendable. Without a
+        mirror, each statement is its own transaction: a caller may hold one open (the
+        baseline night records its rows inside the send checks' own)."""
         if self.mirror is None:
             yield
             return
         self.con.execute("begin")
         try:
             yield
-            self.mirror.write(self.con, send_ids, sending=sending)
+            leaving = set(sending)
+            if others := [i for i in send_ids if i not in leaving]:
+                self.mirror.write(self.con, others, sending=False)
+            if sending:
+                self.mirror.write(self.con, sending, sending=True)
         except BaseException:
             self.con.execute("rollback")
             raise
@@ -124,11 +149,27 @@ class Ledger:
         error: str | None = None,
     ) -> None:
         """Record (send_id, campaign, contact_id, occasion, variant, send_at, step) as planned
-        (before any request), skipped or held out. A row that exists already keeps its status
-        unless it may be sent."""
+        (before any request), skipped or held out (see plan_frame)."""
         width = len(LEDGER_COLUMNS)  # a row without a step is a one-shot campaign's
         rows = [(*row, *(None,) * (width - len(row))) for row in rows]
-        frame = pl.DataFrame(rows, schema=LEDGER_COLUMNS, orient="row")
+        self.plan_frame(
+            pl.DataFrame(rows, schema=LEDGER_COLUMNS, orient="row"),
+            business_date,
+            channel,
+            status,
+            error,
+        )
+
+    def plan_frame(
+        self,
+        frame: pl.DataFrame,
+        business_date: date,
+        channel: str,
+        status: str = "planned",
+        error: str | None = None,
+    ) -> None:
+        """Record the rows of `frame` (LEDGER_COLUMNS) as planned, skipped or held out. A row
+        that exists already keeps its status unless it may be sent."""
         if frame.is_empty():
             return
         self.con.register("planned_rows", frame)
@@ -164,29 +205,42 @@ class Ledger:
         error: str | None = None,
         planned_for: date | None = None,
     ) -> None:
-        """Set the status of `send_ids`. `planned_for`: the business date they were planned
-        for, when the caller knows it (a night's delivery): the rows are then looked for
-        among that night's alone, which DuckDB finds by the date's zone maps instead of
-        reading every send_id the ledger ever held (93 ms a batch in a ledger of 5 M rows,
-        8 ms so). Rows planned for another date are still marked, by a second statement."""
-        if not send_ids:
+        """Set the status of `send_ids` (see mark_all)."""
+        self.mark_all([Mark(send_ids, status, provider_message_id, error)], planned_for)
+
+    def mark_all(self, marks: Sequence[Mark], planned_for: date | None = None) -> None:
+        """Apply `marks`, which name each message once, in one transaction. `planned_for`:
+        the business date they were planned for, when the caller knows it (a night's
+        delivery): the rows are then looked for among that night's alone, which DuckDB finds
+        by the date's zone maps instead of reading every send_id the ledger ever held (93 ms
+        a batch in a ledger of 5 M rows, 8 ms so). Rows planned for another date are still
+        marked, by a second statement."""
+        marks = [m for m in marks if m.send_ids]
+        if not marks:
             return
-        if status not in STATUSES:
-            raise ValueError(f"unknown ledger status {status!r}")
+        if unknown := {m.status for m in marks} - set(STATUSES):
+            raise ValueError(f"unknown ledger status {sorted(unknown)[0]!r}")
+        ids = [list(dict.fromkeys(m.send_ids)) for m in marks]
+        every_id = [send_id for group in ids for send_id in group]
+        if len(set(every_id)) < len(every_id):
+            raise ValueError("a message may be marked once in a statement")
         params = {
-            "status": status,
-            "message_id": provider_message_id,
-            "error": error,
-            "ids": list(send_ids),
+            "ids": ids,
+            "statuses": [m.status for m in marks],
+            "message_ids": [m.provider_message_id for m in marks],
+            "errors": [m.error for m in marks],
         }
-        with self._recorded(send_ids, sending=status == "in_flight"):
+        leaving = [
+            i for m, group in zip(marks, ids, strict=True) if m.status == "in_flight" for i in group
+        ]
+        with self._recorded(every_id, sending=leaving):
             if planned_for is None:
                 self.con.execute(_MARK.format(where="true"), params)
                 return
             # a literal, not a parameter: DuckDB prunes row groups by a constant's zone maps
-            night = f"business_date = date '{planned_for.isoformat()}'"
+            night = f"l.business_date = date '{planned_for.isoformat()}'"
             (marked,) = self.con.execute(_MARK.format(where=night), params).fetchone()
-            if marked < len(set(send_ids)):
+            if marked < len(every_id):
                 # never for a night's own messages; a crash between the two statements leaves
                 # these rows as they were, as a crash before the first would
                 self.con.execute(_MARK.format(where=f"not coalesce({night}, false)"), params)
@@ -234,10 +288,10 @@ class Ledger:
 class RehearsalLedger(Ledger):
     """For SendGrid's sandbox: reads the real ledger, writes nothing."""
 
-    def plan(self, rows, business_date, channel, status="planned", error=None) -> None:
+    def plan_frame(self, frame, business_date, channel, status="planned", error=None) -> None:
         return None
 
-    def mark(self, send_ids, status, *, provider_message_id=None, error=None, planned_for=None):
+    def mark_all(self, marks, planned_for=None) -> None:
         return None
 
     def note(self, send_ids, error) -> None:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import polars as pl
 
 from models.campaigns import Campaign
 from models.privacy import mask_email
 from models.unsubscribe_tokens import list_unsubscribe_headers
 from senders.base import Message
-from senders.ledger import send_id
+from senders.ledger import LEDGER_COLUMNS, send_id
 
 
 def _json_safe(value: Any) -> Any:
@@ -39,14 +40,19 @@ def _display_name(row: dict[str, Any]) -> str | None:
 
 
 def build_message(
-    campaign: Campaign, row: dict[str, Any], one_click: OneClick | None = None
+    campaign: Campaign,
+    row: dict[str, Any],
+    one_click: OneClick | None = None,
+    message_id: str | None = None,
 ) -> Message:
     """The message of a row of the cohort (or of journey_progress, for a journey's step),
-    with its List-Unsubscribe headers when `one_click` is Nightjar's."""
+    with its List-Unsubscribe headers when `one_click` is Nightjar's. `message_id`: its
+    send_id, when the caller has it (ledger_frame's)."""
     step = row.get("nightjar_step")
     occasion = row["nightjar_journey_occasion"] if step else row["nightjar_occasion"]
     variant = campaign.variant(row.get("nightjar_variant"), step)
-    message_id = send_id(campaign.name, row["contact_id"], row["nightjar_occasion"])
+    if message_id is None:
+        message_id = send_id(campaign.name, row["contact_id"], row["nightjar_occasion"])
     return Message(
         send_id=message_id,
         campaign=campaign.name,
@@ -86,12 +92,24 @@ class OneClick:
         )
 
 
-def ledger_rows(messages: Iterable[Message]) -> Iterator[tuple]:
-    """The messages as Ledger.plan takes them."""
-    return (
-        (m.send_id, m.campaign, m.contact_id, m.ledger_occasion, m.variant, m.send_at, m.step)
-        for m in messages
-    )
+def ledger_frame(campaign: Campaign, rows: pl.DataFrame) -> pl.DataFrame:
+    """The ledger's rows (Ledger.plan_frame) of the messages of `rows`, as build_message makes
+    them: the decisions' occasion is the ledger's (a journey step's `<instance>#<step>`)."""
+    ids = [
+        send_id(campaign.name, contact_id, occasion)
+        for contact_id, occasion in zip(rows["contact_id"], rows["nightjar_occasion"], strict=True)
+    ]
+    return pl.DataFrame(
+        {
+            "send_id": ids,
+            "campaign": [campaign.name] * rows.height,
+            "contact_id": rows["contact_id"],
+            "occasion": rows["nightjar_occasion"],
+            "variant": rows["nightjar_variant"],
+            "send_at": rows["nightjar_send_at"],
+            "step": rows["nightjar_step"],
+        }
+    ).cast(LEDGER_COLUMNS)
 
 
 def masked(value: Any) -> Any:

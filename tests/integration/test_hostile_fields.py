@@ -13,8 +13,9 @@ import datetime as dt
 import pytest
 
 from assets.shared.warehouse import connect, ensure_schema
-from senders.base import Message, batches
+from senders.base import Message
 from senders.delivery import Delivery, SendSummary
+from senders.dispatch import variant_batches
 from senders.ledger import Ledger
 from senders.sendgrid import MAX_REQUEST_BYTES, SendGridSender
 from tests.support.landing import contact, order, write_folder
@@ -60,9 +61,7 @@ def deliver(workspace, server, messages: list[Message]) -> tuple[SendSummary, di
             "sendgrid",
         )
         summary = SendSummary("loyalty", DAY, "sendgrid")
-        planned = list(
-            batches(messages, sender.max_batch_size, sender.max_batch_bytes, sender.message_bytes)
-        )
+        planned = list(variant_batches(messages, sender))
         Delivery(sender, ledger, DAY, summary, withheld=lambda b: {}, settled=lambda b: True).run(
             planned
         )
@@ -112,11 +111,11 @@ def test_requests_are_sized_by_bytes_as_well_as_by_personalizations():
     sender = SendGridSender(API_KEY, "http://127.0.0.1:9")
     big = [message(n, data={"notes": "n" * (8 * 1024 * 1024)}) for n in range(5)]
     small = [message(n) for n in range(5, 1005)]
-    split = list(batches(big + small, 1000, MAX_REQUEST_BYTES, sender.message_bytes))
+    split = variant_batches(big + small, sender)
     assert sorted(len(b) for b in split) == [1, 4, 1000]  # two of 8 MB fit in 20 MB, not three
     for batch in split:
         assert len(sender.request_body(batch)["personalizations"]) <= 1000
-        assert sum(sender.message_bytes(m) for m in batch) <= MAX_REQUEST_BYTES
+        assert sender.messages_bytes(batch) <= MAX_REQUEST_BYTES
 
 
 def test_a_message_sendgrid_refuses_for_a_named_field_is_set_aside_alone(workspace, server):

@@ -253,7 +253,7 @@ class SomeRequestRaises:
     channel, max_batch_size, max_batch_bytes, records_sends = "x", 1000, None, True
     requests_at_once = 4
 
-    def message_bytes(self, message: Message) -> int:
+    def messages_bytes(self, messages: list[Message]) -> int:
         return 0
 
     def send_batch(self, business_date: dt.date, messages: list[Message]) -> BatchOutcome:
