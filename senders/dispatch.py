@@ -80,7 +80,9 @@ def send_decided(
         ledger,
         day,
         summary,
-        withheld=LateSuppressions(settings.landing, con, settings.topic_of_group).withheld,
+        withheld=LateSuppressions(
+            settings.landing, con, settings.topic_of_group, messages
+        ).withheld,
         settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
         log=log,
     ).run(variant_batches(messages, sender))
@@ -152,7 +154,7 @@ def _plan_sends(
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
     planned = ledger_frame(campaign, rows)
     # DuckDB records them while Python builds the messages (its insert does not hold
-    # Python's lock): each recorded before any leaves, in a quarter of the time
+    # Python's lock): each recorded before any leaves, the insert's time hidden
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightjar-plan") as writer:
         recorded = writer.submit(ledger.plan_frame, planned, day, channel)
         # ordered by contact_id, as the query returns them

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from models.landing import EVENTS_FOLDER
 from senders.base import Message
@@ -33,7 +34,10 @@ class LateSuppressions:
         landing: Path,
         con: duckdb.DuckDBPyConnection,
         topic_of_group: Mapping[int, str] | None = None,
+        messages: Sequence[Message] = (),
     ):
+        """`messages`: tonight's, whose addresses are looked up in nightjar.suppressions at
+        once, here; a batch then looks up only the addresses it brings anew."""
         self.folder = landing / EVENTS_FOLDER
         self.con = con
         self._topic_of_group = dict(topic_of_group or {})
@@ -49,18 +53,21 @@ class LateSuppressions:
         self._read_to: dict[str, int] = {}
         # (("email", address) or ("contact", id), scope: "all" or a topic) -> event
         self._suppressed: dict[tuple[tuple[str, str], str], str] = {}
+        # Rows added to nightjar.suppressions from this moment on are read at every look
+        # (those of this send's refusals): an hour early, for a transaction still open.
+        [(self._since,)] = con.execute("select now() - interval 1 hour").fetchall()
+        self._looked_up: set[str] = set()  # addresses whose rows were read
+        self._look_up({m.to_email.strip().lower() for m in messages})
 
     def withheld(self, batch: list[Message]) -> dict[str, str]:
         """send_id -> why, for the batch's messages whose address (or contact) is suppressed
         by now, for everything or for the message's topic."""
         self._read_new_events()
-        addresses = {m.to_email.strip().lower() for m in batch}
-        for email, reason in self.con.execute(
-            "select email, reason from nightjar.suppressions "
-            "where email in (select unnest($addresses::varchar[]))",
-            {"addresses": sorted(addresses)},
-        ).fetchall():
-            self._suppressed[(("email", email), "all")] = reason
+        self._look_up({m.to_email.strip().lower() for m in batch} - self._looked_up)
+        self._note_suppressions(
+            "select email, reason from nightjar.suppressions where suppressed_at >= $since",
+            {"since": self._since},
+        )
         # who is suppressed for anything: most messages are looked up no further
         anyone = {who for who, _ in self._suppressed}
         return {
@@ -72,6 +79,31 @@ class LateSuppressions:
             )
             and (why := self._suppression_of(message))
         }
+
+    def _look_up(self, addresses: set[str]) -> None:
+        if addresses:
+            self._note_suppressions(
+                "select email, reason from nightjar.suppressions "
+                "where email in (select email from nightjar_addresses)",
+                {},
+                pl.DataFrame({"email": list(addresses)}, schema={"email": pl.String}),
+            )
+            self._looked_up |= addresses
+
+    def _note_suppressions(
+        self, query: str, params: dict, addresses: pl.DataFrame | None = None
+    ) -> None:
+        """nightjar.suppressions' rows that `query` reads (with `addresses` as
+        nightjar_addresses: a frame, not a list parameter, for a night's many)."""
+        if addresses is not None:
+            self.con.register("nightjar_addresses", addresses)
+        try:
+            rows = self.con.execute(query, params).fetchall()
+        finally:
+            if addresses is not None:
+                self.con.unregister("nightjar_addresses")
+        for email, reason in rows:
+            self._suppressed[(("email", email), "all")] = reason
 
     def _suppression_of(self, message: Message) -> str | None:
         """The event that stops `message`, for its address or contact, for everything or for
