@@ -103,3 +103,36 @@ def test_an_event_file_rewritten_by_an_erasure_is_read_whole_again(workspace):
     write_atomically(path, text[: loaded_size - 1].ljust(loaded_size - 1) + "\n")
     assert path.stat().st_size == loaded_size
     assert load_event_files(workspace.landing, workspace.warehouse).files == 1
+
+
+def test_an_address_suppressed_during_the_send_stops_its_message_in_a_later_batch(workspace):
+    """Tonight's addresses are looked up once, before the first batch; an address recorded as
+    suppressed since (SendGrid refused it in an earlier batch's answer, for a contact sharing
+    it) still stops the message of a later batch."""
+    from assets.shared.warehouse import connect, ensure_schema
+    from senders.base import Message
+    from senders.late_suppressions import LateSuppressions
+    from senders.ledger import Ledger
+
+    def message(send_id: str, email: str) -> Message:
+        return Message(
+            send_id, "loyalty", send_id, D, email, None, "d-1", "Hi", "s@x.example", None
+        )
+
+    first, second = message("s1", " Shared@Example.com"), message("s2", "shared@example.com")
+    known = message("s3", "known@example.com")
+    why = "suppressed after the decisions were made"
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        # suppressed before the send began, a day ago (found by looking the address up)
+        for email, reason in (("known@example.com", "bounce"), ("other@example.com", "spam")):
+            con.execute(
+                "insert into nightjar.suppressions values (?, ?, now() - interval 1 day)",
+                [email, reason],
+            )
+        late = LateSuppressions(workspace.landing, con, messages=[first, second, known])
+        assert late.withheld([first, known]) == {"s3": f"{why} (bounce)"}
+        Ledger(con).suppress(["shared@example.com"], "refused")  # the first batch's answer
+        assert late.withheld([second]) == {"s2": f"{why} (refused)"}
+        # a batch of messages it was not given looks their addresses up itself
+        assert late.withheld([message("s4", "Other@example.com")]) == {"s4": f"{why} (spam)"}
