@@ -107,7 +107,8 @@ class Sender(Protocol):
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome: ...
 
     def messages_bytes(self, messages: Sequence[Message]) -> int:
-        """What the messages add to a request, together, for `max_batch_bytes`."""
+        """What the messages add to a request, together, for `max_batch_bytes`: at least
+        that, and exactly that once it is over `max_batch_bytes`."""
         ...
 
 

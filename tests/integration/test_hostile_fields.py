@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import random
 
 import pytest
 
@@ -116,6 +118,50 @@ def test_requests_are_sized_by_bytes_as_well_as_by_personalizations():
     for batch in split:
         assert len(sender.request_body(batch)["personalizations"]) <= 1000
         assert sender.messages_bytes(batch) <= MAX_REQUEST_BYTES
+
+
+def test_a_message_is_never_weighed_under_its_size_whatever_its_fields_hold():
+    """Requests are weighed by a bound, not by building them: no field, however spelled,
+    makes a message's JSON longer than its bound, so no request goes over SendGrid's limit."""
+    from senders.sendgrid import _personalization, _personalization_bytes_at_most
+
+    rng = random.Random(20)
+    # one character of each way JSON spells one: as is, escaped, \\u00XX, a surrogate pair
+    every_kind = ["a", " ", '"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028",
+                  "\ufeff", "😀", "\U0001d518", "\ud800"]  # fmt: skip
+    alphabet = every_kind
+
+    def text(most: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, most)))
+
+    def value(depth: int = 0):
+        kinds = [text(300), rng.randint(-(10**30), 10**30), rng.random() * 10**20, float("inf"),
+                 None, True, False, dt.time(12, 5), dt.timedelta(3), b"\x00'"]  # fmt: skip
+        if depth < 2:
+            kinds += [[value(depth + 1) for _ in range(3)], {text(5): value(depth + 1), 7: text(3)}]
+        return rng.choice(kinds)
+
+    for n in range(600):
+        # every third message the worst case: each character 12 bytes of JSON
+        alphabet = ["😀"] if n % 3 == 0 else every_kind
+        m = message(
+            n,
+            contact_id=text(300) or "c",
+            to_email=text(300),
+            to_name=text(300) or None,
+            subject=text(300),
+            occasion=text(300),
+            step=text(300) or None,
+            variant=text(300) or None,
+            topic=text(300) or None,
+            campaign=text(300),
+            send_id=text(300),
+            data={text(8): value() for _ in range(rng.randint(0, 6))},
+            headers={"List-Unsubscribe": f"<https://x.example/u/{text(300)}>"},
+            send_at=dt.datetime(2025, 11, 20, 9, tzinfo=dt.UTC),
+        )
+        size = len(json.dumps(_personalization(m), default=str).encode())
+        assert size <= _personalization_bytes_at_most(m), n
 
 
 def test_a_message_sendgrid_refuses_for_a_named_field_is_set_aside_alone(workspace, server):
