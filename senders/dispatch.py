@@ -29,7 +29,7 @@ from senders.delivery import Delivery, SendSummary
 from senders.journey_state import SKIPS, record_journey_state
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
-from senders.messages import OneClick, build_message, ledger_frame
+from senders.messages import OneClick, build_message, ledger_frame, message_columns
 from senders.outbox import remove_stale_temp_files
 from senders.settlement import send_ids_seen_by_sendgrid, settle_in_flight
 
@@ -115,9 +115,10 @@ def _settle_earlier_runs(
 def _messages(
     campaign: Campaign, rows: pl.DataFrame, send_ids: pl.Series, unsubscribe: OneClick | None
 ) -> list[Message]:
+    read = rows.select(message_columns(campaign, rows.columns))
     return [
         build_message(campaign, row, unsubscribe, message_id)
-        for row, message_id in zip(rows.iter_rows(named=True), send_ids, strict=True)
+        for row, message_id in zip(read.iter_rows(named=True), send_ids, strict=True)
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,29 @@ def _display_name(row: dict[str, Any]) -> str | None:
     parts = [str(row.get(k) or "").strip() for k in ("first_name", "last_name")]
     name = " ".join(" ".join(p for p in parts if p).replace(",", " ").replace(";", " ").split())
     return name or None
+
+
+# What build_message reads of a row, beside the template data
+_ROW_FIELDS = (
+    "contact_id",
+    "email",
+    "first_name",
+    "last_name",
+    "nightjar_step",
+    "nightjar_occasion",
+    "nightjar_journey_occasion",
+    "nightjar_variant",
+    "nightjar_send_at",
+    "nightjar_deliver_by",
+)
+
+
+def message_columns(campaign: Campaign, columns: Sequence[str]) -> list[str]:
+    """Of a cohort's `columns`, those build_message reads for `campaign`: a row of just these
+    is a third of the time to make of a cohort's, and the cohort may be wide."""
+    owners = campaign.steps or (campaign,)
+    wanted = {*_ROW_FIELDS, *(name for owner in owners for name in owner.template_data)}
+    return [column for column in columns if column in wanted]
 
 
 def build_message(
