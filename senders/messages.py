@@ -35,9 +35,9 @@ def _json_safe(value: Any) -> Any:
 def _display_name(row: dict[str, Any]) -> str | None:
     # A header may not hold line breaks, and SendGrid silently drops mail whose recipient
     # name holds a comma or semicolon: personal data never gets to shape the message.
-    parts = [str(row.get(k) or "").strip() for k in ("first_name", "last_name")]
-    name = " ".join(" ".join(p for p in parts if p).replace(",", " ").replace(";", " ").split())
-    return name or None
+    # (split() drops the whitespace at either end and between, the two names' included)
+    both = f"{row.get('first_name') or ''} {row.get('last_name') or ''}"
+    return " ".join(both.replace(",", " ").replace(";", " ").split()) or None
 
 
 # What build_message reads of a row, beside the template data
