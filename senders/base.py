@@ -106,9 +106,9 @@ class Sender(Protocol):
 
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome: ...
 
-    def messages_bytes(self, messages: Sequence[Message]) -> int:
+    def messages_bytes(self, messages: Sequence[Message], exact: bool = False) -> int:
         """What the messages add to a request, together, for `max_batch_bytes`: at least
-        that, and exactly that once it is over `max_batch_bytes`."""
+        that, and exactly that once it is over `max_batch_bytes` (or when `exact`)."""
         ...
 
 

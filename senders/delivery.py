@@ -13,6 +13,7 @@ answered and recorded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -78,7 +79,7 @@ class Delivery:
         self._splits_left = MAX_SPLIT_REQUESTS
         self._lone_refusals: list[tuple[Message, str]] = []
         self._accepted_any = False
-        self._deferred: list[Mark] = []  # answers recorded with the next batch's departure
+        self._deferred: list[Mark] = []  # accepted answers, written with the next change
         # Up to `requests_at_once` requests are out at once, each marked in flight just
         # before a free thread takes it. Their answers are read in the order they went, by
         # this thread alone, which alone writes the ledger: the next request leaves only
@@ -87,37 +88,45 @@ class Delivery:
         out: deque[tuple[list[Message], Future]] = deque()
         stopped: str | None = None  # why nothing more goes, when something stopped the send
         held = 0  # messages of a batch the stop caught before it left
-        with _requests(width) as pool:
-            while True:
-                if not stopped and (caught := self._put_out(queue, out, width, pool)):
-                    stopped, held = caught[0], held + caught[1]
-                if not out:
-                    break
-                batch, answer = out.popleft()
-                try:
-                    outcome = answer.result()
-                except BaseException:
-                    self._record_the_answers_out(out, queue)
-                    self._flush()
-                    raise
-                step, unanswered = self._answered(batch, outcome, queue)
-                if step == "late":
-                    held += len(unanswered)
-                    stopped = stopped or _quiet_hours(len(unanswered), f": {outcome.error}")
-                    continue
-                if stopped:
-                    continue  # the rest already out is recorded, nothing more leaves
-                if step == "stop":
-                    stopped = "the channel refuses every request"
-                    continue
-                if not unanswered or self.settled(unanswered):
-                    unanswered_in_a_row = 0
-                    continue
-                # Its messages stay in flight until SendGrid's events settle them; the rest of
-                # the campaign goes, unless the channel seems to have stopped answering.
-                unanswered_in_a_row += 1
-                if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
-                    stopped = "unanswered"
+        try:
+            with _requests(width) as pool:
+                while True:
+                    if not stopped and (caught := self._put_out(queue, out, width, pool)):
+                        stopped, held = caught[0], held + caught[1]
+                    if not out:
+                        break
+                    batch, answer = out.popleft()
+                    try:
+                        outcome = answer.result()
+                    except BaseException:
+                        self._record_the_answers_out(out, queue)
+                        raise
+                    step, unanswered = self._answered(batch, outcome, queue)
+                    if step == "late":
+                        held += len(unanswered)
+                        stopped = stopped or _quiet_hours(len(unanswered), f": {outcome.error}")
+                        continue
+                    if stopped:
+                        continue  # the rest already out is recorded, nothing more leaves
+                    if step == "stop":
+                        stopped = "the channel refuses every request"
+                        continue
+                    if not unanswered or self.settled(unanswered):
+                        unanswered_in_a_row = 0
+                        continue
+                    # Its messages stay in flight until SendGrid's events settle them; the rest of
+                    # the campaign goes, unless the channel seems to have stopped answering.
+                    unanswered_in_a_row += 1
+                    if unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW:
+                        stopped = "unanswered"
+        except BaseException:
+            # Whatever stopped the send (a request's error, a look-up of suppressions, an
+            # interrupt), the answers already read are written: an accepted batch left
+            # in flight could be sent again by the `resend` policy. The stop's own error
+            # is the one raised.
+            with contextlib.suppress(Exception):
+                self._flush()
+            raise
         self._flush()
         if stopped:
             # what never left, halves of batches refused meanwhile included
@@ -235,10 +244,11 @@ class Delivery:
         self._flush(mark)
 
     def _flush(self, *marks: Mark) -> None:
-        """The deferred marks and `marks`, recorded in one transaction."""
-        marks, self._deferred = (*self._deferred, *marks), []
+        """The deferred marks and `marks`, recorded in one transaction (the deferred ones kept
+        for another try when it fails)."""
         # tonight's messages, planned for this night: found among its rows alone
-        self.ledger.mark_all(marks, planned_for=self.day)
+        self.ledger.mark_all([*self._deferred, *marks], planned_for=self.day)
+        self._deferred = []
 
     def _warn(self, text: str) -> None:
         if self.log:

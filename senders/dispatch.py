@@ -176,17 +176,19 @@ def variant_batches(messages: Sequence[Message], sender: Sender) -> list[list[Me
 
 
 def _sized_batches(messages: Sequence[Message], sender: Sender) -> list[list[Message]]:
-    """Batches of at most the sender's size; when one of them holds too many bytes, batches
-    of the messages by the size of each. Each batch weighed at once, not each message: a
-    request is far from SendGrid's 20 MB but for giant fields, and weighing each message
-    took a tenth of a send."""
-    planned = list(batches(messages, sender.max_batch_size))
+    """Batches of at most the sender's size; one of them that holds too many bytes, in
+    batches by the exact size of each of its messages. Each batch weighed at once, not each
+    message: a request is far from SendGrid's 20 MB but for giant fields, and weighing each
+    message took a tenth of a send."""
     limit = sender.max_batch_bytes
-    if limit is None or all(sender.messages_bytes(batch) <= limit for batch in planned):
-        return planned
-    return list(
-        batches(messages, sender.max_batch_size, limit, lambda m: sender.messages_bytes([m]))
-    )
+    sized: list[list[Message]] = []
+    for batch in batches(messages, sender.max_batch_size):
+        if limit is None or sender.messages_bytes(batch) <= limit:
+            sized.append(batch)
+        else:
+            exact = lambda m: sender.messages_bytes([m], exact=True)  # noqa: E731
+            sized.extend(batches(batch, sender.max_batch_size, limit, exact))
+    return sized
 
 
 def wait_for_settlement(

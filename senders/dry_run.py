@@ -15,7 +15,7 @@ class DryRunSender:
     records_sends = False  # no ledger rows, no cohort history: a later real run sends all
     requests_at_once = 1
 
-    def messages_bytes(self, messages: Sequence[Message]) -> int:
+    def messages_bytes(self, messages: Sequence[Message], exact: bool = False) -> int:
         return 0
 
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome:

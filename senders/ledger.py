@@ -118,23 +118,18 @@ class Ledger:
         self.mirror = mirror
 
     @contextmanager
-    def _recorded(self, send_ids: Sequence[str], sending: Sequence[str] = ()) -> Iterator[None]:
+    def _recorded(self, send_ids: Sequence[str], sending: bool = False) -> Iterator[None]:
         """The block's change to the rows of `send_ids`, and their copy in the mirror: both or
-        neither (the mirror raises, say, when PostgreSQL is out of reach). `sending`: those
-        of them about to leave, which the mirror must still hold as sendable. Without a
-        mirror, each statement is its own transaction: a caller may hold one open (the
-        baseline night records its rows inside the send checks' own)."""
+        neither (the mirror raises, say, when PostgreSQL is out of reach). Without a mirror,
+        each statement is its own transaction: a caller may hold one open (the baseline
+        night records its rows inside the send checks' own)."""
         if self.mirror is None:
             yield
             return
         self.con.execute("begin")
         try:
             yield
-            leaving = set(sending)
-            if others := [i for i in send_ids if i not in leaving]:
-                self.mirror.write(self.con, others, sending=False)
-            if sending:
-                self.mirror.write(self.con, sending, sending=True)
+            self.mirror.write(self.con, send_ids, sending=sending)
         except BaseException:
             self.con.execute("rollback")
             raise
@@ -230,10 +225,16 @@ class Ledger:
             "message_ids": [m.provider_message_id for m in marks],
             "errors": [m.error for m in marks],
         }
-        leaving = [
-            i for m, group in zip(marks, ids, strict=True) if m.status == "in_flight" for i in group
-        ]
-        with self._recorded(every_id, sending=leaving):
+        leaving = {m.status == "in_flight" for m in marks}
+        if self.mirror is not None and len(leaving) == 2:
+            # PostgreSQL's copy takes messages about to leave on a condition of their own, in
+            # a transaction of its own: each its own change here too, both or neither
+            for about_to_leave in (False, True):
+                self.mark_all(
+                    [m for m in marks if (m.status == "in_flight") == about_to_leave], planned_for
+                )
+            return
+        with self._recorded(every_id, sending=leaving == {True}):
             if planned_for is None:
                 self.con.execute(_MARK.format(where="true"), params)
                 return

@@ -96,13 +96,14 @@ class SendGridSender:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
-    def messages_bytes(self, messages: Sequence[Message]) -> int:
+    def messages_bytes(self, messages: Sequence[Message], exact: bool = False) -> int:
         # Building the personalizations to measure them took a tenth of a send, and a
         # request's messages are far below the limit but for giant fields: a bound that
         # needs no building tells, and only one over the limit is measured.
-        at_most = sum(map(_personalization_bytes_at_most, messages))
-        if at_most <= MAX_REQUEST_BYTES:
-            return at_most
+        if not exact:
+            at_most = sum(map(_personalization_bytes_at_most, messages))
+            if at_most <= self.max_batch_bytes:
+                return at_most
         return len(json.dumps([_personalization(m) for m in messages], default=str).encode())
 
     def send_batch(self, business_date: dt.date, messages: Sequence[Message]) -> BatchOutcome:

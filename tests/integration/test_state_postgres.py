@@ -20,7 +20,7 @@ from assets.shared import state_store as state_postgres
 from assets.shared.warehouse import STATE_TABLES, connect, ensure_schema
 from models.settings import load_settings
 from pipelines.summary import failure_lines
-from senders.ledger import Ledger, send_id
+from senders.ledger import Ledger, Mark, send_id
 from tests.support.postgres_server import INSTALL_HINT, PostgresServer, free_port, postgres_bin
 from tests.support.scenario import D, write_all
 from tests.support.sendgrid_server import messages_per_contact, sendgrid_for_nightjar
@@ -142,6 +142,41 @@ def test_a_wrong_state_url_is_refused_in_one_line_naming_the_server_and_nothing_
 
 def _ledger_row(contact: str) -> tuple:
     return (send_id("c", contact, "o"), "c", contact, "o", None, None)
+
+
+def test_an_answer_and_a_refused_departure_written_together_leave_both_sides_alike(
+    workspace, state_url
+):
+    """A batch's accepted answer goes to the ledger with the next batch's departure. When
+    PostgreSQL holds that next message as sent already (another replica sent it), the
+    departure is refused, nothing leaves, and the answer is still written on both sides."""
+    day = dt.date(2025, 11, 20)
+    answered, leaving = send_id("c", "a", "o"), send_id("c", "b", "o")
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        Ledger(con).plan([_ledger_row("a"), _ledger_row("b")], day, "sendgrid")
+    state_postgres.pull(workspace.warehouse, state_url)
+    mirror = state_postgres.LedgerMirror(state_url)
+    with connect(workspace.warehouse) as con:
+        Ledger(con, mirror).mark([answered], "in_flight", planned_for=day)
+    with psycopg.connect(state_url) as pg:  # sent meanwhile by another replica
+        pg.execute(
+            "update nightjar.send_ledger set status = 'accepted' where send_id = %s", [leaving]
+        )
+    with connect(workspace.warehouse) as con:
+        with pytest.raises(state_postgres.AlreadyRecorded):
+            Ledger(con, mirror).mark_all(
+                [Mark([answered], "accepted", "m1"), Mark([leaving], "in_flight")], day
+            )
+        replica = con.execute(
+            "select contact_id, status from nightjar.send_ledger order by 1"
+        ).fetchall()
+    mirror.close()
+    assert replica == [("a", "accepted"), ("b", "planned")]
+    assert pg_rows(state_url, "select contact_id, status from nightjar.send_ledger order by 1") == [
+        ("a", "accepted"),
+        ("b", "accepted"),
+    ]
 
 
 def test_the_replica_merges_into_postgres_as_the_rules_say(workspace, state_url):

@@ -253,7 +253,7 @@ class SomeRequestRaises:
     channel, max_batch_size, max_batch_bytes, records_sends = "x", 1000, None, True
     requests_at_once = 4
 
-    def messages_bytes(self, messages: list[Message]) -> int:
+    def messages_bytes(self, messages: list[Message], exact: bool = False) -> int:
         return 0
 
     def send_batch(self, business_date: dt.date, messages: list[Message]) -> BatchOutcome:
@@ -285,3 +285,43 @@ def test_a_message_refused_before_the_wait_that_reached_the_quiet_hours_stays_re
     assert server.accepted == []
     assert (summary.refused, summary.not_attempted) == (1, 9)
     assert statuses(workspace) == {"refused": 1, "failed": 9}
+
+
+class Accepts:
+    channel, max_batch_size, max_batch_bytes, records_sends = "x", 1000, None, True
+    requests_at_once = 1
+
+    def messages_bytes(self, messages: list[Message], exact: bool = False) -> int:
+        return 0
+
+    def send_batch(self, business_date: dt.date, messages: list[Message]) -> BatchOutcome:
+        return BatchOutcome(accepted=True, provider_message_id=f"m-{messages[0].send_id}")
+
+
+def test_batches_accepted_before_a_look_up_of_suppressions_failed_are_recorded_accepted(
+    workspace,
+):
+    """An accepted answer is written with the ledger's next change; when the send stops on
+    an error before that change (here the look-up of late suppressions before the third
+    batch), the answers already read are written all the same, and the error is raised."""
+    messages = quiet_hours_messages(3000, deliver_by=dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+    looks = []
+
+    def withheld(batch: list[Message]) -> dict[str, str]:
+        looks.append(batch)
+        if len(looks) == 3:
+            raise FileNotFoundError("events/2025-11-20.jsonl vanished while it was read")
+        return {}
+
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan(
+            [(m.send_id, m.campaign, m.contact_id, m.occasion) for m in messages], TONIGHT, "x"
+        )
+        summary = SendSummary("news", TONIGHT, "x")
+        delivery = Delivery(Accepts(), ledger, TONIGHT, summary, withheld=withheld, settled=bool)
+        with pytest.raises(FileNotFoundError, match="vanished"):
+            delivery.run(list(batches(messages, 1000)))
+    assert summary.sent == 2000
+    assert statuses(workspace) == {"accepted": 2000, "planned": 1000}
