@@ -235,10 +235,10 @@ class Delivery:
     def _mark(self, send_ids: list[str], status: str, **fields: Any) -> None:
         mark = Mark(send_ids, status, **fields)
         if status == "accepted":
-            # Recorded with the next batch's in-flight mark, in one statement: one look
-            # among tonight's rows for both instead of two (half the time of a send's ledger
-            # marks). Until then they stay in flight, as after a crash between an answer and
-            # its record: SendGrid's events settle them.
+            # Recorded with the ledger's next change (the next batch's in-flight mark, as a
+            # rule), in one statement: one look among tonight's rows for both instead of two
+            # (half the time of a send's ledger marks). Until then they stay in flight, as
+            # after a crash between an answer and its record: SendGrid's events settle them.
             self._deferred.append(mark)
             return
         self._flush(mark)

@@ -204,7 +204,8 @@ class Ledger:
         self.mark_all([Mark(send_ids, status, provider_message_id, error)], planned_for)
 
     def mark_all(self, marks: Sequence[Mark], planned_for: date | None = None) -> None:
-        """Apply `marks`, which name each message once, in one transaction. `planned_for`:
+        """Apply `marks`, which name each message once, in one transaction (with the state in
+        PostgreSQL, one for those about to leave and one for the rest). `planned_for`:
         the business date they were planned for, when the caller knows it (a night's
         delivery): the rows are then looked for among that night's alone, which DuckDB finds
         by the date's zone maps instead of reading every send_id the ledger ever held (93 ms
