@@ -157,17 +157,17 @@ def test_a_first_night_that_failed_before_its_first_message_still_sends_its_back
     from senders.ledger import Ledger
 
     plant(production)
-    real_plan = Ledger.plan
+    real_plan = Ledger.plan_frame  # every row reaches the ledger through it
 
     def killed(*args, **kwargs):
         raise RuntimeError("killed before the first message")
 
-    monkeypatch.setattr(Ledger, "plan", killed)
+    monkeypatch.setattr(Ledger, "plan_frame", killed)
     result = production.run_with(D, send_backlog=True)
     assert "killed before the first message" in str(result.all_events)
     assert production.query("select count(*) from nightjar.cohort_snapshots")[0][0] > 0
     assert production.query("select count(*) from nightjar.send_ledger") == [(0,)]
-    monkeypatch.setattr(Ledger, "plan", real_plan)
+    monkeypatch.setattr(Ledger, "plan_frame", real_plan)
 
     result = production.run_with(D, send_backlog=True)
     assert result.success, failures(result)
