@@ -64,9 +64,11 @@ class LateSuppressions:
         by now, for everything or for the message's topic."""
         self._read_new_events()
         self._look_up({m.to_email.strip().lower() for m in batch} - self._looked_up)
-        self._note_suppressions(
-            "select email, reason from nightjar.suppressions where suppressed_at >= $since",
-            {"since": self._since},
+        self._note_rows(
+            self.con.execute(
+                "select email, reason from nightjar.suppressions where suppressed_at >= $since",
+                {"since": self._since},
+            ).fetchall()
         )
         # who is suppressed for anything: most messages are looked up no further
         anyone = {who for who, _ in self._suppressed}
@@ -81,27 +83,22 @@ class LateSuppressions:
         }
 
     def _look_up(self, addresses: set[str]) -> None:
-        if addresses:
-            self._note_suppressions(
-                "select email, reason from nightjar.suppressions "
-                "where email in (select email from nightjar_addresses)",
-                {},
-                pl.DataFrame({"email": list(addresses)}, schema={"email": pl.String}),
-            )
-            self._looked_up |= addresses
-
-    def _note_suppressions(
-        self, query: str, params: dict, addresses: pl.DataFrame | None = None
-    ) -> None:
-        """nightjar.suppressions' rows that `query` reads (with `addresses` as
-        nightjar_addresses: a frame, not a list parameter, for a night's many)."""
-        if addresses is not None:
-            self.con.register("nightjar_addresses", addresses)
+        """nightjar.suppressions' rows of `addresses` (registered as a frame, not passed as a
+        list parameter: a night's many)."""
+        if not addresses:
+            return
+        self.con.register("nightjar_addresses", pl.DataFrame({"email": list(addresses)}))
         try:
-            rows = self.con.execute(query, params).fetchall()
+            rows = self.con.execute(
+                "select email, reason from nightjar.suppressions "
+                "where email in (select email from nightjar_addresses)"
+            ).fetchall()
         finally:
-            if addresses is not None:
-                self.con.unregister("nightjar_addresses")
+            self.con.unregister("nightjar_addresses")
+        self._note_rows(rows)
+        self._looked_up |= addresses
+
+    def _note_rows(self, rows: list[tuple[str, str]]) -> None:
         for email, reason in rows:
             self._suppressed[(("email", email), "all")] = reason
 
