@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +268,36 @@ def test_rejects_custom_args_over_10000_bytes(sg):
     errors = post_invalid(sg, body)
     assert fields(errors) == ["personalizations.0.custom_args"]
     assert "10000 bytes" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x", "\x01", '"', "é", "𝄞", 'x\x01é"', "\\"],
+    ids=["ascii", "control", "quote", "accent", "astral", "mixed", "backslash"],
+)
+def test_custom_args_are_refused_exactly_past_10000_bytes_whatever_their_characters(value):
+    """Args the server passes on a bound without measuring them are under the limit too:
+    around the limit, each size measured as compact JSON is accepted up to 10,000 bytes and
+    refused past it."""
+
+    def body(args):
+        return template_body(personalizations=[{"to": [{"email": "a@b.co"}], "custom_args": args}])
+
+    def size(args):
+        return len(json.dumps(args, ensure_ascii=False, separators=(",", ":")).encode())
+
+    for repeat in range(1, 10_001):
+        args = {"note": value * repeat}
+        if size(args) > 10_000 - 40:
+            break
+    verdicts = []
+    for more in range(80):
+        args = {"note": value * repeat, "pad": "p" * more}
+        errors = validate_mail_send(body(args))
+        refused = any(e["field"] == "personalizations.0.custom_args" for e in errors)
+        verdicts.append((size(args) > 10_000, refused))
+    assert all(over == refused for over, refused in verdicts)
+    assert {over for over, _ in verdicts} == {True, False}  # both sides of the limit tried
 
 
 def test_rejects_missing_from(sg):
@@ -542,6 +573,81 @@ def test_fast_validator_agrees_with_plain_jsonschema(body):
         )
 
     assert verdicts(sendgrid_server._validator()) == verdicts(sendgrid_server._standard_validator())
+
+
+def _every_field(schema: dict[str, Any]) -> Any:
+    """A value the schema allows with every property it names filled in (one item a list)."""
+    if "allOf" in schema:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            merged = {
+                **part,
+                **merged,
+                "properties": {**part.get("properties", {}), **merged.get("properties", {})},
+            }
+        return _every_field(merged)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        value = {name: _every_field(sub) for name, sub in schema.get("properties", {}).items()}
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and not value:
+            value["key"] = _every_field(extra)
+        return value
+    if kind == "array":
+        return [_every_field(schema.get("items", {}))]
+    if kind == "string":
+        return "someone@example.com" if schema.get("format") == "email" else "text"
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "text")
+
+
+# Each value of a body, replaced by one of these: every JSON type, and the edge cases of the
+# keywords the schema uses (lengths, formats, integers written as floats, booleans as ints).
+_REPLACEMENTS = [
+    None, True, False, 0, 1, -1, 1.0, 1.5, 10**20, "", "x", "someone@example.com", "not mail",
+    "a b@example.com", "a@b@example.com", "someone@example.com trailing", "é@example.com",
+    "x" * 1001, [], [1], ["x", "x"], {}, {"key": "value"}, {"key": 1},
+]  # fmt: skip
+
+
+def _mutations(value: Any) -> Iterator[Any]:
+    """Every value one change away from `value`: each part replaced (_REPLACEMENTS), each
+    object given an unknown key or missing one of its own, each list emptied, its items
+    repeated, grown past 1000 items."""
+    yield from _REPLACEMENTS
+    if isinstance(value, dict):
+        yield {**value, "not_in_the_spec": "x"}
+        for key, part in value.items():
+            yield {k: v for k, v in value.items() if k != key}
+            for changed in _mutations(part):
+                yield {**value, key: changed}
+    if isinstance(value, list):
+        yield value + value
+        if value:
+            yield value * 1001
+            for index, part in enumerate(value):
+                for changed in _mutations(part):
+                    yield [*value[:index], changed, *value[index + 1 :]]
+
+
+def test_the_compiled_schema_passes_exactly_what_jsonschema_passes():
+    """The server checks a body with the compiled schema first and walks it with jsonschema
+    only when it fails: every body one change away from a full one must get the same
+    verdict from both, or the server would let through what SendGrid's spec refuses."""
+    standard = sendgrid_server._standard_validator()
+    full = _every_field(sendgrid_server.request_schema())
+    assert standard.is_valid(full)
+    bodies = [full, template_body(), big_body(2)]
+    checked = disagreements = 0
+    for body in bodies:
+        for mutated in _mutations(body):
+            checked += 1
+            if sendgrid_server._passes_schema(mutated) != standard.is_valid(mutated):
+                disagreements += 1
+                print("disagree:", json.dumps(mutated, default=str)[:300])
+    assert checked > 3000
+    assert disagreements == 0
 
 
 def test_a_full_1000_personalization_body_is_valid():
