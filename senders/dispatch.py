@@ -81,7 +81,7 @@ def send_decided(
         day,
         summary,
         withheld=LateSuppressions(
-            settings.landing, con, settings.topic_of_group, messages
+            settings.landing, con, settings.topic_of_group, messages, ledger
         ).withheld,
         settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
         log=log,

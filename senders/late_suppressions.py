@@ -20,6 +20,7 @@ import polars as pl
 
 from models.landing import EVENTS_FOLDER
 from senders.base import Message
+from senders.ledger import Ledger
 
 # SendGrid events that suppress an address for good (as the suppression_list model reads;
 # erasure keeps an erased address suppressed by them).
@@ -35,11 +36,16 @@ class LateSuppressions:
         con: duckdb.DuckDBPyConnection,
         topic_of_group: Mapping[int, str] | None = None,
         messages: Sequence[Message] = (),
+        ledger: Ledger | None = None,
     ):
         """`messages`: tonight's, whose addresses are looked up in nightjar.suppressions at
-        once, here; a batch then looks up only the addresses it brings anew."""
+        once, here; a batch then looks up only the addresses it brings anew. `ledger`: the
+        send's, whose suppressions from here on (SendGrid refused an address in a batch's
+        answer) stop the later batches' messages to the address."""
         self.folder = landing / EVENTS_FOLDER
         self.con = con
+        self._ledger = ledger
+        self._ledger_read = len(ledger.suppressed) if ledger is not None else 0
         self._topic_of_group = dict(topic_of_group or {})
         # What the night's load read: each file's size and modification time. A file changed
         # since (appended to, or rewritten by an erasure, perhaps into the same inode) is
@@ -53,9 +59,6 @@ class LateSuppressions:
         self._read_to: dict[str, int] = {}
         # (("email", address) or ("contact", id), scope: "all" or a topic) -> event
         self._suppressed: dict[tuple[tuple[str, str], str], str] = {}
-        # Rows added to nightjar.suppressions from this moment on are read at every look
-        # (those of this send's refusals): an hour early, for a transaction still open.
-        [(self._since,)] = con.execute("select now() - interval 1 hour").fetchall()
         self._looked_up: set[str] = set()  # addresses whose rows were read
         self._look_up({m.to_email.strip().lower() for m in messages})
 
@@ -64,12 +67,7 @@ class LateSuppressions:
         by now, for everything or for the message's topic."""
         self._read_new_events()
         self._look_up({m.to_email.strip().lower() for m in batch} - self._looked_up)
-        self._note_rows(
-            self.con.execute(
-                "select email, reason from nightjar.suppressions where suppressed_at >= $since",
-                {"since": self._since},
-            ).fetchall()
-        )
+        self._read_the_ledgers()
         # who is suppressed for anything: most messages are looked up no further
         anyone = {who for who, _ in self._suppressed}
         return {
@@ -101,6 +99,17 @@ class LateSuppressions:
     def _note_rows(self, rows: list[tuple[str, str]]) -> None:
         for email, reason in rows:
             self._suppressed[(("email", email), "all")] = reason
+
+    def _read_the_ledgers(self) -> None:
+        """The addresses the send's ledger suppressed since the last look, normalised as
+        the messages' are; an address suppressed before keeps its first reason, as the table
+        does (insert or ignore)."""
+        if self._ledger is None:
+            return
+        new = self._ledger.suppressed[self._ledger_read :]
+        self._ledger_read += len(new)
+        for email, reason in new:
+            self._suppressed.setdefault((("email", email.strip().lower()), "all"), reason)
 
     def _suppression_of(self, message: Message) -> str | None:
         """The event that stops `message`, for its address or contact, for everything or for

@@ -116,6 +116,10 @@ class Ledger:
         # With the state in PostgreSQL (pipelines/state_postgres.LedgerMirror): each change is
         # written there too before it counts here, a message in flight before it leaves.
         self.mirror = mirror
+        # (address, reason) of each address this ledger suppressed, in order: a send's later
+        # batches read them here (senders/late_suppressions.py), not from the table, which no
+        # other process can write while the send holds the state.
+        self.suppressed: list[tuple[str, str]] = []
 
     @contextmanager
     def _recorded(self, send_ids: Sequence[str], sending: bool = False) -> Iterator[None]:
@@ -269,6 +273,7 @@ class Ledger:
                 """,
                 {"emails": list(emails), "reason": reason},
             )
+            self.suppressed += [(email, reason) for email in emails]
 
     def in_flight(self, campaign: str | None = None) -> list[tuple[str, str, date, str, float]]:
         """(send_id, campaign, business_date, channel, hours waited) of unsettled messages,

@@ -130,9 +130,18 @@ def test_an_address_suppressed_during_the_send_stops_its_message_in_a_later_batc
                 "insert into nightjar.suppressions values (?, ?, now() - interval 1 day)",
                 [email, reason],
             )
-        late = LateSuppressions(workspace.landing, con, messages=[first, second, known])
+        ledger = Ledger(con)
+        late = LateSuppressions(
+            workspace.landing, con, messages=[first, second, known], ledger=ledger
+        )
         assert late.withheld([first, known]) == {"s3": f"{why} (bounce)"}
-        Ledger(con).suppress(["shared@example.com"], "refused")  # the first batch's answer
+        ledger.suppress([" SHARED@example.com"], "refused")  # the first batch's answer
         assert late.withheld([second]) == {"s2": f"{why} (refused)"}
+        # an address suppressed before keeps its reason, as the table keeps its row
+        ledger.suppress(["known@example.com"], "refused")
+        assert late.withheld([known]) == {"s3": f"{why} (bounce)"}
+        assert con.execute(
+            "select reason from nightjar.suppressions where email = 'shared@example.com'"
+        ).fetchall() == [("refused",)]
         # a batch of messages it was not given looks their addresses up itself
         assert late.withheld([message("s4", "Other@example.com")]) == {"s4": f"{why} (spam)"}
