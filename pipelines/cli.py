@@ -226,8 +226,9 @@ def _exit_without_teardown(code: int) -> NoReturn:
     day's 19 (docs/performance.md). What an exit must do is done here: the atexit handlers
     (logging's flush and close, temporary folders removed, dbt's and Dagster's own) and the
     standard streams' flush. A thread still at work would be cut short, so then Python exits
-    as usual and waits for it; the warehouse and Dagster's files are closed by then (each
-    connection is closed where it is opened), and their commits are on disk either way."""
+    as usual and waits for it. The warehouse's connections are closed where they are opened;
+    Dagster keeps its SQLite files open, as it would at a normal exit; every commit of both is
+    on disk already."""
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)

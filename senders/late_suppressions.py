@@ -67,7 +67,7 @@ class LateSuppressions:
         by now, for everything or for the message's topic."""
         self._read_new_events()
         self._look_up({m.to_email.strip().lower() for m in batch} - self._looked_up)
-        self._read_the_ledgers()
+        self._read_the_ledger()
         # who is suppressed for anything: most messages are looked up no further
         anyone = {who for who, _ in self._suppressed}
         return {
@@ -100,16 +100,16 @@ class LateSuppressions:
         for email, reason in rows:
             self._suppressed[(("email", email), "all")] = reason
 
-    def _read_the_ledgers(self) -> None:
-        """The addresses the send's ledger suppressed since the last look, normalised as
-        the messages' are; an address suppressed before keeps its first reason, as the table
-        does (insert or ignore)."""
+    def _read_the_ledger(self) -> None:
+        """The addresses the send's ledger suppressed since the last look, as the table holds
+        them (normalised by DuckDB); an address suppressed before keeps its first reason, as
+        the table does (insert or ignore)."""
         if self._ledger is None:
             return
         new = self._ledger.suppressed[self._ledger_read :]
         self._ledger_read += len(new)
         for email, reason in new:
-            self._suppressed.setdefault((("email", email.strip().lower()), "all"), reason)
+            self._suppressed.setdefault((("email", email), "all"), reason)
 
     def _suppression_of(self, message: Message) -> str | None:
         """The event that stops `message`, for its address or contact, for everything or for

@@ -265,15 +265,20 @@ class Ledger:
         """Addresses never to mail again (nightjar.suppressions, read by suppression_list):
         one SendGrid refused is refused for every campaign, not just the one that tried."""
         if emails:
+            # normalised by DuckDB, as suppression_list and the look-ups read the table
+            addresses = [
+                address
+                for (address,) in self.con.execute(
+                    "select distinct lower(trim(e)) from unnest($emails::varchar[]) as t(e)",
+                    {"emails": list(emails)},
+                ).fetchall()
+            ]
             self.con.execute(
-                """
-                insert or ignore into nightjar.suppressions
-                select distinct lower(trim(e)), $reason, now()
-                from unnest($emails::varchar[]) as t(e)
-                """,
-                {"emails": list(emails), "reason": reason},
+                "insert or ignore into nightjar.suppressions "
+                "select e, $reason, now() from unnest($addresses::varchar[]) as t(e)",
+                {"addresses": addresses, "reason": reason},
             )
-            self.suppressed += [(email, reason) for email in emails]
+            self.suppressed += [(address, reason) for address in addresses]
 
     def in_flight(self, campaign: str | None = None) -> list[tuple[str, str, date, str, float]]:
         """(send_id, campaign, business_date, channel, hours waited) of unsettled messages,

@@ -85,24 +85,14 @@ def invoke(
     variables = json.loads(args[list(args).index("--vars") + 1])
     how = ["--target-path", str(target_path), "--log-path", str(target_path)]
     how += ["--log-level", "none", "--log-level-file", "debug", "--no-use-colors"]
-    # Not dbt's JSON artifacts: serialising the whole manifest into manifest.json took an
-    # empty night about 2 s, and the project's manifest is make's (models/manifest.py).
-    # run_results.json, which an operator reads, is written below.
-    how += ["--no-write-json", *(["--target", target] if target else [])]
+    how += ["--target", target] if target else []
     with _ONE_AT_A_TIME:
         manifest = parsed(variables, target)
         try:
             ran = dbtRunner(manifest=manifest).invoke([*args, *_WHERE, *how])
         finally:
             _release_warehouse()
-    _write_run_results(ran, target_path)
     _collect(ran, result)
-
-
-def _write_run_results(ran, target_path: Path) -> None:
-    """run_results.json, as dbt writes it when it writes its JSON artifacts."""
-    if hasattr(ran.result, "write"):  # a build's results; None when dbt stopped first
-        ran.result.write(str(target_path / "run_results.json"))
 
 
 def _collect(ran, result: BuildResult) -> None:

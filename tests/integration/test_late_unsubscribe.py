@@ -140,6 +140,9 @@ def test_an_address_suppressed_during_the_send_stops_its_message_in_a_later_batc
         # an address suppressed before keeps its reason, as the table keeps its row
         ledger.suppress(["known@example.com"], "refused")
         assert late.withheld([known]) == {"s3": f"{why} (bounce)"}
+        # the addresses as the table holds them (DuckDB's lower and trim, not Python's)
+        ledger.suppress(["İnfo@example.com"], "refused")
+        assert late.withheld([message("s5", "info@example.com")]) == {"s5": f"{why} (refused)"}
         assert con.execute(
             "select reason from nightjar.suppressions where email = 'shared@example.com'"
         ).fetchall() == [("refused",)]

@@ -337,7 +337,10 @@ def _passes_schema(body: Any) -> bool:
         return False
     try:
         verdict(body)
-    except fastjsonschema.JsonSchemaException:
+    except (fastjsonschema.JsonSchemaException, RecursionError):
+        # RecursionError: fastjsonschema's uniqueItems compares items by recursion, and an
+        # item hundreds of lists deep (which the schema allows) exhausts it where jsonschema
+        # does not: jsonschema's walk then gives the verdict
         return False
     return True
 

@@ -650,6 +650,15 @@ def test_the_compiled_schema_passes_exactly_what_jsonschema_passes():
     assert disagreements == 0
 
 
+def test_an_item_nested_hundreds_of_lists_deep_gets_the_same_verdict_as_from_jsonschema():
+    # fastjsonschema's uniqueItems recurses into each reply_to_list item and runs out of
+    # stack where jsonschema does not: the server must still answer, as jsonschema does
+    item = {"email": "a@b.co", "x": json.loads("[" * 900 + "]" * 900)}
+    body = template_body(reply_to_list=[item])
+    assert sendgrid_server._standard_validator().is_valid(body)
+    assert validate_mail_send(body) == []
+
+
 def test_a_full_1000_personalization_body_is_valid():
     # How fast this validates is measured by the benchmarks, never asserted here.
     assert validate_mail_send(big_body(1000)) == []
