@@ -93,12 +93,9 @@ class LateSuppressions:
             ).fetchall()
         finally:
             self.con.unregister("nightjar_addresses")
-        self._note_rows(rows)
-        self._looked_up |= addresses
-
-    def _note_rows(self, rows: list[tuple[str, str]]) -> None:
         for email, reason in rows:
             self._suppressed[(("email", email), "all")] = reason
+        self._looked_up |= addresses
 
     def _read_the_ledger(self) -> None:
         """The addresses the send's ledger suppressed since the last look, as the table holds
