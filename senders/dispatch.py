@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +29,7 @@ from senders.delivery import Delivery, SendSummary
 from senders.journey_state import SKIPS, record_journey_state
 from senders.late_suppressions import LateSuppressions
 from senders.ledger import SENDABLE_STATUSES, Ledger, RehearsalLedger
-from senders.messages import OneClick, build_message, ledger_frame, message_columns
+from senders.messages import MessageMaker, OneClick, ledger_frame, message_columns
 from senders.outbox import remove_stale_temp_files
 from senders.settlement import send_ids_seen_by_sendgrid, settle_in_flight
 
@@ -63,16 +63,21 @@ def send_decided(
     if paused:
         summary.skipped_reason = paused
         return summary
-    if sender.records_sends:
-        # Before any message leaves: a crash mid-send must not make tomorrow's run see
-        # today's members as entering again, nor draw a journey's control group again.
-        if not campaign.is_journey or campaign.journey.records_membership:
-            record_membership(con, campaign, day)
-        if campaign.is_journey:
-            record_journey_state(con, campaign, day)
-    unsubscribe = one_click(settings)
-    _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
-    messages = _plan_sends(ledger, campaign, candidates, day, sender.channel, summary, unsubscribe)
+
+    def record(planned: pl.DataFrame) -> None:
+        """What the night records before any message leaves (by a thread of its own, while
+        Python builds the messages)."""
+        if sender.records_sends:
+            # A crash mid-send must not make tomorrow's run see today's members as entering
+            # again, nor draw a journey's control group again.
+            if not campaign.is_journey or campaign.journey.records_membership:
+                record_membership(con, campaign, day)
+            if campaign.is_journey:
+                record_journey_state(con, campaign, day)
+        _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
+        ledger.plan_frame(planned, day, sender.channel)
+
+    messages = _plan_sends(record, campaign, candidates, summary, one_click(settings))
     if log:
         log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
     Delivery(
@@ -116,8 +121,9 @@ def _messages(
     campaign: Campaign, rows: pl.DataFrame, send_ids: pl.Series, unsubscribe: OneClick | None
 ) -> list[Message]:
     read = rows.select(message_columns(campaign, rows.columns))
+    make = MessageMaker(campaign, unsubscribe).message
     return [
-        build_message(campaign, row, unsubscribe, message_id)
+        make(row, message_id)
         for row, message_id in zip(read.iter_rows(named=True), send_ids, strict=True)
     ]
 
@@ -142,27 +148,28 @@ def _record_kept_decisions(
 
 
 def _plan_sends(
-    ledger: Ledger,
+    record: Callable[[pl.DataFrame], None],
     campaign: Campaign,
     candidates: pl.DataFrame,
-    day: dt.date,
-    channel: str,
     summary: SendSummary,
     unsubscribe: OneClick | None,
 ) -> list[Message]:
-    """Tonight's messages, planned in the ledger before any leaves; the first of each
-    variant is the summary's sample."""
+    """Tonight's messages, each `record`ed (with the ledger's rows of them) before any
+    leaves; the first of each step and variant is the summary's sample."""
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
     planned = ledger_frame(campaign, rows)
-    # DuckDB records them while Python builds the messages (its insert does not hold
-    # Python's lock): each recorded before any leaves, the insert's time hidden
+    # DuckDB records while Python builds the messages (its statements do not hold Python's
+    # lock, and nothing else uses the connection meanwhile): their times overlap
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightjar-plan") as writer:
-        recorded = writer.submit(ledger.plan_frame, planned, day, channel)
+        recorded = writer.submit(record, planned)
         # ordered by contact_id, as the query returns them
         messages = _messages(campaign, rows, planned["send_id"], unsubscribe)
         recorded.result()
+    shown: set[tuple[str | None, str | None]] = set()
     for message in messages:
-        summary.samples.setdefault(message.label, message)
+        if (message.step, message.variant) not in shown:
+            shown.add((message.step, message.variant))
+            summary.samples.setdefault(message.label, message)
     return messages
 
 

@@ -9,23 +9,29 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import polars as pl
 
 from models.campaigns import Campaign
 from models.privacy import mask_email
-from models.unsubscribe_tokens import list_unsubscribe_headers
+from models.unsubscribe_tokens import TokenSigner, one_click_headers
 from senders.base import Message
 from senders.ledger import LEDGER_COLUMNS, send_id
 
+# JSON's own: most template data, returned at once (a send makes hundreds of thousands)
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
 
 def _json_safe(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, dt.date | dt.datetime):
+    if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if isinstance(value, list | tuple):  # a cart's items, say
+    if isinstance(value, (list, tuple)):  # a cart's items, say
         return [_json_safe(item) for item in value]
     if isinstance(value, dict):
         return {str(key): _json_safe(item) for key, item in value.items()}
@@ -72,33 +78,54 @@ def build_message(
     """The message of a row of the cohort (or of journey_progress, for a journey's step),
     with its List-Unsubscribe headers when `one_click` is Nightjar's. `message_id`: its
     send_id, when the caller has it (ledger_frame's)."""
-    step = row.get("nightjar_step")
-    occasion = row["nightjar_journey_occasion"] if step else row["nightjar_occasion"]
-    variant = campaign.variant(row.get("nightjar_variant"), step)
-    if message_id is None:
-        message_id = send_id(campaign.name, row["contact_id"], row["nightjar_occasion"])
-    return Message(
-        send_id=message_id,
-        campaign=campaign.name,
-        contact_id=row["contact_id"],
-        occasion=occasion,
-        step=step,
-        to_email=row["email"] or "",
-        to_name=_display_name(row),
-        template_id=variant.template_id,
-        subject=variant.subject,
-        from_email=campaign.from_email,
-        from_name=campaign.from_name,
-        categories=campaign.categories,
-        data={column: _json_safe(row.get(column)) for column in campaign.template_data_of(step)},
-        variant=row.get("nightjar_variant"),
-        send_at=row.get("nightjar_send_at"),
-        deliver_by=row.get("nightjar_deliver_by"),
-        topic=campaign.topic,
-        headers=one_click.headers(row["contact_id"], campaign.topic, message_id)
-        if one_click
-        else {},
-    )
+    return MessageMaker(campaign, one_click).message(row, message_id)
+
+
+class MessageMaker:
+    """build_message for the many rows of a send: the variant and the template data's columns
+    of each (step, variant) looked up once, not once a message."""
+
+    def __init__(self, campaign: Campaign, one_click: OneClick | None = None):
+        self.campaign = campaign
+        self.one_click = one_click
+        self._shapes: dict[tuple[str | None, str | None], tuple[Any, tuple[str, ...]]] = {}
+
+    def message(self, row: dict[str, Any], message_id: str | None = None) -> Message:
+        campaign = self.campaign
+        step = row.get("nightjar_step")
+        occasion = row["nightjar_journey_occasion"] if step else row["nightjar_occasion"]
+        variant, data_columns = self._shape(step, row.get("nightjar_variant"))
+        if message_id is None:
+            message_id = send_id(campaign.name, row["contact_id"], row["nightjar_occasion"])
+        return Message(
+            send_id=message_id,
+            campaign=campaign.name,
+            contact_id=row["contact_id"],
+            occasion=occasion,
+            step=step,
+            to_email=row["email"] or "",
+            to_name=_display_name(row),
+            template_id=variant.template_id,
+            subject=variant.subject,
+            from_email=campaign.from_email,
+            from_name=campaign.from_name,
+            categories=campaign.categories,
+            data={column: _json_safe(row.get(column)) for column in data_columns},
+            variant=row.get("nightjar_variant"),
+            send_at=row.get("nightjar_send_at"),
+            deliver_by=row.get("nightjar_deliver_by"),
+            topic=campaign.topic,
+            headers=self.one_click.headers(row["contact_id"], campaign.topic, message_id)
+            if self.one_click
+            else {},
+        )
+
+    def _shape(self, step: str | None, variant: str | None) -> tuple[Any, tuple[str, ...]]:
+        shape = self._shapes.get((step, variant))
+        if shape is None:
+            shape = (self.campaign.variant(variant, step), self.campaign.template_data_of(step))
+            self._shapes[(step, variant)] = shape
+        return shape
 
 
 @dataclass(frozen=True)
@@ -110,10 +137,13 @@ class OneClick:
     base_url: str
     mailto: str | None = None
 
+    @cached_property
+    def _signer(self) -> TokenSigner:
+        return TokenSigner(self.secret)
+
     def headers(self, contact_id: str, topic: str, message_id: str) -> dict[str, str]:
-        return list_unsubscribe_headers(
-            self.secret, self.base_url, self.mailto, contact_id, topic, message_id
-        )
+        token = self._signer.token(contact_id, topic, message_id)
+        return one_click_headers(token, self.base_url, self.mailto)
 
 
 def ledger_frame(campaign: Campaign, rows: pl.DataFrame) -> pl.DataFrame:

@@ -3,6 +3,9 @@ unsubscribe; a GET never does; a forged or tampered link changes nothing."""
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import threading
 import urllib.error
 import urllib.request
@@ -51,6 +54,23 @@ def test_a_token_names_contact_topic_and_message_and_only_its_secret_reads_it():
     # a long contact id of non-ASCII characters still makes a link that works
     long_id = "€" * 255
     assert read_token(SECRET, make_token(SECRET, long_id, "lifecycle", "s")).contact_id == long_id
+
+
+def test_a_token_is_the_compact_json_of_its_three_ids_signed_with_hmac_sha256():
+    # the links already in mailboxes were made by this formula: a faster one must make the
+    # same tokens, whatever the ids hold (quotes, controls, non-ASCII, astral, lone surrogates)
+    def published(secret: str, *ids: str) -> str:
+        b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+        payload = b64(json.dumps(list(ids), separators=(",", ":")).encode())
+        return f"{payload}.{b64(hmac.digest(secret.encode(), payload.encode(), 'sha256'))}"
+
+    odd = ['"', "\\", "\n\r\t\x00\x1f\x7f", "é€", "😀", "\ud83d", "a" * 255, " ", "</script>"]
+    for secret in (SECRET, "ünïcode-secret-of-more-than-thirty-two-chars"):
+        for contact_id in ["c-1", *odd]:
+            for send_id in ("s-1", *odd):
+                assert make_token(secret, contact_id, "promotions", send_id) == published(
+                    secret, contact_id, "promotions", send_id
+                )
 
 
 def test_the_headers_are_rfc_8058s_with_the_mailto_when_configured():
