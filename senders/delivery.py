@@ -80,10 +80,11 @@ class Delivery:
         self._lone_refusals: list[tuple[Message, str]] = []
         self._accepted_any = False
         self._deferred: list[Mark] = []  # accepted answers, written with the next change
-        # Up to `requests_at_once` requests are out at once, each marked in flight just
-        # before a free thread takes it. Their answers are read in the order they went, by
-        # this thread alone, which alone writes the ledger: the next request leaves only
-        # once an answer is recorded (a batch's halves are its own messages, failed first).
+        # Up to `requests_at_once` requests are out at once, marked in flight just before
+        # free threads take them. Their answers are read in the order they went, by this
+        # thread alone, which alone writes the ledger: more requests leave only once the
+        # answers already in are recorded (a batch's halves are its own messages, failed
+        # first).
         width = max(1, getattr(self.sender, "requests_at_once", 1))
         out: deque[tuple[list[Message], Future]] = deque()
         stopped: str | None = None  # why nothing more goes, when something stopped the send
@@ -91,7 +92,13 @@ class Delivery:
         try:
             with _requests(width) as pool:
                 while True:
-                    if not stopped and (caught := self._put_out(queue, out, width, pool)):
+                    # Every answer already in is recorded before more go out: the batches
+                    # then go out together, marked in flight by one statement (a fast
+                    # channel waits for the ledger's statements, 10 ms or more each).
+                    answered = bool(out) and out[0][1].done()
+                    if not (stopped or answered) and (
+                        caught := self._put_out(queue, out, width, pool)
+                    ):
                         stopped, held = caught[0], held + caught[1]
                     if not out:
                         break
@@ -139,19 +146,28 @@ class Delivery:
         self._judge_lone_refusals()
 
     def _put_out(self, queue: deque, out: deque, width: int, pool: Any) -> tuple[str, int] | None:
-        """Batches out while a thread is free, each marked in flight just before it goes;
-        (why, messages held back) when one reached its quiet hours before it could leave."""
-        while queue and len(out) < width:
+        """Batches out while a thread is free, all marked in flight, in one statement, just
+        before they go; (why, messages held back) when one reached its quiet hours before it
+        could leave (those before it still go)."""
+        going: list[list[Message]] = []
+        caught = None
+        while queue and len(out) + len(going) < width:
             batch = self._withdraw(queue.popleft())
-            late = [m for m in batch if m.deliver_by is not None and self.now() >= m.deliver_by]
+            now = self.now()
+            late = [m for m in batch if m.deliver_by is not None and now >= m.deliver_by]
             if late:
                 since = min(m.deliver_by for m in late)
                 why = f" (a long wait, such as SendGrid's rate limit, since {since:%H:%M} UTC)"
-                return _quiet_hours(len(late), why), len(batch)
+                caught = _quiet_hours(len(late), why), len(batch)
+                break
             if batch:
-                self._mark([m.send_id for m in batch], "in_flight")
-                out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
-        return None
+                going.append(batch)
+        if going:
+            self._flush(*(Mark([m.send_id for m in batch], "in_flight") for batch in going))
+            out.extend(
+                (batch, pool.submit(self.sender.send_batch, self.day, batch)) for batch in going
+            )
+        return caught
 
     def _withdraw(self, batch: list[Message]) -> list[Message]:
         """The batch without the messages that may no longer go, those marked withdrawn."""

@@ -649,6 +649,7 @@ class _Fault:
     processed: bool = False  # drop only: handle the request first, then lose the response
     field: str | None = None  # the field the error names
     cut: bool = False  # the connection breaks in the middle of the error body
+    holding: str | None = None  # only for a request to this contact (its custom_args)
 
 
 class _RequestError(Exception):
@@ -711,6 +712,18 @@ def _parse_for_record(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except ValueError:
         return raw
+
+
+def _contacts(body: Any) -> set[str]:
+    """The contact_ids a body's personalizations name in their custom_args."""
+    personalizations = body.get("personalizations") if isinstance(body, dict) else None
+    if not isinstance(personalizations, list):
+        return set()
+    return {
+        str(p["custom_args"].get("contact_id"))
+        for p in personalizations
+        if isinstance(p, dict) and isinstance(p.get("custom_args"), dict)
+    }
 
 
 class SendGridTestServer:
@@ -824,8 +837,11 @@ class SendGridTestServer:
         *,
         field: str | None = None,
         cut: bool = False,
+        holding: str | None = None,
     ) -> None:
-        """Answer the next ``count`` requests with ``status`` (before auth or validation).
+        """Answer the next ``count`` requests with ``status`` (before auth or validation);
+        with ``holding``, the next requests to that contact (requests out at once reach the
+        server in any order).
 
         A 429 carries X-RateLimit-Limit/-Remaining (0)/-Reset (the next epoch second);
         ``headers`` add to or override the defaults (a None value removes a header). The
@@ -837,7 +853,9 @@ class SendGridTestServer:
             raise ValueError(f"fail_next needs a 4xx or 5xx status, got {status}")
         if count < 1:
             raise ValueError("count must be at least 1")
-        fault = _Fault(status=status, headers=dict(headers or {}), field=field, cut=cut)
+        fault = _Fault(
+            status=status, headers=dict(headers or {}), field=field, cut=cut, holding=holding
+        )
         with self._lock:
             self._faults.extend([fault] * count)
 
@@ -982,8 +1000,7 @@ class SendGridTestServer:
                 self._reject(handler, 400, None, [_error("unreadable request body", None)])
                 return
 
-            with self._lock:
-                fault = self._faults.popleft() if self._faults else self._random_fault()
+            fault = self._next_fault(raw)
             if fault is not None and fault.status is not None:
                 self._fault_response(handler, fault, raw)
                 return
@@ -998,6 +1015,20 @@ class SendGridTestServer:
             handler.close_connection = True
             with contextlib.suppress(OSError):  # the client may be gone already
                 self._reject(handler, 500, None, [_error("test server error", None)])
+
+    def _next_fault(self, raw: bytes) -> _Fault | None:
+        """The first fault queued for this request, if any; else perhaps a random one."""
+        with self._lock:
+            if not self._faults:
+                return self._random_fault()
+            contacts = None
+            for index, fault in enumerate(self._faults):
+                if fault.holding is not None and contacts is None:
+                    contacts = _contacts(_parse_for_record(raw))
+                if fault.holding is None or fault.holding in contacts:
+                    del self._faults[index]
+                    return fault
+            return None
 
     def _drop(self, handler: _Handler, body: Any) -> None:
         self._record(self.dropped, body if self.record_bodies else None)
