@@ -148,25 +148,27 @@ class Delivery:
     def _put_out(self, queue: deque, out: deque, width: int, pool: Any) -> tuple[str, int] | None:
         """Batches out while a thread is free, all marked in flight, in one statement, just
         before they go; (why, messages held back) when one reached its quiet hours before it
-        could leave (those before it still go)."""
+        could leave (those before it still go, those after it stay queued)."""
         going: list[list[Message]] = []
-        caught = None
         while queue and len(out) + len(going) < width:
-            batch = self._withdraw(queue.popleft())
-            now = self.now()
-            late = [m for m in batch if m.deliver_by is not None and now >= m.deliver_by]
-            if late:
+            if batch := self._withdraw(queue.popleft()):
+                going.append(batch)
+        # Their quiet hours checked once every look-up of suppressions is done, at one
+        # moment for all, right before they are marked and go.
+        caught = None
+        now = self.now()
+        for index, batch in enumerate(going):
+            if late := [m for m in batch if m.deliver_by is not None and now >= m.deliver_by]:
                 since = min(m.deliver_by for m in late)
                 why = f" (a long wait, such as SendGrid's rate limit, since {since:%H:%M} UTC)"
                 caught = _quiet_hours(len(late), why), len(batch)
+                queue.extendleft(reversed(going[index + 1 :]))
+                going = going[:index]
                 break
-            if batch:
-                going.append(batch)
         if going:
             self._flush(*(Mark([m.send_id for m in batch], "in_flight") for batch in going))
-            out.extend(
-                (batch, pool.submit(self.sender.send_batch, self.day, batch)) for batch in going
-            )
+            for batch in going:
+                out.append((batch, pool.submit(self.sender.send_batch, self.day, batch)))
         return caught
 
     def _withdraw(self, batch: list[Message]) -> list[Message]:

@@ -1017,7 +1017,9 @@ class SendGridTestServer:
                 self._reject(handler, 500, None, [_error("test server error", None)])
 
     def _next_fault(self, raw: bytes) -> _Fault | None:
-        """The first fault queued for this request, if any; else perhaps a random one."""
+        """The first fault queued that applies to this request (one `holding` a contact
+        waits for a request to it, the others pass it in call order); with none queued,
+        perhaps a random one."""
         with self._lock:
             if not self._faults:
                 return self._random_fault()

@@ -248,6 +248,54 @@ def test_requests_whose_quiet_hours_begin_while_they_wait_out_a_rate_limit_are_n
     assert statuses(workspace) == {"failed": 2500}  # the next run sends them, in the day
 
 
+class TwoAtOnce:
+    """Two requests out at once; notes what time it was when each left."""
+
+    channel, max_batch_size, max_batch_bytes, records_sends = "x", 1000, None, True
+    requests_at_once = 2
+
+    def __init__(self, clock: list[dt.datetime]):
+        self.clock, self.left = clock, []
+
+    def messages_bytes(self, messages: list[Message], exact: bool = False) -> int:
+        return 0
+
+    def send_batch(self, business_date: dt.date, messages: list[Message]) -> BatchOutcome:
+        self.left += [(m.send_id, self.clock[0]) for m in messages]
+        return BatchOutcome(accepted=True, provider_message_id="m-1")
+
+
+def test_a_request_does_not_leave_once_its_quiet_hours_began_during_the_others_look_ups(
+    workspace,
+):
+    # Requests that leave together are each checked for late suppressions first; a slow
+    # look-up (two seconds here, by a clock of the test's) must not let an earlier
+    # request leave after its quiet hours began meanwhile.
+    nine = dt.datetime(2030, 1, 1, 21, tzinfo=dt.UTC)
+    clock = [nine - dt.timedelta(seconds=3)]  # its own look-up ends before nine, the next after
+
+    def look_up(batch: list[Message]) -> dict[str, str]:
+        clock[0] += dt.timedelta(seconds=2)
+        return {}
+
+    first = quiet_hours_messages(1, deliver_by=nine)
+    later = quiet_hours_messages(2, deliver_by=nine + dt.timedelta(hours=1))[1:]
+    sender = TwoAtOnce(clock)
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan(
+            [(m.send_id, "news", m.contact_id, "first") for m in first + later], TONIGHT, "x"
+        )
+        summary = SendSummary("news", TONIGHT, sender.channel)
+        Delivery(sender, ledger, TONIGHT, summary, withheld=look_up, settled=bool,
+                 now=lambda: clock[0]).run([first, later])  # fmt: skip
+    assert all(at < nine for send_id, at in sender.left if send_id == "s00000")
+    assert sender.left == [] and summary.not_attempted == 2
+    assert "reached the quiet hours" in summary.errors[0]
+    assert statuses(workspace) == {"planned": 2}  # the next run sends them, in the day
+
+
 class SomeRequestRaises:
     """Four requests out at once; the first raises (a TLS error while reading its answer)
     after the three others were answered."""
