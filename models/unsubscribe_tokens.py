@@ -16,7 +16,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring_ascii as _json_text  # json.dumps' escaping
 
 PATH_PREFIX = "/unsubscribe/"
 # Three ids of up to 255 characters (escaped as JSON: 6 bytes for a non-ASCII one) and a
@@ -24,8 +24,6 @@ PATH_PREFIX = "/unsubscribe/"
 MAX_TOKEN_CHARS = 8192
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
-# JSON's quoted text, escaped as json.dumps escapes it by default (ensure_ascii)
-_json_text = encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,12 @@ class TokenSigner:
         # what json.dumps([...], separators=(",", ":")) writes for three texts
         text = f"[{_json_text(contact_id)},{_json_text(topic)},{_json_text(send_id)}]"
         payload = _b64(text.encode())
-        signature = self._keyed.copy()
-        signature.update(payload.encode())
-        return f"{payload}.{_b64(signature.digest())}"
+        return f"{payload}.{_b64(self.signature(payload))}"
+
+    def signature(self, payload: str) -> bytes:
+        keyed = self._keyed.copy()
+        keyed.update(payload.encode())
+        return keyed.digest()
 
 
 def make_token(secret: str, contact_id: str, topic: str, send_id: str) -> str:
@@ -67,7 +68,7 @@ def read_token(secret: str, token: str) -> Unsubscribe | None:
         given = _unb64(signature)
     except ValueError:
         return None
-    if not hmac.compare_digest(given, _signature(secret, payload)):
+    if not hmac.compare_digest(given, TokenSigner(secret).signature(payload)):
         return None
     if _b64(given) != signature:
         # base64's last character has spare bits: four spellings of one signature would
@@ -101,10 +102,6 @@ def one_click_headers(token: str, base_url: str, mailto: str | None) -> dict[str
 def event_id(token: str) -> str:
     """The landed event's sg_event_id: the same click twice is one unsubscribe."""
     return "nightjar-one-click-" + hashlib.sha256(token.encode()).hexdigest()[:32]
-
-
-def _signature(secret: str, payload: str) -> bytes:
-    return hmac.digest(secret.encode(), payload.encode(), "sha256")
 
 
 def _b64(data: bytes) -> str:
