@@ -47,7 +47,7 @@ def build_results_asset(campaign: Campaign, dbt_vars: dict):
         owners=OWNERS["results"],
         deps=[AssetKey([campaign.asset_name]), AssetKey(["campaign_outcomes"])],
         partitions_def=nightly_partitions,
-        kinds={"duckdb", "matplotlib"},
+        kinds={"duckdb", "pillow"},
         pool=WAREHOUSE_POOL,
         backfill_policy=ONE_RUN_PER_DATE,
         description=_description(campaign, dbt_vars),

@@ -9,12 +9,14 @@ and only the instances still in the journey reach it)."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import polars as pl
 
+from assets.results.drawing import Canvas, Panel, nice_ticks, tick_label
 from assets.results.report import EMAIL_OUTCOMES
 from models.campaigns import Campaign
+
+FUNNEL = "#4c72b0"
 
 
 def first_steps(journey: Campaign) -> list[str]:
@@ -62,25 +64,27 @@ def funnel(entered: int, steps: pl.DataFrame, converted: int) -> list[tuple[str,
 def funnel_png(journey: str, day: dt.date, stages: list[tuple[str, int]], days: int) -> bytes:
     """The funnel as horizontal bars, widest first, each labelled with its count and its
     share of those who entered."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [name for name, _ in stages]
     counts = [count for _, count in stages]
     top = counts[0] or 1
-    figure, axis = plt.subplots(figsize=(8, 0.6 * len(stages) + 1.4), dpi=100)
-    axis.barh(range(len(stages)), counts, color="#4c72b0")
-    axis.set_yticks(range(len(stages)), labels)
-    axis.invert_yaxis()
-    for index, count in enumerate(counts):
-        axis.text(count, index, f" {count:,} ({100 * count / top:.0f}%)", va="center")
-    axis.set_xlabel("contacts (messaged group)")
-    axis.set_xlim(0, top * 1.3)
-    figure.suptitle(f"{journey}: entered → each step → converted, last {days} days, as of {day}")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    canvas = Canvas(800, round(60 * len(stages) + 140))
+    canvas.text(
+        (400, 12),
+        f"{journey}: entered, each step, converted; last {days} days, as of {day}",
+        size=14,
+        anchor="ma",
+    )
+    left = 30 + round(max(canvas.text_width(name) for name, _ in stages))
+    ticks = nice_ticks(max(top, max(counts)) * 1.3, whole=True)
+    bottom = canvas.image.height - 56
+    # stage i's place is i + 0.5 from the top: the y scale runs from the last stage up
+    bars = Panel(canvas, (left, 44, 780, bottom), ticks[-1], len(stages))
+    for index, (name, count) in enumerate(stages):
+        y = len(stages) - index - 0.5
+        bars.row(y, 0.8, count, FUNNEL)
+        canvas.text(
+            (bars.x(count) + 4, bars.y(y)), f"{count:,} ({100 * count / top:.0f}%)", anchor="lm"
+        )
+        canvas.text((left - 8, bars.y(y)), name, anchor="rm")
+    bars.frame()
+    bars.x_ticks([(t, tick_label(t)) for t in ticks], "contacts (messaged group)")
+    return canvas.png()

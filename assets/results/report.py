@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 from pathlib import Path
 
 import polars as pl
 
+from assets.results.drawing import BLUE, ORANGE, Canvas, Panel, nice_ticks
 from models.lift import Lift
 
 # What the results count, by the campaign_outcomes column that says it.
@@ -60,11 +60,6 @@ def chart_png(
     campaign: str, day: dt.date, daily: pl.DataFrame, overall: Lift | None, days: int
 ) -> bytes:
     """Members and conversion rates of both groups per send date, over the last `days`."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen: render to a file
-    import matplotlib.pyplot as plt
-
     dates = [day - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
     rows = {r["send_date"]: r for r in daily.iter_rows(named=True)}
     empty = {"messaged": 0, "held_out": 0, "conversions_messaged": 0, "conversions_holdout": 0}
@@ -73,31 +68,43 @@ def chart_png(
         return 100 * row[conversions] / row[members] if row[members] else math.nan
 
     series = [rows.get(d, empty) for d in dates]
-    x = list(range(len(dates)))  # positions, labelled with the dates below
-    figure, (sizes, rates) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, dpi=100)
-    for shift, key, label in ((-0.2, "messaged", "messaged"), (0.2, "held_out", "holdout")):
-        sizes.bar([i + shift for i in x], [r[key] for r in series], 0.4, label=label)
-    sizes.set_ylabel("members")
-    sizes.legend(loc="upper left")
-    for key, members, label in (
-        ("conversions_messaged", "messaged", "messaged"),
-        ("conversions_holdout", "held_out", "holdout"),
-    ):
-        rates.plot(x, [rate(r, key, members) for r in series], marker="o", label=label)
-    rates.set_ylabel("converted (%)")
-    rates.set_ylim(bottom=0)
-    rates.legend(loc="upper left")
-    every = max(1, days // 10)
-    rates.set_xticks(x[::every], [d.strftime("%m-%d") for d in dates[::every]])
-    rates.set_xlabel("send date")
+    # a date's place is its slot's middle, i + 0.5, on both panels
+    canvas = Canvas(900, 550)
     headline = overall.sentence() if overall else "no holdout or no send yet: no lift to measure"
-    figure.suptitle(
-        f"{campaign}: the last {days} days of sends, as of {day}\n{headline}", fontsize=10
+    title = f"{campaign}: the last {days} days of sends, as of {day}\n{headline}"
+    canvas.text((450, 12), title, size=13, anchor="ma")
+    members = [(r["messaged"], r["held_out"]) for r in series]
+    ticks = nice_ticks(1.05 * max(max(pair) for pair in members), whole=True)
+    sizes = Panel(canvas, (110, 66, 880, 258), days, ticks[-1])
+    for i, (messaged, held_out) in enumerate(members):
+        sizes.column(i + 0.3, 0.4, messaged, BLUE)
+        sizes.column(i + 0.7, 0.4, held_out, ORANGE)
+    sizes.frame()
+    sizes.y_ticks(ticks, "members")
+    sizes.legend([("messaged", BLUE, "bar"), ("holdout", ORANGE, "bar")])
+
+    lines = {
+        key: [(i + 0.5, rate(r, key, group)) for i, r in enumerate(series)]
+        for key, group in (
+            ("conversions_messaged", "messaged"),
+            ("conversions_holdout", "held_out"),
+        )
+    }
+    highest = max(
+        (y for points in lines.values() for _, y in points if not math.isnan(y)), default=0
     )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    ticks = nice_ticks(highest * 1.05)
+    rates = Panel(canvas, (110, 296, 880, 488), days, ticks[-1])
+    rates.line(lines["conversions_messaged"], BLUE)
+    rates.line(lines["conversions_holdout"], ORANGE)
+    rates.frame()
+    rates.y_ticks(ticks, "converted (%)")
+    every = max(1, days // 10)
+    rates.x_ticks(
+        [(i + 0.5, d.strftime("%m-%d")) for i, d in enumerate(dates)][::every], "send date"
+    )
+    rates.legend([("messaged", BLUE, "line"), ("holdout", ORANGE, "line")])
+    return canvas.png()
 
 
 def write_report(reports: Path, campaign: str, day: dt.date, png: bytes) -> Path:

@@ -1,0 +1,155 @@
+"""The results' charts drawn with Pillow: bars, lines, axes with round ticks, legends.
+
+matplotlib drew them in 0.1 to 0.2 s each, and its import took half a second more: two
+seconds of a night that draws fourteen. These are the few shapes the charts need, drawn in a
+few milliseconds. Text is Pillow's own font (Aileron), whose glyphs are ASCII's: what the
+charts write (names of [a-z0-9_], dates, figures) is.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from functools import cache
+
+from PIL import Image, ImageDraw, ImageFont
+
+BLUE, ORANGE = "#1f77b4", "#ff7f0e"  # the first two colours of the usual palette
+INK, TICK = "#000000", 4
+
+
+@cache
+def font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def nice_ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
+    """0 and round steps (1, 2, 2.5 or 5 times a power of ten) up to at least `top`; steps
+    of at least 1 when `whole` (a count of people)."""
+    top = top if top > 0 else 1.0
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw))
+    steps = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    step = next(m * power for m in steps if m * power >= raw)
+    step = max(step, 1) if whole else step
+    # rounded, so that 3 steps of 0.2 are 0.6 and not 0.6000000000000001
+    return [round(i * step, 12) for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def tick_label(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.6g}"
+
+
+class Canvas:
+    """A white picture to draw a chart on, in pixels from its top left corner."""
+
+    def __init__(self, width: int, height: int):
+        self.image = Image.new("RGB", (width, height), "white")
+        self.draw = ImageDraw.Draw(self.image)
+
+    def text(self, xy: tuple[float, float], text: str, size: int = 12, anchor: str = "la"):
+        self.draw.multiline_text(xy, text, fill=INK, font=font(size), anchor=anchor, align="center")
+
+    def text_width(self, text: str, size: int = 12) -> float:
+        return self.draw.textlength(text, font=font(size))
+
+    def vertical_text(self, centre: tuple[float, float], text: str, size: int = 12) -> None:
+        """Text read from the bottom up, centred on `centre` (an axis' label)."""
+        width = math.ceil(self.text_width(text, size)) + 2
+        strip = Image.new("RGB", (width, size + 6), "white")
+        ImageDraw.Draw(strip).text((1, 1), text, fill=INK, font=font(size))
+        turned = strip.rotate(90, expand=True)
+        self.image.paste(
+            turned, (round(centre[0] - turned.width / 2), round(centre[1] - turned.height / 2))
+        )
+
+    def png(self) -> bytes:
+        buffer = io.BytesIO()
+        self.image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+class Panel:
+    """A rectangle of the canvas with its own scales: x from 0 to `x_span`, y from 0 to
+    `y_top`, both growing right and up."""
+
+    def __init__(self, canvas: Canvas, box: tuple[int, int, int, int], x_span: float, y_top: float):
+        self.canvas, self.box = canvas, box
+        self.x_span, self.y_top = x_span, y_top
+
+    def x(self, value: float) -> float:
+        left, _, right, _ = self.box
+        return left + (right - left) * value / self.x_span
+
+    def y(self, value: float) -> float:
+        _, top, _, bottom = self.box
+        return bottom - (bottom - top) * value / self.y_top
+
+    def frame(self) -> None:
+        self.canvas.draw.rectangle(self.box, outline=INK)
+
+    def y_ticks(self, ticks: Sequence[float], label: str) -> None:
+        left = self.box[0]
+        for value in ticks:
+            y = self.y(value)
+            self.canvas.draw.line([(left - TICK, y), (left, y)], fill=INK)
+            self.canvas.text((left - TICK - 3, y), tick_label(value), anchor="rm")
+        widest = max(self.canvas.text_width(tick_label(v)) for v in ticks)
+        middle = (self.box[1] + self.box[3]) / 2
+        self.canvas.vertical_text((left - TICK - widest - 16, middle), label, size=13)
+
+    def x_ticks(self, ticks: Sequence[tuple[float, str]], label: str | None = None) -> None:
+        bottom = self.box[3]
+        for value, text in ticks:
+            x = self.x(value)
+            self.canvas.draw.line([(x, bottom), (x, bottom + TICK)], fill=INK)
+            self.canvas.text((x, bottom + TICK + 3), text, anchor="ma")
+        if label:
+            middle = (self.box[0] + self.box[2]) / 2
+            self.canvas.text((middle, bottom + TICK + 22), label, size=13, anchor="ma")
+
+    def column(self, x: float, width: float, height: float, colour: str) -> None:
+        """A bar from 0 up to `height`, `width` wide around `x`."""
+        if height > 0:
+            box = (self.x(x - width / 2), self.y(height), self.x(x + width / 2), self.y(0))
+            self.canvas.draw.rectangle(box, fill=colour)
+
+    def row(self, y: float, height: float, width: float, colour: str) -> None:
+        """A bar from 0 right to `width`, `height` tall around `y`."""
+        if width > 0:
+            box = (self.x(0), self.y(y + height / 2), self.x(width), self.y(y - height / 2))
+            self.canvas.draw.rectangle(box, fill=colour)
+
+    def line(self, points: Sequence[tuple[float, float]], colour: str) -> None:
+        """A line through the points with a dot on each; a NaN leaves a gap."""
+        run: list[tuple[float, float]] = []
+        for x, y in [*points, (math.nan, math.nan)]:
+            if math.isnan(y):
+                if len(run) > 1:
+                    self.canvas.draw.line(run, fill=colour, width=2)
+                run = []
+                continue
+            run.append((self.x(x), self.y(y)))
+            self.dot(run[-1], colour)
+
+    def dot(self, centre: tuple[float, float], colour: str, radius: float = 4) -> None:
+        x, y = centre
+        self.canvas.draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+
+    def legend(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        """(label, colour, 'bar' or 'line') in a box at the panel's upper left."""
+        left, top = self.box[0] + 8, self.box[1] + 8
+        width = 44 + max(self.canvas.text_width(label) for label, _, _ in entries)
+        height = 8 + 20 * len(entries)
+        self.canvas.draw.rectangle(
+            (left, top, left + width, top + height), fill="white", outline="#cccccc"
+        )
+        for index, (label, colour, mark) in enumerate(entries):
+            y = top + 14 + 20 * index
+            if mark == "bar":
+                self.canvas.draw.rectangle((left + 8, y - 5, left + 30, y + 5), fill=colour)
+            else:
+                self.canvas.draw.line([(left + 8, y), (left + 30, y)], fill=colour, width=2)
+                self.dot((left + 19, y), colour)
+            self.canvas.text((left + 38, y), label, anchor="lm")
