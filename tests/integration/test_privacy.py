@@ -30,6 +30,37 @@ def test_redact_hides_the_environments_secrets_and_masks_addresses(monkeypatch):
     assert redact(text) == "auth Bearer [redacted] for j***@example.com via [redacted]"
 
 
+def test_a_secret_is_redacted_as_the_environment_holds_it_at_each_line(monkeypatch, caplog):
+    # the secrets are worked out again only when the environment changed: every change tells
+    install()
+    first, second = "first-secret-0123", "second-secret-4567"
+    log = logging.getLogger("nightjar.test")
+    with caplog.at_level(logging.INFO):
+        log.info("before %s %s", first, second)
+        monkeypatch.setenv("MAILER_TOKEN", first)  # a new secret variable
+        log.info("set %s %s", first, second)
+        monkeypatch.setenv("MAILER_TOKEN", second)  # the same variable, another value
+        log.info("changed %s %s", first, second)
+        monkeypatch.setenv("OTHER_SECRET", first)  # one more, the first value again
+        log.info("both %s %s", first, second)
+        monkeypatch.delenv("MAILER_TOKEN")
+        monkeypatch.delenv("OTHER_SECRET")
+        log.info("gone %s %s", first, second)
+    assert caplog.messages == [
+        f"before {first} {second}",
+        f"set [redacted] {second}",
+        f"changed {first} [redacted]",
+        "both [redacted] [redacted]",
+        f"gone {first} {second}",
+    ]
+    # a line without "@" may still hold an address, URL-encoded; one with neither is as is
+    assert redact("GET /unsubscribe?email=jane.doe%40example.com") == (
+        "GET /unsubscribe?email=j***%40example.com"
+    )
+    plain = "select 1 from raw.orders -- 100% done"
+    assert redact(plain) == plain
+
+
 def test_every_log_record_is_redacted_whoever_logs_it(monkeypatch, caplog):
     monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
     install()
