@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,12 +78,16 @@ def list_folders(landing: Path) -> list[LandingFolder]:
     if not landing.is_dir():
         return []
     folders = []
-    for child in landing.iterdir():
-        if child.is_dir() and _DATE_FOLDER.match(child.name):
-            try:
-                folders.append(LandingFolder(date.fromisoformat(child.name), child))
-            except ValueError:
-                continue  # e.g. 2026-02-30: not a business date
+    # scandir's entries know whether they are folders without a stat each (a landing holds
+    # a folder a day: a night lists it a dozen times)
+    with os.scandir(landing) as children:
+        for child in children:
+            if _DATE_FOLDER.match(child.name) and child.is_dir():
+                try:
+                    business_date = date.fromisoformat(child.name)
+                except ValueError:
+                    continue  # e.g. 2026-02-30: not a business date
+                folders.append(LandingFolder(business_date, landing / child.name))
     return sorted(folders, key=lambda f: f.business_date)
 
 

@@ -34,8 +34,12 @@ def past_date_reason(
     ).fetchall()[0][0]
     if later_sent and later_sent > day:
         return f"a later business date ({later_sent}) has already been sent"
-    later = [f.business_date for f in list_folders(settings.landing) if f.complete]
-    if later and max(later) > day:
+    later = [
+        f.business_date
+        for f in list_folders(settings.landing)
+        if f.business_date > day and f.complete  # the earlier folders' markers unread
+    ]
+    if later:
         return f"a later business date ({max(later)}) has landed; only the latest date sends"
     return None
 
