@@ -62,18 +62,23 @@ def secret_values() -> tuple[str, ...]:
     global _secrets_of
     environment = getattr(os.environ, "_data", None)
     if environment is None:  # pragma: no cover - CPython's os.environ keeps one
-        return _secrets_in(os.environ)
+        return _secrets_in(os.environ.items())
     seen, values = _secrets_of
     if environment != seen:
-        values = _secrets_in(os.environ)
-        _secrets_of = (dict(environment), values)
+        # the secrets of one copy, kept with that copy: had they been read from os.environ
+        # itself, a change landing meanwhile (another thread) would be in the copy kept and
+        # not in the secrets, and no later comparison would tell
+        seen = dict(environment)
+        name, value = os.environ.decodekey, os.environ.decodevalue
+        values = _secrets_in((name(k), value(v)) for k, v in seen.items())
+        _secrets_of = (seen, values)  # one assignment: a reader gets both or neither
     return values
 
 
-def _secrets_in(environment) -> tuple[str, ...]:
+def _secrets_in(variables) -> tuple[str, ...]:
     values = {
         value.strip()
-        for name, value in environment.items()
+        for name, value in variables
         if _SECRET_NAME.search(name.upper()) and len(value.strip()) >= _SHORTEST_SECRET
     }
     return tuple(sorted(values, key=len, reverse=True))

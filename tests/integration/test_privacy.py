@@ -4,6 +4,7 @@ or metadata; names are data, never code, whatever they hold."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import polars as pl
@@ -59,6 +60,27 @@ def test_a_secret_is_redacted_as_the_environment_holds_it_at_each_line(monkeypat
     )
     plain = "select 1 from raw.orders -- 100% done"
     assert redact(plain) == plain
+
+
+def test_a_secret_set_while_the_secrets_are_worked_out_is_redacted_from_the_next_line(
+    monkeypatch,
+):
+    # another thread sets it between the reading of the environment and the keeping of what
+    # was read: the next line must still find the environment changed
+    import models.privacy as privacy
+
+    secret, found = "set-meanwhile-0123", privacy._secrets_in
+
+    def meanwhile(variables):
+        values = found(variables)
+        if "MAILER_TOKEN" not in os.environ:
+            monkeypatch.setenv("MAILER_TOKEN", secret)
+        return values
+
+    monkeypatch.setattr(privacy, "_secrets_in", meanwhile)
+    monkeypatch.setenv("SOME_SETTING", "changed")  # so that the secrets are worked out again
+    assert redact(f"now {secret}") == f"now {secret}"
+    assert redact(f"then {secret}") == "then [redacted]"
 
 
 def test_every_log_record_is_redacted_whoever_logs_it(monkeypatch, caplog):
