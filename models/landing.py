@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -82,13 +83,24 @@ def list_folders(landing: Path) -> list[LandingFolder]:
     # a folder a day: a night lists it a dozen times)
     with os.scandir(landing) as children:
         for child in children:
-            if _DATE_FOLDER.match(child.name) and child.is_dir():
+            if _DATE_FOLDER.match(child.name) and _is_folder(child):
                 try:
                     business_date = date.fromisoformat(child.name)
                 except ValueError:
                     continue  # e.g. 2026-02-30: not a business date
                 folders.append(LandingFolder(business_date, landing / child.name))
     return sorted(folders, key=lambda f: f.business_date)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Path.is_dir's answer: a link that loops or leads nowhere is no folder (scandir's
+    is_dir forgives a missing target only); a folder that may not be read still raises."""
+    try:
+        return entry.is_dir()
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
 
 
 def first_business_date(landing: Path, setting: date | None) -> date:

@@ -8,6 +8,7 @@ import datetime as dt
 from types import SimpleNamespace
 
 from assets.shared.warehouse import connect, ensure_schema
+from models.landing import list_folders
 from senders.cohort import past_date_reason
 
 DAY = dt.date(2025, 11, 18)
@@ -45,5 +46,12 @@ def test_a_later_folder_behind_a_link_counts_and_a_missing_landing_stops_nothing
     _folder(landing, "2025-11-18")
     _folder(elsewhere, "2025-11-19")
     (landing / "2025-11-19").symlink_to(elsewhere / "2025-11-19", target_is_directory=True)
+    # links that loop or lead nowhere are no folders, as Path.is_dir says
+    (landing / "2025-11-20").symlink_to(landing / "2025-11-20")
+    (landing / "2025-11-21").symlink_to(tmp_path / "gone")
+    assert [f.business_date.isoformat() for f in list_folders(landing)] == [
+        "2025-11-18",
+        "2025-11-19",
+    ]
     assert "(2025-11-19) has landed" in _reason(tmp_path, landing)
     assert _reason(tmp_path, tmp_path / "no-landing") is None
