@@ -38,6 +38,10 @@ def nice_ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
 
 
 def tick_label(value: float) -> str:
+    """1,500 or 2.5; from a million on 1.5M, 2B, 3T (the axis' margin holds six digits)."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if value >= scale:
+            return f"{value / scale:,.6g}{suffix}"
     return f"{value:,.0f}" if value == int(value) else f"{value:,.6g}"
 
 
@@ -53,6 +57,14 @@ class Canvas:
 
     def text_width(self, text: str, size: int = 12) -> float:
         return self.draw.textlength(text, font=font(size))
+
+    def fitted(self, text: str, width: float, size: int = 12) -> str:
+        """`text`, its end cut off for "..." when it is wider than `width`."""
+        if self.text_width(text, size) <= width:
+            return text
+        while text and self.text_width(f"{text}...", size) > width:
+            text = text[:-1]
+        return f"{text}..."
 
     def vertical_text(self, centre: tuple[float, float], text: str, size: int = 12) -> None:
         """Text read from the bottom up, centred on `centre` (an axis' label)."""
@@ -97,14 +109,16 @@ class Panel:
             self.canvas.text((left - TICK - 3, y), tick_label(value), anchor="rm")
         widest = max(self.canvas.text_width(tick_label(v)) for v in ticks)
         middle = (self.box[1] + self.box[3]) / 2
-        self.canvas.vertical_text((left - TICK - widest - 16, middle), label, size=13)
+        # beside the widest tick label, never off the picture
+        self.canvas.vertical_text((max(10, left - TICK - widest - 16), middle), label, size=13)
 
     def x_ticks(self, ticks: Sequence[tuple[float, str]], label: str | None = None) -> None:
-        bottom = self.box[3]
+        bottom, edge = self.box[3], self.canvas.image.width
         for value, text in ticks:
             x = self.x(value)
             self.canvas.draw.line([(x, bottom), (x, bottom + TICK)], fill=INK)
-            self.canvas.text((x, bottom + TICK + 3), text, anchor="ma")
+            half = self.canvas.text_width(text) / 2 + 2  # a label at the edge stays whole
+            self.canvas.text((min(max(x, half), edge - half), bottom + TICK + 3), text, anchor="ma")
         if label:
             middle = (self.box[0] + self.box[2]) / 2
             self.canvas.text((middle, bottom + TICK + 22), label, size=13, anchor="ma")
@@ -138,18 +152,16 @@ class Panel:
         self.canvas.draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
 
     def legend(self, entries: Sequence[tuple[str, str, str]]) -> None:
-        """(label, colour, 'bar' or 'line') in a box at the panel's upper left."""
-        left, top = self.box[0] + 8, self.box[1] + 8
-        width = 44 + max(self.canvas.text_width(label) for label, _, _ in entries)
-        height = 8 + 20 * len(entries)
-        self.canvas.draw.rectangle(
-            (left, top, left + width, top + height), fill="white", outline="#cccccc"
-        )
-        for index, (label, colour, mark) in enumerate(entries):
-            y = top + 14 + 20 * index
+        """(label, colour, 'bar' or 'line') in a row above the panel's right end: outside
+        it, where no bar or point can be hidden."""
+        y = self.box[1] - 10
+        widths = [30 + self.canvas.text_width(label) for label, _, _ in entries]
+        left = self.box[2] - sum(widths) - 16 * (len(entries) - 1)
+        for (label, colour, mark), width in zip(entries, widths, strict=True):
             if mark == "bar":
-                self.canvas.draw.rectangle((left + 8, y - 5, left + 30, y + 5), fill=colour)
+                self.canvas.draw.rectangle((left, y - 5, left + 22, y + 5), fill=colour)
             else:
-                self.canvas.draw.line([(left + 8, y), (left + 30, y)], fill=colour, width=2)
-                self.dot((left + 19, y), colour)
-            self.canvas.text((left + 38, y), label, anchor="lm")
+                self.canvas.draw.line([(left, y), (left + 22, y)], fill=colour, width=2)
+                self.dot((left + 11, y), colour)
+            self.canvas.text((left + 30, y), label, anchor="lm")
+            left += width + 16

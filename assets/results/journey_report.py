@@ -17,6 +17,7 @@ from assets.results.report import EMAIL_OUTCOMES
 from models.campaigns import Campaign
 
 FUNNEL = "#4c72b0"
+LABELS_AT_MOST = 260  # pixels of the funnel's 800 for its stages' names
 
 
 def first_steps(journey: Campaign) -> list[str]:
@@ -67,23 +68,21 @@ def funnel_png(journey: str, day: dt.date, stages: list[tuple[str, int]], days: 
     counts = [count for _, count in stages]
     top = counts[0] or 1
     canvas = Canvas(800, round(60 * len(stages) + 140))
-    canvas.text(
-        (400, 12),
-        f"{journey}: entered, each step, converted; last {days} days, as of {day}",
-        size=14,
-        anchor="ma",
-    )
-    left = 30 + round(max(canvas.text_width(name) for name, _ in stages))
+    title = f"{journey}: entered, each step, converted; last {days} days, as of {day}"
+    canvas.text((400, 12), canvas.fitted(title, 780, size=14), size=14, anchor="ma")
+    # a stage's name is a step's, of any length: the longest are cut to a third of the width
+    names = [canvas.fitted(str(name), LABELS_AT_MOST) for name, _ in stages]
+    left = 30 + round(max(canvas.text_width(name) for name in names))
     ticks = nice_ticks(max(top, max(counts)) * 1.3, whole=True)
     bottom = canvas.image.height - 56
     # stage i's place is i + 0.5 from the top: the y scale runs from the last stage up
     bars = Panel(canvas, (left, 44, 780, bottom), ticks[-1], len(stages))
-    for index, (name, count) in enumerate(stages):
+    for index, (name, count) in enumerate(zip(names, counts, strict=True)):
         y = len(stages) - index - 0.5
         bars.row(y, 0.8, count, FUNNEL)
-        canvas.text(
-            (bars.x(count) + 4, bars.y(y)), f"{count:,} ({100 * count / top:.0f}%)", anchor="lm"
-        )
+        label = f"{count:,} ({100 * count / top:.0f}%)"
+        at = min(bars.x(count) + 4, canvas.image.width - canvas.text_width(label) - 2)
+        canvas.text((at, bars.y(y)), label, anchor="lm")
         canvas.text((left - 8, bars.y(y)), name, anchor="rm")
     bars.frame()
     bars.x_ticks([(t, tick_label(t)) for t in ticks], "contacts (messaged group)")

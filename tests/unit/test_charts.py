@@ -9,7 +9,7 @@ import io
 import polars as pl
 from PIL import Image
 
-from assets.results.drawing import BLUE, ORANGE, nice_ticks
+from assets.results.drawing import BLUE, ORANGE, nice_ticks, tick_label
 from assets.results.journey_report import FUNNEL, funnel_png
 from assets.results.report import chart_png
 from models.lift import lift
@@ -88,3 +88,24 @@ def test_the_axes_count_people_in_whole_steps_and_rates_in_round_ones():
     assert nice_ticks(12.5, whole=True) == [0, 5, 10, 15]
     assert nice_ticks(1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(12.5) == [0, 2.5, 5, 7.5, 10, 12.5]
+    labels = [tick_label(t) for t in (0, 0.2, 2.5, 1_500, 250_000, 2_500_000, 3e9, 1.5e12)]
+    assert labels == ["0", "0.2", "2.5", "1,500", "250,000", "2.5M", "3B", "1.5T"]
+
+
+def test_nothing_raises_or_leaves_the_picture_for_long_names_and_huge_counts():
+    stages = [("entered", 150_000), ("welcome_email_" + "x" * 200, 100_000), ("converted", 3)]
+    image = _image(funnel_png("j" * 200, DAY, stages, 30))
+    assert image.size == (800, 60 * 3 + 140)
+    # the long name is cut short, so the bars keep more than half of the width
+    rgb = _rgb(FUNNEL)
+    assert sum(image.getpixel((x, 100)) == rgb for x in range(image.width)) > 300
+    daily = pl.DataFrame(
+        {
+            "send_date": [DAY - dt.timedelta(days=n) for n in range(365)],
+            "messaged": [10**12] * 365,
+            "held_out": [10**11] * 365,
+            "conversions_messaged": [5 * 10**10] * 365,
+            "conversions_holdout": [0] * 365,
+        }
+    )
+    assert _image(chart_png("c" * 200, DAY, daily, None, 365)).size == (900, 550)
