@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -93,14 +92,12 @@ def list_folders(landing: Path) -> list[LandingFolder]:
 
 
 def _is_folder(entry: os.DirEntry) -> bool:
-    """Path.is_dir's answer: a link that loops or leads nowhere is no folder (scandir's
-    is_dir forgives a missing target only); a folder that may not be read still raises."""
+    """Path.is_dir's answer, without its stat for an entry that knows (scandir's is_dir
+    forgives a missing target only: a link that loops is Path.is_dir's to judge)."""
     try:
         return entry.is_dir()
-    except OSError as error:
-        if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
-            return False
-        raise
+    except OSError:
+        return Path(entry.path).is_dir()
 
 
 def first_business_date(landing: Path, setting: date | None) -> date:

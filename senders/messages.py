@@ -29,7 +29,7 @@ def _json_safe(value: Any) -> Any:
         return value
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, (dt.date, dt.datetime)):
+    if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
     if isinstance(value, (list, tuple)):  # a cart's items, say
         return [_json_safe(item) for item in value]

@@ -55,6 +55,11 @@ class Canvas:
     def text(self, xy: tuple[float, float], text: str, size: int = 12, anchor: str = "la"):
         self.draw.multiline_text(xy, text, fill=INK, font=font(size), anchor=anchor, align="center")
 
+    def heading(self, *lines: str, size: int) -> None:
+        """Lines centred at the top, each cut short to the picture's width."""
+        fitted = [self.fitted(line, self.image.width - 20, size) for line in lines]
+        self.text((self.image.width / 2, 12), "\n".join(fitted), size=size, anchor="ma")
+
     def text_width(self, text: str, size: int = 12) -> float:
         return self.draw.textlength(text, font=font(size))
 

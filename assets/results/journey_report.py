@@ -68,8 +68,9 @@ def funnel_png(journey: str, day: dt.date, stages: list[tuple[str, int]], days: 
     counts = [count for _, count in stages]
     top = counts[0] or 1
     canvas = Canvas(800, round(60 * len(stages) + 140))
-    title = f"{journey}: entered, each step, converted; last {days} days, as of {day}"
-    canvas.text((400, 12), canvas.fitted(title, 780, size=14), size=14, anchor="ma")
+    canvas.heading(
+        f"{journey}: entered, each step, converted; last {days} days, as of {day}", size=14
+    )
     # a stage's name is a step's, of any length: the longest are cut to a third of the width
     names = [canvas.fitted(str(name), LABELS_AT_MOST) for name, _ in stages]
     left = 30 + round(max(canvas.text_width(name) for name in names))

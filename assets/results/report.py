@@ -71,9 +71,7 @@ def chart_png(
     # a date's place is its slot's middle, i + 0.5, on both panels
     canvas = Canvas(900, 550)
     headline = overall.sentence() if overall else "no holdout or no send yet: no lift to measure"
-    title = f"{campaign}: the last {days} days of sends, as of {day}"
-    heading = [canvas.fitted(line, 880, size=13) for line in (title, headline)]
-    canvas.text((450, 12), "\n".join(heading), size=13, anchor="ma")
+    canvas.heading(f"{campaign}: the last {days} days of sends, as of {day}", headline, size=13)
     members = [(r["messaged"], r["held_out"]) for r in series]
     ticks = nice_ticks(1.05 * max(max(pair) for pair in members), whole=True)
     sizes = Panel(canvas, (110, 66, 880, 258), days, ticks[-1])
