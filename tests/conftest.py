@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 # Before any test module imports the partitions: they start at the first landed date, and
@@ -68,10 +70,17 @@ class Workspace:
 
     def query(self, sql: str, params=None) -> list[tuple]:
         """Read the warehouse, with Nightjar's state attached as `nightjar`."""
+        with self.reading() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One read-only connection for many queries: opening the warehouse and its state
+        takes about 40 ms, and a search of every column would open it hundreds of times."""
         from assets.shared.warehouse import connect
 
         with connect(self.warehouse, read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
+            yield con
 
     def ids(self, table: str) -> set[str]:
         return {row[0] for row in self.query(f"select contact_id from {table}")}

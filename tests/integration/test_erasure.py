@@ -17,18 +17,19 @@ def occurrences(workspace, text: str) -> list[str]:
     """Every table column and outbox file holding `text`, anywhere in the value."""
     found = []
     # the warehouse and Nightjar's state beside it
-    columns = workspace.query(
-        "select database_name, schema_name, table_name, column_name from duckdb_columns() "
-        "where data_type = 'VARCHAR' and database_name in (current_database(), 'nightjar')"
-    )
-    for database, schema, table, column in columns:
-        hits = workspace.query(
-            f'select count(*) from "{database}"."{schema}"."{table}" where "{column}" ilike ?',
-            [f"%{text}%"],
-        )
-        if hits[0][0]:
-            where = "nightjar" if database == "nightjar" else schema  # the state, or its schema
-            found.append(f"{where}.{table}.{column}")
+    with workspace.reading() as con:
+        columns = con.execute(
+            "select database_name, schema_name, table_name, column_name from duckdb_columns() "
+            "where data_type = 'VARCHAR' and database_name in (current_database(), 'nightjar')"
+        ).fetchall()
+        for database, schema, table, column in columns:
+            (hits,) = con.execute(
+                f'select count(*) from "{database}"."{schema}"."{table}" where "{column}" ilike ?',
+                [f"%{text}%"],
+            ).fetchone()
+            if hits:
+                where = "nightjar" if database == "nightjar" else schema  # the state, or its schema
+                found.append(f"{where}.{table}.{column}")
     for path in workspace.outbox.glob("*/*.jsonl"):
         if text in path.read_text(encoding="utf-8").lower():
             found.append(str(path))
