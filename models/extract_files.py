@@ -30,6 +30,7 @@ from models.parsing import (
     parse_decimal,
     parse_instants,
     parse_integer,
+    parsed_column,
 )
 from models.privacy import LOCAL_PART
 from models.quarantine import DEFAULT_MAX_BAD_SHARE, QUARANTINE_SCHEMA, Checked, validate
@@ -230,16 +231,32 @@ def _defaults(optional: tuple[tuple[str, str], ...]) -> tuple[pl.Expr, ...]:
     return tuple(pl.col(column).fill_null(default) for column, default in optional)
 
 
-def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
-    """Parse the validated text columns into the warehouse's types."""
+def with_instants_parsed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
+    """`frame` with each timestamp column's instants beside it (parsed_column), parsed once
+    for both its check and its load."""
     return frame.with_columns(
-        *[parse_instants(frame[c]) for c in spec.timestamps],
+        parse_instants(frame[c]).alias(parsed_column(c)) for c in spec.timestamps
+    )
+
+
+def to_typed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
+    """Parse the validated text columns into the warehouse's types (the instants beside
+    them taken as they are, but where the check emptied the text)."""
+    beside = [parsed_column(c) for c in spec.timestamps if parsed_column(c) in frame.columns]
+    return frame.with_columns(
+        *[_instants(frame, c) for c in spec.timestamps],
         *[parse_date(pl.col(c)).alias(c) for c in spec.dates],
         *[parse_bool(pl.col(c)).alias(c) for c in spec.booleans],
         *[parse_decimal(pl.col(c)).alias(c) for c in spec.decimals],
         *[parse_integer(pl.col(c)).alias(c) for c in spec.integers],
         *[_addresses_masked(pl.col(c)).alias(c) for c in spec.free_text],
-    )
+    ).drop(beside)
+
+
+def _instants(frame: pl.DataFrame, column: str) -> pl.Expr | pl.Series:
+    if parsed_column(column) not in frame.columns:
+        return parse_instants(frame[column])
+    return pl.when(pl.col(column).is_not_null()).then(pl.col(parsed_column(column))).alias(column)
 
 
 def _addresses_masked(text: pl.Expr) -> pl.Expr:
@@ -280,7 +297,8 @@ def load_extract(
                 schema={"business_date": pl.Date, "extract": pl.String, **QUARANTINE_SCHEMA}
             ),
         )
-    checked = validate(pl.concat(frames, how="vertical"), spec, base_currency, max_bad_share)
+    landed_rows = with_instants_parsed(pl.concat(frames, how="vertical"), spec)
+    checked = validate(landed_rows, spec, base_currency, max_bad_share)
     dates = {
         str(f.extract_file(spec.name)): f.business_date
         for f in folders

@@ -2,7 +2,7 @@
 holds and the optional order lines, checked on their text.
 
 Every column arrives as text; each model states what that text must look like so that one
-lazy validation reports every problem (file, row, column, rule) before anything is parsed.
+lazy validation reports every problem (file, row, column, rule) before anything is loaded.
 A key twice in one file is a fault of the whole file, checked before these
 (models/quarantine.py, `_duplicate_keys`). `EXTRACTS` names each extract's model and how its
 text columns are typed once they passed.
@@ -25,6 +25,7 @@ from pandera.api.polars.types import PolarsData
 from models.parsing import (
     DECIMAL_PLACES,
     instants,
+    instants_known,
     parse_bool,
     parse_date,
     parse_decimal,
@@ -87,6 +88,15 @@ def _parses(data: PolarsData, parser) -> pl.LazyFrame:
     return data.lazyframe.select(column.is_null() | parser(column).is_not_null())
 
 
+def _parses_as_instants(data: PolarsData) -> pl.LazyFrame:
+    """_parses by parse_instants, or by the column's instants parsed before the checks
+    (models/parsing.py, instants_parsed), which are this very frame's, row for row."""
+    known = instants_known(data.key)
+    if known is None:
+        return _parses(data, instants)
+    return data.lazyframe.select(pl.col(data.key).is_null() | pl.lit(known).is_not_null())
+
+
 class _Extract(pa.DataFrameModel):
     """Columns every loaded frame carries: where each row came from."""
 
@@ -134,7 +144,7 @@ class CrmContacts(_Extract):
 
     @pa.check("created_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, instants)
+        return _parses_as_instants(data)
 
 
 class Orders(_Extract):
@@ -153,7 +163,7 @@ class Orders(_Extract):
 
     @pa.check("ordered_at", "updated_at", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamps(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, instants)
+        return _parses_as_instants(data)
 
     @pa.check("total_amount", name="a decimal number ≥ 0 with at most 4 decimal places")
     def _amount(cls, data: PolarsData) -> pl.LazyFrame:
@@ -179,7 +189,7 @@ class WebEvents(_Extract):
 
     @pa.check("event_timestamp", name="an ISO 8601 timestamp of the years 1900 to 9999")
     def _timestamp(cls, data: PolarsData) -> pl.LazyFrame:
-        return _parses(data, instants)
+        return _parses_as_instants(data)
 
     @pa.check("value", name="a decimal number with at most 4 decimal places")
     def _value(cls, data: PolarsData) -> pl.LazyFrame:

@@ -7,6 +7,9 @@ The same expressions serve the pandera checks (is every value parseable?) and th
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import polars as pl
 
@@ -97,6 +100,34 @@ def _read(text: pl.Series, form: str | None, ending: str | None) -> pl.Series:
 def instants(expr: pl.Expr) -> pl.Expr:
     """parse_instants as an expression, for checks and selects."""
     return expr.map_batches(parse_instants, return_dtype=_INSTANT)
+
+
+# A history load parsed every instant twice, once by its check and once by the load (about
+# 4 s of the 30 s the ingest of the bench's S history took). load_extract parses each
+# timestamp column once, before the checks, into a column of its own beside the text
+# (`parsed_column`); the check reads it (`instants_parsed`) and the load takes it.
+_PARSED: ContextVar[Mapping[str, pl.Series] | None] = ContextVar("parsed_instants", default=None)
+
+
+def parsed_column(column: str) -> str:
+    """The name of `column`'s parsed instants beside it (never a contract column's name)."""
+    return f"{column}:parsed"
+
+
+@contextmanager
+def instants_parsed(parsed: Mapping[str, pl.Series]) -> Iterator[None]:
+    """Within: the check of a column named in `parsed` reads its instants from there; each
+    is the whole frame's being checked, row for row."""
+    token = _PARSED.set(parsed)
+    try:
+        yield
+    finally:
+        _PARSED.reset(token)
+
+
+def instants_known(column: str) -> pl.Series | None:
+    """The parsed instants of `column` of the frame being checked, if its caller has them."""
+    return (_PARSED.get() or {}).get(column)
 
 
 def parse_date(expr: pl.Expr) -> pl.Expr:

@@ -22,7 +22,7 @@ from models.extracts import (
     ExtractSpec,
     currency_check,
 )
-from models.parsing import parse_bool
+from models.parsing import instants_parsed, parse_bool, parsed_column
 from models.privacy import mask_emails_in
 
 MAX_REPORTED_PROBLEMS = 50
@@ -76,8 +76,11 @@ def validate(
     schema = spec.model.to_schema()
     if spec.name == "orders":
         schema = schema.update_column("currency", checks=[currency_check(base_currency)])
+    beside = [c for c in spec.timestamps if parsed_column(c) in frame.columns]
+    known = {c: frame[parsed_column(c)] for c in beside}
     try:
-        schema.validate(frame, lazy=True)
+        with instants_parsed(known):
+            schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = _cases(errors, frame).filter(pl.col("schema_context") == "Column")
     else:

@@ -426,3 +426,30 @@ def test_a_broken_file_among_others_is_named_as_when_read_alone(tmp_path):
         read_extract_files(paths, spec)
     assert str(together.value) == str(alone.value)
     assert str(paths[1]) in str(together.value)
+
+
+def _order_of_many_forms(day: int, i: int) -> dict:
+    """An order whose instants are spelled as exporters do, a tenth of its updates unreadable."""
+    forms = ("{}T{}Z", "{}T{}+02:00", "{}T{}", "{} {}", "{}T{}.5-0330")
+    ordered = forms[i % 5].format(f"2025-11-{day}", f"{i % 24:02}:{i % 60:02}:07")
+    updated = f"2024-0{1 + i % 9}-1{i % 10}T00:00:{i % 60:02}Z" if i % 97 != 3 else "yesterday"
+    return order(f"o{day}-{i}", "c1", ordered, "10", updated_at=updated)
+
+
+def test_each_loaded_row_keeps_its_own_instants_when_rows_are_set_aside(tmp_path):
+    # The instants are parsed once, before the checks, beside the text they came from; the
+    # rows set aside must take theirs with them, in every file of a chunk.
+    days = {day: [_order_of_many_forms(day, i) for i in range(400)] for day in (19, 20)}
+    chunk = [folder(tmp_path, f"2025-11-{day}", orders=rows) for day, rows in days.items()]
+    checked = load_extract(chunk, EXTRACTS["orders"], "USD", max_bad_share=0.05)
+
+    written = {row["order_id"]: row for rows in days.values() for row in rows}
+    set_aside = {k for k, row in written.items() if row["updated_at"] == "yesterday"}
+    assert len(set_aside) == 10 and checked.quarantine.height == 10
+    loaded = checked.frame
+    assert set(loaded["order_id"]) == set(written) - set_aside
+    assert [c for c in loaded.columns if ":" in c] == []  # nothing beside the contract's
+    for column in ("ordered_at", "updated_at"):
+        texts = pl.Series([written[k][column] for k in loaded["order_id"]])
+        assert loaded[column].to_list() == parse_instants(texts).to_list()
+        assert loaded[column].null_count() == 0
