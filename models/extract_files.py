@@ -129,10 +129,13 @@ def _read_together(
     does not read them as one row for each line after each header."""
     rows = [data_rows(data) for _, data, _ in files]
     bodies = [data[len(header) + 1 :] for _, data, _ in files]
-    joined = b"".join(body if body.endswith(b"\n") or not body else body + b"\n" for body in bodies)
+    # one copy of the chunk's bytes (a history's chunk is up to 64 MB)
+    joined = b"".join(
+        [header, b"\n", *(b if b.endswith(b"\n") or not b else b + b"\n" for b in bodies)]
+    )
     first, _, names = files[0]
     try:
-        frame = pl.read_csv(header + b"\n" + joined, infer_schema=False, raise_if_empty=False)
+        frame = pl.read_csv(joined, infer_schema=False, raise_if_empty=False)
     except Exception:  # each file alone then says what is wrong, without quoting values
         return {}
     if len(frame.columns) != len(names) or frame.height != sum(rows):
@@ -145,8 +148,14 @@ def _read_together(
         pl.Series("source_row", np.arange(1, len(which) + 1) - starts, pl.Int64),
     )
     cleaned = _contract_frame(first, frame, names, spec, origin, {})
-    by_file = cleaned.partition_by("source_file", as_dict=True, maintain_order=True)
-    return {path: by_file.get((str(path),), cleaned.clear()) for path, _, _ in files}
+    # Each file's rows, one after the other, as slices of the chunk's (no copy, where
+    # partition_by copied them all); a file of blank lines alone has none left.
+    runs = cleaned.select(pl.col("source_file").rle()).unnest("source_file")
+    by_file, start = {}, 0
+    for length, name in runs.iter_rows():
+        by_file[name] = cleaned.slice(start, length)
+        start += length
+    return {path: by_file.get(str(path), cleaned.clear()) for path, _, _ in files}
 
 
 def _header_line(data: bytes) -> bytes:
