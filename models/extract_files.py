@@ -128,11 +128,14 @@ def _read_together(
     """Files with the same header line as one frame, split again by file; {} when polars
     does not read them as one row for each line after each header."""
     rows = [data_rows(data) for _, data, _ in files]
-    bodies = [data[len(header) + 1 :] for _, data, _ in files]
-    # one copy of the chunk's bytes (a history's chunk is up to 64 MB)
-    joined = b"".join(
-        [header, b"\n", *(b if b.endswith(b"\n") or not b else b + b"\n" for b in bodies)]
-    )
+    # One copy of the chunk's bytes (up to 64 MB): each file's rows are a view of its bytes,
+    # a line feed added after a last line without one.
+    parts = [header, b"\n"]
+    for _, data, _ in files:
+        parts.append(memoryview(data)[len(header) + 1 :])
+        if len(data) > len(header) + 1 and not data.endswith(b"\n"):
+            parts.append(b"\n")
+    joined = b"".join(parts)
     first, _, names = files[0]
     try:
         frame = pl.read_csv(joined, infer_schema=False, raise_if_empty=False)
