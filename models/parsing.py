@@ -89,7 +89,9 @@ def _read(text: pl.Series, form: str | None, ending: str | None) -> pl.Series:
     """`text` read by one direct form (None: by parse_timestamp)."""
     if form is None:
         return pl.DataFrame({"t": text}).select(parse_timestamp(pl.col("t")))["t"]
-    read = text.str.to_datetime(form, strict=False, time_zone="UTC", time_unit="us")
+    # cache=False: polars keeps each distinct text's instant to parse it once, but instants
+    # are nearly all distinct (1.77 M of the S landing's web events: 0.39 s, 0.47 s cached)
+    read = text.str.to_datetime(form, strict=False, time_zone="UTC", time_unit="us", cache=False)
     if ending:
         read = pl.DataFrame({"t": text, "read": read}).select(
             pl.when(pl.col("t").str.contains(ending)).then(pl.col("read"))
