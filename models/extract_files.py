@@ -243,7 +243,7 @@ def _defaults(optional: tuple[tuple[str, str], ...]) -> tuple[pl.Expr, ...]:
     return tuple(pl.col(column).fill_null(default) for column, default in optional)
 
 
-def with_instants_parsed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
+def _with_instants_parsed(frame: pl.DataFrame, spec: ExtractSpec) -> pl.DataFrame:
     """`frame` with each timestamp column's instants beside it (parsed_column), parsed once
     for both its check and its load."""
     return frame.with_columns(
@@ -309,7 +309,7 @@ def load_extract(
                 schema={"business_date": pl.Date, "extract": pl.String, **QUARANTINE_SCHEMA}
             ),
         )
-    landed_rows = with_instants_parsed(pl.concat(frames, how="vertical"), spec)
+    landed_rows = _with_instants_parsed(pl.concat(frames, how="vertical"), spec)
     checked = validate(landed_rows, spec, base_currency, max_bad_share)
     dates = {
         str(f.extract_file(spec.name)): f.business_date
