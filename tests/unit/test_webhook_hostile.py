@@ -127,21 +127,19 @@ def signed_post(server, signer, events) -> int:
 
 
 def test_a_negative_content_length_is_refused_before_any_body_is_read(server, signer):
-    tracemalloc.start()
-    try:
-        with connect(server, timeout=3) as sock:
-            sock.sendall(head(signer, "Content-Length: -1"))
-            assert status_of(sock) == 400  # before a byte of the body was sent
-            junk = b"x" * (1 << 20)
-            try:
-                for _ in range(20):  # what an unbounded read would have swallowed
-                    sock.sendall(junk)
-            except OSError:
-                pass  # the server closed the connection: nothing more is read
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 4 << 20, f"{peak:,} bytes allocated while refusing it"
+    # What the client can see, not the process's memory: tracemalloc counts every thread of
+    # the test process, and another test's leftover thread once pushed its peak past any bound.
+    junk = b"x" * (1 << 20)
+    taken = 0
+    with connect(server, timeout=3) as sock:
+        sock.sendall(head(signer, "Content-Length: -1"))
+        assert status_of(sock) == 400  # before a byte of the body was sent
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):  # not a timeout
+            for _ in range(20):  # what an unbounded read would have swallowed
+                sock.sendall(junk)
+                taken += 1
+    # The server closed the connection: at most what the kernels' buffers hold was accepted.
+    assert taken <= 2, f"{taken} MB of the body accepted after the 400"
     with connect(server, timeout=3) as sock:
         sock.sendall(head(signer, "Content-Length: 12abc"))
         assert status_of(sock) == 400
