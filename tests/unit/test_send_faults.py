@@ -209,6 +209,33 @@ def test_tonights_marks_find_a_message_planned_on_another_night_and_count_one_at
     ]
 
 
+def test_planning_again_keeps_what_is_settled_and_takes_back_what_may_still_go(workspace):
+    """The ledger's plan, for a night's new rows (a plain insert) and a rerun's known ones
+    (an upsert): a row already in flight, accepted or held out keeps its status, date and
+    error; a planned or failed one is planned again for tonight, its error cleared."""
+    yesterday = TONIGHT - dt.timedelta(days=1)
+    statuses = ("planned", "failed", "in_flight", "accepted", "held_out")
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        ledger = Ledger(con)
+        ledger.plan([(s, "news", f"C-{s}", "first") for s in statuses], yesterday, "outbox")
+        for status in statuses[1:]:
+            ledger.mark([status], status, error=f"was {status}")
+        ledger.plan([(s, "news", f"C-{s}", "first") for s in (*statuses, "new")], TONIGHT, "sg")
+        rows = con.execute(
+            "select send_id, status, business_date, channel, error from nightjar.send_ledger "
+            "order by send_id"
+        ).fetchall()
+    assert rows == [
+        ("accepted", "accepted", yesterday, "outbox", "was accepted"),
+        ("failed", "planned", TONIGHT, "sg", None),
+        ("held_out", "held_out", yesterday, "outbox", "was held_out"),
+        ("in_flight", "in_flight", yesterday, "outbox", "was in_flight"),
+        ("new", "planned", TONIGHT, "sg", None),
+        ("planned", "planned", TONIGHT, "sg", None),
+    ]
+
+
 def quiet_hours_messages(count: int, deliver_by: dt.datetime) -> list[Message]:
     return [
         Message(send_id=f"s{i:05d}", campaign="news", contact_id=f"C{i:05d}", occasion="first",
