@@ -14,7 +14,7 @@ from models.campaigns import Campaign
 from models.settings import load_settings
 from senders.base import BatchOutcome, Message, batches
 from senders.delivery import Delivery, SendSummary
-from senders.ledger import Ledger
+from senders.ledger import SENDABLE_STATUSES, STATUSES, Ledger
 from senders.sendgrid import SendGridSender
 from senders.settlement import Settled, settle_in_flight
 from tests.support.decisions import decide_to_send_everyone
@@ -211,29 +211,45 @@ def test_tonights_marks_find_a_message_planned_on_another_night_and_count_one_at
 
 def test_planning_again_keeps_what_is_settled_and_takes_back_what_may_still_go(workspace):
     """The ledger's plan, for a night's new rows (a plain insert) and a rerun's known ones
-    (an upsert): a row already in flight, accepted or held out keeps its status, date and
-    error; a planned or failed one is planned again for tonight, its error cleared."""
+    (an upsert): a row of any status but planned or failed keeps its status, date, channel,
+    variant and error; a planned or failed one is planned again for tonight, its error
+    cleared. A rerun of only settled rows changes nothing, and a frame naming a row twice
+    plans it once."""
     yesterday = TONIGHT - dt.timedelta(days=1)
-    statuses = ("planned", "failed", "in_flight", "accepted", "held_out")
+    at = dt.datetime(2025, 11, 20, 18, tzinfo=dt.UTC)
+
+    def rows(ids, variant):
+        return [
+            (s, "news", f"C-{s}", "first", variant, at if variant == "b" else None) for s in ids
+        ]
+
+    settled = [s for s in STATUSES if s not in SENDABLE_STATUSES]
     with connect(workspace.warehouse) as con:
         ensure_schema(con)
         ledger = Ledger(con)
-        ledger.plan([(s, "news", f"C-{s}", "first") for s in statuses], yesterday, "outbox")
-        for status in statuses[1:]:
+        ledger.plan(rows([*STATUSES, "twice", "twice"], "a"), yesterday, "outbox")
+        for status in STATUSES[1:]:
             ledger.mark([status], status, error=f"was {status}")
-        ledger.plan([(s, "news", f"C-{s}", "first") for s in (*statuses, "new")], TONIGHT, "sg")
-        rows = con.execute(
-            "select send_id, status, business_date, channel, error from nightjar.send_ledger "
-            "order by send_id"
+        before = con.execute("select * from nightjar.send_ledger order by send_id").fetchall()
+        ledger.plan(rows(settled, "b"), TONIGHT, "sg")  # a rerun of settled rows alone
+        assert (
+            con.execute("select * from nightjar.send_ledger order by send_id").fetchall() == before
+        )
+        ledger.plan(rows([*STATUSES, "new"], "b"), TONIGHT, "sg")
+        found = con.execute(
+            "select send_id, status, business_date, channel, variant, send_at, error "
+            "from nightjar.send_ledger order by send_id"
         ).fetchall()
-    assert rows == [
-        ("accepted", "accepted", yesterday, "outbox", "was accepted"),
-        ("failed", "planned", TONIGHT, "sg", None),
-        ("held_out", "held_out", yesterday, "outbox", "was held_out"),
-        ("in_flight", "in_flight", yesterday, "outbox", "was in_flight"),
-        ("new", "planned", TONIGHT, "sg", None),
-        ("planned", "planned", TONIGHT, "sg", None),
-    ]
+    again = {"planned", "failed", "new"}
+    assert found == sorted(
+        [
+            (s, "planned", TONIGHT, "sg", "b", at, None)
+            if s in again
+            else (s, s, yesterday, "outbox", "a", None, f"was {s}")
+            for s in [*STATUSES, "new"]
+        ]
+        + [("twice", "planned", yesterday, "outbox", "a", None, None)]
+    )
 
 
 def quiet_hours_messages(count: int, deliver_by: dt.datetime) -> list[Message]:
