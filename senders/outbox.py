@@ -39,8 +39,7 @@ class OutboxSender:
     def _read(self, path: Path) -> dict[str, str]:
         if not path.exists():
             return {}
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return {json.loads(line)["send_id"]: line for line in lines if line.strip()}
+        return {json.loads(line)["send_id"]: line for line in outbox_lines(path)}
 
     def already_delivered(self, business_date: dt.date, campaign: str) -> set[str]:
         """The send_ids the file holds: what a crashed run did write."""
@@ -61,6 +60,13 @@ class OutboxSender:
         return BatchOutcome(
             accepted=True, provider_message_id=f"outbox:{business_date.isoformat()}"
         )
+
+
+def outbox_lines(path: Path) -> list[str]:
+    """An outbox file's lines, each one message's JSON. Split at "\\n" alone: JSON written
+    with ensure_ascii=False leaves U+2028, U+2029 and U+0085 as they are (a name or template
+    value may hold one), and str.splitlines would cut a message's line at each."""
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def _record(message: Message) -> dict:

@@ -88,10 +88,12 @@ class Workspace:
     def outbox_lines(self, business_date: str, campaign: str) -> list[dict]:
         import json
 
+        from senders.outbox import outbox_lines
+
         path = self.outbox / business_date / f"{campaign}.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        return [json.loads(line) for line in outbox_lines(path)]
 
 
 UNSUBSCRIBE_SECRET = "test-secret-that-signs-one-click-unsubscribe-links"

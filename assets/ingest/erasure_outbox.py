@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from senders.outbox import remove_stale_temp_files, write_atomically
+from senders.outbox import outbox_lines, remove_stale_temp_files, write_atomically
 
 
 def outbox_erasures_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -43,11 +43,9 @@ def erase_in_outbox(outbox: Path, erased: list[str]) -> int:
     scrubbed = 0
     # a night's files (<date>/<campaign>.jsonl), and send-test's (test-sends/<date>/...)
     for path in sorted(outbox.rglob("*.jsonl")) if outbox.is_dir() else []:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = outbox_lines(path)
         changed = False
         for index, line in enumerate(lines):
-            if not line.strip():
-                continue
             record = json.loads(line)
             if record.get("contact_id") in targets and record.get("to") is not None:
                 record.update(to=None, to_name=None, data={}, erased=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from models.landing import EVENTS_FOLDER
+from senders.outbox import outbox_lines
 
 BOUNCE_RATE = 0.03
 OPEN_RATE = 0.35  # of those delivered
@@ -31,7 +32,7 @@ def write_demo_events(outbox_day: Path, landing: Path, on: dt.date, seed: int) -
     start = dt.datetime.combine(on, dt.time(8), dt.UTC)
     lines = []
     for path in sorted(outbox_day.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in outbox_lines(path):
             message = json.loads(line)
             when = start + dt.timedelta(minutes=int(rng.integers(0, 12 * 60)))
             names = ["bounce"] if rng.random() < BOUNCE_RATE else ["delivered"]
