@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from senders.base import Message
 from senders.ledger import LEDGER_COLUMNS, send_id
 
 # JSON's own: most template data, returned at once (a send makes hundreds of thousands)
-_AS_IS = frozenset({str, int, float, bool, type(None)})
+_AS_IS = frozenset({str, int, bool, type(None)})
 
 
 def _json_safe(value: Any) -> Any:
     if type(value) in _AS_IS:
         return value
+    if type(value) is float:
+        # JSON has no NaN or infinity: json.dumps would write a body SendGrid cannot read
+        return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.date):  # a datetime too

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 
 import pytest
 
-from assets.shared.warehouse import connect
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect, ensure_schema
+from models.campaigns import Campaign
+from models.settings import load_settings
 from senders.base import Message, batches
+from senders.outbox import OutboxSender, outbox_lines
 from senders.sendgrid import SendGridSender
+from tests.support.decisions import decide_to_send_everyone
 from tests.support.landing import land_events
 from tests.support.scenario import NEXT_DAY, D, suppress, write_all
 from tests.support.sendgrid_server import SendGridTestServer
@@ -50,6 +56,69 @@ def waits():
 @pytest.fixture
 def sender(server, waits):
     return SendGridSender(API_KEY, server.url, timeout=5, sleep=waits.append, base_delay=0.01)
+
+
+def test_a_cohort_s_text_and_numbers_reach_sendgrid_as_the_warehouse_holds_them(workspace, server):
+    """NaN and infinities, which JSON cannot spell, arrive as null (json.dumps wrote `NaN`,
+    which SendGrid's parser refuses, and the strict server too now)."""
+    news = Campaign(
+        name="news",
+        cohort="cohort_news",
+        template_id="d-1",
+        subject="News",
+        from_email="hello@shop.example.com",
+        occasion_column="edition",
+        template_data=("greeting", "score"),
+    )
+    greeting = 'Zoë Ångström 🎂 \U0001d518 "hi" \\ tab\t line\u2028 end'
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            """
+            create table main.cohort_news as
+            select printf('C%d', i) as contact_id, printf('c%d@example.com', i) as email,
+                'N' as first_name, 'M' as last_name, 'first' as edition, ?::date as as_of_date,
+                ? as greeting, ['1.5', 'nan', 'inf', '-inf'][i + 1]::double as score
+            from range(4) as t(i)
+            """,
+            [D, greeting],
+        )
+        decide_to_send_everyone(con, news)
+    settings = load_settings()
+    sender = SendGridSender(API_KEY, server.url, timeout=5)
+    assert send_campaign(news, DAY, settings, sender).sent == 4
+    (body,) = server.accepted
+    got = {
+        p["custom_args"]["contact_id"]: p["dynamic_template_data"] for p in body["personalizations"]
+    }
+    scores = {"C0": 1.5, "C1": None, "C2": None, "C3": None}
+    wanted = {contact: {"greeting": greeting, "score": score} for contact, score in scores.items()}
+    assert got == {contact: {**data, "subject": "News"} for contact, data in wanted.items()}
+    # the outbox's lines say the same, in JSON a strict reader takes
+    news2 = dataclasses.replace(news, name="news2")
+    with connect(workspace.warehouse) as con:
+        decide_to_send_everyone(con, news2)
+    outbox = OutboxSender(settings.outbox)
+    assert send_campaign(news2, DAY, settings, outbox).sent == 4
+    lines = outbox_lines(outbox.path(DAY, "news2"))
+    records = [json.loads(line, parse_constant=pytest.fail) for line in lines]
+    assert {record["contact_id"]: record["data"] for record in records} == wanted
+
+
+def test_values_orjson_will_not_write_reach_sendgrid_as_json_dumps_writes_them(server, sender):
+    """The bodies are written by orjson, by json.dumps when a value is one orjson will not
+    write (an integer past 64 bits, a lone surrogate): SendGrid reads the same data either
+    way, in the same order."""
+    texts = {"text": 'Zoë 🎂 "hi" \\ \x00 \u2028', "n": 2**63 - 1, "cart": [{"sku": "A", "qty": 2}]}
+    odd = {**texts, "big": 10**30, "lone": "a\ud800b"}
+    batch = [dataclasses.replace(message(1), data=texts), dataclasses.replace(message(2), data=odd)]
+    assert sender.send_batch(DAY, batch[:1]).accepted and sender.send_batch(DAY, batch).accepted
+    got = [
+        [p["dynamic_template_data"] for p in body["personalizations"]] for body in server.accepted
+    ]
+    wanted = [{**m.data, "subject": m.subject} for m in batch]
+    assert got == [wanted[:1], wanted]
+    assert [list(data) for data in got[1]] == [list(data) for data in wanted]
 
 
 def test_a_send_time_beyond_72_hours_fails_the_request(server, sender):

@@ -652,6 +652,10 @@ class _Fault:
     holding: str | None = None  # only for a request to this contact (its custom_args)
 
 
+def _no_json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 class _RequestError(Exception):
     """A request that is rejected before validation (auth, encoding, JSON)."""
 
@@ -1067,7 +1071,8 @@ class SendGridTestServer:
             raise _RequestError(400, "Content-Type should be application/json.")
 
         try:
-            return json.loads(raw.decode("utf-8"))
+            # JSON (RFC 8259) has no NaN or Infinity, which Python's reader would take
+            return json.loads(raw.decode("utf-8"), parse_constant=_no_json_constant)
         except (UnicodeDecodeError, ValueError) as exc:
             raise _RequestError(400, f"Bad Request: the body is not valid JSON ({exc})") from None
 

@@ -394,6 +394,15 @@ def test_rejects_malformed_json(sg):
     assert "not valid JSON" in errors[0]["message"]
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_rejects_numbers_json_has_no_spelling_of(sg, constant):
+    # what json.dumps writes for float("nan"): Python reads it back, SendGrid's parser does not
+    sg.client.request_headers["Content-Type"] = "application/json; charset=utf-8"
+    body = json.dumps(template_body()).replace('"to": [', f'"n": {constant}, "to": [', 1)
+    errors = post_invalid(sg, body)
+    assert f"{constant.lstrip('-')} is not JSON" in errors[0]["message"]
+
+
 # ---------------------------------------------------------------------------------------
 # Auth, routing and scripted faults
 # ---------------------------------------------------------------------------------------
