@@ -77,7 +77,9 @@ def send_decided(
         _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
         ledger.plan_frame(planned, day, sender.channel)
 
-    messages = _plan_sends(record, campaign, candidates, summary, one_click(settings))
+    messages, requests = _plan_sends(
+        record, campaign, candidates, summary, one_click(settings), sender
+    )
     if log:
         log.info(f"{campaign.name}: sending {len(messages)} message(s) via {sender.channel}")
     Delivery(
@@ -90,7 +92,7 @@ def send_decided(
         ).withheld,
         settled=lambda lost: wait_for_settlement(ledger, settings, lost, summary),
         log=log,
-    ).run(variant_batches(messages, sender))
+    ).run(requests)
     return summary
 
 
@@ -153,24 +155,28 @@ def _plan_sends(
     candidates: pl.DataFrame,
     summary: SendSummary,
     unsubscribe: OneClick | None,
-) -> list[Message]:
-    """Tonight's messages, each `record`ed (with the ledger's rows of them) before any
-    leaves; the first of each step and variant is the summary's sample."""
+    sender: Sender,
+) -> tuple[list[Message], list[list[Message]]]:
+    """Tonight's messages and the requests to make of them (variant_batches), each message
+    `record`ed (with the ledger's rows of them) before any leaves; the first of each step
+    and variant is the summary's sample."""
     rows = candidates.filter(pl.col("nightjar_decision") == "send")
     planned = ledger_frame(campaign, rows)
-    # DuckDB records while Python builds the messages (its statements do not hold Python's
-    # lock, and nothing else uses the connection meanwhile): their times overlap
+    # DuckDB records while Python builds the messages and weighs the requests (its
+    # statements do not hold Python's lock, and nothing else uses the connection
+    # meanwhile): their times overlap
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightjar-plan") as writer:
         recorded = writer.submit(record, planned)
         # ordered by contact_id, as the query returns them
         messages = _messages(campaign, rows, planned["send_id"], unsubscribe)
+        requests = variant_batches(messages, sender)
         recorded.result()
     shown: set[tuple[str | None, str | None]] = set()
     for message in messages:
         if (message.step, message.variant) not in shown:
             shown.add((message.step, message.variant))
             summary.samples.setdefault(message.label, message)
-    return messages
+    return messages, requests
 
 
 def variant_batches(messages: Sequence[Message], sender: Sender) -> list[list[Message]]:
