@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,13 +29,14 @@ _AS_IS = frozenset({str, int, bool, type(None)})
 def _json_safe(value: Any) -> Any:
     if type(value) in _AS_IS:
         return value
-    if type(value) is float:
+    if isinstance(value, (float, Decimal)):
         # JSON has no NaN or infinity: json.dumps would write a body SendGrid cannot read
-        return value if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
     if isinstance(value, dt.date):  # a datetime too
         return value.isoformat()
+    if isinstance(value, uuid.UUID):  # as polars gives a night's; send-test reads DuckDB's
+        return str(value)
     if isinstance(value, (list, tuple)):  # a cart's items, say
         return [_json_safe(item) for item in value]
     if isinstance(value, dict):
@@ -171,10 +173,15 @@ def ledger_frame(campaign: Campaign, rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def masked(value: Any) -> Any:
-    """Text (names, dates of birth, ...) shows its first character only; numbers stay, so
-    the preview still shows the shape of what the template gets."""
+    """Text (names, dates of birth, ...) shows its first character only, in lists and
+    structs too; numbers stay, so the preview still shows the shape of what the template
+    gets."""
     if isinstance(value, str):
         return f"{value[:1]}***" if value else value
+    if isinstance(value, (list, tuple)):
+        return [masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: masked(item) for key, item in value.items()}
     return value
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from models.settings import DBT_PROJECT_DIR
+from senders.outbox import outbox_lines
 from tests.conftest import UNSUBSCRIBE_SECRET
 
 pytestmark = pytest.mark.slow
@@ -78,7 +79,7 @@ class Installation:
         """(campaign, contact, the instance's occasion, step) -> messages in the outbox."""
         counts: collections.Counter = collections.Counter()
         for path in (self.root / "outbox").glob("*/*.jsonl"):
-            for line in path.read_text().splitlines():
+            for line in outbox_lines(path):
                 m = json.loads(line)
                 occasion = m["occasion"].rsplit("#", 1)[0] if m.get("step") else m["occasion"]
                 counts[(m["campaign"], m["contact_id"], occasion, m.get("step"))] += 1

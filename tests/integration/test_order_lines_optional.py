@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from pipelines.demo.sample_data import generate_landing
+from senders.outbox import outbox_lines
 from tests.conftest import isolate
 
 END = dt.date(2026, 3, 31)
@@ -40,7 +41,7 @@ def night(root, mp, order_lines: bool):
     messages = sorted(
         (path.name, line)
         for path in (workspace.outbox / END.isoformat()).glob("*.jsonl")
-        for line in path.read_text(encoding="utf-8").splitlines()
+        for line in outbox_lines(path)
         if '"step": "cross_sell"' not in line
     )
     return workspace, view, decisions, messages

@@ -11,7 +11,7 @@ from models.manifest import load_manifest
 from models.programs import campaigns_from_manifest
 from models.settings import load_settings
 from senders.ledger import Ledger, send_id
-from senders.outbox import OutboxSender
+from senders.outbox import OutboxSender, outbox_lines
 from tests.support.decisions import decide_to_send_everyone
 from tests.support.scenario import D, suppress, write_all
 
@@ -27,7 +27,7 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
     # in flight; another went in flight but was never written.
     kept, lost = sent[0], sent[1]
     path = workspace.outbox / D / "birthday.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = outbox_lines(path)
     path.write_text("".join(line + "\n" for line in lines if lost["send_id"] not in line))
     with connect(workspace.warehouse) as con:
         con.execute(

@@ -396,11 +396,10 @@ def run_outbox(messages: int, kills: int, seed: int) -> Outcome:
         runs, mid_send = _kill_and_finish(root, env, "outbox", kills, rng, window)
         assert _unfinished(root) == 0, "the ledger holds messages that never went"
         _check_journey_state(root, messages)
+        from senders.outbox import outbox_lines
+
         path = root / "outbox" / DAY.isoformat() / "chaos.jsonl"
-        lines = [
-            (line["contact_id"], line["step"])
-            for line in map(json.loads, path.read_text().splitlines())
-        ]
+        lines = [(line["contact_id"], line["step"]) for line in map(json.loads, outbox_lines(path))]
     per_contact = collections.Counter(lines)
     duplicates = sum(count - 1 for count in per_contact.values())
     return Outcome("outbox", messages, runs, mid_send, duplicates, messages - len(per_contact))

@@ -63,7 +63,8 @@ def stored(landing: Path) -> list[dict]:
     return [
         json.loads(line)
         for path in sorted((landing / EVENTS_FOLDER).glob("*.jsonl"))
-        for line in path.read_text().splitlines()
+        for line in path.read_text(encoding="utf-8").split("\n")
+        if line
     ]
 
 
