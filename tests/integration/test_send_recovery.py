@@ -6,13 +6,12 @@ import datetime as dt
 
 from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
-from models.campaigns import Campaign
 from models.manifest import load_manifest
 from models.programs import campaigns_from_manifest
 from models.settings import load_settings
 from senders.ledger import Ledger, send_id
 from senders.outbox import OutboxSender, outbox_lines
-from tests.support.decisions import decide_to_send_everyone
+from tests.support.decisions import NEWS, decide_to_send_everyone
 from tests.support.scenario import D, suppress, write_all
 
 
@@ -51,10 +50,7 @@ def test_pending_rows_are_settled_from_the_outbox_and_nothing_is_duplicated(work
 
 
 def test_a_message_in_flight_when_decided_and_found_unsent_goes_in_the_same_run(workspace):
-    campaign = Campaign(
-        name="news", cohort="cohort_news", template_id="d-1", subject="News",
-        from_email="hello@shop.example.com", occasion_column="edition",
-    )  # fmt: skip
+    campaign = NEWS
     day = dt.date.fromisoformat(D)
     with connect(workspace.warehouse) as con:
         ensure_schema(con)

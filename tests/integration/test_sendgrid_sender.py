@@ -11,12 +11,11 @@ import pytest
 
 from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
-from models.campaigns import Campaign
 from models.settings import load_settings
 from senders.base import Message, batches
 from senders.outbox import OutboxSender, outbox_lines
 from senders.sendgrid import SendGridSender
-from tests.support.decisions import decide_to_send_everyone
+from tests.support.decisions import NEWS, decide_to_send_everyone
 from tests.support.landing import land_events
 from tests.support.scenario import NEXT_DAY, D, suppress, write_all
 from tests.support.sendgrid_server import SendGridTestServer
@@ -61,15 +60,7 @@ def sender(server, waits):
 def test_a_cohort_s_text_and_numbers_reach_sendgrid_as_the_warehouse_holds_them(workspace, server):
     """NaN and infinities, which JSON cannot spell, arrive as null (json.dumps wrote `NaN`,
     which SendGrid's parser refuses, and the strict server too now)."""
-    news = Campaign(
-        name="news",
-        cohort="cohort_news",
-        template_id="d-1",
-        subject="News",
-        from_email="hello@shop.example.com",
-        occasion_column="edition",
-        template_data=("greeting", "score"),
-    )
+    news = dataclasses.replace(NEWS, template_data=("greeting", "score"))
     greeting = 'Zoë Ångström 🎂 \U0001d518 "hi" \\ tab\t line\u2028 end'
     with connect(workspace.warehouse) as con:
         ensure_schema(con)

@@ -6,6 +6,17 @@ import duckdb
 
 from models.campaigns import Campaign
 
+# A one-shot campaign over main.cohort_news, which a test builds itself (contact_id, email,
+# first_name, last_name, edition as the occasion, as_of_date); dataclasses.replace for more.
+NEWS = Campaign(
+    name="news",
+    cohort="cohort_news",
+    template_id="d-1",
+    subject="News",
+    from_email="hello@shop.example.com",
+    occasion_column="edition",
+)
+
 
 def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     """The table dbt's send_decisions would hold if every cohort member were due its message

@@ -10,27 +10,19 @@ import pytest
 
 from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
-from models.campaigns import Campaign
 from models.settings import load_settings
 from senders.base import BatchOutcome, Message, batches
 from senders.delivery import Delivery, SendSummary
 from senders.ledger import SENDABLE_STATUSES, STATUSES, Ledger
 from senders.sendgrid import SendGridSender
 from senders.settlement import Settled, settle_in_flight
-from tests.support.decisions import decide_to_send_everyone
+from tests.support.decisions import NEWS, decide_to_send_everyone
 from tests.support.landing import land_events
 from tests.support.sendgrid_server import SendGridTestServer
 
 DAY = "2025-11-20"
 TONIGHT = dt.date.fromisoformat(DAY)
-CAMPAIGN = Campaign(
-    name="news",
-    cohort="cohort_news",
-    template_id="d-1",
-    subject="News",
-    from_email="hello@shop.example.com",
-    occasion_column="edition",
-)
+CAMPAIGN = NEWS
 
 
 def cohort(workspace, size: int, bad: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from decimal import Decimal
@@ -9,20 +10,12 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from models.campaigns import Campaign
 from pipelines.send_test import test_messages as send_test_messages
 from senders.messages import build_message
+from tests.support.decisions import NEWS
 
 TOKEN = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
-CAMPAIGN = Campaign(
-    name="news",
-    cohort="cohort_news",
-    template_id="d-1",
-    subject="News",
-    from_email="hello@shop.example.com",
-    occasion_column="edition",
-    template_data=("token", "total", "ratio", "score", "items"),
-)
+CAMPAIGN = dataclasses.replace(NEWS, template_data=("token", "total", "ratio", "score", "items"))
 MEMBER = {
     "contact_id": "c1",
     "email": "c1@example.com",
