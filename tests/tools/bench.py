@@ -613,7 +613,7 @@ def _scale_lines(name, contacts, history, nights, floor_seconds, cohorts, agree)
         f"{mark(history.peak_mb <= TARGETS['history_mb'])}",
         "  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in history.stages.items()),
         f"  raw load: ingest {history.stages['ingest']:.1f} s, DuckDB's typed CSV load of the same "
-        f"files {f_load:.1f} s: {load_ratio:.1f} x (target <= {TARGETS['load_ratio']}) "
+        f"files {f_load:.1f} s: {load_ratio:.2f} x (target <= {TARGETS['load_ratio']}) "
         f"{mark(load_ratio <= TARGETS['load_ratio'], name)}",
         f"nightly run       {night.wall:8.1f} s  {night.rows / night.wall:>11,.0f} rows/s  "
         f"peak {night.peak_mb:,.0f} MB   target <= {TARGETS['nightly_s']:.0f} s "
