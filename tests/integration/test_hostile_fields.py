@@ -7,7 +7,6 @@ rest of its batch goes.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import random
@@ -21,6 +20,7 @@ from senders.dispatch import variant_batches
 from senders.ledger import Ledger
 from senders.sendgrid import MAX_REQUEST_BYTES, SendGridSender
 from tests.support.landing import contact, order, write_folder
+from tests.support.messages import message
 from tests.support.scenario import D, write_all
 from tests.support.sendgrid_server import SendGridTestServer
 
@@ -32,23 +32,6 @@ DAY = dt.date.fromisoformat(D)
 def server():
     with SendGridTestServer(api_key=API_KEY) as running:
         yield running
-
-
-def message(n: int, **fields) -> Message:
-    base = Message(
-        send_id=f"send-{n}",
-        campaign="loyalty",
-        contact_id=f"c{n}",
-        occasion="2025-11-20",
-        to_email=f"person{n}@example.com",
-        to_name=f"Person {n}",
-        template_id="d-10000000000000000000000000000001",
-        subject="Thank you",
-        from_email="hello@shop.example.com",
-        from_name="Shop",
-        data={"first_name": f"Person {n}"},
-    )
-    return dataclasses.replace(base, **fields)
 
 
 def deliver(workspace, server, messages: list[Message]) -> tuple[SendSummary, dict[str, str]]:

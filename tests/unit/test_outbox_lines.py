@@ -8,6 +8,7 @@ import json
 from assets.ingest.erasure_outbox import erase_in_outbox
 from senders.base import Message
 from senders.outbox import OutboxSender
+from tests.support.messages import message as a_message
 
 DAY = dt.date(2025, 11, 20)
 # what json.dumps(ensure_ascii=False) leaves as it is, and str.splitlines breaks a line at
@@ -15,17 +16,11 @@ SEPARATORS = "a\u2028b\u2029c\x85d"
 
 
 def message(n: int) -> Message:
-    return Message(
-        send_id=f"send-{n}",
+    return a_message(
+        n,
         campaign="news",
-        contact_id=f"c{n}",
-        occasion="first",
         to_email=f"c{n}@example.com",
         to_name=f"N{SEPARATORS}",
-        template_id="d-1",
-        subject="News",
-        from_email="hello@shop.example.com",
-        from_name="Shop",
         data={"note": SEPARATORS},
     )
 
