@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     )
     sendgrid_requests_at_once: int = setting(
         "NIGHTJAR_SENDGRID_REQUESTS_AT_ONCE",
-        8,
+        16,
         "mail-send requests out at once (each up to 1,000 messages): one at a time, a send "
         "waits for each answer, a tenth of a second or more from SendGrid",
         must_be="a whole number from 1 to 32",
