@@ -1,6 +1,6 @@
 """A send writes the cohort's and the journey's state over a connection of its own, beside the
-ledger's rows (senders/dispatch.py): its timestamps must be written in the send's time zone,
-which is a connection's own setting in DuckDB, not in the machine's."""
+ledger's rows (senders/dispatch.py): both before the first message leaves, and its timestamps
+in the send's time zone, which is a connection's own setting in DuckDB, not the machine's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import datetime as dt
 
 import duckdb
 
+from assets.sends.campaigns import send_campaign
+from assets.shared.warehouse import connect, ensure_schema
+from models.settings import load_settings
 from senders.dispatch import _own_connection
+from senders.outbox import OutboxSender
+from tests.support.decisions import NEWS, decide_to_send_everyone
+
+TONIGHT = dt.date(2025, 11, 20)
 
 
 def test_the_state_s_own_connection_writes_times_in_the_send_s_zone():
@@ -22,3 +29,38 @@ def test_the_state_s_own_connection_writes_times_in_the_send_s_zone():
     own.close()
     (entered_at,) = con.execute("select entered_at from instances").fetchone()
     assert entered_at == dt.datetime(2026, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+
+def test_the_cohort_s_membership_and_the_ledger_s_rows_are_in_before_the_first_message_leaves(
+    workspace,
+):
+    """Both are written at once, by two threads; the first message must find both done."""
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            "create or replace table main.cohort_news as select printf('C%05d', i) as contact_id, "
+            "printf('c%05d@example.com', i) as email, 'N' as first_name, 'M' as last_name, "
+            "'first' as edition, date '2025-11-20' as as_of_date from range(3000) as t(i)"
+        )
+        decide_to_send_everyone(con, NEWS)
+    found_by_the_first_request = []
+
+    class Watched(OutboxSender):
+        def send_batch(self, business_date, messages):
+            if not found_by_the_first_request:
+                # the send's own database, as another connection of the process sees it
+                with connect(workspace.warehouse) as look:
+                    found_by_the_first_request.append(
+                        look.execute(
+                            "select (select count(*) from nightjar.cohort_membership "
+                            "where cohort = 'cohort_news' and business_date = date '2025-11-20'), "
+                            "(select count(*) from nightjar.send_ledger "
+                            "where business_date = date '2025-11-20')"
+                        ).fetchall()[0]
+                    )
+            return super().send_batch(business_date, messages)
+
+    settings = load_settings()
+    summary = send_campaign(NEWS, TONIGHT, settings, Watched(settings.outbox))
+    assert summary.sent == 3000
+    assert found_by_the_first_request == [(3000, 3000)]
