@@ -1,7 +1,8 @@
 """Journeys through an operator's mistakes and crashes between nights (docs/contract.md §11,
 §15), through the real `nightjar` CLI and the outbox: an older state restored, a state lost
-with several nights in the outbox, a run killed after the journey's state was written and
-before its messages left, a step renamed mid-journey. Found by an attack on the journeys.
+with several nights in the outbox, a run killed after the journey's state or its ledger rows
+were written (either without the other) and before its messages left, a step renamed
+mid-journey. Found by an attack on the journeys.
 
 A generated landing (600 contacts, 60 days to 2026-03-10), a baseline on 2026-03-03, then one
 folder a night."""
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from models.settings import DBT_PROJECT_DIR
@@ -27,17 +29,31 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHTJAR = [sys.executable, "-m", "pipelines.cli"]
-# A run killed (SIGKILL) right after it wrote one journey's state, before its messages left.
-KILLED_AFTER_STATE = """
-import os, signal, sys
+# A run killed (SIGKILL) right after it wrote one journey's state or its ledger rows, before its
+# messages left: the two are written at once by two threads (senders/dispatch.py), so the
+# other is held back until the kill, and either may be in without the other.
+KILLED_AFTER = """
+import os, signal, sys, threading
 import senders.dispatch as dispatch
-record = dispatch.record_journey_state
-def record_then_die(con, journey, day):
-    written = record(con, journey, day)
-    if journey.name == os.environ["KILL_AFTER_STATE"]:
+from senders.ledger import Ledger
+journey, first = os.environ["KILL_JOURNEY"], os.environ["KILL_AFTER"]
+record_state, plan = dispatch.record_journey_state, Ledger.plan_frame
+def record_state_then_die(con, campaign, day):
+    if campaign.name == journey and first == "ledger":
+        threading.Event().wait(60)
+    written = record_state(con, campaign, day)
+    if campaign.name == journey:
         os.kill(os.getpid(), signal.SIGKILL)
     return written
-dispatch.record_journey_state = record_then_die
+def plan_then_die(self, frame, day, channel, status="planned", error=None):
+    ours = status == "planned" and frame.height > 0 and frame["campaign"][0] == journey
+    if ours and first == "state":
+        threading.Event().wait(60)
+    plan(self, frame, day, channel, status, error)
+    if ours:
+        os.kill(os.getpid(), signal.SIGKILL)
+dispatch.record_journey_state = record_state_then_die
+Ledger.plan_frame = plan_then_die
 from pipelines.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -63,11 +79,12 @@ class Installation:
             env["NIGHTJAR_DBT_PROJECT_DIR"] = str(self.project)
         return env
 
-    def nightjar(self, *args: str, kill_after_state: str | None = None):
+    def nightjar(self, *args: str, kill_after: tuple[str, str] | None = None):
+        """`kill_after`: (journey, "state" or "ledger"), see KILLED_AFTER."""
         command, env = [*NIGHTJAR, *args], self.env()
-        if kill_after_state:
-            command = [sys.executable, "-c", KILLED_AFTER_STATE, *args]
-            env["KILL_AFTER_STATE"] = kill_after_state
+        if kill_after:
+            command = [sys.executable, "-c", KILLED_AFTER, *args]
+            env["KILL_JOURNEY"], env["KILL_AFTER"] = kill_after
         return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
 
     def night(self, day: str, *flags: str, **kwargs):
@@ -84,6 +101,15 @@ class Installation:
                 occasion = m["occasion"].rsplit("#", 1)[0] if m.get("step") else m["occasion"]
                 counts[(m["campaign"], m["contact_id"], occasion, m.get("step"))] += 1
         return counts
+
+    def instances(self, journey: str) -> list[tuple]:
+        """The journey's instances in the state, as they stand (but when they were written)."""
+        with duckdb.connect(str(self.root / "state.duckdb"), read_only=True) as con:
+            return con.execute(
+                "select * exclude (updated_at) from journey_instances where journey = ? "
+                "order by all",
+                [journey],
+            ).fetchall()
 
     def copy(self, root: Path, project: Path | None = None) -> Installation:
         shutil.copytree(self.root, root)
@@ -141,9 +167,10 @@ def test_a_lost_state_beside_several_outbox_nights_is_named_and_a_baseline_goes_
     assert baseline.returncode == 0, baseline.stdout[-2000:]
 
 
+@pytest.mark.parametrize("first", ["state", "ledger"])
 @pytest.mark.parametrize("journey", ["vip", "first_purchase_followup"])
-def test_a_run_killed_after_the_journey_state_still_sends_the_last_step_once(
-    after_0306, tmp_path, journey
+def test_a_run_killed_after_the_journey_state_or_its_ledger_rows_still_sends_each_step_once(
+    after_0306, tmp_path, journey, first
 ):
     reference = after_0306.copy(tmp_path / "reference")
     assert reference.night("2026-03-07").returncode == 0
@@ -151,12 +178,13 @@ def test_a_run_killed_after_the_journey_state_still_sends_the_last_step_once(
     assert any(key[3] for key in expected), f"{journey} sends a step on 2026-03-07"
 
     crashed = after_0306.copy(tmp_path / "crashed")
-    killed = crashed.night("2026-03-07", kill_after_state=journey)
+    killed = crashed.night("2026-03-07", kill_after=(journey, first))
     assert killed.returncode == -signal.SIGKILL
     assert crashed.night("2026-03-07").returncode == 0
     sent = crashed.sent()
     assert expected <= set(sent), sorted(expected - set(sent))
     assert max(sent.values()) == 1
+    assert crashed.instances(journey) == reference.instances(journey)
 
 
 def test_a_step_renamed_mid_journey_blocks_the_night_until_released(after_0306, tmp_path):
