@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from models.campaigns import Campaign
+from models.privacy import mask_emails_in
 from models.settings import Settings
 from senders.base import Message, Sender, batches
 from senders.channels import one_click
@@ -74,8 +75,14 @@ def send_decided(
             state = sender.records_sends and aside.submit(
                 _record_state, _own_connection(con), campaign, day
             )
-            _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
-            ledger.plan_frame(planned, day, sender.channel)
+            try:
+                _record_kept_decisions(ledger, campaign, candidates, day, sender.channel)
+                ledger.plan_frame(planned, day, sender.channel)
+            except Exception as error:
+                if state and (also := state.exception()) is not None:  # told, not lost
+                    what = mask_emails_in(f"{type(also).__name__}: {also}")
+                    error.add_note(f"The cohort's or the journey's state failed too: {what}")
+                raise
             if state:
                 state.result()
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pytest
 
 from assets.sends.campaigns import send_campaign
 from assets.shared.warehouse import connect, ensure_schema
 from models.settings import load_settings
+from senders import dispatch
 from senders.dispatch import _own_connection
+from senders.ledger import Ledger
 from senders.outbox import OutboxSender
 from tests.support.decisions import NEWS, decide_to_send_everyone
 
@@ -64,3 +67,33 @@ def test_the_cohort_s_membership_and_the_ledger_s_rows_are_in_before_the_first_m
     summary = send_campaign(NEWS, TONIGHT, settings, Watched(settings.outbox))
     assert summary.sent == 3000
     assert found_by_the_first_request == [(3000, 3000)]
+
+
+def test_when_the_ledger_s_rows_and_the_state_both_fail_both_errors_are_told(
+    workspace, monkeypatch
+):
+    with connect(workspace.warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            "create or replace table main.cohort_news as select 'C1' as contact_id, "
+            "'c1@example.com' as email, 'N' as first_name, 'M' as last_name, "
+            "'first' as edition, date '2025-11-20' as as_of_date"
+        )
+        decide_to_send_everyone(con, NEWS)
+
+    def membership_fails(*args):
+        raise RuntimeError("the membership's disk is full")
+
+    def ledger_fails(*args, **kwargs):
+        raise RuntimeError("the ledger's disk is full")
+
+    monkeypatch.setattr(dispatch, "record_membership", membership_fails)
+    monkeypatch.setattr(Ledger, "plan_frame", ledger_fails)
+    settings = load_settings()
+    with pytest.raises(RuntimeError, match="the ledger's disk is full") as raised:
+        send_campaign(NEWS, TONIGHT, settings, OutboxSender(settings.outbox))
+    assert raised.value.__notes__ == [
+        "The cohort's or the journey's state failed too: "
+        "RuntimeError: the membership's disk is full"
+    ]
+    assert not list(settings.outbox.rglob("*.jsonl"))  # nothing left
