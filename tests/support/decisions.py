@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
+from assets.shared.warehouse import connect, ensure_schema
 from models.campaigns import Campaign
 
 # A one-shot campaign over main.cohort_news, which a test builds itself (contact_id, email,
@@ -52,3 +55,22 @@ def decide_to_send_everyone(con: duckdb.DuckDBPyConnection, campaign: Campaign) 
         from {members}
         """
     )
+
+
+def news_cohort(warehouse: Path, size: int, bad: str | None = None, day: str = "2025-11-20"):
+    """main.cohort_news of `size` members C00000.. (c00000@example.com..), each due NEWS on
+    `day`; member 3's address is `bad` when given."""
+    with connect(warehouse) as con:
+        ensure_schema(con)
+        con.execute(
+            """
+            create or replace table main.cohort_news as
+            select printf('C%05d', i) as contact_id,
+                   case when i = 3 and ? is not null then ? else printf('c%05d@example.com', i)
+                   end as email,
+                   'N' as first_name, 'M' as last_name, 'first' as edition, ?::date as as_of_date
+            from range(?) as t(i)
+            """,
+            [bad, bad, day, size],
+        )
+        decide_to_send_everyone(con, NEWS)

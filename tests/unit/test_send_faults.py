@@ -16,30 +16,13 @@ from senders.delivery import Delivery, SendSummary
 from senders.ledger import SENDABLE_STATUSES, STATUSES, Ledger
 from senders.sendgrid import SendGridSender
 from senders.settlement import Settled, settle_in_flight
-from tests.support.decisions import NEWS, decide_to_send_everyone
+from tests.support.decisions import NEWS, news_cohort
 from tests.support.landing import land_events
 from tests.support.sendgrid_server import SendGridTestServer
 
 DAY = "2025-11-20"
 TONIGHT = dt.date.fromisoformat(DAY)
 CAMPAIGN = NEWS
-
-
-def cohort(workspace, size: int, bad: str | None = None) -> None:
-    with connect(workspace.warehouse) as con:
-        ensure_schema(con)
-        con.execute(
-            """
-            create or replace table main.cohort_news as
-            select printf('C%05d', i) as contact_id,
-                   case when i = 3 and ? is not null then ? else printf('c%05d@example.com', i)
-                   end as email,
-                   'N' as first_name, 'M' as last_name, 'first' as edition, ?::date as as_of_date
-            from range(?) as t(i)
-            """,
-            [bad, bad, DAY, size],
-        )
-        decide_to_send_everyone(con, CAMPAIGN)
 
 
 def send(workspace, server, at_once: int = 1):
@@ -78,7 +61,7 @@ def test_after_a_lost_answer_is_settled_the_rest_of_the_campaign_goes(
     workspace, events_to, monkeypatch
 ):
     monkeypatch.setenv("NIGHTJAR_SETTLE_WAIT_SECONDS", "5")
-    cohort(workspace, 2500)
+    news_cohort(workspace.warehouse, 2500)
     with SendGridTestServer("SG.key", on_accept=events_to) as server:
         server.drop_next(processed=True)
         summary = send(workspace, server)
@@ -88,7 +71,7 @@ def test_after_a_lost_answer_is_settled_the_rest_of_the_campaign_goes(
 
 
 def test_without_events_a_lost_batch_stays_pending_and_the_rest_goes(workspace):
-    cohort(workspace, 2500)
+    news_cohort(workspace.warehouse, 2500)
     with SendGridTestServer("SG.key") as server:
         server.drop_next(processed=True)
         summary = send(workspace, server)
@@ -101,7 +84,7 @@ def test_without_events_a_lost_batch_stays_pending_and_the_rest_goes(workspace):
 
 
 def test_three_lost_answers_in_a_row_stop_the_send_and_the_rest_waits(workspace):
-    cohort(workspace, 4500)
+    news_cohort(workspace.warehouse, 4500)
     with SendGridTestServer("SG.key") as server:
         server.drop_next(3, processed=True)
         summary = send(workspace, server)
@@ -112,7 +95,7 @@ def test_three_lost_answers_in_a_row_stop_the_send_and_the_rest_waits(workspace)
 
 
 def test_four_requests_out_at_once_send_each_message_once_and_record_each_answer(workspace):
-    cohort(workspace, 9500)
+    news_cohort(workspace.warehouse, 9500)
     with SendGridTestServer("SG.key", answer_after=0.2) as server:
         summary = send(workspace, server, at_once=4)
     assert server.most_at_once == 4
@@ -122,7 +105,7 @@ def test_four_requests_out_at_once_send_each_message_once_and_record_each_answer
 
 
 def test_a_request_refused_while_others_are_out_is_halved_and_each_message_goes_once(workspace):
-    cohort(workspace, 4500)
+    news_cohort(workspace.warehouse, 4500)
     with SendGridTestServer("SG.key", answer_after=0.05) as server:
         server.fail_next(400)  # no field named: one of the first four, halved
         summary = send(workspace, server, at_once=4)
@@ -133,7 +116,7 @@ def test_a_request_refused_while_others_are_out_is_halved_and_each_message_goes_
 
 
 def test_a_refusal_of_every_request_stops_the_send_and_the_answers_out_are_recorded(workspace):
-    cohort(workspace, 9000)
+    news_cohort(workspace.warehouse, 9000)
     with SendGridTestServer("SG.key", answer_after=0.05) as server:
         # a revoked key, for the first of four requests out (whichever reaches the server
         # first: four leave together)
@@ -147,7 +130,7 @@ def test_a_refusal_of_every_request_stops_the_send_and_the_answers_out_are_recor
 
 
 def test_an_address_sendgrid_refuses_is_refused_for_good(workspace):
-    cohort(workspace, 5, bad="bad address@example.com")
+    news_cohort(workspace.warehouse, 5, bad="bad address@example.com")
     with SendGridTestServer("SG.key") as server:
         first = send(workspace, server)
         second = send(workspace, server)

@@ -10,13 +10,13 @@ import duckdb
 import pytest
 
 from assets.sends.campaigns import send_campaign
-from assets.shared.warehouse import connect, ensure_schema
+from assets.shared.warehouse import connect
 from models.settings import load_settings
 from senders import dispatch
 from senders.dispatch import _own_connection
 from senders.ledger import Ledger
 from senders.outbox import OutboxSender
-from tests.support.decisions import NEWS, decide_to_send_everyone
+from tests.support.decisions import NEWS, news_cohort
 
 TONIGHT = dt.date(2025, 11, 20)
 
@@ -38,14 +38,7 @@ def test_the_cohort_s_membership_and_the_ledger_s_rows_are_in_before_the_first_m
     workspace,
 ):
     """Both are written at once, by two threads; the first message must find both done."""
-    with connect(workspace.warehouse) as con:
-        ensure_schema(con)
-        con.execute(
-            "create or replace table main.cohort_news as select printf('C%05d', i) as contact_id, "
-            "printf('c%05d@example.com', i) as email, 'N' as first_name, 'M' as last_name, "
-            "'first' as edition, date '2025-11-20' as as_of_date from range(3000) as t(i)"
-        )
-        decide_to_send_everyone(con, NEWS)
+    news_cohort(workspace.warehouse, 3000)
     found_by_the_first_request = []
 
     class Watched(OutboxSender):
@@ -72,14 +65,7 @@ def test_the_cohort_s_membership_and_the_ledger_s_rows_are_in_before_the_first_m
 def test_when_the_ledger_s_rows_and_the_state_both_fail_both_errors_are_told(
     workspace, monkeypatch
 ):
-    with connect(workspace.warehouse) as con:
-        ensure_schema(con)
-        con.execute(
-            "create or replace table main.cohort_news as select 'C1' as contact_id, "
-            "'c1@example.com' as email, 'N' as first_name, 'M' as last_name, "
-            "'first' as edition, date '2025-11-20' as as_of_date"
-        )
-        decide_to_send_everyone(con, NEWS)
+    news_cohort(workspace.warehouse, 1)
 
     def membership_fails(*args):
         raise RuntimeError("the membership's disk is full")
