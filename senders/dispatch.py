@@ -69,8 +69,8 @@ def send_decided(
         """What the night records before any message leaves (by a thread of its own, while
         Python builds the messages)."""
         # The cohort's and the journey's state are written beside the ledger's rows, over a
-        # connection of their own (other tables; DuckDB takes both at once): each took about
-        # 0.8 and 2.5 s of a send of 200,000, one after the other (docs/performance.md).
+        # connection of their own (other tables; DuckDB takes both at once): one after the
+        # other, they took about 0.8 and 2.5 s of a send of 200,000 (docs/performance.md).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightjar-state") as aside:
             state = sender.records_sends and aside.submit(
                 _record_state, _own_connection(con), campaign, day
