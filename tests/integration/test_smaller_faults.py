@@ -23,9 +23,10 @@ from pipelines.cli import main
 from pipelines.run import _instance, project_settings
 from senders.sendgrid import SendGridSender
 from tests.integration.test_sendgrid_sender import message
+from tests.support import decisions
 from tests.support.scenario import NEXT_DAY, D, write_all, write_next_day
 from tests.support.sendgrid_server import SendGridTestServer
-from tests.unit.test_send_faults import CAMPAIGN, cohort, statuses
+from tests.unit.test_send_faults import CAMPAIGN, statuses
 
 # -- the CLI's Dagster instance has the project's settings ----------------------------------
 
@@ -124,8 +125,8 @@ def test_a_killed_nights_dbt_folder_goes_after_a_day_a_running_nights_stays(tmp_
 
 
 def news_cohort(workspace, size: int, deliver_within: dt.timedelta | None = None) -> None:
-    """test_send_faults' cohort of `size`, every member due; all to leave within a time."""
-    cohort(workspace, size)
+    """The news cohort of `size`, every member due; all to leave within a time."""
+    decisions.news_cohort(workspace.warehouse, size)
     if deliver_within is not None:
         with connect(workspace.warehouse) as con:
             con.execute(
