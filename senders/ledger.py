@@ -80,13 +80,14 @@ def send_id(campaign: str, contact_id: str, occasion: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# `error`: why a row is held out or skipped (a planned row has none)
 _PLAN = """
 insert into nightjar.send_ledger (
     send_id, campaign, contact_id, occasion, business_date, channel, status, attempts,
-    created_at, updated_at, variant, send_at, step
+    error, created_at, updated_at, variant, send_at, step
 )
-select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0, now(), now(),
-    variant, send_at, step
+select send_id, campaign, contact_id, occasion, $day, $channel, $status, 0, $error, now(),
+    now(), variant, send_at, step
 from planned_rows
 {on_conflict}
 """
@@ -203,10 +204,9 @@ class Ledger:
                     "select (select count(*) from planned_rows join nightjar.send_ledger "
                     "using (send_id)) + count(*) - count(distinct send_id) from planned_rows"
                 ).fetchone()
-                params = {"day": business_date, "channel": channel, "status": status}
-                on_conflict = ""
-                if known:
-                    on_conflict, params["error"] = _KEEP_ALL_BUT_SENDABLE, error
+                params = {"day": business_date, "channel": channel}
+                params |= {"status": status, "error": error}
+                on_conflict = _KEEP_ALL_BUT_SENDABLE if known else ""
                 self.con.execute(_PLAN.format(on_conflict=on_conflict), params)
         finally:
             self.con.unregister("planned_rows")

@@ -47,9 +47,13 @@ def test_a_reentry_within_the_cool_down_is_skipped_not_delayed(workspace):
     assert decisions(workspace, "loyalty") == {"vip": "cooling_down"}
     assert workspace.outbox_lines("2025-01-03", "loyalty") == []
     assert workspace.outbox_lines("2025-01-04", "loyalty") == []
+    # the ledger says why, from the night it was passed over
     assert workspace.query(
-        "select occasion, status from nightjar.send_ledger order by occasion"
-    ) == [("2025-01-01", "accepted"), ("2025-01-03", "skipped")]
+        "select occasion, status, error from nightjar.send_ledger order by occasion"
+    ) == [
+        ("2025-01-01", "accepted", None),
+        ("2025-01-03", "skipped", "due within 90 days of another"),
+    ]
 
 
 @pytest.mark.slow  # 4 nights: make test-slow keeps make test within ten minutes
@@ -92,9 +96,9 @@ def test_the_control_group_is_recorded_and_never_messaged(workspace, monkeypatch
     assert messaged == {c["contact_id"] for c in contacts} - held
     assert set(
         workspace.query(
-            "select contact_id, status from nightjar.send_ledger where status <> 'accepted'"
+            "select contact_id, status, error from nightjar.send_ledger where status <> 'accepted'"
         )
-    ) == {(c, "held_out") for c in held}
+    ) == {(c, "held_out", "in the campaign's control group") for c in held}
     # Held out for good: a re-run does not message them either.
     assert workspace.run(day) == 0
     assert {m["contact_id"] for m in workspace.outbox_lines(day, "loyalty")} == messaged

@@ -184,13 +184,14 @@ def test_messages_carry_template_and_personal_data_intact(first_night):
 
 def test_ledger_records_every_message_as_sent(first_night):
     rows = first_night.query(
-        "select campaign, status, count(*) from nightjar.send_ledger group by all order by 1"
+        "select campaign, status, error, count(*) from nightjar.send_ledger group by all order by 1"
     )
     assert rows == [
-        ("birthday", "accepted", 3),
-        ("first_purchase_followup", "skipped", 1),  # too late: nothing sent
-        ("loyalty", "accepted", 2),
-        ("winback", "accepted", 2),
+        ("birthday", "accepted", None, 3),
+        # too late: nothing sent, and the ledger says why
+        ("first_purchase_followup", "skipped", "too_late: more than max_late_days overdue", 1),
+        ("loyalty", "accepted", None, 2),
+        ("winback", "accepted", None, 2),
     ]
     assert first_night.query(
         "select contact_id, occasion, step from nightjar.send_ledger "
