@@ -286,13 +286,19 @@ def _time(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "none"
 
 
+# The statuses whose ledger note says what went wrong; the others' says why (held out,
+# skipped, withdrawn, baseline), which no reader should take for a fault.
+_FAULT_STATUSES = ("in_flight", "failed", "refused", "abandoned")
+
+
 def _ledger_line(row: Mapping[str, Any]) -> str:
     if row.get("status") is None:
         return "nothing recorded for this occasion"
-    error = mask_emails_in(" ".join(str(row.get("error") or "").split()))
+    note = mask_emails_in(" ".join(str(row.get("error") or "").split()))
+    told = "error" if row["status"] in _FAULT_STATUSES else "reason"
     return (
         f"{row['status']}, {row.get('attempts') or 0} attempt(s), business date "
-        f"{row['ledger_date']}" + (f", error: {error}" if error else ", no error")
+        f"{row['ledger_date']}" + (f", {told}: {note}" if note else ", no error")
     )
 
 
@@ -319,7 +325,8 @@ def _explain_history(
     lines = [
         heading,
         f"  (send_decisions holds the decisions of {published or 'no night'} now: for {day}, "
-        "what the cohort history and the send ledger kept; a reason not to message is not kept)",
+        "what the cohort history and the send ledger kept; of the reasons not to message, "
+        "the ledger keeps a hold-out's and a skip's alone)",
     ]
     members = dict(
         con.execute(

@@ -80,7 +80,7 @@ def send_id(campaign: str, contact_id: str, occasion: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-# `error`: why a row is held out or skipped (a planned row has none)
+# `error`: why a row is held out, skipped or a baseline's (a planned row has none)
 _PLAN = """
 insert into nightjar.send_ledger (
     send_id, campaign, contact_id, occasion, business_date, channel, status, attempts,

@@ -145,7 +145,11 @@ def test_explain_says_each_campaigns_decision_for_a_contact_and_why(night, capsy
     assert code == 0 and "  winback: held out\n" in out
     assert "reason: in the campaign's control group" in out
     assert "send_decisions: decision holdout, variant none, send time none" in out
-    assert "ledger: held_out, 0 attempt(s)" in out
+    # the ledger's note on a hold-out is its reason, not an error
+    assert (
+        "ledger: held_out, 0 attempt(s), business date 2025-11-20, "
+        "reason: in the campaign's control group\n"
+    ) in out
 
     code, out, _ = explain(capsys, "lapsed_00")
     assert "  winback: suppressed\n" in out
