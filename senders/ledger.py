@@ -204,8 +204,7 @@ class Ledger:
                     "select (select count(*) from planned_rows join nightjar.send_ledger "
                     "using (send_id)) + count(*) - count(distinct send_id) from planned_rows"
                 ).fetchone()
-                params = {"day": business_date, "channel": channel}
-                params |= {"status": status, "error": error}
+                params = dict(day=business_date, channel=channel, status=status, error=error)
                 on_conflict = _KEEP_ALL_BUT_SENDABLE if known else ""
                 self.con.execute(_PLAN.format(on_conflict=on_conflict), params)
         finally:
