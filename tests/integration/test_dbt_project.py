@@ -1,27 +1,37 @@
-"""The dbt project's own tests: unit tests of the tricky rules, and its lint."""
+"""The dbt project's own tests: unit tests of the tricky rules, its data tests' reach, and its
+lint."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from models.manifest import dbt_executable
 from models.settings import DBT_PROJECT_DIR
 
+Dbt = Callable[..., subprocess.CompletedProcess]
+DEFAULT_VARS = "{as_of_date: '2026-01-01'}"
 
-def test_dbt_unit_tests_pass(tmp_path):
+
+@pytest.fixture(scope="module")
+def empty_build(tmp_path_factory) -> tuple[Dbt, Path]:
+    """dbt over a warehouse whose tables exist and are empty, and that warehouse."""
     # Unit tests need the sources to exist as relations, so build against an empty warehouse.
     from assets.shared.warehouse import connect, ensure_schema
 
-    warehouse = tmp_path / "unit.duckdb"
+    warehouse = tmp_path_factory.mktemp("dbt") / "unit.duckdb"
     with connect(warehouse) as con:
         ensure_schema(con)
 
-    def dbt(*args: str) -> subprocess.CompletedProcess:
+    def dbt(*args: str, dbt_vars: str = DEFAULT_VARS) -> subprocess.CompletedProcess:
         return subprocess.run(
             [
                 dbt_executable(), *args, "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--vars", "{as_of_date: '2026-01-01'}",
+                "--vars", dbt_vars,
                 "--target-path", f"target/unit-{os.getpid()}",
             ],
             cwd=DBT_PROJECT_DIR,
@@ -36,7 +46,39 @@ def test_dbt_unit_tests_pass(tmp_path):
     # incremental models (and the views they read) empty first.
     created = dbt("run", "--empty", "--select", "+config.materialized:incremental")
     assert created.returncode == 0, created.stdout[-3000:]
+    return dbt, warehouse
+
+
+def test_dbt_unit_tests_pass(empty_build):
+    dbt, _ = empty_build
     completed = dbt("build")
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert "46 unit tests" in completed.stdout
     assert "ERROR=0" in completed.stdout
+
+
+def test_an_incremental_night_checks_the_keys_it_wrote_against_the_whole_table(empty_build):
+    """int_orders_resolved's key, tested on an incremental night for the orders that night
+    wrote (ten million keys a night at a million contacts were a second of every night): an
+    older copy of one of them fails it; a repeat among older rows alone is a full build's to
+    find."""
+    from assets.shared.warehouse import connect
+
+    dbt, warehouse = empty_build
+    with connect(warehouse) as con:
+        con.execute(
+            "insert into build.int_orders_resolved (order_id, written_on) values "
+            "('tonight', '2026-01-01'), ('tonight', '2025-12-30'), "
+            "('older', '2025-12-29'), ('older', '2025-12-30'), ('once', '2026-01-01')"
+        )
+    tonight = dbt(
+        "test", "--select", "int_orders_resolved",
+        dbt_vars="{as_of_date: '2026-01-01', incremental_since: '2025-12-31'}",
+    )  # fmt: skip
+    assert tonight.returncode == 1, tonight.stdout[-3000:]
+    assert "Failure in test unique_together_int_orders_resolved_order_id" in tonight.stdout
+    assert "Got 1 result, configured to fail if != 0" in tonight.stdout, tonight.stdout[-3000:]
+
+    full = dbt("test", "--select", "int_orders_resolved")
+    assert full.returncode == 1, full.stdout[-3000:]
+    assert "Got 2 results, configured to fail if != 0" in full.stdout, full.stdout[-3000:]

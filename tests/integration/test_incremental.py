@@ -44,6 +44,7 @@ TABLES = {
 }
 # Bookkeeping of the incremental nights, which a full build cannot know: left out
 BOOKKEEPING = {
+    "build.int_orders_resolved": "exclude (written_on)",
     "build.int_orders_attributed": "exclude (changed_on, contact_id_before)",
     "build.int_order_lines": "exclude (changed_on, contact_id_before)",
     "build.int_order_lines_resolved": "exclude (written_on)",
