@@ -46,7 +46,7 @@ latest as (
 
 select
     latest.*,
-    -- the date of the build that wrote the row: the unique test of a night checks the keys
-    -- it wrote (a second a night over ten million orders at a million contacts, all of them)
+    -- the date of the build that wrote the row: an incremental night's test of the key
+    -- checks the orders it wrote, not all ten million at a million contacts (a second)
     {{ as_of_date() }} as written_on
 from latest
