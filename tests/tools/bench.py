@@ -498,9 +498,10 @@ SENDGRID_ANSWER_S = 0.1
 SENDS = (("sendgrid", 0.0), ("sendgrid", SENDGRID_ANSWER_S), ("outbox", 0.0))
 
 
-# A send's figure moves by a quarter from one run to the next on this shared two-core machine
-# (the local SendGrid server takes one of them): each channel is timed this many times, from
-# copies of one cohort, and its median judged.
+# One run of a send moved by a quarter from one hour to the next on this shared two-core
+# machine (the local SendGrid server takes one of the cores), and by a few percent within an
+# hour: each channel is timed this many times, from copies of one cohort, and its median
+# judged. That steadies a figure within its hour, not from one hour to the next.
 SEND_RUNS = 3
 
 
