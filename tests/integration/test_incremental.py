@@ -268,6 +268,32 @@ def test_a_folder_completing_late_makes_the_next_night_rebuild_whole(nights):
     ) == [(1,)]
 
 
+@pytest.mark.slow  # a night on the module's nights: make test-slow
+def test_an_upgrade_that_changed_the_models_rebuilds_them_whole(nights):
+    """A warehouse built by an earlier release: its int_orders_resolved has no written_on
+    (8d59fca added it) and the build state names that release's models. The first night of
+    this one rebuilds the incremental models whole, the new column in them, rather than
+    failing on a table whose columns changed."""
+    from assets.shared.warehouse import connect
+
+    ws, _, _, _, _ = nights
+    day = END + dt.timedelta(days=2)  # a date no other test of the module runs
+    for landed in (END + dt.timedelta(days=1), day):  # no gap, whichever tests ran before
+        if not (ws.landing / landed.isoformat()).exists():
+            write_folder(ws.landing, landed.isoformat())
+    with connect(ws.warehouse) as con:
+        con.execute("alter table build.int_orders_resolved drop column written_on")
+        con.execute("update nightjar_build.dbt_build_state set models_fingerprint = 'earlier'")
+    assert ws.run(day.isoformat()) == 0
+    assert _state(ws) == (False, day, day)
+    # every order written by this night's whole build, none kept from the earlier release's
+    [(orders, written_tonight)] = ws.query(
+        "select count(*), count(*) filter (where written_on = ?) from build.int_orders_resolved",
+        [day],
+    )
+    assert orders > 0 and written_tonight == orders
+
+
 def test_the_fingerprint_follows_the_macros_the_models_call():
     from assets.warehouse.publish import models_fingerprint
     from models.manifest import load_manifest
