@@ -2,21 +2,24 @@
     the columns (one integer a row, where a concatenation builds a string a row), then exactly,
     among the few rows whose hash repeats: a collision of the hash alone never fails it.
 
-    With `recent_rows` (a condition; empty for every row) and `recent_by` (a column), only
-    the rows sharing a `recent_by` value with a row matching the condition are checked,
-    against every row of the table: an incremental model's keys written tonight, and any
-    older copy of them a faulty delete left. -#}
-{% test unique_together(model, columns, recent_by=none, recent_rows=none) %}
-    {%- if recent_rows and not recent_by %}
-        {{ exceptions.raise_compiler_error("unique_together: recent_rows needs recent_by, the column shared by a row and its older copies") }}
+    For an incremental model, `written_on` (the column holding the business date of the
+    build that wrote a row) and `recent_by` (a column a row shares with its older copies): on
+    an incremental night (var incremental_since set) only the rows sharing a `recent_by`
+    value with a row written since the last build are checked, against every row of the
+    table: tonight's keys, and any older copy of them a faulty delete left. A full build
+    checks every row. -#}
+{% test unique_together(model, columns, recent_by=none, written_on=none) %}
+    {%- if written_on and not recent_by %}
+        {{ exceptions.raise_compiler_error("unique_together: written_on needs recent_by, the column shared by a row and its older copies") }}
     {%- endif %}
     {%- set key = columns | join(', ') %}
+    {%- set since = var('incremental_since', none) if written_on else none %}
     with checked as (
         select * from {{ model }}
-        {%- if recent_rows %}
+        {%- if since %}
             where {{ recent_by }} in (
                 select recent.{{ recent_by }} from {{ model }} as recent
-                where {{ recent_rows }}
+                where recent.{{ written_on }} > cast('{{ since }}' as date)
             )
         {%- endif %}
     ),
