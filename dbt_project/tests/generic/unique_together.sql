@@ -2,8 +2,8 @@
     the columns (one integer a row, where a concatenation builds a string a row), then exactly,
     among the few rows whose hash repeats: a collision of the hash alone never fails it.
 
-    For an incremental model, `written_on` (the column holding the business date of the
-    build that wrote a row) and `recent_by` (a column a row shares with its older copies): on
+    Given `written_on`, the column holding the business date of the build that wrote a row,
+    and `recent_by`, a column a row shares with its older copies (an incremental model's): on
     an incremental night (var incremental_since set) only the rows sharing a `recent_by`
     value with a row written since the last build are checked, against every row of the
     table: tonight's keys, and any older copy of them a faulty delete left. A full build
@@ -13,13 +13,13 @@
         {{ exceptions.raise_compiler_error("unique_together: written_on needs recent_by, the column shared by a row and its older copies") }}
     {%- endif %}
     {%- set key = columns | join(', ') %}
-    {%- set since = var('incremental_since', none) if written_on else none %}
+    {%- set windowed = written_on and var('incremental_since', none) is not none %}
     with checked as (
         select * from {{ model }}
-        {%- if since %}
+        {%- if windowed %}
             where {{ recent_by }} in (
                 select recent.{{ recent_by }} from {{ model }} as recent
-                where recent.{{ written_on }} > cast('{{ since }}' as date)
+                where recent.{{ written_on }} > {{ incremental_since_date() }}
             )
         {%- endif %}
     ),
