@@ -3,10 +3,12 @@
     DuckDB: each order's SKUs as a sorted list, its pairs unnested: a full build would
     otherwise hold every line of a year twice in a join (past DuckDB's gigabyte at M). The
     list is built as one string an order, split again: DuckDB's list aggregate over the 9.5 M
-    orders of a full build at M took 12 s, its string_agg 4.6 s (the pairs 10 s against 19 to
-    22 s, the same rows). The separator, the unit separator (U+001F), is a control character,
-    which no SKU holds (the extracts' checks refuse it: models/extracts.py). Elsewhere: the
-    lines joined to themselves, which a distributed engine spreads over its workers. -#}
+    orders of a full build at M took 12 s, its string_agg 4.6 s (the pairs alone 10 s against
+    19 to 22 s, the whole model 15.5 s against 24.7 s, the same rows). The separator, the unit
+    separator (U+001F), is a control character, which no SKU holds (the extracts' checks
+    refuse it: models/extracts.py); the SKUs must not be null (string_agg skips a null).
+    Elsewhere: the lines joined to themselves, which a distributed engine spreads over its
+    workers. -#}
 {% macro sku_pairs(basket_lines) -%}
     {{ return(adapter.dispatch('sku_pairs', 'nightjar')(basket_lines)) }}
 {%- endmacro %}
