@@ -128,8 +128,8 @@ def _read_together(
     """Files with the same header line as one frame, split again by file; {} when polars
     does not read them as one row for each line after each header."""
     rows = [data_rows(data) for _, data, _ in files]
-    # One copy of the chunk's bytes (up to 128 MB): each file's rows are a view of its bytes,
-    # a line feed added after a last line without one.
+    # One copy of the chunk's bytes (as many as the ingest puts in a chunk): each file's rows
+    # are a view of its bytes, a line feed added after a last line without one.
     parts = [header, b"\n"]
     for _, data, _ in files:
         parts.append(memoryview(data)[len(header) + 1 :])

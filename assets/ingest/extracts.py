@@ -55,10 +55,8 @@ from senders.lock import SendLockTimeout, send_lock
 # catch-up is a handful of statements. Bounded by bytes above all, as a day's size varies:
 # a small retailer's year of folders is one chunk (31 folders a chunk made the checks'
 # fixed cost a quarter of the XS history's ingest; its peak went from 0.76 to 0.95 GB).
-# 128 MB, not 64: at a million contacts half as many chunks, each commit (with DuckDB's
-# checkpoint) 0.3 s against 0.4 s, and 5 to 7 s less CPU over 73 days; the M history's
-# ingest took 171 s against 210 s, its peak 2.3 GB against 1.8 GB, one run each
-# (docs/performance.md).
+# 128 MB, not 64: half as many commits (each a DuckDB checkpoint) and less CPU; the M
+# history's ingest 171 s against 210 s, its peak 2.3 GB against 1.8 GB (docs/performance.md).
 FOLDERS_PER_CHUNK = 366
 BYTES_PER_CHUNK = 128 * 1024 * 1024
 
