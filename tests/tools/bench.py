@@ -42,7 +42,7 @@ COHORTS = ("cohort_birthday", "cohort_loyalty", "journey_winback")
 STARTUP, DBT_STARTUP = "start-up (Python, Dagster)", "start-up (dbt)"
 # What the dbt step does once its last node is done: the build's figures measured, its tables
 # copied to `main`, the models' and tests' records stored by Dagster. It grows with the
-# published tables (about 5 s of copies at M), so it is not dbt's start-up.
+# published tables, so it is not dbt's start-up.
 PUBLISH = "publish"
 JOURNEYS = "journeys (models and sends)"
 # What was bought, will be bought and is worth (issue 17): its dbt folders' models

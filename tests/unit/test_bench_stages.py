@@ -1,5 +1,5 @@
-"""The bench's split of the dbt step: what follows its last node is publishing, not dbt's
-start-up (at M it is about 5 s of copies into `main`)."""
+"""The bench's split of the dbt step: what follows its last node is publishing (the copies
+into `main`, which grow with the contacts), not dbt's start-up."""
 
 from tests.tools.bench import split_dbt_step
 
