@@ -313,14 +313,15 @@ def _stages(env: dict[str, str], wall: float) -> dict[str, float]:
         if key.startswith("raw__"):
             stages["ingest"] += seconds
         elif key == "warehouse_models":
-            models = _dbt_model_seconds(run.run_id)
+            results = _dbt_results()  # run_results.json, read once for both below
+            models = _dbt_model_seconds(results)
             stages["dbt"] += models.get("other", 0.0)
             stages[INTELLIGENCE] += sum(models.get(f, 0.0) for f in INTELLIGENCE_FOLDERS)
             stages["cohorts and decisions"] += models.get("cohorts", 0.0)
             stages["cohorts and decisions"] += models.get("decisions", 0.0)
             stages[JOURNEYS] += models.get("journeys", 0.0)
             startup, published = split_dbt_step(
-                seconds, ended[key], sum(models.values()), _last_node_end()
+                seconds, ended[key], sum(models.values()), _last_node_end(results)
             )
             stages[DBT_STARTUP] += startup
             stages[PUBLISH] += published
@@ -380,10 +381,11 @@ def _dbt_results() -> list[tuple[str, dict]]:
     return results
 
 
-def _dbt_model_seconds(run_id: str) -> dict[str, float]:
-    """Seconds dbt spent per model folder (cohorts, decisions, ...) in this run's build."""
+def _dbt_model_seconds(results: list[tuple[str, dict]]) -> dict[str, float]:
+    """Seconds dbt spent per model folder (cohorts, decisions, ...) in the build's
+    `results` (_dbt_results)."""
     folders: dict[str, float] = {}
-    for folder, result in _dbt_results():
+    for folder, result in results:
         folders[folder] = folders.get(folder, 0.0) + result["execution_time"]
     return folders
 
@@ -401,11 +403,11 @@ def _intelligence_spans() -> list[tuple[float, float]]:
     return spans
 
 
-def _last_node_end() -> float | None:
-    """When the latest build's last node completed, in epoch seconds (None: no results)."""
+def _last_node_end(results: list[tuple[str, dict]]) -> float | None:
+    """When the build's last node completed, in epoch seconds (None: no results)."""
     ends = [
         _epoch(timing["completed_at"])
-        for _, result in _dbt_results()
+        for _, result in results
         for timing in result.get("timing", [])
         if timing.get("completed_at")
     ]
