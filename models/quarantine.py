@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.backends.polars.checks import PolarsCheckBackend
+from pandera.constants import CHECK_OUTPUT_KEY
 
 from models.extracts import (
     NO_CONTROL_CHARACTERS,
@@ -66,6 +69,14 @@ def shown(column: str, value: str | None) -> str | None:
     return value
 
 
+def contract_schema(spec: ExtractSpec, base_currency: str) -> pa.DataFrameSchema:
+    """The pandera schema an extract's rows are checked against."""
+    schema = spec.model.to_schema()
+    if spec.name == "orders":
+        schema = schema.update_column("currency", checks=[currency_check(base_currency)])
+    return schema
+
+
 def validate(
     frame: pl.DataFrame, spec: ExtractSpec, base_currency: str, max_bad_share: float
 ) -> Checked:
@@ -73,13 +84,13 @@ def validate(
     emptied, a row with a bad required value is set aside, both recorded for the quarantine
     table; a file with more than `max_bad_share` of its rows in trouble fails the night."""
     _duplicate_keys(frame, spec)
-    schema = spec.model.to_schema()
-    if spec.name == "orders":
-        schema = schema.update_column("currency", checks=[currency_check(base_currency)])
+    schema = contract_schema(spec, base_currency)
     beside = [c for c in spec.timestamps if parsed_column(c) in frame.columns]
     known = {c: frame[parsed_column(c)] for c in beside}
     try:
         with instants_parsed(known):
+            if _every_check_passes(frame, schema):
+                return Checked(frame, pl.DataFrame(schema=QUARANTINE_SCHEMA))
             schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = _cases(errors, frame).filter(pl.col("schema_context") == "Column")
@@ -106,6 +117,54 @@ def validate(
     _refuse_files_over_threshold(frame, cases, spec, max_bad_share)
     _refuse_erasures_set_aside(frame, cases, spec)
     return Checked(_kept(frame, cases), _quarantine_rows(cases))
+
+
+def _every_check_passes(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> bool:
+    """Whether every row passes the schema, asked of polars at once: each column's checks as
+    pandera builds them, collected together on every core. pandera's own validation runs
+    them one at a time and collects each twice (its output, then whether it passed): 3.7 s
+    against 2.4 s over the M landing's 73 days. It is what names the failures, so False
+    (or a schema or check this does not read) leaves the frame to it."""
+    if schema.checks or schema.unique or any(c.regex or c.unique for c in schema.columns.values()):
+        return False
+    lazy, verdicts = frame.lazy(), []
+    for name, column in schema.columns.items():
+        typed = column.dtype is None or frame.schema.get(name) == column.dtype.type
+        if name not in frame.columns or not typed:
+            return False  # missing, or of another type: pandera says which
+        if not column.nullable:
+            verdicts.append(lazy.select(pl.col(name).is_not_null().all()))
+        for check in column.checks:
+            output = _check_output(check, lazy, name)
+            if output is None or output is False:
+                return False
+            if output is not True:
+                # as pandera's postprocessing reads a check's output: a null passes when
+                # the check ignores them, fails otherwise
+                passed = pl.col(CHECK_OUTPUT_KEY).fill_null(check.ignore_na)
+                verdicts.append(output.select(passed.all()))
+    try:
+        return all(verdict.item() for verdict in pl.collect_all(verdicts))
+    except pl.exceptions.PolarsError:
+        return False  # a check that fails to run is a failure pandera reports
+
+
+def _check_output(check: pa.Check, lazy: pl.LazyFrame, column: str) -> pl.LazyFrame | bool | None:
+    """A column check's output (a column of booleans, or one), not collected, as pandera's
+    polars backend makes it; None when this cannot tell (another backend, a check that
+    warns, one that raises). Like pandera's Check.__call__, a built-in check's function is
+    looked up again first: the one the schema was built with may predate the registration
+    of its polars version."""
+    builtin = getattr(check._check_fn, "__name__", None)
+    if builtin is not None and check.is_builtin_check(builtin):
+        check._check_fn = check.get_builtin_check_fn(builtin)
+    backend = check.get_backend(lazy)
+    if not issubclass(backend, PolarsCheckBackend) or check.element_wise or check.raise_warning:
+        return None
+    try:
+        return backend(check).apply(PolarsData(lazy, column))
+    except Exception:  # pandera reports a check that raises as its failure
+        return None
 
 
 def _kept(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:

@@ -453,3 +453,31 @@ def test_each_loaded_row_keeps_its_own_instants_when_rows_are_set_aside(tmp_path
         texts = pl.Series([written[k][column] for k in loaded["order_id"]])
         assert loaded[column].to_list() == parse_instants(texts).to_list()
         assert loaded[column].null_count() == 0
+
+
+def test_addresses_in_urls_are_masked_in_the_rows_that_hold_them_and_no_other():
+    from models.extract_files import to_typed
+
+    def events(urls):
+        return pl.DataFrame(
+            {"event_timestamp": "2024-01-02T03:04:05Z", "value": "1", "page_url": urls},
+            schema_overrides={"page_url": pl.String},
+        )
+
+    urls = [
+        "https://shop.example/p/1",
+        "https://shop.example/u?email=jane.doe%40example.com&x=1",
+        None,
+        "mailto:bob@example.org",
+        "https://shop.example/p/2",
+    ]
+    typed = to_typed(events(urls), EXTRACTS["web_events"])
+    assert typed["page_url"].to_list() == [
+        "https://shop.example/p/1",
+        "https://shop.example/u?email=j***%40example.com&x=1",
+        None,
+        "mailto:b***@example.org",
+        "https://shop.example/p/2",
+    ]
+    plain = ["https://shop.example/p/1", None]
+    assert to_typed(events(plain), EXTRACTS["web_events"])["page_url"].to_list() == plain
