@@ -302,11 +302,9 @@ def load_extract(
                 "marked complete; the exporter must write all three files before _SUCCESS."
             )
         landed.append((folder, path))
-    frames = []
-    read = read_extract_files([path for _, path in landed], spec)
-    for (folder, path), frame in zip(landed, read, strict=True):
+    frames = read_extract_files([path for _, path in landed], spec)
+    for (folder, path), frame in zip(landed, frames, strict=True):
         _check_file_level(folder, path, frame, spec, crm_snapshot)
-        frames.append(frame.with_columns(pl.lit(folder.business_date).alias("business_date")))
     if not frames:  # no folder, or none holding an optional extract
         return Checked(
             pl.DataFrame(),
@@ -314,7 +312,8 @@ def load_extract(
                 schema={"business_date": pl.Date, "extract": pl.String, **QUARANTINE_SCHEMA}
             ),
         )
-    landed_rows = _with_instants_parsed(pl.concat(frames, how="vertical"), spec)
+    dates = [folder.business_date for folder, _ in landed]
+    landed_rows = _with_instants_parsed(_with_business_dates(frames, dates), spec)
     checked = validate(landed_rows, spec, base_currency, max_bad_share)
     dates = {
         str(f.extract_file(spec.name)): f.business_date
@@ -327,6 +326,15 @@ def load_extract(
         pl.all(),
     )
     return Checked(to_typed(checked.frame, spec), quarantine)
+
+
+def _with_business_dates(frames: list[pl.DataFrame], dates: list) -> pl.DataFrame:
+    """The files' rows one after the other, each with its folder's business_date: one
+    column for them all, where a column added to each file's frame took a fifth of the
+    checks of a small retailer's history (730 folders, 2,920 files)."""
+    which = np.repeat(np.arange(len(frames)), [frame.height for frame in frames])
+    date = pl.Series("business_date", dates, pl.Date).gather(which)
+    return pl.concat(frames, how="vertical").rechunk().with_columns(date)
 
 
 def _require_no_rows_promised(folder: LandingFolder, spec: ExtractSpec) -> None:
