@@ -312,14 +312,9 @@ def load_extract(
                 schema={"business_date": pl.Date, "extract": pl.String, **QUARANTINE_SCHEMA}
             ),
         )
-    dates = [folder.business_date for folder, _ in landed]
-    landed_rows = _with_instants_parsed(_with_business_dates(frames, dates), spec)
-    checked = validate(landed_rows, spec, base_currency, max_bad_share)
-    dates = {
-        str(f.extract_file(spec.name)): f.business_date
-        for f in folders
-        if f.extract_file(spec.name)
-    }
+    dated = _with_business_dates(frames, [folder.business_date for folder, _ in landed])
+    checked = validate(_with_instants_parsed(dated, spec), spec, base_currency, max_bad_share)
+    dates = {str(path): folder.business_date for folder, path in landed}
     quarantine = checked.quarantine.select(
         pl.col("source_file").replace_strict(dates, return_dtype=pl.Date).alias("business_date"),
         pl.lit(spec.name).alias("extract"),
