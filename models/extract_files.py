@@ -8,6 +8,7 @@ refused before loading.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -323,13 +324,13 @@ def load_extract(
     return Checked(to_typed(checked.frame, spec), quarantine)
 
 
-def _with_business_dates(frames: list[pl.DataFrame], dates: list) -> pl.DataFrame:
+def _with_business_dates(frames: list[pl.DataFrame], dates: list[date]) -> pl.DataFrame:
     """The files' rows one after the other, each with its folder's business_date: one
     column for them all, where a column added to each file's frame took a fifth of the
     checks of a small retailer's history (730 folders, 2,920 files)."""
     which = np.repeat(np.arange(len(frames)), [frame.height for frame in frames])
-    date = pl.Series("business_date", dates, pl.Date).gather(which)
-    return pl.concat(frames, how="vertical").rechunk().with_columns(date)
+    business_date = pl.Series("business_date", dates, pl.Date).gather(which)
+    return pl.concat(frames, how="vertical").rechunk().with_columns(business_date)
 
 
 def _require_no_rows_promised(folder: LandingFolder, spec: ExtractSpec) -> None:
