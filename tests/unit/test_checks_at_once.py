@@ -11,30 +11,16 @@ import pytest
 
 from models.extracts import EXTRACTS
 from models.quarantine import _every_check_passes, contract_schema
+from tests.support.landing import contact, event, line, order
 
 INSTANT = "2024-01-02T03:04:05Z"
+# One good row of each extract, as cleaned text (no empty value: cleaning makes it null).
 GOOD = {
-    "crm_contacts": {
-        "contact_id": "c1", "email": "ann@example.com", "first_name": "Ann",
-        "last_name": "Lee", "birth_date": "1990-02-03", "country": "GB",
-        "timezone": "Europe/London", "email_opt_in": "true", "created_at": INSTANT,
-        "updated_at": INSTANT, "is_deleted": "false",
-    },
-    "orders": {
-        "order_id": "o1", "contact_id": "c1", "email": "ann@example.com",
-        "ordered_at": INSTANT, "updated_at": INSTANT, "status": "completed",
-        "currency": "USD", "total_amount": "12.50",
-    },
-    "web_events": {
-        "event_id": "e1", "event_timestamp": INSTANT, "event_name": "page_view",
-        "anonymous_id": "a1", "contact_id": "c1", "page_url": "https://shop.example/p?q=1",
-        "sku": "SKU-1", "value": "3.5",
-    },
-    "order_lines": {
-        "order_id": "o1", "line_id": "1", "sku": "SKU-1", "product_name": "Mug",
-        "category": "Home", "quantity": "2", "unit_price": "4.25",
-    },
-}  # fmt: skip
+    "crm_contacts": contact("c1", birth_date="1990-02-03"),
+    "orders": order("o1", "c1", INSTANT, "12.50", email="ann@example.com"),
+    "web_events": event("e1", "a1", INSTANT, contact_id="c1", sku="SKU-1", value="3.5"),
+    "order_lines": line("o1", "1", "SKU-1", "2", "4.25"),
+}
 # Each kind of value some column refuses, and some that every column takes.
 VALUES = [
     None, "", "x", "x\x00", "x\u200b", "x\u2028", "x\ty", "ne\u200cw", "x" * 255,
