@@ -368,7 +368,7 @@ def test_parse_instants_reads_any_text_as_parse_timestamp_does():
 
 
 # Files as exporters write them, each valid: the files of a chunk are read together
-# (models/extract_files.read_extract_files) and must come out as each read alone.
+# (models/extract_files.read_extract_chunk) and must come out as each read alone.
 _HEADER = ",".join(ORDER_COLUMNS)
 _ROW = "o{n},c{n},,2025-06-0{d}T10:00:00Z,2025-06-0{d}T10:00:00Z,completed,USD,1{n}.50"
 _VALID_FILES = {
@@ -406,7 +406,34 @@ def test_the_files_of_a_chunk_read_together_come_out_as_each_read_alone(tmp_path
 
     same_header = [(p, *checked_csv_bytes(p)) for p in (paths[0], paths[1], paths[8])]
     header = same_header[0][1].split(b"\n", 1)[0]
-    assert set(_read_together(header, same_header, spec)) == {paths[0], paths[1], paths[8]}
+    read = _read_together(header, same_header, spec)
+    assert read is not None and read[1] == [3, 1, 1]
+
+
+@pytest.mark.parametrize("files", ["one header", "several headers"])
+def test_a_chunk_of_files_comes_out_as_its_files_read_alone_one_after_the_other(tmp_path, files):
+    """read_extract_chunk: one frame for a chunk's files, each file's rows counted; the files
+    sharing a header are one polars read, taken as it is."""
+    from models.extract_files import read_extract_chunk, read_extract_file
+
+    spec = EXTRACTS["orders"]
+    texts = list(_VALID_FILES.values())
+    if files == "one header":
+        same = ("plain", "no last line break", "blank and empty rows", "another plain")
+        texts = [_VALID_FILES[name] for name in same]
+    paths = []
+    for i, text in enumerate(texts):
+        path = tmp_path / f"2025-06-{i + 1:02d}" / "orders.csv"
+        path.parent.mkdir()
+        path.write_bytes(text.encode())
+        paths.append(path)
+    frame, rows = read_extract_chunk(paths, spec)
+    alone = [read_extract_file(path, spec) for path in paths]
+    assert frame.equals(pl.concat(alone))
+    assert rows == [each.height for each in alone]
+    assert frame["source_file"].to_list() == [
+        str(path) for path, each in zip(paths, alone, strict=True) for _ in range(each.height)
+    ]
 
 
 def test_a_broken_file_among_others_is_named_as_when_read_alone(tmp_path):
