@@ -4,8 +4,10 @@ plain reading line by line would."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,3 +69,17 @@ def test_a_line_short_of_a_field_is_named_among_quoted_commas_and_blank_lines():
     assert refused_line(data, 3) == 7
     assert refused_line(data.replace(b"8,9\n", b"8,9,0\n"), 3) is None
     assert refused_line(b'a,b,c\n"x,y",3\n', 3) == 2  # two commas, one of them quoted
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_every_short_line_of_quotes_and_commas_among_many_is_refused_as_line_by_line(width):
+    """Among many lines the commas inside quotes are counted by arrays, where the quotes
+    are as an export writes them; any line of up to six of `a`, `,` and `"` (open quotes,
+    quotes inside values, doubled ones) must still be refused, or not, as line by line."""
+    plain = ",".join(["p"] * width)
+    for length in range(7):
+        for chars in itertools.product('a,"', repeat=length):
+            line = "".join(chars)
+            text = "\n".join(["h" + ",h" * (width - 1), *[plain] * 70, line, *[plain] * 3])
+            data = (text + "\r\n").encode()
+            assert refused_line(data, width) == line_by_line(data, width), line
