@@ -239,10 +239,10 @@ _FEW_LINES = 64  # lines of a block counted one by one (a 64 MB line: no offset 
 
 
 def _lines_to_read(data: bytes, width: int) -> Iterator[tuple[int, str]]:
-    """(number from 1, text) of the lines after the header that hold a quote or other than
-    `width - 1` commas, in order, without their line feed; more of them when that is
-    quicker (a block of lines most of which hold quotes, as an export quoting every field
-    writes, is given whole)."""
+    """(number from 1, text) of the lines after the header whose fields the counts do not
+    settle, in order, without their line feed: other than `width - 1` commas, or quotes
+    (but those _unsettled_quoted_lines settles); more of them when that is quicker (a
+    block of lines most of which are unsettled is given whole)."""
     first_number, start = 1, 0
     while start < len(data):
         # a block ends after a line feed (or with the file): its lines are whole
