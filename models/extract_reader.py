@@ -253,25 +253,23 @@ def _lines_to_read(data: bytes, width: int) -> Iterator[tuple[int, str]]:
         # line i of the block lies between bounds i and i + 1 (a feed, or the file's end)
         last = [] if len(feeds) and feeds[-1] == len(text) - 1 else [len(text)]
         bounds = np.concatenate(([-1], feeds, last)).astype(np.int64)
-
-        def per_line(byte: bytes, text=text, bounds=bounds, start=start) -> np.ndarray:
-            if len(bounds) <= _FEW_LINES:  # a few long lines: counted in place, no array
-                lines = zip(bounds[:-1] + start + 1, bounds[1:] + start, strict=True)
-                return np.array([data.count(byte, a, b) for a, b in lines])
-            # each line's count in one pass (a line's sum takes in its line feed, which is
-            # neither byte), as bytes summed into 32-bit counts where a line cannot overflow
+        if len(bounds) <= _FEW_LINES:  # a few long lines: counted in place, no array
+            ranges = list(zip(bounds[:-1] + start + 1, bounds[1:] + start, strict=True))
+            odd = np.array([data.count(b",", a, b) for a, b in ranges]) != width - 1
+            if data.find(b'"', start, stop) >= 0:
+                odd |= np.array([data.count(b'"', a, b) for a, b in ranges]) > 0
+        else:
+            # each line's commas in one pass (a line's sum takes in its line feed, which is
+            # no comma), as bytes summed into 32-bit counts where a line cannot overflow
             # them: 1.6 times quicker than finding each comma's offset
-            hits = (text == ord(byte)).view(np.uint8)
+            hits = (text == ord(",")).view(np.uint8)
             sums = np.int32 if len(text) < 2**31 else np.int64
-            return np.add.reduceat(hits, bounds[:-1] + 1, dtype=sums)
-
-        commas = per_line(b",")
-        odd = commas != width - 1
-        if data.find(b'"', start, stop) >= 0:
-            if len(bounds) <= _FEW_LINES:
-                odd |= per_line(b'"') > 0
-            else:
-                quoted, unsettled = _unsettled_quoted_lines(text, feeds, bounds, commas, width)
+            commas = np.add.reduceat(hits, bounds[:-1] + 1, dtype=sums)
+            odd = commas != width - 1
+            if data.find(b'"', start, stop) >= 0:
+                quoted, unsettled = _unsettled_quoted_lines(
+                    text, feeds, bounds, hits, commas, width
+                )
                 odd = np.where(quoted, unsettled, odd)
         if first_number == 1:
             odd[0] = False  # the header
@@ -289,18 +287,23 @@ def _lines_to_read(data: bytes, width: int) -> Iterator[tuple[int, str]]:
 
 
 def _unsettled_quoted_lines(
-    text: np.ndarray, feeds: np.ndarray, bounds: np.ndarray, commas: np.ndarray, width: int
+    text: np.ndarray,
+    feeds: np.ndarray,
+    bounds: np.ndarray,
+    hits: np.ndarray,
+    commas: np.ndarray,
+    width: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Of a block's lines (`text` the block's bytes, `commas` each line's), those holding a
-    quote, and of these those not settled to hold `width` fields by their commas outside
-    quotes. A line is settled where every quote that opens a quoted field (the first, the
-    third... of its line) opens the line, or follows a comma or a quote (the second of a
-    doubled quote), and its quotes are even in number: there, the commas between the
-    first and second quote, the third and fourth... are those _QUOTED_FIELD takes away,
-    and the lines otherwise (a quote in the middle of a value, one left open) are read one
-    by one. One web event in fifty of the bench's holds a URL quoted for its comma: read
-    one by one, they made the count of a year of the S landing's web events 0.51 s, where
-    it takes 0.35 s so."""
+    """Of a block's lines (`text` the block's bytes, `hits` 1 at each comma, `commas` each
+    line's count of them), those holding a quote, and of these those not settled to hold
+    `width` fields by their commas outside quotes. A line is settled where every quote
+    that opens a quoted field (the first, the third... of its line) opens the line, or
+    follows a comma or a quote (the second of a doubled quote), and its quotes are even
+    in number: there, the commas between the first and second quote, the third and
+    fourth... are those _QUOTED_FIELD takes away, and the lines otherwise (a quote in the
+    middle of a value, one left open) are read one by one. One web event in fifty of the
+    bench's holds a URL quoted for its comma: read one by one, they made the count of a
+    year of the S landing's web events 0.51 s, where it takes 0.35 s so."""
     quotes = np.flatnonzero(text == ord('"'))
     line = np.searchsorted(feeds, quotes)  # each quote's line in the block
     first = np.searchsorted(line, line)  # the first quote of each one's line
@@ -317,7 +320,6 @@ def _unsettled_quoted_lines(
         spans = np.empty(2 * len(paired), np.int64)
         spans[0::2], spans[1::2] = quotes[paired] + 1, quotes[paired + 1]
         # an empty span's sum is the closing quote's own byte: no comma either
-        hits = (text == ord(",")).view(np.uint8)
         within = np.add.reduceat(hits, spans, dtype=np.int64)[0::2]
         np.add.at(inside, line[paired], within)
     quoted = held > 0
