@@ -191,17 +191,22 @@ def _dropping_out_alike(buyers: int, seed: int) -> pl.DataFrame:
             if rng.random() < 0.05:
                 break
             t += rng.exponential(1 / rate[i])
-    spend = [20 + (i % 7) * 3.0 if frequency[i] else None for i in range(buyers)]
+    # spends that vary, for Gamma-Gamma to fit as usual: this is BG/NBD's ridge alone
+    spend = rng.gamma(4.0, 10.0, buyers) * rng.gamma(3.0, 1 / 3.0, buyers)
+    spend = [round(float(spend[i]), 2) if frequency[i] else None for i in range(buyers)]
     return _buyers(
         [(f"c{i:03d}", frequency[i], recency[i], tenure[i], spend[i]) for i in range(buyers)]
     )
 
 
 def test_a_fit_whose_maximum_lies_at_infinity_gives_up_in_hundreds_of_steps():
-    """Nelder-Mead, where L-BFGS-B stops short, stops once it gains nothing: on this ridge it
-    used every one of its 40,000 evaluations without moving (14,898 steps, 6.7 s for these
-    300 buyers, and the time grows with the buyers' distinct histories)."""
+    """Nelder-Mead, where L-BFGS-B stops short, stops once it gains nothing: on BG/NBD's
+    ridge it used all of its 40,000 evaluations and gained 1e-6 (6,829 steps in all, 5.6 s
+    for these 300 buyers, and the time grows with the buyers' distinct histories); 678 now."""
     buyers = _dropping_out_alike(300, seed=0)
+    frequency, _, _, spend = clv_night._columns(buyers)
+    # the spend model fits these buyers as usual: the steps are BG/NBD's
+    assert clv_night.fit_gamma_gamma(frequency, spend).converged
     fit = fit_night(buyers, CALIBRATION_END, None, min_buyers=10)
     assert fit.status == clv_night.NOT_CONVERGED
-    assert fit.iterations < 3_000
+    assert fit.iterations < 2_000
