@@ -210,3 +210,14 @@ def test_a_fit_whose_maximum_lies_at_infinity_gives_up_in_hundreds_of_steps():
     fit = fit_night(buyers, CALIBRATION_END, None, min_buyers=10)
     assert fit.status == clv_night.NOT_CONVERGED
     assert fit.iterations < 2_000
+
+
+def test_after_a_good_night_such_a_fit_keeps_its_parameters_in_hundreds_of_steps(night):
+    """As on the sixth of six empty days after a short history: tonight's fit starts from
+    last night's parameters, runs off along the ridge, is fitted again from scratch, and the
+    night keeps last night's parameters."""
+    tonight = CALIBRATION_END + dt.timedelta(days=1)
+    kept = fit_night(_dropping_out_alike(300, seed=0), tonight, night, min_buyers=10)
+    assert kept.status == clv_night.KEPT and kept.warm_started
+    assert kept.parameters_from == CALIBRATION_END and kept.r == night.r
+    assert kept.iterations < 2_000
